@@ -1,0 +1,53 @@
+"""pixtral-deploy: Pixtral-12B behind an OpenAI-compatible vLLM endpoint, on the target the stack names."""
+
+import pulumi
+
+from pixtral_deploy.config import read_deployment, read_secrets, required_provider_setting
+from pixtral_deploy.spec import ConfigError, Deployment
+
+
+def deploy_aws(deployment: Deployment) -> dict:
+    from components.aws_vm import AwsGpuVm, AwsGpuVmArgs
+
+    secrets = read_secrets()
+    vm = AwsGpuVm("pixtral", AwsGpuVmArgs(deployment, api_key=secrets.api_key, hf_token=secrets.hf_token))
+    return {"endpoint": vm.endpoint, "apiKey": secrets.api_key, "instanceId": vm.instance_id,
+            "publicIp": vm.public_ip}
+
+
+def deploy_gcp(deployment: Deployment) -> dict:
+    from components.gcp_vm import GcpGpuVm, GcpGpuVmArgs
+
+    project = required_provider_setting("gcp", "project", "the GCP project to create the VM in")
+    zone = required_provider_setting("gcp", "zone", "a zone with the GPU, e.g. us-central1-a for nvidia-l4")
+    secrets = read_secrets()
+    vm = GcpGpuVm("pixtral", GcpGpuVmArgs(deployment, project=project, zone=zone, api_key=secrets.api_key,
+                                          hf_token=secrets.hf_token))
+    return {"endpoint": vm.endpoint, "apiKey": secrets.api_key, "instanceName": vm.instance_name,
+            "zone": zone, "publicIp": vm.public_ip}
+
+
+TARGETS = {"aws": deploy_aws, "gcp": deploy_gcp}
+
+
+def main() -> None:
+    try:
+        deployment = read_deployment()
+    except ConfigError as error:
+        # RunError: the CLI shows the message alone, without a Python stack trace.
+        raise pulumi.RunError(str(error)) from None
+    pulumi.log.info(deployment.describe())
+    for warning in deployment.warnings:
+        pulumi.log.warn(warning)
+    try:
+        outputs = TARGETS[deployment.target](deployment)
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from None
+    pulumi.export("target", deployment.target)
+    pulumi.export("model", deployment.server.served_model_name)
+    pulumi.export("baseUrl", pulumi.Output.concat(outputs["endpoint"], "/v1"))
+    for name, value in outputs.items():
+        pulumi.export(name, value)
+
+
+main()

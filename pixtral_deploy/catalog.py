@@ -1,0 +1,112 @@
+"""What the program knows about the hardware it rents and the models it serves.
+
+The numbers come from the clouds' instance-type pages and the models' cards. They feed two decisions: GPU sizing
+(tensor parallelism, bf16 or fp8, or a clear "does not fit") and the cold-start estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    memory_gb: float
+    # Ampere and newer run fp8 weights (Ampere through vLLM's weight-only Marlin kernels); Turing does not.
+    supports_fp8: bool
+
+
+GPUS: dict[str, Gpu] = {
+    gpu.name: gpu
+    for gpu in (
+        Gpu("nvidia-tesla-t4", 16, supports_fp8=False),
+        Gpu("nvidia-a10g", 24, supports_fp8=True),
+        Gpu("nvidia-l4", 24, supports_fp8=True),
+        Gpu("nvidia-l40s", 48, supports_fp8=True),
+        Gpu("nvidia-tesla-a100", 40, supports_fp8=True),
+        Gpu("nvidia-a100-80gb", 80, supports_fp8=True),
+        Gpu("nvidia-h100-80gb", 80, supports_fp8=True),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MachineType:
+    """A VM type with GPUs: what it carries and how fast it can fetch and read weights."""
+
+    cloud: str
+    name: str
+    gpu: str
+    gpu_count: int
+    network_gbps: float
+    # Local NVMe / local SSD in GB; 0 when the type has none (weights then live on a network volume).
+    local_nvme_gb: int = 0
+    # GCP G2/A2/A3 carry their GPUs in the machine type; N1 needs them attached (acceleratorType/Count).
+    accelerators_built_in: bool = True
+
+
+_AWS = "aws"
+_GCP = "gcp"
+
+MACHINE_TYPES: dict[str, MachineType] = {
+    m.name: m
+    for m in (
+        MachineType(_AWS, "g6e.xlarge", "nvidia-l40s", 1, network_gbps=20, local_nvme_gb=250),
+        MachineType(_AWS, "g6e.2xlarge", "nvidia-l40s", 1, network_gbps=20, local_nvme_gb=450),
+        MachineType(_AWS, "g6e.4xlarge", "nvidia-l40s", 1, network_gbps=20, local_nvme_gb=600),
+        MachineType(_AWS, "g6e.12xlarge", "nvidia-l40s", 4, network_gbps=100, local_nvme_gb=3800),
+        MachineType(_AWS, "g6.xlarge", "nvidia-l4", 1, network_gbps=10, local_nvme_gb=250),
+        MachineType(_AWS, "g6.2xlarge", "nvidia-l4", 1, network_gbps=10, local_nvme_gb=450),
+        MachineType(_AWS, "g6.12xlarge", "nvidia-l4", 4, network_gbps=40, local_nvme_gb=3760),
+        MachineType(_AWS, "g5.xlarge", "nvidia-a10g", 1, network_gbps=10, local_nvme_gb=250),
+        MachineType(_AWS, "g5.2xlarge", "nvidia-a10g", 1, network_gbps=10, local_nvme_gb=450),
+        MachineType(_AWS, "g5.12xlarge", "nvidia-a10g", 4, network_gbps=40, local_nvme_gb=3800),
+        MachineType(_AWS, "p4d.24xlarge", "nvidia-tesla-a100", 8, network_gbps=400, local_nvme_gb=8000),
+        MachineType(_AWS, "p5.48xlarge", "nvidia-h100-80gb", 8, network_gbps=3200, local_nvme_gb=30720),
+        MachineType(_GCP, "g2-standard-4", "nvidia-l4", 1, network_gbps=10),
+        MachineType(_GCP, "g2-standard-8", "nvidia-l4", 1, network_gbps=16),
+        MachineType(_GCP, "g2-standard-12", "nvidia-l4", 1, network_gbps=16),
+        MachineType(_GCP, "g2-standard-16", "nvidia-l4", 1, network_gbps=32),
+        MachineType(_GCP, "g2-standard-24", "nvidia-l4", 2, network_gbps=32),
+        MachineType(_GCP, "g2-standard-32", "nvidia-l4", 1, network_gbps=32),
+        MachineType(_GCP, "g2-standard-48", "nvidia-l4", 4, network_gbps=50),
+        MachineType(_GCP, "g2-standard-96", "nvidia-l4", 8, network_gbps=100),
+        MachineType(_GCP, "a2-highgpu-1g", "nvidia-tesla-a100", 1, network_gbps=24),
+        MachineType(_GCP, "a2-highgpu-2g", "nvidia-tesla-a100", 2, network_gbps=32),
+        MachineType(_GCP, "a2-ultragpu-1g", "nvidia-a100-80gb", 1, network_gbps=24, local_nvme_gb=375),
+        MachineType(_GCP, "a3-highgpu-8g", "nvidia-h100-80gb", 8, network_gbps=1000, local_nvme_gb=6000),
+        # N1 carries no GPU of its own: acceleratorType/acceleratorCount say what is attached.
+        MachineType(_GCP, "n1-standard-8", "nvidia-tesla-t4", 1, network_gbps=16, accelerators_built_in=False),
+        MachineType(_GCP, "n1-standard-16", "nvidia-tesla-t4", 1, network_gbps=32, accelerators_built_in=False),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Enough of a model's architecture to size it: weights and KV cache per token."""
+
+    name: str
+    parameters_billion: float
+    layers: int
+    kv_heads: int
+    head_dim: int
+    # Weights on disk, for download and load estimates (bf16 safetensors).
+    download_gb: float
+
+    def kv_cache_gb(self, tokens: int) -> float:
+        """KV cache for `tokens` tokens in bf16: keys and values, every layer, every KV head."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * 2 * tokens / 1e9
+
+
+MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        ModelInfo("mistralai/Pixtral-12B-2409", 12.4, layers=40, kv_heads=8, head_dim=128, download_gb=25.4),
+    )
+}
+
+
+def machine_types_for(cloud: str) -> list[MachineType]:
+    return [m for m in MACHINE_TYPES.values() if m.cloud == cloud]

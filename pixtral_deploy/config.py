@@ -1,0 +1,47 @@
+"""Reads the stack's configuration through Pulumi: the validated Deployment, and the secrets kept as Outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+from pulumi.runtime import config as runtime_config
+
+from .spec import NAMESPACE, ConfigError, Deployment, load_deployment, raw_config_from
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secrets stay Pulumi secrets end to end; they never enter the (printable) Deployment."""
+
+    api_key: pulumi.Output[str]
+    hf_token: pulumi.Output[str] | None
+
+
+def _namespace_keys(namespace: str) -> list[str]:
+    """Every key set in the namespace, so a misspelt key is reported instead of silently ignored."""
+    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{namespace}:"
+    return sorted(name[len(prefix):] for name in names if name.startswith(prefix))
+
+
+def read_deployment() -> Deployment:
+    config = pulumi.Config(NAMESPACE)
+    return load_deployment(raw_config_from(config.get, _namespace_keys(NAMESPACE)))
+
+
+def read_secrets() -> Secrets:
+    config = pulumi.Config(NAMESPACE)
+    api_key = config.get_secret("apiKey")
+    if api_key is None:
+        # Letters and digits only: the key travels through env files and shell without quoting surprises.
+        api_key = random.RandomPassword("api-key", length=40, special=False).result
+    return Secrets(api_key=pulumi.Output.secret(api_key), hf_token=config.get_secret("hfToken"))
+
+
+def required_provider_setting(namespace: str, key: str, why: str) -> str:
+    value = pulumi.Config(namespace).get(key)
+    if not value:
+        raise ConfigError(f"{namespace}:{key} is not set; {why} (pulumi config set {namespace}:{key} VALUE)")
+    return value

@@ -1,0 +1,192 @@
+"""Runs the real program for one stack file under the Pulumi SDK's mock engine, with no cloud and no CLI.
+
+The mocks stand in for the cloud APIs only: they answer lookups (AMIs, subnets, images) and fill in what a cloud
+returns on create (IPs, ids). Everything the program declares is recorded: each resource's type, name and inputs,
+and each stack output with whether it is a secret. Tests and `pixtralctl render` both read this record.
+
+Run one stack per process (`python -m pixtral_deploy.mockrun --stack aws`): the SDK keeps its runtime state in
+globals, so a second program in the same process would see the first one's stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import runpy
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_NAME = "pixtral-deploy"
+MOCK_PUBLIC_IP = "203.0.113.10"
+MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
+
+
+@dataclass
+class DeclaredResource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    config: dict[str, str]
+    resources: list[DeclaredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def of_type(self, type_: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+
+def stack_files(project_dir: Path = PROJECT_DIR) -> dict[str, Path]:
+    stacks_dir = project_dir / yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["stackConfigDir"]
+    return {p.name[len("Pulumi."):-len(".yaml")]: p for p in sorted(stacks_dir.glob("Pulumi.*.yaml"))}
+
+
+def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """The stack file's config as the engine hands it to a program: strings, with lists and maps as JSON."""
+    path = stack_files(project_dir).get(stack)
+    if path is None:
+        raise SystemExit(f"no stack file for stack {stack!r}; shipped stacks: {', '.join(stack_files(project_dir))}")
+    values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+
+
+def _number_free(value: Any) -> Any:
+    """The mock engine hands every number back as a float; whole floats become ints again, as a cloud would see."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _number_free(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_number_free(v) for v in value]
+    return value
+
+
+def _make_mocks(config: dict[str, str], run: ProgramRun):
+    import pulumi
+
+    region = config.get("aws:region", "us-east-1")
+
+    class CloudMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            inputs = _number_free(args.inputs)
+            outputs = dict(inputs)
+            resource_id = f"{args.name}-id"
+            if args.typ == "aws:ec2/instance:Instance":
+                resource_id = "i-0123456789abcdef0"
+                outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp="10.0.0.10")
+            elif args.typ == "aws:ec2/eip:Eip":
+                outputs.update(publicIp=MOCK_PUBLIC_IP)
+            elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role"):
+                outputs.update(arn=f"arn:aws:mock:{region}:123456789012:{inputs.get('name', args.name)}")
+                outputs.setdefault("name", f"{args.name}-name")
+            elif args.typ == "random:index/randomPassword:RandomPassword":
+                outputs.update(result="Mock0Generated0Api0Key0" + "x" * (int(inputs.get("length", 40)) - 23))
+            elif args.typ == "gcp:compute/address:Address":
+                outputs.update(address=MOCK_PUBLIC_IP)
+            elif args.typ == "gcp:serviceaccount/account:Account":
+                outputs.update(email=f"{inputs['accountId']}@{inputs.get('project', 'p')}.iam.gserviceaccount.com")
+            elif args.typ == "kubernetes:core/v1:Service":
+                outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
+            outputs.setdefault("name", args.name)
+            run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs)))
+            return resource_id, outputs
+
+        def call(self, args: pulumi.runtime.MockCallArgs):
+            answers = {
+                "aws:index/getRegion:getRegion": {"region": region, "name": region},
+                "aws:ec2/getAmi:getAmi": {"id": "ami-0dlami000000000", "name": "Deep Learning Base (mock)"},
+                "aws:ec2/getVpc:getVpc": {"id": "vpc-0default00000000"},
+                "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
+                    "locations": [f"{region}a", f"{region}b"], "instanceTypes": [], "locationTypes": []},
+                "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"]},
+                "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0default00000000"},
+                "gcp:compute/getImage:getImage": {
+                    "selfLink": "projects/deeplearning-platform-release/global/images/mock-dlvm"},
+            }
+            if args.token not in answers:
+                raise NotImplementedError(f"mockrun has no answer for the invoke {args.token}")
+            return answers[args.token]
+
+    return CloudMocks()
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self, run: ProgramRun):
+        super().__init__()
+        self.run = run
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.run.log.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+def run_program(stack: str, overrides: dict[str, str] | None = None, secret_keys: list[str] | None = None,
+                project_dir: Path = PROJECT_DIR) -> ProgramRun:
+    """Run __main__.py for `stack`; `overrides` are extra config ("pixtral:port": "9000") as the CLI would set."""
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    config = {**stack_config(stack, project_dir), **(overrides or {})}
+    run = ProgramRun(stack=stack, config=config)
+    logger = logging.getLogger(f"pixtral.mockrun.{stack}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(_LogCollector(run))
+    pulumi.runtime.set_all_config(config, secret_keys or [])
+    pulumi.runtime.set_mocks(_make_mocks(config, run), project=PROJECT_NAME, stack=stack, preview=False,
+                             logger=logger)
+    sys.path.insert(0, str(project_dir))
+    cwd = os.getcwd()
+    os.chdir(project_dir)
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")))
+    except pulumi.RunError as error:
+        run.error = str(error)
+        return run
+    finally:
+        os.chdir(cwd)
+    root = pulumi.runtime.settings.get_root_resource()
+    for name, value in root.outputs.items():
+        output = pulumi.Output.from_input(value)
+        run.outputs[name] = _number_free(_sync_await(output.future()))
+        if _sync_await(output.is_secret()):
+            run.secret_outputs.append(name)
+    return run
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        pairs[key if ":" in key else f"pixtral:{key}"] = value
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config")
+    parser.add_argument("--secret", action="append", default=[], metavar="KEY=VALUE", help="extra secret config")
+    args = parser.parse_args(argv)
+    secrets = _pairs(args.secret)
+    run = run_program(args.stack, {**_pairs(args.set), **secrets}, list(secrets))
+    json.dump(asdict(run), sys.stdout, indent=1, default=str)
+    return 1 if run.error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

