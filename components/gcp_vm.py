@@ -60,9 +60,10 @@ class GcpGpuVm(pulumi.ComponentResource):
         self._firewalls(deployment, tag, args.network, args.project)
         address = gcp.compute.Address(f"{name}-address", region=region, project=args.project, opts=self._child)
 
+        store_settings = {"PIXTRAL_GCP_PROJECT": args.project}
         self.user_data = pulumi.Output.all(api_key_secret.secret_id, hf_secret.secret_id if hf_secret else None).apply(
             lambda ids: render_cloud_init(
-                deployment.server, SecretStore("gcp-secret-manager", ids[0], ids[1], {"PIXTRAL_GCP_PROJECT": args.project})
+                deployment.server, SecretStore("gcp-secret-manager", ids[0], ids[1], store_settings)
             )
         )
         instance = gcp.compute.Instance(

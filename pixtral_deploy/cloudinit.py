@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .server import ServerSpec, VLLM_MODULE, vllm_args
+from .server import VLLM_MODULE, ServerSpec, vllm_args
 
 USERDATA_DIR = Path(__file__).resolve().parent.parent / "userdata"
 LIB_DIR = "/usr/local/lib/pixtral"

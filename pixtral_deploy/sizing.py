@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .catalog import GPUS, ModelInfo, MachineType
+from .catalog import GPUS, MachineType, ModelInfo
+from .errors import ConfigError
 
 # Activations, the vision encoder's working set, CUDA graphs and the CUDA context, per GPU.
 RUNTIME_OVERHEAD_GB = 2.0
@@ -18,7 +19,7 @@ BYTES_PER_PARAMETER = {None: 2.0, "fp8": 1.0}
 _VALID_TENSOR_PARALLEL = (1, 2, 4, 8, 16)
 
 
-class SizingError(ValueError):
+class SizingError(ConfigError):
     """The model cannot be served on the GPUs the configuration gives it."""
 
 
@@ -129,7 +130,7 @@ def _does_not_fit(
     best_len = max(_max_fitting_len(model, tp, q, usable) for q in precisions)
     hints = []
     if fitting:
-        hints.append(f"types that fit in bf16: {', '.join(fitting[:6])}")
+        hints.append(f"Types that fit in bf16: {', '.join(fitting[:6])}")
     if best_len >= 4096:
         hints.append(f"or lower pixtral:maxModelLen to {best_len} or less")
     if not GPUS.get(request.gpu_name, GPUS["nvidia-l4"]).supports_fp8 and not request.quantization_set:

@@ -15,16 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import GPUS, MACHINE_TYPES, MODELS, machine_types_for
+from .errors import ConfigError
 from .server import DEFAULT_MODEL, DEFAULT_PORT, VLLM_VERSION, ServerSpec
 from .sizing import GpuPlan, SizingRequest, plan_gpus
 
 NAMESPACE = "pixtral"
 VM_TARGETS = ("aws", "gcp")
 TARGETS = VM_TARGETS
-
-
-class ConfigError(ValueError):
-    """A `pixtral:*` setting is wrong; the message names the key, the value and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -258,19 +255,18 @@ def _hardware_for_type(reader: _Reader, key: str, type_name: str, cloud: str) ->
 
 
 def _gcp_hardware(reader: _Reader, settings: GcpSettings) -> _Hardware:
-    if settings.accelerator_type not in GPUS:
-        if reader.str("gpuMemoryGb") is None:
-            raise _fail("acceleratorType", settings.accelerator_type,
-                        f"one of {', '.join(sorted(GPUS))}, or set pixtral:gpuMemoryGb for it")
+    if settings.accelerator_type not in GPUS and reader.str("gpuMemoryGb") is None:
+        raise _fail("acceleratorType", settings.accelerator_type,
+                    f"one of {', '.join(sorted(GPUS))}, or set pixtral:gpuMemoryGb for it")
     known = MACHINE_TYPES.get(settings.machine_type)
-    if known is not None and known.accelerators_built_in:
-        # G2/A2/A3 fix their GPUs; a different acceleratorType or count would be refused by the API at create time.
-        if (settings.accelerator_type, settings.accelerator_count) != (known.gpu, known.gpu_count):
-            raise ConfigError(
-                f"pixtral:machineType {settings.machine_type} comes with {known.gpu_count}x {known.gpu}; "
-                f"pixtral:acceleratorType/acceleratorCount say {settings.accelerator_count}x "
-                f"{settings.accelerator_type}. Set them to match, or pick another machine type"
-            )
+    # G2/A2/A3 fix their GPUs; a different acceleratorType or count would be refused by the API at create time.
+    attached = (settings.accelerator_type, settings.accelerator_count)
+    if known is not None and known.accelerators_built_in and attached != (known.gpu, known.gpu_count):
+        raise ConfigError(
+            f"pixtral:machineType {settings.machine_type} comes with {known.gpu_count}x {known.gpu}; "
+            f"pixtral:acceleratorType/acceleratorCount say {settings.accelerator_count}x "
+            f"{settings.accelerator_type}. Set them to match, or pick another machine type"
+        )
     count = reader.optional_int("gpuCount", 1, 16)
     memory = reader.optional_float("gpuMemoryGb", 1)
     return _Hardware(

@@ -1,0 +1,52 @@
+"""Shared fixtures: the real program run under the Pulumi mock engine, once per stack file and config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from pixtral_deploy.mockrun import stack_files
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STACKS = sorted(stack_files(PROJECT_DIR))
+
+
+@cache
+def _run(stack: str, settings: tuple[tuple[str, str], ...], secrets: tuple[tuple[str, str], ...]) -> dict:
+    # One process per program run: the Pulumi SDK keeps its runtime in globals (see pixtral_deploy.mockrun).
+    command = [sys.executable, "-m", "pixtral_deploy.mockrun", "--stack", stack]
+    command += [f"--set={k}={v}" for k, v in settings] + [f"--secret={k}={v}" for k, v in secrets]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=300)
+    if not done.stdout:
+        raise AssertionError(f"mockrun crashed for stack {stack}:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def run_stack(stack: str, settings: dict[str, str] | None = None, secrets: dict[str, str] | None = None) -> dict:
+    """The program's record for `stack`: resources (type, name, inputs, outputs), outputs, secret outputs, log."""
+    return _run(stack, tuple(sorted((settings or {}).items())), tuple(sorted((secrets or {}).items())))
+
+
+@pytest.fixture(params=STACKS)
+def stack(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def deployed(stack) -> dict:
+    run = run_stack(stack)
+    assert run["error"] is None, f"stack {stack} failed: {run['error']}"
+    return run
+
+
+def resources_of(run: dict, type_: str) -> list[dict]:
+    return [r for r in run["resources"] if r["type"] == type_]
+
+
+def target_of(stack: str) -> str:
+    return run_stack(stack)["config"]["pixtral:target"]

@@ -1,0 +1,34 @@
+"""Every shipped stack file, run through the real program: what a user gets from `pulumi up`."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import resources_of
+
+VM_INSTANCE_TYPES = {"aws": "aws:ec2/instance:Instance", "gcp": "gcp:compute/instance:Instance"}
+
+
+def test_outputs_ci_reads_are_present_and_well_formed(deployed):
+    outputs = deployed["outputs"]
+    port = int(deployed["config"].get("pixtral:port", 8081))
+    assert re.fullmatch(rf"http://[^/:]+:{port}", outputs["endpoint"]), outputs["endpoint"]
+    assert outputs["baseUrl"] == outputs["endpoint"] + "/v1"
+    assert outputs["model"] == deployed["config"].get("pixtral:servedModelName", "mistralai/Pixtral-12B-2409")
+    assert outputs["target"] == deployed["config"]["pixtral:target"]
+    assert outputs["apiKey"], "apiKey output is empty"
+
+
+def test_api_key_output_is_secret_and_the_only_secret(deployed):
+    assert deployed["secret_outputs"] == ["apiKey"]
+
+
+def test_generated_api_key_when_none_is_configured(deployed):
+    passwords = resources_of(deployed, "random:index/randomPassword:RandomPassword")
+    assert len(passwords) == 1 and passwords[0]["inputs"]["length"] >= 32
+    assert passwords[0]["inputs"]["special"] is False, "the key must survive env files and shells unquoted"
+
+
+def test_every_resource_is_parented_to_a_pixtral_component(deployed):
+    components = [r for r in deployed["resources"] if r["type"].startswith("pixtral:")]
+    assert components, "no pixtral:* component declared"

@@ -1,0 +1,86 @@
+"""The security a user expects from a VM stack on day one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import STACKS, resources_of, run_stack, target_of
+
+AWS = [s for s in STACKS if target_of(s) == "aws"]
+GCP = [s for s in STACKS if target_of(s) == "gcp"]
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_aws_only_the_api_port_is_open_and_only_to_allowed_cidrs(stack):
+    run = run_stack(stack, {"pixtral:allowedCidrs": '["198.51.100.0/24", "2001:db8::/32"]', "pixtral:port": "9443"})
+    rules = resources_of(run, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert {(r["inputs"].get("cidrIpv4") or r["inputs"].get("cidrIpv6")) for r in rules} == {
+        "198.51.100.0/24", "2001:db8::/32"}
+    for rule in rules:
+        opened = (rule["inputs"]["fromPort"], rule["inputs"]["toPort"], rule["inputs"]["ipProtocol"])
+        assert opened == (9443, 9443, "tcp"), f"security group rule {rule['name']} opens {opened}, not only the API port"
+    assert run["outputs"]["endpoint"].endswith(":9443")
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_aws_instance_requires_imdsv2_encrypts_disk_and_has_no_ssh_key(stack):
+    (instance,) = resources_of(run_stack(stack), "aws:ec2/instance:Instance")
+    inputs = instance["inputs"]
+    assert inputs["metadataOptions"]["httpTokens"] == "required", "IMDSv1 must be off"
+    assert inputs["rootBlockDevice"]["encrypted"] is True
+    assert "keyName" not in inputs, "no SSH key: access is through SSM Session Manager"
+    assert inputs["userDataReplaceOnChange"] is True
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_aws_instance_role_reads_only_its_own_parameters(stack):
+    run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
+    params = resources_of(run, "aws:ssm/parameter:Parameter")
+    assert {p["inputs"]["type"] for p in params} == {"SecureString"}
+    assert len(params) == 2, "one parameter for the API key, one for the HF token"
+    (policy,) = resources_of(run, "aws:iam/rolePolicy:RolePolicy")
+    (statement,) = json.loads(policy["inputs"]["policy"])["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "ssm:GetParameter")
+    assert sorted(statement["Resource"]) == sorted(p["outputs"]["arn"] for p in params)
+    attached = resources_of(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    attachments = {a["inputs"]["policyArn"] for a in attached}
+    assert attachments == {"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_aws_spot_keeps_the_disk_through_interruptions(stack):
+    (instance,) = resources_of(run_stack(stack, {"pixtral:spot": "true"}), "aws:ec2/instance:Instance")
+    market = instance["inputs"]["instanceMarketOptions"]
+    assert market["marketType"] == "spot"
+    assert market["spotOptions"]["instanceInterruptionBehavior"] == "stop"
+
+
+@pytest.mark.parametrize("stack", GCP)
+def test_gcp_gpu_vm_terminates_on_host_maintenance(stack):
+    for spot in ("false", "true"):
+        (instance,) = resources_of(run_stack(stack, {"pixtral:spot": spot}), "gcp:compute/instance:Instance")
+        assert instance["inputs"]["scheduling"]["onHostMaintenance"] == "TERMINATE"
+        assert instance["inputs"]["guestAccelerators"][0]["type"] == "nvidia-l4"
+
+
+@pytest.mark.parametrize("stack", GCP)
+def test_gcp_firewall_opens_only_the_api_port_to_allowed_cidrs(stack):
+    run = run_stack(stack, {"pixtral:allowedCidrs": '["198.51.100.0/24", "2001:db8::/32"]'})
+    walls = resources_of(run, "gcp:compute/firewall:Firewall")
+    assert sorted(tuple(w["inputs"]["sourceRanges"]) for w in walls) == [("198.51.100.0/24",), ("2001:db8::/32",)]
+    for wall in walls:
+        assert wall["inputs"]["allows"] == [{"protocol": "tcp", "ports": ["8081"]}], f"{wall['name']} opens more"
+    (instance,) = resources_of(run, "gcp:compute/instance:Instance")
+    assert set(walls[0]["inputs"]["targetTags"]) <= set(instance["inputs"]["tags"])
+
+
+@pytest.mark.parametrize("stack", GCP)
+def test_gcp_vm_identity_reads_only_its_own_secrets(stack):
+    run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
+    members = resources_of(run, "gcp:secretmanager/secretIamMember:SecretIamMember")
+    secrets = {s["inputs"]["secretId"] for s in resources_of(run, "gcp:secretmanager/secret:Secret")}
+    assert {m["inputs"]["secretId"] for m in members} == secrets and len(secrets) == 2
+    (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
+    assert {m["inputs"]["member"] for m in members} == {f"serviceAccount:{account['outputs']['email']}"}
+    assert {m["inputs"]["role"] for m in members} == {"roles/secretmanager.secretAccessor"}
