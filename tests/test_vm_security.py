@@ -19,7 +19,7 @@ def test_aws_only_the_api_port_is_open_and_only_to_allowed_cidrs(stack):
         "198.51.100.0/24", "2001:db8::/32"}
     for rule in rules:
         opened = (rule["inputs"]["fromPort"], rule["inputs"]["toPort"], rule["inputs"]["ipProtocol"])
-        assert opened == (9443, 9443, "tcp"), f"security group rule {rule['name']} opens {opened}, not only the API port"
+        assert opened == (9443, 9443, "tcp"), f"rule {rule['name']} opens {opened}, not only the API port"
     assert run["outputs"]["endpoint"].endswith(":9443")
 
 

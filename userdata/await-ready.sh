@@ -8,4 +8,4 @@ set -euo pipefail
 until curl -fsS -o /dev/null -H "Authorization: Bearer $VLLM_API_KEY" "http://127.0.0.1:$PIXTRAL_PORT/v1/models"; do
   sleep 5
 done
-phase ready done
+phase ready end

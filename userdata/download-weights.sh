@@ -17,4 +17,4 @@ retry "$PIXTRAL_BIN/uvx" --from "huggingface_hub[hf_xet]==$PIXTRAL_HF_HUB_VERSIO
   hf download "$PIXTRAL_MODEL" --quiet
 chown -R "${PIXTRAL_USER:-vllm}:" "$HF_HOME"
 touch "$marker"
-phase download done
+phase download end

@@ -28,4 +28,4 @@ if [ -n "${PIXTRAL_HF_TOKEN_SECRET:-}" ]; then
   printf 'HF_TOKEN=%s\n' "$hf_token" >>"$tmp"
 fi
 mv "$tmp" "$secrets_file"
-phase secrets done
+phase secrets end

@@ -17,4 +17,4 @@ rm -rf "$venv"
 "$PIXTRAL_BIN/uv" venv --python "$PIXTRAL_PYTHON_VERSION" "$venv"
 retry "$PIXTRAL_BIN/uv" pip install --python "$venv/bin/python" "vllm==$PIXTRAL_VLLM_VERSION"
 touch "$venv/.pixtral-installed"
-phase install done
+phase install end

