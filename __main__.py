@@ -27,7 +27,54 @@ def deploy_gcp(deployment: Deployment) -> dict:
             "zone": zone, "publicIp": vm.public_ip}
 
 
-TARGETS = {"aws": deploy_aws, "gcp": deploy_gcp}
+def _workload(deployment: Deployment, provider, node_selector: dict, storage_class: str | None) -> dict:
+    """The one Kubernetes workload, on whatever cluster the target provides."""
+    import dataclasses
+
+    from components.vllm_workload import VllmWorkload, VllmWorkloadArgs
+
+    settings = deployment.kubernetes
+    if storage_class and not settings.storage_class:
+        deployment = dataclasses.replace(deployment, kubernetes=dataclasses.replace(settings,
+                                                                                    storage_class=storage_class))
+    secrets = read_secrets()
+    workload = VllmWorkload("pixtral", VllmWorkloadArgs(deployment, api_key=secrets.api_key,
+                                                        hf_token=secrets.hf_token, node_selector=node_selector,
+                                                        instance=pulumi.get_stack()),
+                            opts=pulumi.ResourceOptions(provider=provider))
+    return {"endpoint": workload.endpoint, "apiKey": secrets.api_key, "namespace": workload.namespace,
+            "service": workload.service_name}
+
+
+def deploy_kubernetes(deployment: Deployment) -> dict:
+    import pulumi_kubernetes as k8s
+
+    config = pulumi.Config("pixtral")
+    provider = k8s.Provider("cluster", kubeconfig=config.get_secret("kubeconfig"),
+                            context=deployment.kubernetes.context)
+    return _workload(deployment, provider, {}, None)
+
+
+def deploy_eks(deployment: Deployment) -> dict:
+    from components.eks_cluster import EksGpuCluster, EksGpuClusterArgs
+
+    cluster = EksGpuCluster("pixtral", EksGpuClusterArgs(deployment))
+    outputs = _workload(deployment, cluster.provider, cluster.node_selector, cluster.storage_class)
+    return {**outputs, "clusterName": cluster.cluster_name}
+
+
+def deploy_gke(deployment: Deployment) -> dict:
+    from components.gke_cluster import GkeGpuCluster, GkeGpuClusterArgs
+
+    project = required_provider_setting("gcp", "project", "the GCP project to create the cluster in")
+    zone = required_provider_setting("gcp", "zone", "a zone with the GPU, e.g. us-central1-a for nvidia-l4")
+    cluster = GkeGpuCluster("pixtral", GkeGpuClusterArgs(deployment, project=project, zone=zone))
+    outputs = _workload(deployment, cluster.provider, cluster.node_selector, cluster.storage_class)
+    return {**outputs, "clusterName": cluster.cluster_name}
+
+
+TARGETS = {"aws": deploy_aws, "gcp": deploy_gcp, "kubernetes": deploy_kubernetes, "eks": deploy_eks,
+           "gke": deploy_gke}
 
 
 def main() -> None:

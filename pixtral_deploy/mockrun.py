@@ -99,6 +99,11 @@ def _make_mocks(config: dict[str, str], run: ProgramRun):
                 outputs.update(address=MOCK_PUBLIC_IP)
             elif args.typ == "gcp:serviceaccount/account:Account":
                 outputs.update(email=f"{inputs['accountId']}@{inputs.get('project', 'p')}.iam.gserviceaccount.com")
+            elif args.typ == "aws:eks/cluster:Cluster":
+                outputs.update(endpoint="https://mock-eks.example.com", name=inputs.get("name", args.name),
+                               certificateAuthority={"data": "bW9jay1jYQ=="})
+            elif args.typ == "gcp:container/cluster:Cluster":
+                outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
             elif args.typ == "kubernetes:core/v1:Service":
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
             outputs.setdefault("name", args.name)
@@ -114,6 +119,13 @@ def _make_mocks(config: dict[str, str], run: ProgramRun):
                     "locations": [f"{region}a", f"{region}b"], "instanceTypes": [], "locationTypes": []},
                 "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"]},
                 "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0default00000000"},
+                "aws:eks/getCluster:getCluster": {
+                    "name": args.args.get("name"), "endpoint": "https://existing-eks.example.com",
+                    "certificateAuthorities": [{"data": "bW9jay1jYQ=="}],
+                    "vpcConfig": {"subnetIds": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]}},
+                "gcp:container/getCluster:getCluster": {
+                    "name": args.args.get("name"), "endpoint": "192.0.2.20",
+                    "masterAuths": [{"clusterCaCertificate": "bW9jay1jYQ=="}]},
                 "gcp:compute/getImage:getImage": {
                     "selfLink": "projects/deeplearning-platform-release/global/images/mock-dlvm"},
             }

@@ -131,6 +131,10 @@ def _does_not_fit(
     hints = []
     if fitting:
         hints.append(f"Types that fit in bf16: {', '.join(fitting[:6])}")
+    more_gpus = [tp2 for tp2 in _VALID_TENSOR_PARALLEL if tp2 > tp and any(
+        needed_per_gpu_gb(model, tp2, q, request.max_model_len) <= usable for q in precisions)]
+    if not alternatives and more_gpus:
+        hints.append(f"Raise pixtral:gpusPerReplica to {more_gpus[0]}")
     if best_len >= 4096:
         hints.append(f"or lower pixtral:maxModelLen to {best_len} or less")
     if not GPUS.get(request.gpu_name, GPUS["nvidia-l4"]).supports_fp8 and not request.quantization_set:

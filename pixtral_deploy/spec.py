@@ -11,7 +11,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .catalog import GPUS, MACHINE_TYPES, MODELS, machine_types_for
@@ -21,7 +21,14 @@ from .sizing import GpuPlan, SizingRequest, plan_gpus
 
 NAMESPACE = "pixtral"
 VM_TARGETS = ("aws", "gcp")
-TARGETS = VM_TARGETS
+KUBERNETES_TARGETS = ("kubernetes", "eks", "gke")
+TARGETS = VM_TARGETS + KUBERNETES_TARGETS
+# The Kubernetes minor version EKS and GKE clusters are created with, and manifests are validated against.
+KUBERNETES_VERSION = "1.34"
+SERVICE_TYPES = ("LoadBalancer", "ClusterIP", "NodePort")
+
+
+_MACHINES = ("aws", "gcp", "eks", "gke")
 
 
 @dataclass(frozen=True)
@@ -34,32 +41,52 @@ class Key:
 
 
 CONFIG_KEYS: tuple[Key, ...] = (
-    Key("target", "(required)", "Where to run: `aws` or `gcp`."),
+    Key("target", "(required)", "Where to run: `aws`, `gcp`, `kubernetes`, `eks` or `gke`."),
     Key("model", DEFAULT_MODEL, "Hugging Face model id to serve."),
     Key("servedModelName", "the model id", "Model name clients send in requests."),
-    Key("vllmVersion", VLLM_VERSION, "vLLM release to install (the tested pin is the default)."),
+    Key("vllmVersion", VLLM_VERSION, "vLLM release to run (the tested pin is the default)."),
     Key("port", str(DEFAULT_PORT), "Port the OpenAI-compatible API listens on."),
     Key("maxModelLen", "32768", "Context length in tokens (prompt, image tokens and answer)."),
     Key("maxImagesPerPrompt", "4", "Most images one request may carry."),
     Key("gpuMemoryUtilization", "0.90", "Share of each GPU's memory vLLM may use, in (0, 1]."),
-    Key("tensorParallelSize", "the GPUs on the machine", "GPUs the model is sharded over."),
+    Key("tensorParallelSize", "the GPUs of a machine / replica", "GPUs the model is sharded over."),
     Key("quantization", "bf16, or fp8 when bf16 does not fit", "`none` or `fp8`."),
     Key("extraArgs", "[]", "More vLLM arguments, as a list of strings."),
     Key("apiKey", "generated (pulumi-random)", "Bearer key clients must send.", secret=True),
     Key("hfToken", "unset", "Hugging Face token, for gated models.", secret=True),
     Key("allowedCidrs", '["0.0.0.0/0"]', "Networks that may reach the port (IPv4 or IPv6 CIDRs)."),
-    Key("diskSizeGb", "200", "Root disk size in GB (the OS image, vLLM and the weights)."),
-    Key("spot", "false", "Use spot / preemptible capacity."),
-    Key("gpuCount", "from the catalog", "GPUs per machine; required for types outside the catalog."),
+    Key("diskSizeGb", "200", "Disk of the VM or GPU node in GB (OS, vLLM, weights).", targets=_MACHINES),
+    Key("spot", "false", "Use spot / preemptible capacity.", targets=_MACHINES),
+    Key("gpuCount", "from the catalog", "GPUs per machine; required for types outside the catalog.",
+        targets=_MACHINES),
     Key("gpuMemoryGb", "from the catalog", "Memory of one GPU in GB; required for types outside the catalog."),
-    Key("instanceType", "g6e.xlarge", "EC2 instance type (g6e.xlarge: one L40S, 48 GB).", targets=("aws",)),
-    Key("vpcId", "the default VPC", "VPC to launch in.", targets=("aws",)),
+    Key("instanceType", "g6e.xlarge", "EC2 instance type of the VM / GPU nodes (g6e.xlarge: one L40S, 48 GB).",
+        targets=("aws", "eks")),
+    Key("vpcId", "the default VPC", "VPC to launch in.", targets=("aws", "eks")),
     Key("subnetId", "a default subnet in a zone that offers the type", "Subnet to launch in.", targets=("aws",)),
     Key("amiId", "newest Deep Learning Base GPU AMI (Ubuntu)", "AMI to boot.", targets=("aws",)),
-    Key("machineType", "g2-standard-24", "Compute Engine machine type.", targets=("gcp",)),
-    Key("acceleratorType", "nvidia-l4", "GPU type attached to the VM.", targets=("gcp",)),
-    Key("acceleratorCount", "2", "Number of GPUs attached.", targets=("gcp",)),
+    Key("machineType", "g2-standard-24", "Compute Engine machine type of the VM / GPU nodes.",
+        targets=("gcp", "gke")),
+    Key("acceleratorType", "nvidia-l4", "GPU type attached to the VM / GPU nodes.", targets=("gcp", "gke")),
+    Key("acceleratorCount", "2", "Number of GPUs attached to each VM / GPU node.", targets=("gcp", "gke")),
     Key("image", "Deep Learning VM image family with the NVIDIA driver", "Boot image.", targets=("gcp",)),
+    Key("kubeconfig", "the ambient kubeconfig", "Kubeconfig of an existing cluster.", targets=("kubernetes",),
+        secret=True),
+    Key("context", "the kubeconfig's current context", "Kubeconfig context to use.", targets=("kubernetes",)),
+    Key("gpuType", "(gpuType or gpuMemoryGb required)", "GPU of the cluster's nodes, a catalog name (nvidia-l4, "
+        "nvidia-l40s, nvidia-a10g, nvidia-tesla-a100, nvidia-h100-80gb, ...).", targets=("kubernetes",)),
+    Key("clusterName", "a new cluster", "Existing EKS / GKE cluster to add the GPU nodes to.",
+        targets=("eks", "gke")),
+    Key("namespace", "pixtral", "Namespace of the workload.", targets=KUBERNETES_TARGETS),
+    Key("storageClass", "the cluster's default", "StorageClass of the model-cache volume.",
+        targets=KUBERNETES_TARGETS),
+    Key("cacheSizeGb", "100", "Size of the Hugging Face cache volume in GB.", targets=KUBERNETES_TARGETS),
+    Key("gpusPerReplica", "1", "GPUs per pod (`nvidia.com/gpu`); tensor parallel matches.",
+        targets=KUBERNETES_TARGETS),
+    Key("nodeSelector", "{}", "Node labels the pods must match, as a map.", targets=KUBERNETES_TARGETS),
+    Key("serviceType", "LoadBalancer", "`LoadBalancer`, `ClusterIP` (private) or `NodePort`.",
+        targets=KUBERNETES_TARGETS),
+    Key("replicas", "1", "Number of vLLM pods.", targets=KUBERNETES_TARGETS),
 )
 KNOWN_KEYS = {key.name for key in CONFIG_KEYS}
 
@@ -90,6 +117,26 @@ class GcpSettings:
 
 
 @dataclass(frozen=True)
+class KubernetesSettings:
+    namespace: str
+    storage_class: str | None
+    cache_size_gb: int
+    gpus_per_replica: int
+    node_selector: tuple[tuple[str, str], ...]
+    service_type: str
+    replicas: int
+    context: str | None = None
+    cluster_name: str | None = None
+    # EKS / GKE: GPUs of one node of the type the program creates (None on an existing cluster).
+    gpus_per_node: int | None = None
+
+    def nodes_needed(self) -> int:
+        """GPU nodes for every replica, when each node holds as many whole replicas as its GPUs allow."""
+        per_node = max(1, (self.gpus_per_node or self.gpus_per_replica) // self.gpus_per_replica)
+        return -(-self.replicas // per_node)
+
+
+@dataclass(frozen=True)
 class Deployment:
     target: str
     server: ServerSpec
@@ -99,6 +146,7 @@ class Deployment:
     spot: bool
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
+    kubernetes: KubernetesSettings | None = None
     warnings: tuple[str, ...] = ()
 
     def describe(self) -> str:
@@ -179,6 +227,20 @@ class _Reader:
             raise _fail(key, value, "a list of strings")
         return value
 
+    def string_map(self, key: str) -> dict[str, str]:
+        value = self.raw.get(key)
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise _fail(key, value, 'a map of strings, e.g. {"cloud.google.com/gke-accelerator": "nvidia-l4"}') \
+                    from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise _fail(key, value, "a map of label names to string values")
+        return value
+
 
 def _check_unknown_keys(raw: Mapping[str, str]) -> None:
     for key in raw:
@@ -221,6 +283,8 @@ def _extra_args(reader: _Reader) -> tuple[str, ...]:
 
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(\.post\d+)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
 
@@ -305,6 +369,63 @@ def _gcp_settings(reader: _Reader) -> GcpSettings:
     )
 
 
+def _kubernetes_settings(reader: _Reader) -> KubernetesSettings:
+    namespace = reader.str("namespace", "pixtral")
+    if not _DNS_LABEL.match(namespace):
+        raise _fail("namespace", namespace, "a DNS label: lowercase letters, digits and '-', at most 63")
+    storage_class = reader.str("storageClass")
+    if storage_class is not None and not _DNS_SUBDOMAIN.match(storage_class):
+        raise _fail("storageClass", storage_class, "a StorageClass name (lowercase letters, digits, '-', '.')")
+    service_type = reader.str("serviceType", "LoadBalancer")
+    if service_type not in SERVICE_TYPES:
+        raise _fail("serviceType", service_type, f"one of {', '.join(SERVICE_TYPES)}")
+    return KubernetesSettings(
+        namespace=namespace,
+        storage_class=storage_class,
+        # The weights alone are ~25 GB; less cannot hold them.
+        cache_size_gb=reader.int("cacheSizeGb", 100, 30, 65536),
+        gpus_per_replica=reader.int("gpusPerReplica", 1, 1, 16),
+        node_selector=tuple(sorted(reader.string_map("nodeSelector").items())),
+        service_type=service_type,
+        replicas=reader.int("replicas", 1, 1, 64),
+        context=reader.str("context"),
+        cluster_name=reader.str("clusterName"),
+    )
+
+
+def _cluster_gpu_hardware(reader: _Reader, gpus_per_replica: int) -> _Hardware:
+    """An existing cluster: the GPU comes from pixtral:gpuType or pixtral:gpuMemoryGb."""
+    gpu_type = reader.str("gpuType")
+    memory = reader.optional_float("gpuMemoryGb", 1)
+    if gpu_type is not None and gpu_type not in GPUS:
+        raise _fail("gpuType", gpu_type, f"one of {', '.join(sorted(GPUS))}, or set pixtral:gpuMemoryGb instead")
+    if gpu_type is None and memory is None:
+        raise ConfigError(
+            "pixtral:gpuType is not set: the program needs the GPU of the cluster's nodes to size the model; set "
+            f"pixtral:gpuType to one of {', '.join(sorted(GPUS))}, or pixtral:gpuMemoryGb to its memory in GB")
+    return _Hardware(
+        where=f"pixtral:gpusPerReplica {gpus_per_replica} of pixtral:gpuType {gpu_type or 'gpu'}",
+        gpu_name=gpu_type or "gpu",
+        gpu_count=gpus_per_replica,
+        gpu_memory_gb=memory if memory is not None else GPUS[gpu_type].memory_gb,
+        cloud="kubernetes",
+    )
+
+
+def _node_pool_hardware(node: _Hardware, key: str, gpus_per_replica: int) -> _Hardware:
+    """EKS / GKE: a pod gets gpusPerReplica of the GPUs of one node of the type the program creates."""
+    if gpus_per_replica > node.gpu_count:
+        raise _fail("gpusPerReplica", gpus_per_replica,
+                    f"at most the {node.gpu_count} GPU(s) of one {node.where.split(' ', 1)[1]} node ({key})")
+    return _Hardware(
+        where=f"{node.where} (pixtral:gpusPerReplica {gpus_per_replica})",
+        gpu_name=node.gpu_name,
+        gpu_count=gpus_per_replica,
+        gpu_memory_gb=node.gpu_memory_gb,
+        cloud=node.cloud,
+    )
+
+
 def _quantization(reader: _Reader) -> tuple[str | None, bool]:
     text = reader.str("quantization")
     if text is None:
@@ -357,11 +478,19 @@ def load_deployment(raw: Mapping[str, str]) -> Deployment:
     target = _target(reader)
     _check_target_keys(raw, target)
     model = _validate_names(reader)
-    aws = _aws_settings(reader) if target == "aws" else None
-    gcp = _gcp_settings(reader) if target == "gcp" else None
-    hardware = (_hardware_for_type(reader, "instanceType", aws.instance_type, "aws") if aws
-                else _gcp_hardware(reader, gcp))
-    return _finish(reader, target, model, hardware, aws=aws, gcp=gcp)
+    aws = _aws_settings(reader) if target in ("aws", "eks") else None
+    gcp = _gcp_settings(reader) if target in ("gcp", "gke") else None
+    kubernetes = _kubernetes_settings(reader) if target in KUBERNETES_TARGETS else None
+    if target == "kubernetes":
+        hardware = _cluster_gpu_hardware(reader, kubernetes.gpus_per_replica)
+    else:
+        hardware = (_hardware_for_type(reader, "instanceType", aws.instance_type, "aws") if aws
+                    else _gcp_hardware(reader, gcp))
+        if kubernetes is not None:
+            kubernetes = replace(kubernetes, gpus_per_node=hardware.gpu_count)
+            hardware = _node_pool_hardware(hardware, "instanceType" if aws else "machineType",
+                                           kubernetes.gpus_per_replica)
+    return _finish(reader, target, model, hardware, aws=aws, gcp=gcp, kubernetes=kubernetes)
 
 
 def _finish(reader: _Reader, target: str, model: str, hardware: _Hardware, **cloud: Any) -> Deployment:
@@ -378,6 +507,10 @@ def _finish(reader: _Reader, target: str, model: str, hardware: _Hardware, **clo
         quantization_set=quantization_set,
     )
     plan, warnings = plan_gpus(request, MODELS.get(model), machine_types_for(hardware.cloud))
+    kubernetes = cloud.get("kubernetes")
+    if kubernetes is not None and plan.tensor_parallel_size != kubernetes.gpus_per_replica:
+        raise _fail("tensorParallelSize", plan.tensor_parallel_size,
+                    f"pixtral:gpusPerReplica ({kubernetes.gpus_per_replica}): a pod's GPUs all serve one shard")
     cidrs = _cidrs(reader)
     if any(ipaddress.ip_network(c).prefixlen == 0 for c in cidrs):
         warnings.append("the endpoint is open to the whole Internet (pixtral:allowedCidrs); the API key is "

@@ -1,0 +1,244 @@
+"""The vLLM workload on any Kubernetes cluster: namespace, secret, model cache, Deployment, Service.
+
+The container starts vLLM with `vllm_args` (the same function the VMs' cloud-init uses), and gets the API key from
+the Secret as VLLM_API_KEY: never as a literal argument, which would be readable in the pod spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from pixtral_deploy.server import VLLM_MODULE, vllm_args, vllm_command
+from pixtral_deploy.spec import Deployment
+
+CACHE_MOUNT = "/cache"
+# vLLM's image runs as root; this workload runs it as an unprivileged user instead (see README, "Kubernetes").
+RUN_AS_USER = 1000
+# Per GPU: vLLM's API server, tokenizer and image preprocessing are CPU-bound; weights stage through host memory.
+CPU_PER_GPU = 2
+MEMORY_GI_PER_GPU = 16
+MEMORY_LIMIT_GI_PER_GPU = 24
+SHM_GI_PER_GPU = 2
+# First start downloads ~25 GB and loads it: allow 30 minutes before the kubelet gives up on the container.
+STARTUP_PROBE_SECONDS = 1800
+PROBE_PERIOD_SECONDS = 10
+
+
+@dataclass
+class VllmWorkloadArgs:
+    deployment: Deployment
+    api_key: pulumi.Input[str]
+    hf_token: pulumi.Input[str] | None = None
+    # Labels the pods need to land on GPU nodes the program created (added to pixtral:nodeSelector).
+    node_selector: dict[str, str] = field(default_factory=dict)
+    instance: str = "pixtral"
+
+
+def labels(deployment: Deployment, instance: str) -> dict[str, str]:
+    """The Kubernetes recommended labels."""
+    return {
+        "app.kubernetes.io/name": "pixtral",
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": "server",
+        "app.kubernetes.io/part-of": "pixtral-deploy",
+        "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/version": deployment.server.vllm_version,
+    }
+
+
+class VllmWorkload(pulumi.ComponentResource):
+    """Pixtral on vLLM in one namespace; `endpoint` is the Service's address once it has one."""
+
+    endpoint: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VllmWorkloadArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pixtral:kubernetes:VllmWorkload", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        deployment = args.deployment
+        settings = deployment.kubernetes
+        self._labels = labels(deployment, args.instance)
+        self._selector = {key: self._labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+
+        namespace = k8s.core.v1.Namespace(
+            name, metadata={"name": settings.namespace, "labels": self._labels}, opts=self._child
+        )
+        ns = namespace.metadata["name"]
+        secret = self._secret(ns, args)
+        cache = self._cache_volume(ns, deployment)
+        workload = self._deployment(ns, secret, cache, deployment, args)
+        self._network_policy(ns, deployment)
+        if settings.replicas > 1:
+            self._disruption_budget(ns)
+        service = self._service(ns, deployment)
+        self.namespace = ns
+        self.service_name = service.metadata["name"]
+        self.endpoint = _service_endpoint(service, settings.service_type, settings.namespace, deployment.server.port)
+        self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "deployment": workload.metadata["name"]})
+
+    def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
+        return {"name": f"{self._name}{suffix}", "namespace": ns, "labels": self._labels}
+
+    def _secret(self, ns: pulumi.Input[str], args: VllmWorkloadArgs) -> k8s.core.v1.Secret:
+        data = {"VLLM_API_KEY": pulumi.Output.secret(args.api_key)}
+        if args.hf_token is not None:
+            data["HF_TOKEN"] = pulumi.Output.secret(args.hf_token)
+        return k8s.core.v1.Secret(
+            f"{self._name}-secrets", metadata=self._metadata(ns, "-secrets"), type="Opaque", string_data=data,
+            opts=self._child,
+        )
+
+    def _cache_volume(self, ns: pulumi.Input[str], deployment: Deployment) -> k8s.core.v1.PersistentVolumeClaim:
+        settings = deployment.kubernetes
+        # One pod: ReadWriteOnce works with every storage class. Several pods share the cache, so it must be
+        # ReadWriteMany (EFS, Filestore, ...): the README says so and pixtral:storageClass picks one.
+        access = "ReadWriteOnce" if settings.replicas == 1 else "ReadWriteMany"
+        spec = {"accessModes": [access], "resources": {"requests": {"storage": f"{settings.cache_size_gb}Gi"}}}
+        if settings.storage_class:
+            spec["storageClassName"] = settings.storage_class
+        # With a WaitForFirstConsumer storage class the claim binds only once the pod is scheduled: awaiting
+        # "Bound" before creating the Deployment would never finish.
+        metadata = {**self._metadata(ns, "-cache"), "annotations": {"pulumi.com/skipAwait": "true"}}
+        return k8s.core.v1.PersistentVolumeClaim(f"{self._name}-cache", metadata=metadata, spec=spec,
+                                                 opts=self._child)
+
+    def _container(self, secret: k8s.core.v1.Secret, deployment: Deployment, has_hf_token: bool) -> dict:
+        server = deployment.server
+        gpus = deployment.kubernetes.gpus_per_replica
+        env = [
+            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"],
+                                                                   "key": "VLLM_API_KEY"}}},
+            # A writable home on the cache volume: torch.compile, Triton and FlashInfer caches survive restarts.
+            {"name": "HOME", "value": f"{CACHE_MOUNT}/home"},
+            {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/hf"},
+            {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
+            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        ]
+        if has_hf_token:
+            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"],
+                                                                           "key": "HF_TOKEN"}}})
+        health = {"path": "/health", "port": "http"}
+        return {
+            "name": "vllm",
+            "image": server.image,
+            "imagePullPolicy": "Always",
+            # The module, not the image's entrypoint: the VM runs the same program with the same arguments.
+            "command": vllm_command("python3"),
+            "args": vllm_args(server),
+            "env": env,
+            "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
+            "resources": {
+                "requests": {"cpu": str(CPU_PER_GPU * gpus), "memory": f"{MEMORY_GI_PER_GPU * gpus}Gi",
+                             "nvidia.com/gpu": str(gpus)},
+                "limits": {"memory": f"{MEMORY_LIMIT_GI_PER_GPU * gpus}Gi", "nvidia.com/gpu": str(gpus)},
+            },
+            "startupProbe": {"httpGet": health, "periodSeconds": PROBE_PERIOD_SECONDS,
+                             "failureThreshold": STARTUP_PROBE_SECONDS // PROBE_PERIOD_SECONDS},
+            "readinessProbe": {"httpGet": health, "periodSeconds": PROBE_PERIOD_SECONDS, "failureThreshold": 3},
+            "livenessProbe": {"httpGet": health, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS_USER,
+                "runAsGroup": RUN_AS_USER,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [
+                {"name": "cache", "mountPath": CACHE_MOUNT},
+                {"name": "shm", "mountPath": "/dev/shm"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+
+    def _deployment(self, ns: pulumi.Input[str], secret: k8s.core.v1.Secret,
+                    cache: k8s.core.v1.PersistentVolumeClaim, deployment: Deployment,
+                    args: VllmWorkloadArgs) -> k8s.apps.v1.Deployment:
+        settings = deployment.kubernetes
+        gpus = settings.gpus_per_replica
+        # One pod holds the GPU and (RWO) the volume: a rolling update would wait forever for a second of each.
+        strategy = ({"type": "Recreate"} if settings.replicas == 1
+                    else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
+        pod_spec = {
+            "automountServiceAccountToken": False,
+            "securityContext": {"fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [self._container(secret, deployment, args.hf_token is not None)],
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "volumes": [
+                {"name": "cache", "persistentVolumeClaim": {"claimName": cache.metadata["name"]}},
+                # NCCL and vLLM's workers exchange tensors through shared memory; the default 64 MiB is too small.
+                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{SHM_GI_PER_GPU * gpus}Gi"}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+            "terminationGracePeriodSeconds": 60,
+        }
+        node_selector = {**args.node_selector, **dict(settings.node_selector)}
+        if node_selector:
+            pod_spec["nodeSelector"] = node_selector
+        return k8s.apps.v1.Deployment(
+            self._name,
+            metadata={**self._metadata(ns), "annotations": {
+                # `pulumi up` returns once the objects exist; `pixtralctl wait` follows the minutes-long first start.
+                "pulumi.com/skipAwait": "true"}},
+            spec={
+                "replicas": settings.replicas,
+                "strategy": strategy,
+                "selector": {"matchLabels": self._selector},
+                "template": {
+                    "metadata": {"labels": self._labels,
+                                 "annotations": {"pixtral/vllm-module": VLLM_MODULE}},
+                    "spec": pod_spec,
+                },
+            },
+            opts=self._child,
+        )
+
+    def _network_policy(self, ns: pulumi.Input[str], deployment: Deployment) -> None:
+        # Only the API port reaches the pods, whatever else runs in the cluster.
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-api-only",
+            metadata=self._metadata(ns, "-api-only"),
+            spec={
+                "podSelector": {"matchLabels": self._selector},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": [{"port": deployment.server.port, "protocol": "TCP"}]}],
+            },
+            opts=self._child,
+        )
+
+    def _disruption_budget(self, ns: pulumi.Input[str]) -> None:
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{self._name}-pdb",
+            metadata=self._metadata(ns, "-pdb"),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": self._selector}},
+            opts=self._child,
+        )
+
+    def _service(self, ns: pulumi.Input[str], deployment: Deployment) -> k8s.core.v1.Service:
+        settings = deployment.kubernetes
+        spec = {
+            "type": settings.service_type,
+            "selector": self._selector,
+            "ports": [{"name": "http", "port": deployment.server.port, "targetPort": "http", "protocol": "TCP"}],
+        }
+        if settings.service_type == "LoadBalancer":
+            spec["loadBalancerSourceRanges"] = list(deployment.allowed_cidrs)
+        return k8s.core.v1.Service(self._name, metadata=self._metadata(ns), spec=spec, opts=self._child)
+
+
+def _service_endpoint(service: k8s.core.v1.Service, service_type: str, namespace: str, port: int) -> pulumi.Output:
+    if service_type != "LoadBalancer":
+        # Reachable from inside the cluster (or through `kubectl port-forward`).
+        return pulumi.Output.concat("http://", service.metadata["name"], f".{namespace}.svc.cluster.local:{port}")
+
+    def address(status) -> str:
+        # AWS load balancers publish a hostname, GCP and most others an IP.
+        first = status.load_balancer.ingress[0]
+        return f"http://{first.hostname or first.ip}:{port}"
+
+    return service.status.apply(address)
