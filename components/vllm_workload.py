@@ -15,8 +15,8 @@ from pixtral_deploy.server import VLLM_MODULE, vllm_args, vllm_command
 from pixtral_deploy.spec import Deployment
 
 CACHE_MOUNT = "/cache"
-# vLLM's image runs as root; this workload runs it as an unprivileged user instead (see README, "Kubernetes").
-RUN_AS_USER = 1000
+# vLLM's image runs as root; this workload runs it as an unprivileged, high UID instead (README, "Kubernetes").
+RUN_AS_USER = 10001
 # Per GPU: vLLM's API server, tokenizer and image preprocessing are CPU-bound; weights stage through host memory.
 CPU_PER_GPU = 2
 MEMORY_GI_PER_GPU = 16

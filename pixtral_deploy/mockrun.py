@@ -65,10 +65,15 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
 
 
 def _number_free(value: Any) -> Any:
-    """The mock engine hands every number back as a float; whole floats become ints again, as a cloud would see."""
+    """Values as a cloud would see them: the mock engine hands every number back as a float (whole floats become
+    ints again) and leaves secrets nested in maps in their wire wrapping (unwrapped here)."""
+    from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
+
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
+        if value.get(_special_sig_key) == _special_secret_sig:
+            return _number_free(value.get("value"))
         return {k: _number_free(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_number_free(v) for v in value]

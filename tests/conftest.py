@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -50,3 +52,15 @@ def resources_of(run: dict, type_: str) -> list[dict]:
 
 def target_of(stack: str) -> str:
     return run_stack(stack)["config"]["pixtral:target"]
+
+
+def required_tool(name: str, install: str, candidates: tuple[str, ...] = ()) -> str:
+    """Path of a checker the tests run. Missing on a developer's machine: skip with how to install it.
+    Missing in CI (.ci/run sets PIXTRAL_REQUIRE_TOOLS=1): fail, since CI installs every tool."""
+    for path in (*candidates, shutil.which(name)):
+        if path and os.access(path, os.X_OK):
+            return path
+    message = f"{name} is not installed ({install})"
+    if os.environ.get("PIXTRAL_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)

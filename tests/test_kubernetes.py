@@ -1,0 +1,212 @@
+"""The Kubernetes targets: one workload, the same vLLM command line as the VMs, valid and reviewed manifests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import PROJECT_DIR, STACKS, required_tool, resources_of, run_stack, target_of
+
+from pixtral_deploy.manifests import REDACTED, manifests
+from pixtral_deploy.server import vllm_args, vllm_command
+from pixtral_deploy.spec import KUBERNETES_TARGETS, KUBERNETES_VERSION, load_deployment
+
+K8S_STACKS = [s for s in STACKS if target_of(s) in KUBERNETES_TARGETS]
+VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
+SKIPS_FILE = Path(__file__).parent / "checkov-skips.yaml"
+
+
+def _deployment_of(run: dict) -> dict:
+    (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
+    return deployment["inputs"]
+
+
+def _container(run: dict) -> dict:
+    (container,) = _deployment_of(run)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _raw(run: dict) -> dict:
+    return {k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")}
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_container_runs_the_one_server_description(stack):
+    run = run_stack(stack)
+    container = _container(run)
+    assert container["command"] == vllm_command("python3")
+    assert container["args"] == vllm_args(load_deployment(_raw(run)).server)
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+@pytest.mark.parametrize("vm_stack", VM_STACKS)
+def test_pod_and_vm_get_identical_vllm_arguments_for_the_same_server(stack, vm_stack):
+    # The same server settings on a VM and in a pod: the arguments must match flag for flag.
+    shared = {"pixtral:maxImagesPerPrompt": "2", "pixtral:port": "9001", "pixtral:maxModelLen": "16384",
+              "pixtral:quantization": "fp8", "pixtral:tensorParallelSize": "1", "pixtral:gpusPerReplica": "1"}
+    pod_args = _container(run_stack(stack, shared))["args"]
+    vm_settings = {k: v for k, v in shared.items() if k != "pixtral:gpusPerReplica"}
+    vm_run = run_stack(vm_stack, vm_settings)
+    instance = [r for r in vm_run["resources"] if r["type"].endswith("/instance:Instance")][0]["inputs"]
+    user_data = instance.get("userData") or instance["metadata"]["user-data"]
+    (args_file,) = [f for f in yaml.safe_load(user_data)["write_files"] if f["path"] == "/etc/pixtral/vllm.args"]
+    assert args_file["content"].splitlines() == pod_args
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_api_key_reaches_vllm_from_the_secret_never_as_an_argument(stack):
+    run = run_stack(stack, secrets={"pixtral:apiKey": "sk-k8s-known-key"})
+    container = _container(run)
+    assert "sk-k8s-known-key" not in json.dumps(container)
+    (key_env,) = [e for e in container["env"] if e["name"] == "VLLM_API_KEY"]
+    (secret,) = resources_of(run, "kubernetes:core/v1:Secret")
+    assert key_env["valueFrom"]["secretKeyRef"] == {"name": secret["inputs"]["metadata"]["name"],
+                                                    "key": "VLLM_API_KEY"}
+    assert secret["inputs"]["stringData"]["VLLM_API_KEY"] == "sk-k8s-known-key"
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_gpu_limits_tolerations_and_shared_memory(stack):
+    run = run_stack(stack)
+    gpus = int(run["config"].get("pixtral:gpusPerReplica", 1))
+    container = _container(run)
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+    assert container["args"][container["args"].index("--tensor-parallel-size") + 1] == str(gpus)
+    pod = _deployment_of(run)["spec"]["template"]["spec"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    (shm,) = [v for v in pod["volumes"] if v["name"] == "shm"]
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_startup_probe_covers_a_first_download_then_health_checks(stack):
+    container = _container(run_stack(stack))
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 1200, "a first 25 GB download needs time"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_model_cache_volume_survives_pod_restarts(stack):
+    run = run_stack(stack, {"pixtral:cacheSizeGb": "150", "pixtral:storageClass": "fast-ssd"})
+    (claim,) = resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim["inputs"]["spec"]["resources"]["requests"]["storage"] == "150Gi"
+    assert claim["inputs"]["spec"]["storageClassName"] == "fast-ssd"
+    pod = _deployment_of(run)["spec"]["template"]["spec"]
+    assert {"name": "cache", "persistentVolumeClaim": {"claimName": claim["inputs"]["metadata"]["name"]}} in pod[
+        "volumes"]
+    env = {e["name"]: e.get("value") for e in _container(run)["env"]}
+    assert env["HF_HOME"].startswith("/cache/")
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_recommended_labels_replicas_and_node_selector(stack):
+    run = run_stack(stack, {"pixtral:replicas": "2", "pixtral:nodeSelector": '{"pool": "gpu-a"}',
+                            "pixtral:storageClass": "efs"})
+    deployment = _deployment_of(run)
+    labels = deployment["metadata"]["labels"]
+    for key in ("name", "instance", "component", "part-of", "managed-by", "version"):
+        assert f"app.kubernetes.io/{key}" in labels
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"]["pool"] == "gpu-a"
+    assert resources_of(run, "kubernetes:policy/v1:PodDisruptionBudget"), "two replicas need a disruption budget"
+    (claim,) = resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim["inputs"]["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_service_type_port_and_endpoint(stack):
+    run = run_stack(stack, {"pixtral:allowedCidrs": '["198.51.100.0/24"]'})
+    (service,) = resources_of(run, "kubernetes:core/v1:Service")
+    spec = service["inputs"]["spec"]
+    assert spec["type"] == "LoadBalancer" and spec["ports"][0]["port"] == 8081
+    assert spec["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+    hostname = service["outputs"]["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    assert run["outputs"]["endpoint"] == f"http://{hostname}:8081"
+
+    private = run_stack(stack, {"pixtral:serviceType": "ClusterIP"})
+    assert private["outputs"]["endpoint"] == "http://pixtral.pixtral.svc.cluster.local:8081"
+
+
+@pytest.mark.parametrize("stack", [s for s in K8S_STACKS if target_of(s) in ("eks", "gke")])
+def test_managed_clusters_get_a_tainted_gpu_pool(stack):
+    run = run_stack(stack)
+    if target_of(stack) == "eks":
+        (pool,) = [r for r in resources_of(run, "aws:eks/nodeGroup:NodeGroup") if r["name"].endswith("-gpu")]
+        assert pool["inputs"]["amiType"].endswith("NVIDIA")
+        assert pool["inputs"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+        assert pool["inputs"]["instanceTypes"] == [run["config"]["pixtral:instanceType"]]
+    else:
+        (pool,) = [r for r in resources_of(run, "gcp:container/nodePool:NodePool") if r["name"].endswith("-gpu")]
+        config = pool["inputs"]["nodeConfig"]
+        assert config["guestAccelerators"][0]["gpuDriverInstallationConfig"]["gpuDriverVersion"] == "LATEST"
+        assert config["taints"][0]["key"] == "nvidia.com/gpu"
+
+
+@pytest.mark.parametrize("stack", [s for s in K8S_STACKS if target_of(s) in ("eks", "gke")])
+def test_existing_cluster_is_reused_by_name(stack):
+    run = run_stack(stack, {"pixtral:clusterName": "team-cluster"})
+    assert run["error"] is None, run["error"]
+    clusters = [r for r in run["resources"] if r["type"] in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster")]
+    assert clusters == [], "a named cluster must be reused, not created"
+    assert run["outputs"]["clusterName"] == "team-cluster"
+
+
+# --- Manifests checked by real tools ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_manifests_pass_kubernetes_schema_validation(stack):
+    documents = manifests(run_stack(stack, {"pixtral:replicas": "2", "pixtral:storageClass": "efs"})["resources"])
+    assert {d["kind"] for d in documents} >= {"Namespace", "Secret", "PersistentVolumeClaim", "Deployment",
+                                              "Service", "NetworkPolicy", "PodDisruptionBudget"}
+    for document in documents:
+        # strict: an unknown field (a typo in a key) is an error, not silently dropped by the API server.
+        kubernetes_validate.validate(document, f"{KUBERNETES_VERSION}.0", strict=True)
+
+
+def test_schema_validation_catches_a_misspelt_field():
+    documents = manifests(run_stack(K8S_STACKS[0])["resources"])
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    deployment["spec"]["template"]["spec"]["tolerations"][0]["efect"] = "NoSchedule"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, f"{KUBERNETES_VERSION}.0", strict=True)
+
+
+def test_rendered_secrets_are_redacted():
+    documents = manifests(run_stack(K8S_STACKS[0], secrets={"pixtral:apiKey": "sk-render-known"})["resources"])
+    (secret,) = [d for d in documents if d["kind"] == "Secret"]
+    assert secret["stringData"] == {"VLLM_API_KEY": REDACTED}
+
+
+def _checkov(directory: Path) -> list[dict]:
+    # checkov pins packaging<24, which the Pulumi SDK cannot share a venv with: it lives in a venv of its own.
+    checkov = required_tool("checkov", "python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30",
+                            (str(PROJECT_DIR / ".venv-checkov/bin/checkov"),))
+    done = subprocess.run([checkov, "-d", str(directory), "--framework", "kubernetes", "--skip-download",
+                           "--quiet", "--compact", "-o", "json"], capture_output=True, text=True, timeout=300)
+    assert done.stdout, done.stderr
+    report = json.loads(done.stdout)
+    reports = report if isinstance(report, list) else [report]
+    return [check for r in reports for check in r.get("results", {}).get("failed_checks", [])]
+
+
+def test_checkov_findings_are_fixed_or_explained(tmp_path):
+    skips = yaml.safe_load(SKIPS_FILE.read_text())
+    assert all(reason.strip() for reason in skips.values()), "every skipped check needs a reason"
+    for stack in K8S_STACKS:
+        for index, document in enumerate(manifests(run_stack(stack)["resources"])):
+            (tmp_path / f"{stack}-{index}-{document['kind']}.yaml").write_text(yaml.safe_dump(document))
+    failed = _checkov(tmp_path)
+    unexplained = sorted({f"{c['check_id']} ({c['check_name']}) in {Path(c['file_path']).name}" for c in failed
+                          if c["check_id"] not in skips})
+    assert not unexplained, "checkov findings that are neither fixed nor in checkov-skips.yaml:\n" + "\n".join(
+        unexplained)
+    stale = set(skips) - {c["check_id"] for c in failed}
+    assert not stale, f"checkov-skips.yaml lists checks that no longer fail (remove them): {sorted(stale)}"
