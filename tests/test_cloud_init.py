@@ -48,7 +48,8 @@ def test_schema_check_catches_a_misspelt_module_key(tmp_path):
     broken = user_data_of(VM_STACKS[0]).replace("  content: |", "  contents: |", 1)
     path = tmp_path / "user-data"
     path.write_text(broken)
-    done = subprocess.run([required_tool("cloud-init", "apt-get install cloud-init"), "schema", "--config-file", str(path)], capture_output=True, text=True)
+    cloud_init = required_tool("cloud-init", "apt-get install cloud-init")
+    done = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
     assert done.returncode != 0
 
 

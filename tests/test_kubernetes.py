@@ -154,7 +154,8 @@ def test_managed_clusters_get_a_tainted_gpu_pool(stack):
 def test_existing_cluster_is_reused_by_name(stack):
     run = run_stack(stack, {"pixtral:clusterName": "team-cluster"})
     assert run["error"] is None, run["error"]
-    clusters = [r for r in run["resources"] if r["type"] in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster")]
+    cluster_types = ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster")
+    clusters = [r for r in run["resources"] if r["type"] in cluster_types]
     assert clusters == [], "a named cluster must be reused, not created"
     assert run["outputs"]["clusterName"] == "team-cluster"
 
