@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from pixtral_deploy.server import VLLM_MODULE, vllm_args, vllm_command
+from pixtral_deploy.cloudinit import USERDATA_DIR
+from pixtral_deploy.server import GUARD_FILE, VLLM_MODULE, vllm_args, vllm_command
 from pixtral_deploy.spec import Deployment
 
 CACHE_MOUNT = "/cache"
+# The key-guard middleware (--middleware in vLLM's arguments) comes from a ConfigMap mounted here.
+GUARD_MOUNT = "/opt/pixtral/python"
 # vLLM's image runs as root; this workload runs it as an unprivileged, high UID instead (README, "Kubernetes").
 RUN_AS_USER = 10001
 # Per GPU: vLLM's API server, tokenizer and image preprocessing are CPU-bound; weights stage through host memory.
@@ -71,7 +74,8 @@ class VllmWorkload(pulumi.ComponentResource):
         ns = namespace.metadata["name"]
         secret = self._secret(ns, args)
         cache = self._cache_volume(ns, deployment)
-        workload = self._deployment(ns, secret, cache, deployment, args)
+        guard = self._guard(ns)
+        workload = self._deployment(ns, secret, cache, guard, deployment, args)
         self._network_policy(ns, deployment)
         if settings.replicas > 1:
             self._disruption_budget(ns)
@@ -91,6 +95,12 @@ class VllmWorkload(pulumi.ComponentResource):
         return k8s.core.v1.Secret(
             f"{self._name}-secrets", metadata=self._metadata(ns, "-secrets"), type="Opaque", string_data=data,
             opts=self._child,
+        )
+
+    def _guard(self, ns: pulumi.Input[str]) -> k8s.core.v1.ConfigMap:
+        return k8s.core.v1.ConfigMap(
+            f"{self._name}-guard", metadata=self._metadata(ns, "-guard"),
+            data={GUARD_FILE: (USERDATA_DIR / GUARD_FILE).read_text()}, opts=self._child,
         )
 
     def _cache_volume(self, ns: pulumi.Input[str], deployment: Deployment) -> k8s.core.v1.PersistentVolumeClaim:
@@ -118,6 +128,7 @@ class VllmWorkload(pulumi.ComponentResource):
             {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/hf"},
             {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            {"name": "PYTHONPATH", "value": GUARD_MOUNT},
         ]
         if has_hf_token:
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"],
@@ -153,11 +164,12 @@ class VllmWorkload(pulumi.ComponentResource):
                 {"name": "cache", "mountPath": CACHE_MOUNT},
                 {"name": "shm", "mountPath": "/dev/shm"},
                 {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "guard", "mountPath": GUARD_MOUNT, "readOnly": True},
             ],
         }
 
     def _deployment(self, ns: pulumi.Input[str], secret: k8s.core.v1.Secret,
-                    cache: k8s.core.v1.PersistentVolumeClaim, deployment: Deployment,
+                    cache: k8s.core.v1.PersistentVolumeClaim, guard: k8s.core.v1.ConfigMap, deployment: Deployment,
                     args: VllmWorkloadArgs) -> k8s.apps.v1.Deployment:
         settings = deployment.kubernetes
         gpus = settings.gpus_per_replica
@@ -174,6 +186,7 @@ class VllmWorkload(pulumi.ComponentResource):
                 # NCCL and vLLM's workers exchange tensors through shared memory; the default 64 MiB is too small.
                 {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{SHM_GI_PER_GPU * gpus}Gi"}},
                 {"name": "tmp", "emptyDir": {}},
+                {"name": "guard", "configMap": {"name": guard.metadata["name"]}},
             ],
             "terminationGracePeriodSeconds": 60,
         }

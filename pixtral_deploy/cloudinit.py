@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .server import VLLM_MODULE, ServerSpec, vllm_args
+from .server import GUARD_FILE, VLLM_MODULE, ServerSpec, vllm_args
 
 USERDATA_DIR = Path(__file__).resolve().parent.parent / "userdata"
 LIB_DIR = "/usr/local/lib/pixtral"
@@ -57,6 +57,8 @@ def environment(server: ServerSpec, store: SecretStore) -> dict[str, str]:
         # vLLM's torch.compile and CUDA-graph caches: kept across restarts so warm starts skip recompiling.
         "VLLM_CACHE_ROOT": f"{STATE_DIR}/vllm-cache",
         "VLLM_NO_USAGE_STATS": "1",
+        # Where vLLM imports the key-guard middleware from (--middleware in vllm.args).
+        "PYTHONPATH": f"{LIB_DIR}/python",
     }
 
 
@@ -79,6 +81,7 @@ def cloud_config(server: ServerSpec, store: SecretStore) -> dict:
         for name in SCRIPTS
     ]
     files += [_file(f"/etc/systemd/system/{name}", (USERDATA_DIR / name).read_text(), "0644") for name in UNITS]
+    files.append(_file(f"{LIB_DIR}/python/{GUARD_FILE}", (USERDATA_DIR / GUARD_FILE).read_text(), "0644"))
     return {
         "users": ["default", {"name": "vllm", "system": True, "homedir": STATE_DIR, "shell": "/usr/sbin/nologin"}],
         "write_files": files,

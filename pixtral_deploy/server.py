@@ -17,6 +17,10 @@ VLLM_IMAGE_REPOSITORY = "vllm/vllm-openai"
 # The image's entrypoint has changed between releases (`vllm serve` vs the api_server module); naming the module
 # explicitly gives the container and the VM the same program and the same argument syntax.
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+# vLLM's --api-key leaves /invocations (inference), /tokenize and /metrics open; this middleware (userdata/
+# pixtral_guard.py, on PYTHONPATH on the VM and in the pod) requires the key everywhere but the health checks.
+GUARD_MIDDLEWARE = "pixtral_guard.RequireApiKey"
+GUARD_FILE = "pixtral_guard.py"
 DEFAULT_MODEL = "mistralai/Pixtral-12B-2409"
 DEFAULT_PORT = 8081
 
@@ -65,6 +69,7 @@ def vllm_args(spec: ServerSpec) -> list[str]:
         "--max-model-len", str(spec.max_model_len),
         "--tensor-parallel-size", str(spec.tensor_parallel_size),
         "--gpu-memory-utilization", f"{spec.gpu_memory_utilization:g}",
+        "--middleware", GUARD_MIDDLEWARE,
     ]
     if spec.quantization:
         args += ["--quantization", spec.quantization]
