@@ -1,0 +1,283 @@
+"""A real vLLM answers the seed's request, started the way the VM starts it, with the program's own arguments.
+
+The server is the CPU build of the pinned vLLM (the venv .ci/install-e2e builds) serving a tiny, randomly
+initialised Pixtral that the test writes. It is started through the VM's start path: the launcher, library,
+environment file and argument file are taken out of the rendered cloud-init of a shipped stack and run for real.
+The only changes are the ones in `CPU_SUBSTITUTIONS` / `_vm_environment`, in one visible place.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PROJECT_DIR, resources_of, run_stack
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = "sk-e2e-test-key"
+VM_STACK = "aws"
+K8S_STACK = "k8s"
+# The shipped stack's settings, but a limit of 2 images keeps the CPU prompts small (the limit is what is tested).
+MAX_IMAGES = 2
+READY_TIMEOUT_SECONDS = 600
+
+
+def _e2e_python() -> str:
+    python = os.environ.get("PIXTRAL_E2E_PYTHON", str(PROJECT_DIR / ".venv-e2e/bin/python"))
+    if not Path(python).exists():
+        message = f"no e2e venv at {python}: build it with `bash .ci/install-e2e .venv-e2e`"
+        if os.environ.get("PIXTRAL_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _substitute(args: list[str], replacements: dict[str, str], extra: list[str]) -> list[str]:
+    """Replace the values of the given flags (each must be present) and append CPU-only flags."""
+    args = list(args)
+    for flag, value in replacements.items():
+        assert flag in args, f"{flag} is not in the program's arguments: {args}"
+        args[args.index(flag) + 1] = value
+    return args + extra
+
+
+def cpu_substitutions(model_dir: Path, port: int) -> tuple[dict[str, str], list[str]]:
+    """Everything that differs from a GPU VM: where the model is, the port, and what a 2-core CPU can hold."""
+    return (
+        {
+            "--model": str(model_dir),
+            "--port": str(port),
+            # Loopback only: the test never listens on a routable address.
+            "--host": "127.0.0.1",
+            # A CPU KV cache of a few GB, and the tiny model's own context.
+            "--max-model-len": "2048",
+        },
+        # Skipping graph capture cuts CPU start-up from ~64 s to ~40 s.
+        ["--enforce-eager"],
+    )
+
+
+def _cloud_init_files(stack: str) -> dict[str, str]:
+    run = run_stack(stack, {"pixtral:maxImagesPerPrompt": str(MAX_IMAGES)})
+    (instance,) = [r for r in run["resources"] if r["type"].endswith("/instance:Instance")]
+    user_data = instance["inputs"].get("userData") or instance["inputs"]["metadata"]["user-data"]
+    return {entry["path"]: entry["content"] for entry in yaml.safe_load(user_data)["write_files"]}
+
+
+def _env_file(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def _png(color: tuple[int, int, int], size: int = 64) -> bytes:
+    """A solid PNG written with the standard library only (zlib + the PNG chunk format)."""
+    import struct
+    import zlib
+
+    raw = b"".join(b"\x00" + bytes(color) * size for _ in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+class Server:
+    def __init__(self, command: list[str], env: dict[str, str], port: int, log: Path):
+        self.port = port
+        self.log = log
+        self.process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text().splitlines()[-40:])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-pixtral")
+    done = subprocess.run([_e2e_python(), str(Path(__file__).parent / "tiny_pixtral.py"), str(directory)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return directory
+
+
+def _vm_environment(files: dict[str, str], root: Path) -> dict[str, str]:
+    """The VM's environment file, with the paths of this machine put in for the VM's."""
+    env = _env_file(files["/etc/pixtral/pixtral.env"])
+    env.update({
+        "PIXTRAL_VLLM_PYTHON": _e2e_python(),
+        "HF_HOME": str(root / "hf"),
+        "VLLM_CACHE_ROOT": str(root / "vllm-cache"),
+        "PYTHONPATH": str(root / "lib/python"),
+        "PIXTRAL_LIB": str(root / "lib"),
+        "PIXTRAL_STATE_DIR": str(root / "state"),
+        "PIXTRAL_ARGS_FILE": str(root / "vllm.args"),
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "2",
+    })
+    # What pixtral-secrets.service would have written to the root-only secrets file.
+    env["VLLM_API_KEY"] = API_KEY
+    return {**env, "PATH": os.environ["PATH"], "HOME": str(root)}
+
+
+@pytest.fixture(scope="module")
+def vm_server(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("vm-root")
+    files = _cloud_init_files(VM_STACK)
+    (root / "lib/python").mkdir(parents=True)
+    for path, content in files.items():
+        if path.startswith("/usr/local/lib/pixtral/"):
+            target = root / "lib" / path.removeprefix("/usr/local/lib/pixtral/")
+            target.write_text(content)
+            target.chmod(0o755)
+    port = _free_port()
+    replacements, extra = cpu_substitutions(tiny_model, port)
+    args = _substitute(files["/etc/pixtral/vllm.args"].splitlines(), replacements, extra)
+    (root / "vllm.args").write_text("".join(f"{arg}\n" for arg in args))
+    server = Server(["bash", str(root / "lib/launch-vllm.sh")], _vm_environment(files, root), port,
+                    root / "vllm.log")
+    yield server
+    server.stop()
+
+
+def _pixtralctl(*args: str, timeout: float = READY_TIMEOUT_SECONDS + 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pixtralctl", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=PROJECT_DIR)
+
+
+def _post(server: Server, path: str, body: dict, key: str | None = API_KEY) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{server.endpoint}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _image_url(color: tuple[int, int, int]) -> dict:
+    return {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(
+        _png(color)).decode()}}
+
+
+def _chat(images: int) -> dict:
+    content = []
+    for index in range(images):
+        content += [{"type": "text", "text": f"Describe image {index + 1}."}, _image_url((40 * index, 90, 200))]
+    return {"model": "mistralai/Pixtral-12B-2409", "max_tokens": 8,
+            "messages": [{"role": "user", "content": content or [{"type": "text", "text": "Hello."}]}]}
+
+
+def test_wait_reports_ready_through_the_vm_start_path(vm_server):
+    done = _pixtralctl("wait", "--endpoint", vm_server.endpoint, "--api-key", API_KEY,
+                       "--timeout", str(READY_TIMEOUT_SECONDS), "--interval", "2")
+    assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + vm_server.tail()
+    assert API_KEY not in done.stdout + done.stderr
+
+
+def test_smoke_sends_the_seed_request_shape(vm_server, tmp_path):
+    images = []
+    for index, color in enumerate(((200, 40, 40), (40, 200, 40))):
+        images += ["--image", str(tmp_path / f"image-{index}.png")]
+        (tmp_path / f"image-{index}.png").write_bytes(_png(color))
+    done = _pixtralctl("smoke", "--endpoint", vm_server.endpoint, "--api-key", API_KEY, "--expect-tokens",
+                       "--max-tokens", "8", *images, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + vm_server.tail()
+
+
+def test_image_tokens_count_in_the_prompt(vm_server):
+    status, text_only = _post(vm_server, "/v1/chat/completions", _chat(0))
+    assert status == 200, text_only
+    status, two_images = _post(vm_server, "/v1/chat/completions", _chat(MAX_IMAGES))
+    assert status == 200, two_images
+    assert two_images["usage"]["prompt_tokens"] > text_only["usage"]["prompt_tokens"] + MAX_IMAGES
+    assert two_images["usage"]["completion_tokens"] >= 1
+
+
+def test_wrong_or_missing_key_is_refused(vm_server):
+    assert _post(vm_server, "/v1/chat/completions", _chat(1), key="wrong-key")[0] == 401
+    assert _post(vm_server, "/v1/chat/completions", _chat(1), key=None)[0] == 401
+
+
+def test_invocations_route_needs_the_key_too(vm_server):
+    # vLLM serves /invocations (SageMaker's inference route) outside --api-key's reach; the guard closes it.
+    assert _post(vm_server, "/invocations", _chat(1), key=None)[0] == 401
+
+
+def test_one_image_more_than_the_limit_is_refused(vm_server):
+    status, body = _post(vm_server, "/v1/chat/completions", _chat(MAX_IMAGES + 1))
+    assert status == 400, body
+
+
+def test_metrics_serve_prometheus_text(vm_server):
+    request = urllib.request.Request(f"{vm_server.endpoint}/metrics",
+                                     headers={"Authorization": f"Bearer {API_KEY}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    assert text.startswith("# HELP") and "\nvllm:" in text, text[:300]
+
+
+def test_launch_recorded_its_phase(vm_server):
+    timeline = (Path(vm_server.log).parent / "state/timeline.jsonl").read_text().splitlines()
+    assert json.loads(timeline[0])["phase"] == "load"
+
+
+def test_kubernetes_container_arguments_are_accepted_by_the_real_server(tiny_model, tmp_path, vm_server):
+    # Runs after the VM tests (module order) and stops their server first: two CPU servers would not fit 2 cores.
+    vm_server.stop()
+    run = run_stack(K8S_STACK, {"pixtral:maxImagesPerPrompt": str(MAX_IMAGES)})
+    (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
+    (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
+    port = _free_port()
+    replacements, extra = cpu_substitutions(tiny_model, port)
+    args = _substitute(container["args"], replacements, extra)
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "pixtral_guard.py").write_text((PROJECT_DIR / "userdata/pixtral_guard.py").read_text())
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env.update({"HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "VLLM_CACHE_ROOT": str(tmp_path / "vllm"),
+                "PYTHONPATH": str(guard), "VLLM_API_KEY": API_KEY, "PATH": os.environ["PATH"],
+                "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "2"})
+    # The container's command, with the e2e venv's python for the image's python3.
+    command = [_e2e_python(), *container["command"][1:], *args]
+    server = Server(command, env, port, tmp_path / "vllm.log")
+    try:
+        done = _pixtralctl("wait", "--endpoint", server.endpoint, "--api-key", API_KEY,
+                           "--timeout", str(READY_TIMEOUT_SECONDS), "--interval", "2")
+        assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + server.tail()
+        assert _post(server, "/v1/chat/completions", _chat(MAX_IMAGES))[0] == 200
+    finally:
+        server.stop()
+    assert server.process.returncode is not None
