@@ -1,0 +1,1 @@
+"""pixtralctl: the tools around a pixtral-deploy deployment (wait, smoke, bench, render)."""

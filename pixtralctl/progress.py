@@ -1,0 +1,26 @@
+"""Progress output: one updating line on a terminal, plain lines (one per change) in CI logs."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+
+class Progress:
+    def __init__(self, stream: TextIO = sys.stdout):
+        self.stream = stream
+        self.live = stream.isatty()
+        self._last: str | None = None
+
+    def update(self, phase: str, elapsed: float, detail: str) -> None:
+        if self.live:
+            self.stream.write(f"\r\033[K{phase:<10} {elapsed:6.0f}s  {detail}"[:200])
+            self.stream.flush()
+        elif phase != self._last:
+            print(f"[{elapsed:6.1f}s] {phase}: {detail}", file=self.stream, flush=True)
+        self._last = phase
+
+    def done(self, message: str) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+        print(message, file=self.stream, flush=True)

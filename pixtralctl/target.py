@@ -1,0 +1,95 @@
+"""Which deployment a command talks to: from flags, the environment, or the Pulumi stack's outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+
+class TargetError(Exception):
+    """The deployment to talk to cannot be determined; the message says how to name it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    endpoint: str
+    api_key: str
+    model: str | None
+    show_secrets: bool = False
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.endpoint}/v1"
+
+    def shown_key(self) -> str:
+        """The key as it may be printed: masked unless the user asked for secrets."""
+        return self.api_key if self.show_secrets else mask(self.api_key)
+
+
+def mask(secret: str) -> str:
+    return f"{secret[:3]}...({len(secret)} chars)" if len(secret) > 8 else "***"
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("deployment (default: the current Pulumi stack's outputs)")
+    group.add_argument("--stack", help="Pulumi stack whose outputs to read")
+    group.add_argument("--endpoint", default=os.environ.get("PIXTRAL_ENDPOINT"),
+                       help="http://HOST:PORT of the server (env PIXTRAL_ENDPOINT)")
+    group.add_argument("--api-key", default=os.environ.get("PIXTRAL_API_KEY"),
+                       help="Bearer key (env PIXTRAL_API_KEY)")
+    group.add_argument("--model", help="served model name (default: the stack's `model` output, else the first "
+                                       "model the server lists)")
+    group.add_argument("--show-secrets", action="store_true", help="print the API key instead of masking it")
+
+
+def stack_outputs(stack: str | None) -> dict:
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise TargetError("no Pulumi CLI on PATH to read the stack outputs; pass --endpoint and --api-key "
+                          "(or set PIXTRAL_ENDPOINT and PIXTRAL_API_KEY)")
+    command = [pulumi, "stack", "output", "--json", "--show-secrets"] + (["--stack", stack] if stack else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise TargetError(f"`pulumi stack output` failed: {done.stderr.strip() or done.stdout.strip()}")
+    return json.loads(done.stdout or "{}")
+
+
+def resolve(args: argparse.Namespace) -> Target:
+    endpoint, api_key, model = args.endpoint, args.api_key, args.model
+    if not (endpoint and api_key):
+        outputs = stack_outputs(args.stack)
+        endpoint = endpoint or outputs.get("endpoint")
+        api_key = api_key or outputs.get("apiKey")
+        model = model or outputs.get("model")
+    if not endpoint or not api_key:
+        raise TargetError("the stack has no `endpoint`/`apiKey` outputs; pass --endpoint and --api-key")
+    if not endpoint.startswith(("http://", "https://")):
+        raise TargetError(f"--endpoint {endpoint!r} is not a URL; expected http://HOST:PORT")
+    return Target(endpoint.rstrip("/"), api_key, model, args.show_secrets)
+
+
+def served_model(target: Target, timeout: float = 10) -> str:
+    """The model to request: the configured one, else the first the server lists."""
+    if target.model:
+        return target.model
+    request = urllib.request.Request(f"{target.base_url}/models",
+                                     headers={"Authorization": f"Bearer {target.api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            models = json.loads(response.read()).get("data") or []
+    except urllib.error.HTTPError as error:
+        raise TargetError(f"{target.base_url}/models answered {error.code}"
+                          + (f": the API key ({target.shown_key()}) was refused" if error.code in (401, 403) else
+                             "; is the server ready? (pixtralctl wait)")) from None
+    except (urllib.error.URLError, OSError) as error:
+        raise TargetError(f"no answer from {target.endpoint} ({getattr(error, 'reason', error)}); is it up? "
+                          "(pixtralctl wait)") from None
+    if not models:
+        raise TargetError(f"{target.base_url}/models lists no model; pass --model")
+    return models[0]["id"]
