@@ -7,9 +7,9 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, stream: TextIO = sys.stdout):
-        self.stream = stream
-        self.live = stream.isatty()
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty()
         self._last: str | None = None
 
     def update(self, phase: str, elapsed: float, detail: str) -> None:

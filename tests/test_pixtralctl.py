@@ -1,0 +1,214 @@
+"""pixtralctl against a real HTTP server on loopback: success and every failure mode, with clear exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_DIR
+from fake_openai_server import FakeVllm
+
+from pixtralctl.__main__ import main
+
+KEY = "sk-fake-pixtral-key-1234"
+
+
+def _target(server: FakeVllm) -> list[str]:
+    return ["--endpoint", server.endpoint, "--api-key", KEY]
+
+
+def _png(path: Path) -> Path:
+    path.write_bytes(b"\x89PNG\r\n\x1a\nnot-really-a-png-but-bytes")
+    return path
+
+
+# --- wait ---------------------------------------------------------------------------------------------------------
+
+def test_wait_succeeds_once_the_server_answers_a_real_request(capsys):
+    with FakeVllm(KEY) as server:
+        assert main(["wait", *_target(server), "--timeout", "10", "--interval", "0.1"]) == 0
+        assert any(r["path"] == "/v1/chat/completions" for r in server.requests), "ready needs a real request"
+    assert "ready after" in capsys.readouterr().out
+
+
+def test_wait_follows_a_slow_start_with_one_line_per_phase(capsys):
+    with FakeVllm(KEY, mode="slow_start", ready_after=1.0) as server:
+        assert main(["wait", *_target(server), "--timeout", "10", "--interval", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("loading: /health answered 503") == 1, out
+    assert "ready after" in out
+
+
+def test_wait_times_out_with_the_last_state(capsys):
+    with FakeVllm(KEY, mode="slow_start", ready_after=60) as server:
+        started = time.monotonic()
+        assert main(["wait", *_target(server), "--timeout", "1", "--interval", "0.2"]) == 1
+        assert time.monotonic() - started < 5
+    assert "not ready after" in capsys.readouterr().out
+
+
+def test_wait_fails_fast_on_a_refused_key(capsys):
+    with FakeVllm(KEY) as server:
+        started = time.monotonic()
+        code = main(["wait", "--endpoint", server.endpoint, "--api-key", "wrong-key-123456", "--timeout", "30"])
+        assert code == 1 and time.monotonic() - started < 5
+    out = capsys.readouterr().out
+    assert "refused with 401" in out and "wrong-key-123456" not in out
+
+
+def test_wait_reports_a_server_that_fails_real_requests(capsys):
+    with FakeVllm(KEY, mode="error_500") as server:
+        assert main(["wait", *_target(server), "--timeout", "1", "--interval", "0.2"]) == 1
+    assert "answered 500" in capsys.readouterr().out
+
+
+def test_wait_on_a_closed_port_says_so(capsys):
+    assert main(["wait", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY, "--timeout", "1",
+                 "--interval", "0.2"]) == 1
+    assert "no answer from http://127.0.0.1:9" in capsys.readouterr().out
+
+
+# --- smoke --------------------------------------------------------------------------------------------------------
+
+def test_smoke_sends_text_image_text_image_and_reports_usage(capsys, tmp_path):
+    with FakeVllm(KEY) as server:
+        code = main(["smoke", *_target(server), "--image", str(_png(tmp_path / "a.png")),
+                     "--image", "https://example.com/b.jpg"])
+        (request,) = server.chat_requests()[:1]
+    out = capsys.readouterr().out
+    assert code == 0, out
+    content = request["messages"][0]["content"]
+    assert [part["type"] for part in content] == ["text", "image_url", "text", "image_url"]
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert content[3]["image_url"]["url"] == "https://example.com/b.jpg"
+    assert "Three people jogging" in out and "210 prompt tokens" in out
+
+
+def test_smoke_uses_the_seed_images_by_default(capsys):
+    with FakeVllm(KEY) as server:
+        assert main(["smoke", *_target(server)]) == 0
+        content = server.chat_requests()[0]["messages"][0]["content"]
+    assert content[0]["text"] == "Describe this image in detail please."
+    assert "jogging-edit_hero.jpg" in content[1]["image_url"]["url"]
+
+
+def test_smoke_checks_that_requests_without_the_key_are_refused():
+    with FakeVllm(KEY) as server:
+        assert main(["smoke", *_target(server)]) == 0
+        unauthenticated = [r for r in server.requests if r["path"] == "/v1/chat/completions" and not r["authorized"]]
+    assert {r["authorization"] for r in unauthenticated} == {None, "Bearer pixtralctl-wrong-key"}
+
+
+@pytest.mark.parametrize("mode,message", [
+    ("error_500", "status 500"),
+    ("empty_answer", "the answer is empty"),
+    ("drop", "no complete answer"),
+])
+def test_smoke_failure_modes(mode, message, capsys):
+    with FakeVllm(KEY, mode=mode) as server:
+        assert main(["smoke", *_target(server)]) == 1
+    assert message in capsys.readouterr().out
+
+
+def test_smoke_expect_tokens_accepts_empty_text_only_with_tokens(capsys):
+    with FakeVllm(KEY, mode="empty_answer") as server:
+        assert main(["smoke", *_target(server), "--expect-tokens"]) == 1
+    assert "no generated tokens" in capsys.readouterr().out
+
+
+def test_smoke_with_a_wrong_key_fails_without_printing_it(capsys):
+    with FakeVllm(KEY) as server:
+        assert main(["smoke", "--endpoint", server.endpoint, "--api-key", "sk-wrong-but-long-key"]) == 2
+    err = capsys.readouterr().err
+    assert "refused" in err and "sk-wrong-but-long-key" not in err
+
+
+def test_smoke_json_output(capsys):
+    with FakeVllm(KEY) as server:
+        assert main(["smoke", *_target(server), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] is True and result["completion_tokens"] == 7 and KEY not in json.dumps(result)
+
+
+# --- bench --------------------------------------------------------------------------------------------------------
+
+def test_bench_stops_at_its_request_cap_and_writes_raw_numbers(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    with FakeVllm(KEY) as server:
+        assert main(["bench", *_target(server), "--concurrency", "3", "--requests", "7", "--out", str(out)]) == 0
+        assert len(server.chat_requests()) == 7
+    report = json.loads(out.read_text())
+    assert report["summary"]["requests"] == 7 and report["summary"]["ok"] == 7
+    assert all(s["ttft"] is not None and s["latency"] >= s["ttft"] for s in report["samples"])
+    assert report["summary"]["output_tokens"] == 49
+    table = capsys.readouterr().out
+    assert "time to first token" in table and "p99" in table
+
+
+def test_bench_stops_at_its_duration_cap():
+    with FakeVllm(KEY) as server:
+        started = time.monotonic()
+        assert main(["bench", *_target(server), "--concurrency", "2", "--requests", "100000",
+                     "--duration", "1"]) == 0
+        assert time.monotonic() - started < 5
+
+
+def test_bench_counts_errors_and_fails_when_nothing_succeeds(capsys):
+    with FakeVllm(KEY, mode="error_500") as server:
+        assert main(["bench", *_target(server), "--requests", "3"]) == 1
+    assert "error x3: status 500" in capsys.readouterr().out
+
+
+# --- target resolution -----------------------------------------------------------------------------------------------
+
+def test_no_endpoint_and_no_pulumi_cli_is_a_clear_error():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXTRAL_")}
+    env["PATH"] = str(Path(sys.executable).parent)
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "wait"], capture_output=True, text=True, env=env,
+                          cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 2
+    assert "no Pulumi CLI" in done.stderr and "--endpoint" in done.stderr
+
+
+def test_environment_variables_name_the_target(monkeypatch, capsys):
+    with FakeVllm(KEY) as server:
+        monkeypatch.setenv("PIXTRAL_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("PIXTRAL_API_KEY", KEY)
+        assert main(["wait", "--timeout", "5", "--interval", "0.1"]) == 0
+
+
+@pytest.mark.parametrize("command", ["wait", "smoke", "bench", "render"])
+def test_every_subcommand_has_help(command):
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", command, "--help"], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 0 and "usage: pixtralctl" in done.stdout
+
+
+def test_wait_on_a_terminal_updates_one_line_with_phase_and_elapsed_time():
+    import pty
+
+    with FakeVllm(KEY, mode="slow_start", ready_after=1.5) as server:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-m", "pixtralctl", "wait", *_target(server), "--timeout", "20",
+                                    "--interval", "0.3"], stdout=follower, stderr=follower, cwd=PROJECT_DIR)
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=30) == 0
+        os.close(leader)
+    text = output.decode()
+    assert text.count("\r\x1b[K") >= 3, text
+    assert "loading" in text and "s  /health answered 503" in text
+    assert "ready after" in text
