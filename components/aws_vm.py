@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pixtral_deploy.cloudinit import SecretStore, render_cloud_init
+from pixtral_deploy.catalog import has_local_nvme
+from pixtral_deploy.cloudinit import SecretStore, compress_user_data, render_cloud_init
 from pixtral_deploy.spec import Deployment
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
@@ -54,6 +55,7 @@ class AwsGpuVm(pulumi.ComponentResource):
         ).apply(lambda values: render_cloud_init(
             deployment.server,
             SecretStore("aws-ssm", values[1], values[2], {"PIXTRAL_AWS_REGION": values[0]}),
+            local_nvme=has_local_nvme(settings.instance_type),
         ))
         instance = aws.ec2.Instance(
             name,
@@ -62,7 +64,7 @@ class AwsGpuVm(pulumi.ComponentResource):
             subnet_id=subnet_id,
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=profile.name,
-            user_data=self.user_data,
+            user_data_base64=self.user_data.apply(compress_user_data),
             # A changed server description must reach the VM: replace it rather than keep stale cloud-init.
             user_data_replace_on_change=True,
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import SecretStore, render_cloud_init
 from pixtral_deploy.spec import Deployment
 
@@ -63,7 +64,8 @@ class GcpGpuVm(pulumi.ComponentResource):
         store_settings = {"PIXTRAL_GCP_PROJECT": args.project}
         self.user_data = pulumi.Output.all(api_key_secret.secret_id, hf_secret.secret_id if hf_secret else None).apply(
             lambda ids: render_cloud_init(
-                deployment.server, SecretStore("gcp-secret-manager", ids[0], ids[1], store_settings)
+                deployment.server, SecretStore("gcp-secret-manager", ids[0], ids[1], store_settings),
+                local_nvme=has_local_nvme(settings.machine_type),
             )
         )
         instance = gcp.compute.Instance(

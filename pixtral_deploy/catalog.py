@@ -110,3 +110,8 @@ MODELS: dict[str, ModelInfo] = {
 
 def machine_types_for(cloud: str) -> list[MachineType]:
     return [m for m in MACHINE_TYPES.values() if m.cloud == cloud]
+
+
+def has_local_nvme(machine_type: str) -> bool:
+    known = MACHINE_TYPES.get(machine_type)
+    return known is not None and known.local_nvme_gb > 0

@@ -6,8 +6,11 @@ at boot with its own identity.
 
 from __future__ import annotations
 
+import base64
+import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,14 +20,18 @@ USERDATA_DIR = Path(__file__).resolve().parent.parent / "userdata"
 LIB_DIR = "/usr/local/lib/pixtral"
 CONFIG_DIR = "/etc/pixtral"
 STATE_DIR = "/var/lib/pixtral"
+# The model cache: a local NVMe mount when the machine has one (prepare-storage.sh), else a root-disk folder.
+CACHE_DIR = f"{STATE_DIR}/cache"
 SERVICE = "pixtral-vllm.service"
-SCRIPTS = ("pixtral-lib.sh", "install-vllm.sh", "download-weights.sh", "fetch-secrets.sh", "launch-vllm.sh",
-           "await-ready.sh")
-UNITS = ("pixtral-install.service", "pixtral-download.service", "pixtral-secrets.service", SERVICE)
+SCRIPTS = ("pixtral-lib.sh", "prepare-storage.sh", "install-vllm.sh", "download-weights.sh", "fetch-secrets.sh",
+           "launch-vllm.sh", "await-ready.sh")
+UNITS = ("pixtral-storage.service", "pixtral-install.service", "pixtral-download.service", "pixtral-secrets.service",
+         SERVICE)
 UV_VERSION = "0.13.9"
 HF_HUB_VERSION = "2.4.0"
 PYTHON_VERSION = "3.12"
-# AWS refuses user data over 16 KB (before base64); GCP's metadata limit is larger, so AWS's is the one to keep.
+# AWS refuses user data over 16 KB (before base64). The document goes gzip-compressed (cloud-init unpacks it), so the
+# limit binds the compressed bytes; GCP's metadata takes 256 KB of plain text.
 USER_DATA_LIMIT_BYTES = 16 * 1024
 
 
@@ -38,7 +45,7 @@ class SecretStore:
     settings: dict[str, str] = field(default_factory=dict)
 
 
-def environment(server: ServerSpec, store: SecretStore) -> dict[str, str]:
+def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict[str, str]:
     """Non-secret settings every boot script and the service read (/etc/pixtral/pixtral.env)."""
     return {
         "PIXTRAL_MODEL": server.model,
@@ -53,9 +60,11 @@ def environment(server: ServerSpec, store: SecretStore) -> dict[str, str]:
         "PIXTRAL_API_KEY_SECRET": store.api_key_name,
         "PIXTRAL_HF_TOKEN_SECRET": store.hf_token_name or "",
         **store.settings,
-        "HF_HOME": f"{STATE_DIR}/hf",
-        # vLLM's torch.compile and CUDA-graph caches: kept across restarts so warm starts skip recompiling.
-        "VLLM_CACHE_ROOT": f"{STATE_DIR}/vllm-cache",
+        "PIXTRAL_CACHE_DIR": CACHE_DIR,
+        "PIXTRAL_LOCAL_NVME": "1" if local_nvme else "0",
+        "HF_HOME": f"{CACHE_DIR}/hf",
+        # vLLM's torch.compile and CUDA-graph caches, beside the weights: warm starts skip recompiling.
+        "VLLM_CACHE_ROOT": f"{CACHE_DIR}/vllm",
         "VLLM_NO_USAGE_STATS": "1",
         # Where vLLM imports the key-guard middleware from (--middleware in vllm.args).
         "PYTHONPATH": f"{LIB_DIR}/python",
@@ -70,10 +79,10 @@ def _file(path: str, content: str, permissions: str) -> dict:
     return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
 
 
-def cloud_config(server: ServerSpec, store: SecretStore) -> dict:
+def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict:
     """The cloud-config as data; `render_cloud_init` serialises it."""
     files = [
-        _file(f"{CONFIG_DIR}/pixtral.env", _env_file(environment(server, store)), "0644"),
+        _file(f"{CONFIG_DIR}/pixtral.env", _env_file(environment(server, store, local_nvme)), "0644"),
         _file(f"{CONFIG_DIR}/vllm.args", "".join(f"{arg}\n" for arg in vllm_args(server)), "0644"),
     ]
     files += [
@@ -86,8 +95,7 @@ def cloud_config(server: ServerSpec, store: SecretStore) -> dict:
         "users": ["default", {"name": "vllm", "system": True, "homedir": STATE_DIR, "shell": "/usr/sbin/nologin"}],
         "write_files": files,
         "runcmd": [
-            ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR, f"{STATE_DIR}/hf",
-             f"{STATE_DIR}/vllm-cache"],
+            ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR],
             ["systemctl", "daemon-reload"],
             # --no-block: cloud-init must finish while the install and download run for minutes.
             ["systemctl", "enable", "--now", "--no-block", SERVICE],
@@ -105,9 +113,26 @@ _Dumper.add_representer(
 )
 
 
-def render_cloud_init(server: ServerSpec, store: SecretStore) -> str:
-    document = "#cloud-config\n" + yaml.dump(cloud_config(server, store), Dumper=_Dumper, sort_keys=False, width=1000)
-    size = len(document.encode())
-    if size > USER_DATA_LIMIT_BYTES:
-        raise ValueError(f"cloud-init is {size} bytes, over the {USER_DATA_LIMIT_BYTES}-byte user-data limit")
-    return document
+def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> str:
+    config = cloud_config(server, store, local_nvme)
+    return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
+
+
+def compress_user_data(document: str) -> str:
+    """gzip + base64 for EC2's `user_data_base64`; mtime 0 so the same document always gives the same bytes (a
+    changed value would replace the instance)."""
+    packed = gzip.compress(document.encode(), mtime=0)
+    if len(packed) > USER_DATA_LIMIT_BYTES:
+        raise ValueError(f"compressed cloud-init is {len(packed)} bytes, over EC2's {USER_DATA_LIMIT_BYTES}-byte "
+                         "user-data limit")
+    return base64.b64encode(packed).decode()
+
+
+def declared_user_data(resource: dict[str, Any]) -> str | None:
+    """The plain cloud-config a declared VM (a mock-run record) boots with, whichever way its cloud carries it."""
+    inputs = resource["inputs"]
+    if resource["type"] == "aws:ec2/instance:Instance":
+        return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
+    if resource["type"] == "gcp:compute/instance:Instance":
+        return inputs["metadata"]["user-data"]
+    return None

@@ -36,7 +36,6 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 _SUMMARY_FIELDS = {"spec": ("replicas", "type", "ports", "resources", "accessModes", "storageClassName"),
                    "bootDisk": ("initializeParams",), "nodeConfig": ("machineType", "guestAccelerators", "spot")}
-_USER_DATA = {"aws:ec2/instance:Instance": ("userData",), "gcp:compute/instance:Instance": ("metadata", "user-data")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,20 +65,13 @@ def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
     return "; ".join(parts).replace("|", "\\|")
 
 
-def _user_data(resource: dict[str, Any]) -> str | None:
-    path = _USER_DATA.get(resource["type"])
-    value: Any = resource["inputs"]
-    for key in path or ():
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if path else None
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def write_render(run: dict[str, Any], out: Path) -> list[Path]:
     """Write the review folder for one mock run; returns the files written."""
+    from pixtral_deploy.cloudinit import declared_user_data
     from pixtral_deploy.manifests import manifests
 
     out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +84,7 @@ def write_render(run: dict[str, Any], out: Path) -> list[Path]:
         written.append(path)
 
     for resource in run["resources"]:
-        user_data = _user_data(resource)
+        user_data = declared_user_data(resource)
         if user_data:
             write(f"cloud-init/{_slug(resource['name'])}.yaml", user_data)
     for index, manifest in enumerate(manifests(run["resources"]), start=1):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from conftest import PROJECT_DIR, STACKS, required_tool, resources_of, run_stack, target_of
 
+from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.manifests import REDACTED, manifests
 from pixtral_deploy.server import vllm_args, vllm_command
 from pixtral_deploy.spec import KUBERNETES_TARGETS, KUBERNETES_VERSION, load_deployment
@@ -51,8 +52,7 @@ def test_pod_and_vm_get_identical_vllm_arguments_for_the_same_server(stack, vm_s
     pod_args = _container(run_stack(stack, shared))["args"]
     vm_settings = {k: v for k, v in shared.items() if k != "pixtral:gpusPerReplica"}
     vm_run = run_stack(vm_stack, vm_settings)
-    instance = [r for r in vm_run["resources"] if r["type"].endswith("/instance:Instance")][0]["inputs"]
-    user_data = instance.get("userData") or instance["metadata"]["user-data"]
+    (user_data,) = [declared_user_data(r) for r in vm_run["resources"] if declared_user_data(r)]
     (args_file,) = [f for f in yaml.safe_load(user_data)["write_files"] if f["path"] == "/etc/pixtral/vllm.args"]
     assert args_file["content"].splitlines() == pod_args
 

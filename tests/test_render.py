@@ -10,8 +10,9 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import PROJECT_DIR, resources_of, run_stack
+from conftest import PROJECT_DIR, run_stack
 
+from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.spec import KUBERNETES_VERSION
 
 
@@ -31,11 +32,7 @@ def rendered(stack, tmp_path) -> Path:
 
 def test_render_writes_the_cloud_init_the_program_declares(stack, rendered):
     run = run_stack(stack)
-    declared = {}
-    for instance in resources_of(run, "aws:ec2/instance:Instance"):
-        declared[instance["name"]] = instance["inputs"]["userData"]
-    for instance in resources_of(run, "gcp:compute/instance:Instance"):
-        declared[instance["name"]] = instance["inputs"]["metadata"]["user-data"]
+    declared = {r["name"]: declared_user_data(r) for r in run["resources"] if declared_user_data(r)}
     files = {p.stem: p.read_text() for p in (rendered / "cloud-init").glob("*.yaml")}
     assert files == declared
 

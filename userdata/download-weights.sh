@@ -12,7 +12,8 @@ if [ -e "$marker" ]; then
 fi
 phase download start
 ensure_uv
-export UV_CACHE_DIR=/var/cache/pixtral/uv HF_XET_HIGH_PERFORMANCE=1
+# HF_XET_HIGH_PERFORMANCE: Hugging Face's Xet transfer with all the connections the instance network can carry.
+export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} HF_XET_HIGH_PERFORMANCE=1
 retry "$PIXTRAL_BIN/uvx" --from "huggingface_hub[hf_xet]==$PIXTRAL_HF_HUB_VERSION" \
   hf download "$PIXTRAL_MODEL" --quiet
 chown -R "${PIXTRAL_USER:-vllm}:" "$HF_HOME"

@@ -12,7 +12,7 @@ if [ -e "$venv/.pixtral-installed" ]; then
 fi
 phase install start
 ensure_uv
-export UV_CACHE_DIR=/var/cache/pixtral/uv UV_PYTHON_INSTALL_DIR=/opt/pixtral/python
+export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} UV_PYTHON_INSTALL_DIR=${UV_PYTHON_INSTALL_DIR:-/opt/pixtral/python}
 rm -rf "$venv"
 "$PIXTRAL_BIN/uv" venv --python "$PIXTRAL_PYTHON_VERSION" "$venv"
 retry "$PIXTRAL_BIN/uv" pip install --python "$venv/bin/python" "vllm==$PIXTRAL_VLLM_VERSION"

@@ -8,4 +8,6 @@ set -euo pipefail
 : "${VLLM_API_KEY:?VLLM_API_KEY is not set: pixtral-secrets.service did not write the secrets file}"
 mapfile -t args <"${PIXTRAL_ARGS_FILE:-/etc/pixtral/vllm.args}"
 phase load start
-exec "$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}"
+# Not exec: the output goes through watch_phases; pipefail passes vLLM's exit status on to systemd.
+set -o pipefail
+"$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}" 2>&1 | watch_phases

@@ -4,14 +4,35 @@
 PIXTRAL_STATE_DIR=${PIXTRAL_STATE_DIR:-/var/lib/pixtral}
 PIXTRAL_BIN=${PIXTRAL_BIN:-/opt/pixtral/bin}
 
-# phase NAME start|end: one line in the journal and one JSON object in the timeline, so users (and
-# `pixtralctl`) can see where a cold start spends its time.
+# phase NAME start|end [EPOCH]: one line in the journal and one JSON object in the timeline
+# ($PIXTRAL_STATE_DIR/timeline.jsonl: {"phase": "download", "event": "start", "time": 1764000000.12}), so users
+# and `pixtralctl` can see where a cold start spends its time. Phases: boot, install, download, secrets, load,
+# graphs, ready.
 phase() {
-  local now
-  now=$(date +%s.%N)
+  local now=${3:-$(date +%s.%N)}
   echo "pixtral phase=$1 event=$2 time=$now"
   mkdir -p "$PIXTRAL_STATE_DIR"
   printf '{"phase":"%s","event":"%s","time":%s}\n' "$1" "$2" "$now" >>"$PIXTRAL_STATE_DIR/timeline.jsonl"
+}
+
+# boot_time: when the kernel started, from /proc/uptime (the VM's own clock, no metadata call).
+boot_time() {
+  local up
+  read -r up _ </proc/uptime
+  awk -v now="$(date +%s.%N)" -v up="$up" 'BEGIN { printf "%.2f", now - up }'
+}
+
+# watch_phases: pass vLLM's log through unchanged, recording the phases it announces (weights loaded; engine
+# warm-up, i.e. torch.compile and CUDA graph capture, finished).
+watch_phases() {
+  local line
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    case "$line" in
+      *"Loading weights took"*) phase load end && phase graphs start ;;
+      *"init engine"*"took"*) phase graphs end ;;
+    esac
+  done
 }
 
 # retry CMD...: network steps at boot fail transiently (DNS not up yet, registry hiccups).

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from conftest import PROJECT_DIR, resources_of, run_stack
 
+from pixtral_deploy.cloudinit import declared_user_data
+
 pytestmark = pytest.mark.e2e
 
 API_KEY = "sk-e2e-test-key"
@@ -76,8 +78,7 @@ def cpu_substitutions(model_dir: Path, port: int) -> tuple[dict[str, str], list[
 
 def _cloud_init_files(stack: str) -> dict[str, str]:
     run = run_stack(stack, {"pixtral:maxImagesPerPrompt": str(MAX_IMAGES)})
-    (instance,) = [r for r in run["resources"] if r["type"].endswith("/instance:Instance")]
-    user_data = instance["inputs"].get("userData") or instance["inputs"]["metadata"]["user-data"]
+    (user_data,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
     return {entry["path"]: entry["content"] for entry in yaml.safe_load(user_data)["write_files"]}
 
 
