@@ -2,6 +2,7 @@
 
 import pulumi
 
+from pixtral_deploy.coldstart import cold_start
 from pixtral_deploy.config import read_deployment, read_secrets, required_provider_setting
 from pixtral_deploy.spec import ConfigError, Deployment
 
@@ -84,6 +85,8 @@ def main() -> None:
         # RunError: the CLI shows the message alone, without a Python stack trace.
         raise pulumi.RunError(str(error)) from None
     pulumi.log.info(deployment.describe())
+    if estimate := cold_start(deployment):
+        pulumi.log.info(estimate.describe())
     for warning in deployment.warnings:
         pulumi.log.warn(warning)
     try:

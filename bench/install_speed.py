@@ -58,7 +58,8 @@ def measure(package: str, find_links: str | None, uv: str) -> dict[str, float]:
 def write_readme(package: str, times: dict[str, float]) -> None:
     block = (f"{BEGIN}\n| installer | `{package}` into an empty venv, cold cache |\n|---|---|\n"
              f"| pip | {times['pip']:.0f} s |\n| uv | {times['uv']:.0f} s |\n| ratio | uv is "
-             f"{times['pip'] / times['uv']:.1f}x faster |\n\nMeasured by `python bench/install_speed.py` on "
+             f"{times['pip'] / times['uv']:.1f}x faster |\n\nMeasured by `python bench/install_speed.py` "
+             f"(both installers also given this machine's local wheel folder, where the `+cpu` torch lives) on "
              f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"{time.strftime('%Y-%m-%d')}.\n{END}")
     text = README.read_text()

@@ -11,13 +11,11 @@ import pulumi_aws as aws
 
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import SecretStore, compress_user_data, render_cloud_init
+from pixtral_deploy.coldstart import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
 from pixtral_deploy.spec import Deployment
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
 DLAMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
-# gp3 above its 125 MiB/s default: the weights are written once and read on every cold start.
-ROOT_VOLUME_THROUGHPUT_MIBS = 1000
-ROOT_VOLUME_IOPS = 6000
 
 
 @dataclass
@@ -73,8 +71,9 @@ class AwsGpuVm(pulumi.ComponentResource):
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_size=deployment.disk_size_gb,
                 volume_type="gp3",
-                throughput=ROOT_VOLUME_THROUGHPUT_MIBS,
-                iops=ROOT_VOLUME_IOPS,
+                # gp3 above its 125 MiB/s default: the weights are written once and read on every cold start.
+                throughput=AWS_ROOT_THROUGHPUT_MIBS,
+                iops=AWS_ROOT_IOPS,
                 encrypted=True,
                 delete_on_termination=True,
             ),
