@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import STACKS, run_stack, target_of
+
 from pixtral_deploy.catalog import MACHINE_TYPES
 from pixtral_deploy.coldstart import (
     LOCAL_NVME,
