@@ -66,6 +66,7 @@ def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False
         # vLLM's torch.compile and CUDA-graph caches, beside the weights: warm starts skip recompiling.
         "VLLM_CACHE_ROOT": f"{CACHE_DIR}/vllm",
         "VLLM_NO_USAGE_STATS": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
         # Where vLLM imports the key-guard middleware from (--middleware in vllm.args).
         "PYTHONPATH": f"{LIB_DIR}/python",
     }

@@ -250,9 +250,13 @@ def test_metrics_serve_prometheus_text(vm_server):
     assert text.startswith("# HELP") and "\nvllm:" in text, text[:300]
 
 
-def test_launch_recorded_its_phase(vm_server):
-    timeline = (Path(vm_server.log).parent / "state/timeline.jsonl").read_text().splitlines()
-    assert json.loads(timeline[0])["phase"] == "load"
+def test_launch_recorded_load_and_warmup_phases_from_vllms_log(vm_server):
+    # The markers watch_phases looks for in vLLM's log must exist in the pinned release's log.
+    timeline = [json.loads(line) for line in
+                (Path(vm_server.log).parent / "state/timeline.jsonl").read_text().splitlines()]
+    steps = [(event["phase"], event["event"]) for event in timeline]
+    assert steps == [("load", "start"), ("load", "end"), ("graphs", "start"), ("graphs", "end")], steps
+    assert [event["time"] for event in timeline] == sorted(event["time"] for event in timeline)
 
 
 def test_kubernetes_container_arguments_are_accepted_by_the_real_server(tiny_model, tmp_path, vm_server):

@@ -1,0 +1,205 @@
+"""The VM's boot plan, run for real in a temporary root: the install and the download overlap, a reboot skips both.
+
+The scripts, the environment file and the library come out of the rendered cloud-init of a shipped stack. The real
+uv installs a tiny `vllm` wheel the test builds from a local wheel folder, and the real `hf` CLI downloads from a
+Hugging Face stand-in on loopback; the substitutions that point them there are in `_boot_environment`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import required_tool, run_stack
+from fake_hf_hub import COMMIT, FakeHub
+
+from pixtral_deploy.cloudinit import HF_HUB_VERSION, declared_user_data
+
+MODEL = "mistralai/Pixtral-12B-2409"
+MODEL_FILES = {"params.json": b'{"dim": 5120}', "tekken.json": b"{}", "consolidated.safetensors": b"\0" * 200_000}
+VLLM_VERSION = "0.32.0"
+
+
+def _build_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal valid wheel: one module and the dist-info files pip and uv require."""
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    dist_info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": f'__version__ = "{version}"\n',
+             f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{dist_info}/RECORD", "".join(f"{path},,\n" for path in [*files, f"{dist_info}/RECORD"]))
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def wheel_folder(tmp_path_factory) -> Path:
+    """Local package source: the tiny vllm wheel and the `hf` CLI's wheels (fetched once from the registry)."""
+    folder = tmp_path_factory.mktemp("wheels")
+    _build_wheel(folder, "vllm", VLLM_VERSION)
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder),
+                           f"huggingface_hub[hf_xet]=={HF_HUB_VERSION}"], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        message = f"could not fetch huggingface_hub wheels: {done.stderr[-300:]}"
+        if os.environ.get("PIXTRAL_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+def _vm_files() -> dict[str, str]:
+    (user_data,) = [declared_user_data(r) for r in run_stack("aws")["resources"] if declared_user_data(r)]
+    return {entry["path"]: entry["content"] for entry in yaml.safe_load(user_data)["write_files"]}
+
+
+def _boot_environment(root: Path, files: dict[str, str], wheels: Path, hub: FakeHub) -> dict[str, str]:
+    env = dict(line.split("=", 1) for line in files["/etc/pixtral/pixtral.env"].splitlines() if line)
+    bin_dir = root / "opt/pixtral/bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for tool in ("uv", "uvx"):
+        target = bin_dir / tool
+        if not target.exists():
+            target.symlink_to(required_tool(tool, "pip install uv", (str(Path(sys.executable).parent / tool),)))
+    env.update({
+        # Paths of the temporary root instead of the VM's.
+        "PIXTRAL_LIB": str(root / "usr/local/lib/pixtral"),
+        "PIXTRAL_BIN": str(bin_dir),
+        "PIXTRAL_STATE_DIR": str(root / "var/lib/pixtral"),
+        "PIXTRAL_CACHE_DIR": str(root / "var/lib/pixtral/cache"),
+        "HF_HOME": str(root / "var/lib/pixtral/cache/hf"),
+        "VLLM_CACHE_ROOT": str(root / "var/lib/pixtral/cache/vllm"),
+        "PIXTRAL_VLLM_PYTHON": str(root / f"opt/pixtral/vllm-{VLLM_VERSION}/bin/python"),
+        "PIXTRAL_USER": getpass.getuser(),
+        "UV_CACHE_DIR": str(root / "var/cache/uv"),
+        # Local sources instead of PyPI, python.org builds and the Hugging Face Hub.
+        "PIXTRAL_PYTHON_VERSION": f"{sys.version_info.major}.{sys.version_info.minor}",
+        # uv has no environment variable for --no-index: a config file of the test's says it.
+        "UV_CONFIG_FILE": str(_uv_config(root, wheels)),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "HF_ENDPOINT": hub.endpoint,
+        "PIXTRAL_RETRY_SECONDS": "0",
+    })
+    return {**env, "PATH": os.environ["PATH"], "HOME": str(root)}
+
+
+def _uv_config(root: Path, wheels: Path) -> Path:
+    path = root / "uv.toml"
+    path.write_text(f'no-index = true\nfind-links = ["{wheels}"]\n')
+    return path
+
+
+def _timeline(root: Path) -> list[dict]:
+    path = root / "var/lib/pixtral/timeline.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _span(events: list[dict], phase: str) -> tuple[float, float]:
+    times = {e["event"]: e["time"] for e in events if e["phase"] == phase}
+    return times["start"], times["end"]
+
+
+def _boot(root: Path, env: dict[str, str]) -> dict[str, subprocess.CompletedProcess]:
+    """What systemd does at boot: storage first, then install and download together."""
+    lib = Path(env["PIXTRAL_LIB"])
+    storage = subprocess.run(["bash", str(lib / "prepare-storage.sh")], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert storage.returncode == 0, storage.stderr
+    running = {name: subprocess.Popen(["bash", str(lib / f"{name}.sh")], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+               for name in ("install-vllm", "download-weights")}
+    results = {}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        assert process.returncode == 0, f"{name} failed:\n{out}\n{err}"
+    return results
+
+
+@pytest.fixture(scope="module")
+def booted(tmp_path_factory, wheel_folder):
+    root = tmp_path_factory.mktemp("vm-root")
+    files = _vm_files()
+    for path, content in files.items():
+        if path.startswith("/usr/local/lib/pixtral/") and path.endswith(".sh"):
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+    # The download takes a while (0.4 s per file, fetched in parallel), as a 25 GB one does.
+    hub = FakeHub(MODEL, MODEL_FILES, delay=0.4)
+    env = _boot_environment(root, files, wheel_folder, hub)
+    first = _boot(root, env)
+    events_after_first_boot = _timeline(root)
+    second = _boot(root, env)
+    hub.close()
+    return {"root": root, "first": first, "second": second, "first_events": events_after_first_boot,
+            "all_events": _timeline(root), "hub": hub}
+
+
+def test_first_boot_installs_the_pinned_vllm_into_its_venv(booted):
+    python = booted["root"] / f"opt/pixtral/vllm-{VLLM_VERSION}/bin/python"
+    done = subprocess.run([str(python), "-c", "import vllm; print(vllm.__version__)"], capture_output=True, text=True)
+    assert done.stdout.strip() == VLLM_VERSION
+
+
+def test_first_boot_downloads_the_model_into_the_cache_vllm_reads(booted):
+    snapshot = booted["root"] / f"var/lib/pixtral/cache/hf/hub/models--mistralai--Pixtral-12B-2409/snapshots/{COMMIT}"
+    assert {p.name: p.read_bytes() for p in snapshot.iterdir()} == MODEL_FILES
+
+
+def test_install_and_download_overlap(booted):
+    events = booted["first_events"]
+    install, download = _span(events, "install"), _span(events, "download")
+    assert install[0] < download[1] and download[0] < install[1], f"no overlap: install {install}, download {download}"
+
+
+def test_boot_phase_is_recorded_from_the_kernel_start(booted):
+    boot_start, boot_end = _span(booted["first_events"], "boot")
+    assert boot_start < boot_end
+    install_start, _ = _span(booted["first_events"], "install")
+    assert boot_end <= install_start
+
+
+def test_second_boot_skips_install_and_download(booted):
+    second = booted["second"]
+    assert "already installed" in second["install-vllm"].stdout
+    assert "already in" in second["download-weights"].stdout
+    new_events = booted["all_events"][len(booted["first_events"]):]
+    assert {e["phase"] for e in new_events} == {"boot"}, new_events
+
+
+def test_download_used_the_cache_directory_of_the_environment_file(booted):
+    env_file = _vm_files()["/etc/pixtral/pixtral.env"]
+    assert "HF_HOME=/var/lib/pixtral/cache/hf" in env_file
+    assert "VLLM_CACHE_ROOT=/var/lib/pixtral/cache/vllm" in env_file
+
+
+def test_storage_settings_of_every_shipped_vm_stack():
+    from conftest import STACKS, resources_of, target_of
+
+    for stack in STACKS:
+        run = run_stack(stack)
+        if target_of(stack) == "aws":
+            (instance,) = resources_of(run, "aws:ec2/instance:Instance")
+            disk = instance["inputs"]["rootBlockDevice"]
+            assert (disk["volumeType"], disk["throughput"], disk["iops"]) == ("gp3", 1000, 6000)
+        elif target_of(stack) == "gcp":
+            (instance,) = resources_of(run, "gcp:compute/instance:Instance")
+            assert instance["inputs"]["bootDisk"]["initializeParams"]["type"] == "pd-ssd"
+        else:
+            continue
+        (user_data,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
+        files = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"]}
+        machine = run["config"].get("pixtral:instanceType") or run["config"].get("pixtral:machineType")
+        from pixtral_deploy.catalog import has_local_nvme
+
+        expected = "1" if has_local_nvme(machine) else "0"
+        assert f"PIXTRAL_LOCAL_NVME={expected}\n" in files["/etc/pixtral/pixtral.env"]
