@@ -14,8 +14,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from . import timeline
 from .progress import Progress
-from .target import Target, add_target_arguments, resolve
+from .target import Target, TargetError, add_target_arguments, resolve
+
+# Reading the VM's boot timeline goes through SSM / IAP: not on every probe.
+TIMELINE_EVERY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("wait", help="wait until the endpoint answers a real request",
                                    description=__doc__.split("\n\n")[0])
     add_target_arguments(parser)
+    timeline.add_vm_arguments(parser)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait in all (default 1800)")
     parser.add_argument("--interval", type=float, default=5, help="seconds between probes (default 5)")
     parser.set_defaults(handler=run)
@@ -73,14 +78,46 @@ def probe(target: Target, timeout: float = 30) -> Probe:
         return Probe("starting", f"no answer from {target.endpoint} yet ({reason})")
 
 
+class BootPhase:
+    """The VM's boot phase while the API is not up yet, when the VM and its cloud CLI are known."""
+
+    def __init__(self, vm: timeline.Vm | None):
+        self.vm = vm
+        self.phase: str | None = None
+        self._read_at = -float(TIMELINE_EVERY_SECONDS)
+
+    def suffix(self, now: float) -> str:
+        if self.vm is not None and now - self._read_at >= TIMELINE_EVERY_SECONDS:
+            self._read_at = now
+            try:
+                self.phase = timeline.current_phase(timeline.fetch(self.vm)) or self.phase
+            except TargetError:
+                self.vm = None  # no CLI or no access: stop asking, keep waiting on the API alone
+        return f" [VM: {self.phase}]" if self.phase else ""
+
+
+def _vm(args: argparse.Namespace) -> timeline.Vm | None:
+    if args.instance_id or args.instance_name:
+        return timeline.resolve_vm(args)
+    if args.endpoint:
+        return None
+    try:
+        return timeline.resolve_vm(args)
+    except TargetError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     target = resolve(args)
+    boot = BootPhase(_vm(args))
     progress = Progress()
     started = time.monotonic()
     while True:
         elapsed = time.monotonic() - started
         result = probe(target, timeout=max(1.0, min(30.0, args.timeout - elapsed)))
         elapsed = time.monotonic() - started
+        if not result.ready and not result.fatal:
+            result = Probe(result.phase, result.detail + boot.suffix(elapsed))
         if result.ready:
             progress.done(f"ready after {elapsed:.0f}s: {target.endpoint} {result.detail}")
             return 0

@@ -182,7 +182,7 @@ def test_environment_variables_name_the_target(monkeypatch, capsys):
         assert main(["wait", "--timeout", "5", "--interval", "0.1"]) == 0
 
 
-@pytest.mark.parametrize("command", ["wait", "smoke", "bench", "render"])
+@pytest.mark.parametrize("command", ["wait", "smoke", "bench", "render", "timeline"])
 def test_every_subcommand_has_help(command):
     done = subprocess.run([sys.executable, "-m", "pixtralctl", command, "--help"], capture_output=True, text=True,
                           cwd=PROJECT_DIR, timeout=60)

@@ -1,0 +1,100 @@
+"""`pixtralctl timeline` and the boot phase in `wait`: the VM's timeline read through the cloud CLI.
+
+The cloud CLI is the one thing replaced here: a stand-in `aws` on PATH answers SSM's send-command and
+get-command-invocation with a timeline, as the real service returns what the VM's file holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PROJECT_DIR
+from fake_openai_server import FakeVllm
+
+from pixtralctl import timeline
+
+EVENTS = [
+    {"phase": "boot", "event": "start", "time": 1000.0}, {"phase": "boot", "event": "end", "time": 1040.0},
+    {"phase": "secrets", "event": "end", "time": 1042.0},
+    {"phase": "install", "event": "start", "time": 1042.5}, {"phase": "download", "event": "start", "time": 1043.0},
+    {"phase": "download", "event": "end", "time": 1064.0}, {"phase": "install", "event": "end", "time": 1101.0},
+    {"phase": "load", "event": "start", "time": 1101.5}, {"phase": "load", "event": "end", "time": 1114.0},
+    {"phase": "graphs", "event": "start", "time": 1114.0}, {"phase": "graphs", "event": "end", "time": 1140.0},
+    {"phase": "ready", "event": "end", "time": 1143.0},
+]
+
+
+def test_table_shows_each_phase_from_boot():
+    text = timeline.table(EVENTS)
+    lines = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:]}
+    assert lines["download"] == ["43.0s", "64.0s", "21.0s"]
+    assert lines["install"] == ["42.5s", "101.0s", "58.5s"]
+    assert lines["ready"] == ["-", "143.0s", "-"]
+    assert [line.split()[0] for line in text.splitlines()[1:]] == [
+        "boot", "secrets", "install", "download", "load", "graphs", "ready"]
+
+
+def test_current_phase_names_what_runs_now():
+    assert timeline.current_phase(EVENTS[:5]) == "install + download"
+    assert timeline.current_phase(EVENTS[:7]) == "install done"
+    assert timeline.current_phase(EVENTS[:8]) == "load"
+    assert timeline.current_phase([]) is None
+
+
+def test_parse_skips_a_torn_last_line():
+    text = "\n".join(json.dumps(e) for e in EVENTS[:3]) + '\n{"phase": "insta'
+    assert timeline.parse(text) == EVENTS[:3]
+
+
+def _fake_aws(tmp_path: Path, events: list[dict]) -> dict[str, str]:
+    script = tmp_path / "aws"
+    content = "\n".join(json.dumps(e) for e in events)
+    script.write_text(f"""#!{sys.executable}
+import json, sys
+args = sys.argv[1:]
+with open({str(tmp_path / 'calls.log')!r}, "a") as log:
+    log.write(" ".join(args) + "\\n")
+if args[:2] == ["ssm", "send-command"]:
+    print(json.dumps({{"Command": {{"CommandId": "cmd-1"}}}}))
+elif args[:2] == ["ssm", "get-command-invocation"]:
+    print(json.dumps({{"Status": "Success", "StandardOutputContent": {content!r}}}))
+else:
+    sys.exit("unexpected call: " + " ".join(args))
+""")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_timeline_reads_the_file_through_ssm(tmp_path):
+    env = _fake_aws(tmp_path, EVENTS)
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "timeline", "--instance-id", "i-0abc",
+                           "--region", "eu-west-1"], capture_output=True, text=True, env=env, cwd=PROJECT_DIR,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "download" in done.stdout and "21.0s" in done.stdout
+    calls = (tmp_path / "calls.log").read_text()
+    assert "--instance-ids i-0abc" in calls and "AWS-RunShellScript" in calls and "eu-west-1" in calls
+    assert timeline.TIMELINE_PATH in calls
+
+
+def test_timeline_without_the_cloud_cli_says_what_is_missing(tmp_path):
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "timeline", "--instance-id", "i-0abc"],
+                          capture_output=True, text=True, env=env, cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 2 and "aws CLI is not on PATH" in done.stderr
+
+
+def test_wait_shows_the_vm_boot_phase_while_the_api_is_down(tmp_path):
+    env = _fake_aws(tmp_path, EVENTS[:6])
+    with FakeVllm("sk-key-for-timeline", mode="slow_start", ready_after=60) as server:
+        done = subprocess.run([sys.executable, "-m", "pixtralctl", "wait", "--endpoint", server.endpoint,
+                               "--api-key", "sk-key-for-timeline", "--instance-id", "i-0abc", "--timeout", "1",
+                               "--interval", "0.3"], capture_output=True, text=True, env=env, cwd=PROJECT_DIR,
+                              timeout=60)
+    assert done.returncode == 1
+    assert "[VM: install]" in done.stdout, done.stdout
