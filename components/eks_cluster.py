@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
 
 # Bottlerocket's NVIDIA variant ships the driver and the NVIDIA device plugin: no DaemonSet to install.
@@ -153,16 +154,5 @@ class EksGpuCluster(pulumi.ComponentResource):
 
 
 def _kubeconfig(cluster_name: str, endpoint: str, ca: str, region: str) -> str:
-    """A kubeconfig that authenticates with `aws eks get-token`, as `aws eks update-kubeconfig` writes it."""
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
-        }}}],
-    })
+    return exec_kubeconfig(cluster_name, endpoint, ca, {
+        "command": "aws", "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region]})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
 
 # kube-dns, metrics and other system pods cannot run on the tainted GPU nodes.
@@ -127,18 +127,5 @@ class GkeGpuCluster(pulumi.ComponentResource):
 
 
 def _kubeconfig(cluster_name: str, endpoint: str, ca: str) -> str:
-    """A kubeconfig that authenticates through gke-gcloud-auth-plugin, as `gcloud container clusters
-    get-credentials` writes it."""
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": f"https://{endpoint}",
-                                                         "certificate-authority-data": ca}}],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "gke-gcloud-auth-plugin",
-            "provideClusterInfo": True,
-        }}}],
-    })
+    return exec_kubeconfig(cluster_name, f"https://{endpoint}", ca,
+                           {"command": "gke-gcloud-auth-plugin", "provideClusterInfo": True})

@@ -211,3 +211,15 @@ def test_checkov_findings_are_fixed_or_explained(tmp_path):
         unexplained)
     stale = set(skips) - {c["check_id"] for c in failed}
     assert not stale, f"checkov-skips.yaml lists checks that no longer fail (remove them): {sorted(stale)}"
+
+
+@pytest.mark.parametrize("stack", [s for s in K8S_STACKS if target_of(s) in ("eks", "gke")])
+def test_created_cluster_is_reached_through_the_cloud_clis_token_plugin(stack):
+    run = run_stack(stack)
+    (provider,) = [r for r in run["resources"] if r["type"] == "pulumi:providers:kubernetes"]
+    kubeconfig = json.loads(provider["inputs"]["kubeconfig"])
+    user = kubeconfig["users"][0]["user"]["exec"]
+    expected = {"eks": "aws", "gke": "gke-gcloud-auth-plugin"}[target_of(stack)]
+    assert user["command"] == expected
+    assert kubeconfig["clusters"][0]["cluster"]["server"].startswith("https://")
+    assert kubeconfig["current-context"] == kubeconfig["contexts"][0]["name"]
