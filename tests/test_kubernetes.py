@@ -223,3 +223,14 @@ def test_created_cluster_is_reached_through_the_cloud_clis_token_plugin(stack):
     assert user["command"] == expected
     assert kubeconfig["clusters"][0]["cluster"]["server"].startswith("https://")
     assert kubeconfig["current-context"] == kubeconfig["contexts"][0]["name"]
+
+
+@pytest.mark.parametrize("stack", [s for s in K8S_STACKS if target_of(s) == "kubernetes"])
+def test_existing_cluster_is_reached_through_the_configured_kubeconfig_and_context(stack):
+    kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n# sk-not-a-real-kubeconfig-secret\n"
+    run = run_stack(stack, {"pixtral:context": "team-gpu"}, secrets={"pixtral:kubeconfig": kubeconfig})
+    (provider,) = [r for r in run["resources"] if r["type"] == "pulumi:providers:kubernetes"]
+    assert provider["inputs"]["kubeconfig"] == kubeconfig and provider["inputs"]["context"] == "team-gpu"
+    assert "sk-not-a-real-kubeconfig-secret" not in json.dumps(run["outputs"])
+    workload = [r for r in run["resources"] if r["type"].startswith("kubernetes:")]
+    assert workload, "the workload must be declared through that provider"
