@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -203,3 +204,36 @@ def test_storage_settings_of_every_shipped_vm_stack():
 
         expected = "1" if has_local_nvme(machine) else "0"
         assert f"PIXTRAL_LOCAL_NVME={expected}\n" in files["/etc/pixtral/pixtral.env"]
+
+
+def test_the_service_user_can_record_its_phases_after_root_started_the_timeline():
+    # prepare-storage.sh runs as root and creates the timeline; the launcher appends to it as the vllm user.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a script as another user (CI runs as root)")
+    # Not under pytest's tmp_path: its parents are private to root, and the other user must reach the files.
+    with tempfile.TemporaryDirectory(prefix="pixtral-boot-") as scratch:
+        _record_as_service_user(Path(scratch))
+
+
+def _record_as_service_user(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    files = _vm_files()
+    for name in ("pixtral-lib.sh", "prepare-storage.sh"):
+        (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
+    state = tmp_path / "state"
+    env = {"PATH": os.environ["PATH"], "PIXTRAL_LIB": str(lib), "PIXTRAL_STATE_DIR": str(state),
+           "PIXTRAL_CACHE_DIR": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "cache/hf"),
+           "VLLM_CACHE_ROOT": str(tmp_path / "cache/vllm"), "PIXTRAL_USER": "nobody", "PIXTRAL_LOCAL_NVME": "0"}
+    done = subprocess.run(["bash", str(lib / "prepare-storage.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    as_service_user = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "bash", "-c",
+         f'. {lib}/pixtral-lib.sh && phase load start'], env=env, capture_output=True, text=True)
+    assert as_service_user.returncode == 0, as_service_user.stderr
+    assert [e["phase"] for e in _timeline_at(state)] == ["boot", "boot", "load"]
+
+
+def _timeline_at(state: Path) -> list[dict]:
+    return [json.loads(line) for line in (state / "timeline.jsonl").read_text().splitlines()]

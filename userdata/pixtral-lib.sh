@@ -8,11 +8,12 @@ PIXTRAL_BIN=${PIXTRAL_BIN:-/opt/pixtral/bin}
 # ($PIXTRAL_STATE_DIR/timeline.jsonl: {"phase": "download", "event": "start", "time": 1764000000.12}), so users
 # and `pixtralctl` can see where a cold start spends its time. Phases: boot, install, download, secrets, load,
 # graphs, ready.
+# A record that cannot be written must not stop the boot: the journal line is there either way.
 phase() {
   local now=${3:-$(date +%s.%N)}
   echo "pixtral phase=$1 event=$2 time=$now"
-  mkdir -p "$PIXTRAL_STATE_DIR"
-  printf '{"phase":"%s","event":"%s","time":%s}\n' "$1" "$2" "$now" >>"$PIXTRAL_STATE_DIR/timeline.jsonl"
+  printf '{"phase":"%s","event":"%s","time":%s}\n' "$1" "$2" "$now" \
+    2>/dev/null >>"$PIXTRAL_STATE_DIR/timeline.jsonl" || echo "cannot write $PIXTRAL_STATE_DIR/timeline.jsonl" >&2
 }
 
 # boot_time: when the kernel started, from /proc/uptime (the VM's own clock, no metadata call).

@@ -6,8 +6,11 @@ set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 
+mkdir -p "$PIXTRAL_STATE_DIR"
 phase boot start "$(boot_time)"
 phase boot end
+# vLLM's launcher and readiness check run as the service user and append their phases too.
+chown "${PIXTRAL_USER:-vllm}:" "$PIXTRAL_STATE_DIR/timeline.jsonl"
 
 # local_nvme_device: the first local NVMe disk, on AWS (instance store) or GCP (local SSD).
 local_nvme_device() {
@@ -36,4 +39,5 @@ if [ "${PIXTRAL_LOCAL_NVME:-0}" = 1 ] && ! mountpoint -q "$cache"; then
     echo "no local NVMe disk found; the model cache stays on the root disk" >&2
   fi
 fi
-install -d -o "${PIXTRAL_USER:-vllm}" -g "${PIXTRAL_USER:-vllm}" "$cache" "$HF_HOME" "$VLLM_CACHE_ROOT"
+user=${PIXTRAL_USER:-vllm}
+install -d -o "$user" -g "$(id -gn "$user")" "$cache" "$HF_HOME" "$VLLM_CACHE_ROOT"
