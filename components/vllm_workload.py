@@ -129,6 +129,8 @@ class VllmWorkload(pulumi.ComponentResource):
             {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
             {"name": "PYTHONPATH", "value": GUARD_MOUNT},
+            # The UID has no passwd entry: torch's cache paths ask getpass.getuser(), which reads USER first.
+            {"name": "USER", "value": "vllm"},
         ]
         if has_hf_token:
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"],

@@ -9,12 +9,16 @@ The only changes are the ones in `CPU_SUBSTITUTIONS` / `_vm_environment`, in one
 from __future__ import annotations
 
 import base64
+import getpass
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -138,8 +142,10 @@ def _vm_environment(files: dict[str, str], root: Path) -> dict[str, str]:
     env = _env_file(files["/etc/pixtral/pixtral.env"])
     env.update({
         "PIXTRAL_VLLM_PYTHON": _e2e_python(),
-        "HF_HOME": str(root / "hf"),
-        "VLLM_CACHE_ROOT": str(root / "vllm-cache"),
+        "PIXTRAL_CACHE_DIR": str(root / "cache"),
+        "HF_HOME": str(root / "cache/hf"),
+        "VLLM_CACHE_ROOT": str(root / "cache/vllm"),
+        "PIXTRAL_USER": getpass.getuser(),
         "PYTHONPATH": str(root / "lib/python"),
         "PIXTRAL_LIB": str(root / "lib"),
         "PIXTRAL_STATE_DIR": str(root / "state"),
@@ -166,10 +172,28 @@ def vm_server(tiny_model, tmp_path_factory):
     replacements, extra = cpu_substitutions(tiny_model, port)
     args = _substitute(files["/etc/pixtral/vllm.args"].splitlines(), replacements, extra)
     (root / "vllm.args").write_text("".join(f"{arg}\n" for arg in args))
-    server = Server(["bash", str(root / "lib/launch-vllm.sh")], _vm_environment(files, root), port,
-                    root / "vllm.log")
+    env = _vm_environment(files, root)
+    # The VM's first unit prepares the cache and starts the timeline; then the service runs the launcher.
+    storage = subprocess.run(["bash", str(root / "lib/prepare-storage.sh")], env=env, capture_output=True, text=True)
+    assert storage.returncode == 0, storage.stderr
+    server = Server(["bash", str(root / "lib/launch-vllm.sh")], env, port, root / "vllm.log")
     yield server
     server.stop()
+
+
+def _wait_ready(server: Server) -> subprocess.CompletedProcess:
+    """`pixtralctl wait` against the server; a server that dies meanwhile fails the test at once, with its log."""
+    waiting = subprocess.Popen([sys.executable, "-m", "pixtralctl", "wait", "--endpoint", server.endpoint,
+                                "--api-key", API_KEY, "--timeout", str(READY_TIMEOUT_SECONDS), "--interval", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR)
+    while waiting.poll() is None:
+        if server.process.poll() is not None:
+            waiting.kill()
+            pytest.fail(f"vLLM exited with {server.process.returncode} before it was ready:\n{server.tail()}")
+        time.sleep(1)
+    output = waiting.stdout.read()
+    assert waiting.returncode == 0, output + "\n--- server log ---\n" + server.tail()
+    return subprocess.CompletedProcess(waiting.args, waiting.returncode, output, "")
 
 
 def _pixtralctl(*args: str, timeout: float = READY_TIMEOUT_SECONDS + 60) -> subprocess.CompletedProcess:
@@ -202,10 +226,8 @@ def _chat(images: int) -> dict:
 
 
 def test_wait_reports_ready_through_the_vm_start_path(vm_server):
-    done = _pixtralctl("wait", "--endpoint", vm_server.endpoint, "--api-key", API_KEY,
-                       "--timeout", str(READY_TIMEOUT_SECONDS), "--interval", "2")
-    assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + vm_server.tail()
-    assert API_KEY not in done.stdout + done.stderr
+    done = _wait_ready(vm_server)
+    assert "ready after" in done.stdout and API_KEY not in done.stdout
 
 
 def test_smoke_sends_the_seed_request_shape(vm_server, tmp_path):
@@ -255,34 +277,55 @@ def test_launch_recorded_load_and_warmup_phases_from_vllms_log(vm_server):
     timeline = [json.loads(line) for line in
                 (Path(vm_server.log).parent / "state/timeline.jsonl").read_text().splitlines()]
     steps = [(event["phase"], event["event"]) for event in timeline]
-    assert steps == [("load", "start"), ("load", "end"), ("graphs", "start"), ("graphs", "end")], steps
+    assert steps == [("boot", "start"), ("boot", "end"), ("load", "start"), ("load", "end"), ("graphs", "start"),
+                     ("graphs", "end")], steps
     assert [event["time"] for event in timeline] == sorted(event["time"] for event in timeline)
 
 
-def test_kubernetes_container_arguments_are_accepted_by_the_real_server(tiny_model, tmp_path, vm_server):
+def _as_container_user(container: dict, command: list[str]) -> list[str]:
+    """The pod runs vLLM as the manifest's runAsUser (no passwd entry); as root, this test does too."""
+    if os.geteuid() != 0:
+        return command
+    uid = container["securityContext"]["runAsUser"]
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
+
+
+def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(tiny_model, vm_server):
     # Runs after the VM tests (module order) and stops their server first: two CPU servers would not fit 2 cores.
     vm_server.stop()
     run = run_stack(K8S_STACK, {"pixtral:maxImagesPerPrompt": str(MAX_IMAGES)})
     (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
     (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
-    port = _free_port()
-    replacements, extra = cpu_substitutions(tiny_model, port)
-    args = _substitute(container["args"], replacements, extra)
-    guard = tmp_path / "guard"
-    guard.mkdir()
-    (guard / "pixtral_guard.py").write_text((PROJECT_DIR / "userdata/pixtral_guard.py").read_text())
-    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    env.update({"HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"), "VLLM_CACHE_ROOT": str(tmp_path / "vllm"),
-                "PYTHONPATH": str(guard), "VLLM_API_KEY": API_KEY, "PATH": os.environ["PATH"],
-                "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "2"})
-    # The container's command, with the e2e venv's python for the image's python3.
-    command = [_e2e_python(), *container["command"][1:], *args]
-    server = Server(command, env, port, tmp_path / "vllm.log")
-    try:
-        done = _pixtralctl("wait", "--endpoint", server.endpoint, "--api-key", API_KEY,
-                           "--timeout", str(READY_TIMEOUT_SECONDS), "--interval", "2")
-        assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + server.tail()
-        assert _post(server, "/v1/chat/completions", _chat(MAX_IMAGES))[0] == 200
-    finally:
-        server.stop()
-    assert server.process.returncode is not None
+    uid = container["securityContext"]["runAsUser"]
+    # The pod's volumes, in a folder the container's user can reach: the cache volume (fsGroup makes it the
+    # user's), the guard ConfigMap, and the model (in the pod it would be in the cache).
+    with tempfile.TemporaryDirectory(prefix="pixtral-pod-") as scratch:
+        root = Path(scratch)
+        root.chmod(0o755)
+        mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+        cache, guard = root / "cache", root / "guard"
+        shutil.copytree(tiny_model, root / "model")
+        for path in (root / "model", *(root / "model").iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        guard.mkdir()
+        (guard / "pixtral_guard.py").write_text((PROJECT_DIR / "userdata/pixtral_guard.py").read_text())
+        cache.mkdir()
+        if os.geteuid() == 0:
+            os.chown(cache, uid, uid)
+        env = {e["name"]: e["value"].replace(mounts["cache"], str(cache)).replace(mounts["guard"], str(guard))
+               for e in container["env"] if "value" in e}
+        env.update({"VLLM_API_KEY": API_KEY, "PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1",
+                    "VLLM_CPU_KVCACHE_SPACE": "2"})
+        port = _free_port()
+        replacements, extra = cpu_substitutions(root / "model", port)
+        args = _substitute(container["args"], replacements, extra)
+        # The container's command, with the e2e venv's python for the image's python3.
+        command = _as_container_user(container, [_e2e_python(), *container["command"][1:], *args])
+        server = Server(command, env, port, root / "vllm.log")
+        try:
+            _wait_ready(server)
+            assert _post(server, "/v1/chat/completions", _chat(MAX_IMAGES))[0] == 200
+            assert _post(server, "/invocations", _chat(1), key=None)[0] == 401
+        finally:
+            server.stop()
+        assert server.process.returncode is not None
