@@ -237,3 +237,10 @@ def _record_as_service_user(tmp_path: Path) -> None:
 
 def _timeline_at(state: Path) -> list[dict]:
     return [json.loads(line) for line in (state / "timeline.jsonl").read_text().splitlines()]
+
+
+def test_tests_use_the_uv_release_the_vms_install():
+    from pixtral_deploy.cloudinit import UV_VERSION
+
+    pyproject = (PROJECT_DIR / "pyproject.toml").read_text()
+    assert f'"uv=={UV_VERSION}"' in pyproject
