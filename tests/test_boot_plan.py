@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import required_tool, run_stack
+from conftest import PROJECT_DIR, required_tool, run_stack
 from fake_hf_hub import COMMIT, FakeHub
 
 from pixtral_deploy.cloudinit import HF_HUB_VERSION, declared_user_data
