@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_stack
+from pixtral_deploy.cloudinit import declared_user_data
 
 API_KEY = "sk-known-test-key-7f3a9c"
 HF_TOKEN = "hf_known_test_token_51d2"
@@ -27,7 +28,8 @@ def test_known_secrets_appear_only_in_secret_stores(stack):
     for resource in run["resources"]:
         holder_field = SECRET_HOLDERS.get(resource["type"])
         inputs = {k: v for k, v in resource["inputs"].items() if k != holder_field}
-        text = json.dumps(inputs)
+        # EC2 user data travels gzip-compressed: search the document itself, not its encoding.
+        text = json.dumps(inputs) + (declared_user_data(resource) or "")
         for secret in (API_KEY, HF_TOKEN):
             assert secret not in text, f"{resource['type']} {resource['name']} carries a secret outside a secret store"
 
@@ -50,3 +52,11 @@ def test_known_secrets_are_in_no_plain_output(stack):
 def test_program_log_never_shows_secrets(stack):
     log = "\n".join(_run_with_known_secrets(stack)["log"])
     assert API_KEY not in log and HF_TOKEN not in log
+
+
+def test_the_secret_search_reads_compressed_user_data(stack):
+    # Guards the search above: a secret inside EC2's gzip+base64 user data would not show in the raw inputs.
+    run = _run_with_known_secrets(stack)
+    documents = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
+    for document in documents:
+        assert document.startswith("#cloud-config") and "PIXTRAL_API_KEY_SECRET=" in document
