@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_stack
+
 from pixtral_deploy.cloudinit import declared_user_data
 
 API_KEY = "sk-known-test-key-7f3a9c"
