@@ -173,6 +173,7 @@ def run_program(stack: str, overrides: dict[str, str] | None = None, secret_keys
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")))
     except pulumi.RunError as error:
         run.error = str(error)
+        _close_idle_event_loops()
         return run
     finally:
         os.chdir(cwd)
@@ -182,7 +183,20 @@ def run_program(stack: str, overrides: dict[str, str] | None = None, secret_keys
         run.outputs[name] = _number_free(_sync_await(output.future()))
         if _sync_await(output.is_secret()):
             run.secret_outputs.append(name)
+    _close_idle_event_loops()
     return run
+
+
+def _close_idle_event_loops() -> None:
+    """The SDK leaves an event loop open per thread it used; left to the garbage collector at interpreter exit,
+    one now and then is finalised after its self-pipe and prints "Exception ignored ... Invalid file descriptor"
+    to the user's terminal. Closing them here, once the run is read, keeps `render`'s output clean."""
+    import asyncio
+    import gc
+
+    for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]:
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
 
 
 def _pairs(items: list[str]) -> dict[str, str]:

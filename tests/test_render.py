@@ -27,6 +27,8 @@ def _render(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
 def rendered(stack, tmp_path) -> Path:
     done = _render(stack, tmp_path / "out")
     assert done.returncode == 0, done.stdout + done.stderr
+    # A review step that ends in a traceback (even an "ignored" one from the SDK's event loops) reads as a crash.
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     return tmp_path / "out"
 
 
@@ -62,6 +64,7 @@ def test_render_reports_bad_config_and_writes_nothing(tmp_path):
     done = _render("aws", tmp_path / "out", "--set", "port=0")
     assert done.returncode == 1
     assert "pixtral:port" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / "out").exists()
 
 
