@@ -48,11 +48,14 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--show-secrets", action="store_true", help="print the API key instead of masking it")
 
 
-def stack_outputs(stack: str | None) -> dict:
+ENDPOINT_HINT = "pass --endpoint and --api-key (or set PIXTRAL_ENDPOINT and PIXTRAL_API_KEY)"
+
+
+def stack_outputs(stack: str | None, instead: str = ENDPOINT_HINT) -> dict:
+    """The stack's outputs through the Pulumi CLI; `instead` tells the user what to pass when there is none."""
     pulumi = shutil.which("pulumi")
     if pulumi is None:
-        raise TargetError("no Pulumi CLI on PATH to read the stack outputs; pass --endpoint and --api-key "
-                          "(or set PIXTRAL_ENDPOINT and PIXTRAL_API_KEY)")
+        raise TargetError(f"no Pulumi CLI on PATH to read the stack outputs; {instead}")
     command = [pulumi, "stack", "output", "--json", "--show-secrets"] + (["--stack", stack] if stack else [])
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:

@@ -54,7 +54,8 @@ def add_vm_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_vm(args: argparse.Namespace, outputs: dict | None = None) -> Vm:
     if args.instance_id or args.instance_name:
         return Vm(args.instance_id, args.region, args.instance_name, args.zone, args.project)
-    outputs = outputs if outputs is not None else stack_outputs(args.stack)
+    outputs = outputs if outputs is not None else stack_outputs(
+        args.stack, instead="pass --instance-id (AWS) or --instance-name and --zone (GCP)")
     if outputs.get("instanceId"):
         return Vm(instance_id=outputs["instanceId"], region=args.region)
     if outputs.get("instanceName"):

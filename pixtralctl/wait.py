@@ -125,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
             progress.done(f"error: {result.detail}")
             return 1
         progress.update(result.phase, elapsed, result.detail)
-        if elapsed + args.interval > args.timeout:
+        remaining = args.timeout - elapsed
+        if remaining <= 0:
             progress.done(f"error: not ready after {elapsed:.0f}s (timeout {args.timeout:g}s); last state "
                           f"{result.phase}: {result.detail}")
             return 1
-        time.sleep(args.interval)
+        # The last sleep is cut short so the final probe lands on the deadline, not an interval before it.
+        time.sleep(min(args.interval, remaining))

@@ -52,6 +52,14 @@ def test_wait_times_out_with_the_last_state(capsys):
     assert "not ready after" in capsys.readouterr().out
 
 
+def test_wait_keeps_probing_until_a_timeout_shorter_than_the_interval(capsys):
+    with FakeVllm(KEY, mode="slow_start", ready_after=0.8) as server:
+        started = time.monotonic()
+        assert main(["wait", *_target(server), "--timeout", "3", "--interval", "10"]) == 0
+        assert time.monotonic() - started < 5
+    assert "ready after" in capsys.readouterr().out
+
+
 def test_wait_fails_fast_on_a_refused_key(capsys):
     with FakeVllm(KEY) as server:
         started = time.monotonic()

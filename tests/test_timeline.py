@@ -89,6 +89,15 @@ def test_timeline_without_the_cloud_cli_says_what_is_missing(tmp_path):
     assert done.returncode == 2 and "aws CLI is not on PATH" in done.stderr
 
 
+def test_timeline_without_the_pulumi_cli_names_the_vm_flags(tmp_path):
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "timeline", "--stack", "aws"],
+                          capture_output=True, text=True, env=env, cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 2
+    assert "--instance-id" in done.stderr and "--instance-name" in done.stderr
+    assert "--endpoint" not in done.stderr, "the timeline is read from the VM, not the endpoint"
+
+
 def test_wait_shows_the_vm_boot_phase_while_the_api_is_down(tmp_path):
     env = _fake_aws(tmp_path, EVENTS[:6])
     with FakeVllm("sk-key-for-timeline", mode="slow_start", ready_after=60) as server:
