@@ -28,6 +28,8 @@ SHM_GI_PER_GPU = 2
 # First start downloads ~25 GB and loads it: allow 30 minutes before the kubelet gives up on the container.
 STARTUP_PROBE_SECONDS = 1800
 PROBE_PERIOD_SECONDS = 10
+# How long `pulumi up` waits for the Service to select a pod and get an address (see _service).
+SERVICE_AWAIT = "30m"
 
 
 @dataclass
@@ -243,7 +245,12 @@ class VllmWorkload(pulumi.ComponentResource):
         }
         if settings.service_type == "LoadBalancer":
             spec["loadBalancerSourceRanges"] = list(deployment.allowed_cidrs)
-        return k8s.core.v1.Service(self._name, metadata=self._metadata(ns), spec=spec, opts=self._child)
+        # Pulumi awaits a Service until its Endpoints list a pod (ready or not) and, for a load balancer, an
+        # address: 10 minutes by default. A GPU node scaled up from zero can take longer than that to take the pod.
+        timeouts = pulumi.CustomTimeouts(create=SERVICE_AWAIT, update=SERVICE_AWAIT)
+        waits = pulumi.ResourceOptions(custom_timeouts=timeouts)
+        return k8s.core.v1.Service(self._name, metadata=self._metadata(ns), spec=spec,
+                                   opts=pulumi.ResourceOptions.merge(self._child, waits))
 
 
 def _service_endpoint(service: k8s.core.v1.Service, service_type: str, namespace: str, port: int) -> pulumi.Output:

@@ -34,6 +34,8 @@ class DeclaredResource:
     name: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    # The resource options the engine acts on at up and destroy time (timeouts, protect, retainOnDelete, ...).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,7 +82,34 @@ def _number_free(value: Any) -> Any:
     return value
 
 
-def _make_mocks(config: dict[str, str], run: ProgramRun):
+def _declared_options(request: Any) -> dict[str, Any]:
+    """The options of one RegisterResource request that change what `pulumi up` / `destroy` do, when set."""
+    timeouts = request.customTimeouts
+    options = {
+        "customTimeouts": {k: v for k, v in (("create", timeouts.create), ("update", timeouts.update),
+                                             ("delete", timeouts.delete)) if v},
+        "protect": bool(request.protect),
+        "retainOnDelete": bool(request.retainOnDelete),
+        "ignoreChanges": list(request.ignoreChanges),
+        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+    }
+    return {key: value for key, value in options.items() if value}
+
+
+def _make_monitor(mocks: Any, options_by_resource: dict[tuple[str, str], dict[str, Any]]):
+    """The SDK's own mock monitor, noting each request's resource options before the mocks see its inputs."""
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request):
+            options_by_resource[(request.type, request.name)] = _declared_options(request)
+            return super().RegisterResource(request)
+
+    return RecordingMonitor(mocks)
+
+
+def _make_mocks(config: dict[str, str], run: ProgramRun,
+                options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
 
     region = config.get("aws:region", "us-east-1")
@@ -112,7 +141,8 @@ def _make_mocks(config: dict[str, str], run: ProgramRun):
             elif args.typ == "kubernetes:core/v1:Service":
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
             outputs.setdefault("name", args.name)
-            run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs)))
+            options = options_by_resource.pop((args.typ, args.name), {})
+            run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options))
             return resource_id, outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -164,8 +194,10 @@ def run_program(stack: str, overrides: dict[str, str] | None = None, secret_keys
     logger.setLevel(logging.INFO)
     logger.addHandler(_LogCollector(run))
     pulumi.runtime.set_all_config(config, secret_keys or [])
-    pulumi.runtime.set_mocks(_make_mocks(config, run), project=PROJECT_NAME, stack=stack, preview=False,
-                             logger=logger)
+    options_by_resource: dict[tuple[str, str], dict[str, Any]] = {}
+    monitor = _make_monitor(_make_mocks(config, run, options_by_resource), options_by_resource)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT_NAME, stack=stack, preview=False, logger=logger,
+                             monitor=monitor)
     sys.path.insert(0, str(project_dir))
     cwd = os.getcwd()
     os.chdir(project_dir)

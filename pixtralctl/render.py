@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
+def _summary(resource_type: str, inputs: dict[str, Any], options: dict[str, Any] | None = None) -> str:
     parts = []
     for key in KEY_SETTINGS.get(resource_type, ()):
         if key not in inputs:
@@ -62,6 +62,8 @@ def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
         elif key in _SUMMARY_FIELDS and isinstance(value, dict):
             value = {k: v for k, v in value.items() if k in _SUMMARY_FIELDS[key]}
         parts.append(f"{key}={json.dumps(value, separators=(',', ':'))}")
+    # Resource options (timeouts, protect, ...) change what `pulumi up` and `destroy` do: reviewers see them too.
+    parts += [f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in (options or {}).items()]
     return "; ".join(parts).replace("|", "\\|")
 
 
@@ -92,7 +94,8 @@ def write_render(run: dict[str, Any], out: Path) -> list[Path]:
         write(f"manifests/{index:02d}-{manifest['kind'].lower()}-{_slug(name)}.yaml",
               yaml.safe_dump(manifest, sort_keys=False))
     rows = ["| type | name | key settings |", "|---|---|---|"]
-    rows += [f"| `{r['type']}` | {r['name']} | {_summary(r['type'], r['inputs'])} |" for r in run["resources"]]
+    rows += [f"| `{r['type']}` | {r['name']} | {_summary(r['type'], r['inputs'], r.get('options'))} |"
+             for r in run["resources"]]
     write("resources.md", f"# Stack `{run['stack']}`: {len(run['resources'])} resources\n\n" + "\n".join(rows) + "\n")
     outputs = {k: ("<secret>" if k in run["secret_outputs"] else v) for k, v in run["outputs"].items()}
     write("outputs.json", json.dumps(outputs, indent=2) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -133,6 +134,21 @@ def test_service_type_port_and_endpoint(stack):
 
     private = run_stack(stack, {"pixtral:serviceType": "ClusterIP"})
     assert private["outputs"]["endpoint"] == "http://pixtral.pixtral.svc.cluster.local:8081"
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_pulumi_up_waits_for_the_service_beyond_a_gpu_node_scale_up(stack):
+    # Pulumi awaits a Service until a pod is selected (ready or not) and a load balancer address exists; its
+    # 10-minute default is shorter than a GPU node scaled up from zero can take to accept the pod.
+    (service,) = resources_of(run_stack(stack), "kubernetes:core/v1:Service")
+    timeouts = service["options"].get("customTimeouts", {})
+    for operation in ("create", "update"):
+        assert _minutes(timeouts.get(operation, "10m")) >= 20, timeouts
+
+
+def _minutes(duration: str) -> float:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([smh])", duration).groups()
+    return float(number) * {"s": 1 / 60, "m": 1, "h": 60}[unit]
 
 
 @pytest.mark.parametrize("stack", [s for s in K8S_STACKS if target_of(s) in ("eks", "gke")])

@@ -52,7 +52,10 @@ def test_render_lists_every_resource_and_no_secret(stack, rendered):
     run = run_stack(stack)
     table = (rendered / "resources.md").read_text()
     for resource in run["resources"]:
-        assert f"`{resource['type']}` | {resource['name']} |" in table
+        head = f"| `{resource['type']}` | {resource['name']} |"
+        (row,) = [line for line in table.splitlines() if line.startswith(head)]
+        for option in resource["options"]:
+            assert f"{option}=" in row, f"{resource['name']}: option {option} not shown"
     api_key = run["outputs"]["apiKey"]
     for path in rendered.rglob("*"):
         if path.is_file():

@@ -32,3 +32,10 @@ def test_generated_api_key_when_none_is_configured(deployed):
 def test_every_resource_is_parented_to_a_pixtral_component(deployed):
     components = [r for r in deployed["resources"] if r["type"].startswith("pixtral:")]
     assert components, "no pixtral:* component declared"
+
+
+def test_destroy_removes_everything_the_stack_made(deployed):
+    # `pulumi destroy` skips protected resources and leaves retainOnDelete ones behind in the cloud, still billed.
+    kept = [(r["type"], r["name"], r["options"]) for r in deployed["resources"]
+            if r["options"].get("protect") or r["options"].get("retainOnDelete")]
+    assert kept == [], f"resources that `pulumi destroy` would not remove: {kept}"
