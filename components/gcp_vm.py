@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from pixtral_deploy.catalog import has_local_nvme
-from pixtral_deploy.cloudinit import SecretStore, render_cloud_init
+from pixtral_deploy.cloudinit import SecretStore, StoredSecret, render_cloud_init
 from pixtral_deploy.spec import Deployment
 
 # Deep Learning VM images with the NVIDIA driver installed, so the first boot does not build a kernel module.
@@ -62,9 +62,9 @@ class GcpGpuVm(pulumi.ComponentResource):
         address = gcp.compute.Address(f"{name}-address", region=region, project=args.project, opts=self._child)
 
         store_settings = {"PIXTRAL_GCP_PROJECT": args.project}
-        self.user_data = pulumi.Output.all(api_key_secret.secret_id, hf_secret.secret_id if hf_secret else None).apply(
-            lambda ids: render_cloud_init(
-                deployment.server, SecretStore("gcp-secret-manager", ids[0], ids[1], store_settings),
+        self.user_data = pulumi.Output.all(api_key_secret, hf_secret).apply(
+            lambda stored: render_cloud_init(
+                deployment.server, SecretStore("gcp-secret-manager", stored[0], stored[1], store_settings),
                 local_nvme=has_local_nvme(settings.machine_type),
             )
         )
@@ -98,7 +98,11 @@ class GcpGpuVm(pulumi.ComponentResource):
             tags=[tag],
             allow_stopping_for_update=True,
             labels={"app": "pixtral", "stack": _slug(pulumi.get_stack())},
-            opts=self._child,
+            # GCP updates metadata in place, but cloud-init reads user-data once per instance: without a
+            # replacement a changed server description or a rotated key would never reach the running VM. The old
+            # VM goes first because the new one takes over its static address.
+            opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(
+                replace_on_changes=["metadata"], delete_before_replace=True)),
         )
         self.instance_name = instance.name
         self.public_ip = address.address
@@ -107,7 +111,7 @@ class GcpGpuVm(pulumi.ComponentResource):
                                "public_ip": self.public_ip})
 
     def _secret(self, what: str, value: pulumi.Input[str], project: str, account: gcp.serviceaccount.Account,
-                api: gcp.projects.Service) -> gcp.secretmanager.Secret:
+                api: gcp.projects.Service) -> pulumi.Output[StoredSecret]:
         secret = gcp.secretmanager.Secret(
             f"{self._name}-{what}",
             secret_id=f"pixtral-{_slug(pulumi.get_stack())}-{_slug(self._name)}-{what}",
@@ -115,7 +119,8 @@ class GcpGpuVm(pulumi.ComponentResource):
             replication=gcp.secretmanager.SecretReplicationArgs(auto=gcp.secretmanager.SecretReplicationAutoArgs()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[api]),
         )
-        gcp.secretmanager.SecretVersion(
+        # A new value replaces the version resource: Secret Manager numbers the new one, the VM reads exactly it.
+        version = gcp.secretmanager.SecretVersion(
             f"{self._name}-{what}-version", secret=secret.id, secret_data=pulumi.Output.secret(value),
             opts=self._child,
         )
@@ -126,7 +131,8 @@ class GcpGpuVm(pulumi.ComponentResource):
             member=account.email.apply(lambda email: f"serviceAccount:{email}"),
             opts=self._child,
         )
-        return secret
+        return pulumi.Output.all(secret.secret_id, version.version).apply(
+            lambda values: StoredSecret(values[0], values[1]))
 
     def _firewalls(self, deployment: Deployment, tag: str, network: str, project: str) -> None:
         # One rule per IP family: a GCP firewall rule cannot mix IPv4 and IPv6 source ranges.

@@ -90,18 +90,25 @@ class VllmWorkload(pulumi.ComponentResource):
     def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
         return {"name": f"{self._name}{suffix}", "namespace": ns, "labels": self._labels}
 
+    def _generated_name(self, ns: pulumi.Input[str]) -> dict:
+        """Metadata without a name, for what the pods read only at start (the key, the guard). Pulumi replaces a
+        Secret or ConfigMap whose data changes, and with a generated name the replacement has a new name: the pod
+        template that refers to it changes, so the pods roll over to a rotated key or a new guard. With a fixed
+        name they would keep the old one until someone restarted them."""
+        return {"namespace": ns, "labels": self._labels}
+
     def _secret(self, ns: pulumi.Input[str], args: VllmWorkloadArgs) -> k8s.core.v1.Secret:
         data = {"VLLM_API_KEY": pulumi.Output.secret(args.api_key)}
         if args.hf_token is not None:
             data["HF_TOKEN"] = pulumi.Output.secret(args.hf_token)
         return k8s.core.v1.Secret(
-            f"{self._name}-secrets", metadata=self._metadata(ns, "-secrets"), type="Opaque", string_data=data,
+            f"{self._name}-secrets", metadata=self._generated_name(ns), type="Opaque", string_data=data,
             opts=self._child,
         )
 
     def _guard(self, ns: pulumi.Input[str]) -> k8s.core.v1.ConfigMap:
         return k8s.core.v1.ConfigMap(
-            f"{self._name}-guard", metadata=self._metadata(ns, "-guard"),
+            f"{self._name}-guard", metadata=self._generated_name(ns),
             data={GUARD_FILE: (USERDATA_DIR / GUARD_FILE).read_text()}, opts=self._child,
         )
 

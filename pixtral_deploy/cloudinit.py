@@ -36,12 +36,22 @@ USER_DATA_LIMIT_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
+class StoredSecret:
+    """One secret in the cloud's store, at one version. A new value gets a new version (SSM counts up, Secret
+    Manager adds one), so a rotated key changes the user data and `pulumi up` replaces the VM with one that reads
+    the new key: the running server never keeps enforcing a key the stack no longer outputs."""
+
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
 class SecretStore:
-    """Where the VM finds its secrets: the store, the secret names, and what the store's CLI needs."""
+    """Where the VM finds its secrets: the store, the secrets, and what the store's CLI needs."""
 
     kind: str
-    api_key_name: str
-    hf_token_name: str | None = None
+    api_key: StoredSecret
+    hf_token: StoredSecret | None = None
     settings: dict[str, str] = field(default_factory=dict)
 
 
@@ -57,8 +67,10 @@ def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False
         "PIXTRAL_UV_VERSION": UV_VERSION,
         "PIXTRAL_HF_HUB_VERSION": HF_HUB_VERSION,
         "PIXTRAL_SECRET_STORE": store.kind,
-        "PIXTRAL_API_KEY_SECRET": store.api_key_name,
-        "PIXTRAL_HF_TOKEN_SECRET": store.hf_token_name or "",
+        "PIXTRAL_API_KEY_SECRET": store.api_key.name,
+        "PIXTRAL_API_KEY_VERSION": store.api_key.version,
+        "PIXTRAL_HF_TOKEN_SECRET": store.hf_token.name if store.hf_token else "",
+        "PIXTRAL_HF_TOKEN_VERSION": store.hf_token.version if store.hf_token else "",
         **store.settings,
         "PIXTRAL_CACHE_DIR": CACHE_DIR,
         "PIXTRAL_LOCAL_NVME": "1" if local_nvme else "0",

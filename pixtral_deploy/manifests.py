@@ -14,8 +14,11 @@ def manifests(resources: list[dict[str, Any]], redact_secrets: bool = True) -> l
         if not resource["type"].startswith("kubernetes:"):
             continue
         inputs = dict(resource["inputs"])
-        manifest = {"apiVersion": inputs.pop("apiVersion"), "kind": inputs.pop("kind"),
-                    "metadata": inputs.pop("metadata", {}), **inputs}
+        metadata = dict(inputs.pop("metadata", {}))
+        if "name" not in metadata:
+            # Declared without a name: the provider generates one (the resource name and a random suffix).
+            metadata["name"] = resource["outputs"].get("metadata", {}).get("name")
+        manifest = {"apiVersion": inputs.pop("apiVersion"), "kind": inputs.pop("kind"), "metadata": metadata, **inputs}
         if manifest["kind"] == "Secret" and redact_secrets:
             for field in ("stringData", "data"):
                 if field in manifest:

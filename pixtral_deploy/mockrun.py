@@ -11,6 +11,7 @@ globals, so a second program in the same process would see the first one's stack
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -91,6 +92,7 @@ def _declared_options(request: Any) -> dict[str, Any]:
         "protect": bool(request.protect),
         "retainOnDelete": bool(request.retainOnDelete),
         "ignoreChanges": list(request.ignoreChanges),
+        "replaceOnChanges": list(request.replaceOnChanges),
         "deleteBeforeReplace": bool(request.deleteBeforeReplace),
     }
     return {key: value for key, value in options.items() if value}
@@ -106,6 +108,11 @@ def _make_monitor(mocks: Any, options_by_resource: dict[tuple[str, str], dict[st
             return super().RegisterResource(request)
 
     return RecordingMonitor(mocks)
+
+
+def _suffix(name: str) -> str:
+    """Stands in for the random suffix of Pulumi's auto-naming; fixed per name so runs compare."""
+    return hashlib.sha256(name.encode()).hexdigest()[:7]
 
 
 def _make_mocks(config: dict[str, str], run: ProgramRun,
@@ -127,6 +134,10 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role"):
                 outputs.update(arn=f"arn:aws:mock:{region}:123456789012:{inputs.get('name', args.name)}")
                 outputs.setdefault("name", f"{args.name}-name")
+                if args.typ == "aws:ssm/parameter:Parameter":
+                    outputs.update(version=1)  # SSM numbers a new parameter's first value 1
+            elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
+                outputs.update(version="1", name=f"{inputs['secret']}/versions/1")
             elif args.typ == "random:index/randomPassword:RandomPassword":
                 outputs.update(result="Mock0Generated0Api0Key0" + "x" * (int(inputs.get("length", 40)) - 23))
             elif args.typ == "gcp:compute/address:Address":
@@ -138,7 +149,10 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                                certificateAuthority={"data": "bW9jay1jYQ=="})
             elif args.typ == "gcp:container/cluster:Cluster":
                 outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
-            elif args.typ == "kubernetes:core/v1:Service":
+            elif args.typ.startswith("kubernetes:") and "name" not in inputs.get("metadata", {"name": "-"}):
+                # The provider names an object declared without one: the resource name and a random suffix.
+                outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name)}"}
+            if args.typ == "kubernetes:core/v1:Service":
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
             outputs.setdefault("name", args.name)
             options = options_by_resource.pop((args.typ, args.name), {})

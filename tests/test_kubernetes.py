@@ -65,7 +65,7 @@ def test_api_key_reaches_vllm_from_the_secret_never_as_an_argument(stack):
     assert "sk-k8s-known-key" not in json.dumps(container)
     (key_env,) = [e for e in container["env"] if e["name"] == "VLLM_API_KEY"]
     (secret,) = resources_of(run, "kubernetes:core/v1:Secret")
-    assert key_env["valueFrom"]["secretKeyRef"] == {"name": secret["inputs"]["metadata"]["name"],
+    assert key_env["valueFrom"]["secretKeyRef"] == {"name": secret["outputs"]["metadata"]["name"],
                                                     "key": "VLLM_API_KEY"}
     assert secret["inputs"]["stringData"]["VLLM_API_KEY"] == "sk-k8s-known-key"
 
@@ -134,6 +134,27 @@ def test_service_type_port_and_endpoint(stack):
 
     private = run_stack(stack, {"pixtral:serviceType": "ClusterIP"})
     assert private["outputs"]["endpoint"] == "http://pixtral.pixtral.svc.cluster.local:8081"
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_a_rotated_key_or_a_new_guard_rolls_the_pods(stack):
+    # Pods read the key (env) and the guard (volume) only at start. pulumi-kubernetes replaces a Secret or
+    # ConfigMap whose data changes (unless the provider makes them mutable); declared without a name, the
+    # replacement gets a new generated name, the pod template that refers to it changes, and the pods roll.
+    run = run_stack(stack)
+    (secret,) = resources_of(run, "kubernetes:core/v1:Secret")
+    (guard,) = resources_of(run, "kubernetes:core/v1:ConfigMap")
+    for obj in (secret, guard):
+        assert "name" not in obj["inputs"]["metadata"], f"{obj['name']}: a fixed name would keep the pods as they are"
+    (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
+    pod = deployment["inputs"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == secret["outputs"]["metadata"]["name"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["guard"]["configMap"]["name"] == guard["outputs"]["metadata"]["name"]
+    for provider in resources_of(run, "pulumi:providers:kubernetes"):
+        options = provider["inputs"]
+        assert not options.get("enableSecretMutable") and not options.get("enableConfigMapMutable")
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)

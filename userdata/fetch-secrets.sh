@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Reads the API key (and the Hugging Face token, when set) from the cloud's secret store with the VM's own
-# identity, into a root-only environment file. Runs every boot, so a rotated key needs only a restart.
+# identity, into a root-only environment file. It reads the exact versions the stack wrote (named in pixtral.env):
+# a rotated key is a new version, which changes the user data, so `pulumi up` replaces the VM.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 
+# read_secret NAME VERSION
 read_secret() {
   case "$PIXTRAL_SECRET_STORE" in
     aws-ssm)
-      aws ssm get-parameter --region "$PIXTRAL_AWS_REGION" --name "$1" --with-decryption \
+      aws ssm get-parameter --region "$PIXTRAL_AWS_REGION" --name "$1:$2" --with-decryption \
         --query Parameter.Value --output text ;;
     gcp-secret-manager)
-      gcloud secrets versions access latest --secret "$1" --project "$PIXTRAL_GCP_PROJECT" ;;
+      gcloud secrets versions access "$2" --secret "$1" --project "$PIXTRAL_GCP_PROJECT" ;;
     *)
       echo "unknown PIXTRAL_SECRET_STORE '$PIXTRAL_SECRET_STORE'" >&2
       return 1 ;;
@@ -21,10 +23,10 @@ read_secret() {
 secrets_file=${PIXTRAL_SECRETS_FILE:-/etc/pixtral/secrets.env}
 umask 077
 tmp=$(mktemp "$secrets_file.XXXXXX")
-api_key=$(retry read_secret "$PIXTRAL_API_KEY_SECRET")
+api_key=$(retry read_secret "$PIXTRAL_API_KEY_SECRET" "$PIXTRAL_API_KEY_VERSION")
 printf 'VLLM_API_KEY=%s\n' "$api_key" >"$tmp"
 if [ -n "${PIXTRAL_HF_TOKEN_SECRET:-}" ]; then
-  hf_token=$(retry read_secret "$PIXTRAL_HF_TOKEN_SECRET")
+  hf_token=$(retry read_secret "$PIXTRAL_HF_TOKEN_SECRET" "$PIXTRAL_HF_TOKEN_VERSION")
   printf 'HF_TOKEN=%s\n' "$hf_token" >>"$tmp"
 fi
 mv "$tmp" "$secrets_file"

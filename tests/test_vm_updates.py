@@ -1,0 +1,137 @@
+"""A second `pulumi up` on a VM stack: a changed setting or a rotated key must reach the running server.
+
+cloud-init reads user data once per instance, so a VM whose user data changes in place keeps serving what it booted
+with. Both VMs are therefore replaced when their user data changes, and the user data names the exact version of
+each secret, so a rotated key changes it too. `fetch-secrets.sh` runs for real here against stand-ins for the
+`aws` and `gcloud` CLIs that hold two versions of each secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import STACKS, resources_of, run_stack, target_of
+
+from pixtral_deploy.cloudinit import declared_user_data
+
+VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
+API_KEY = "sk-pixtral-version-one-0123456789abcdef"
+HF_TOKEN = "hf_version_one_0123456789abcdef"
+SECRETS = {"pixtral:apiKey": API_KEY, "pixtral:hfToken": HF_TOKEN}
+
+
+def _user_data(run: dict) -> str:
+    (document,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
+    return document
+
+
+def _written(document: str) -> dict[str, str]:
+    return {entry["path"]: entry["content"] for entry in yaml.safe_load(document)["write_files"]}
+
+
+def _env(document: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in _written(document)["/etc/pixtral/pixtral.env"].splitlines() if line)
+
+
+def _instance(run: dict) -> dict:
+    (instance,) = [r for r in run["resources"] if declared_user_data(r)]
+    return instance
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_a_changed_setting_replaces_the_vm_with_one_that_boots_it(stack):
+    before, after = run_stack(stack), run_stack(stack, {"pixtral:maxModelLen": "16384"})
+    assert "16384" in _written(_user_data(after))["/etc/pixtral/vllm.args"]
+    assert _user_data(before) != _user_data(after)
+    instance = _instance(after)
+    if target_of(stack) == "aws":
+        assert instance["inputs"].get("userDataReplaceOnChange") is True, "EC2 would keep the old cloud-init"
+    else:
+        assert "metadata" in instance["options"].get("replaceOnChanges", []), "GCE updates metadata in place"
+        # The new VM takes over the static address, which one VM at a time can hold.
+        assert instance["options"].get("deleteBeforeReplace") is True
+
+
+def _stored_versions(run: dict) -> dict[str, str]:
+    """Secret name -> version, as the (mock) cloud numbered them."""
+    if target_of(run["stack"]) == "aws":
+        return {p["outputs"]["name"]: str(p["outputs"]["version"])
+                for p in resources_of(run, "aws:ssm/parameter:Parameter")}
+    # Each Secret's value is its SecretVersion, declared as "<secret's resource name>-version".
+    secret_ids = {s["name"]: s["inputs"]["secretId"] for s in resources_of(run, "gcp:secretmanager/secret:Secret")}
+    return {secret_ids[v["name"].removesuffix("-version")]: v["outputs"]["version"]
+            for v in resources_of(run, "gcp:secretmanager/secretVersion:SecretVersion")}
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_the_vm_reads_the_secret_versions_the_stack_wrote(stack):
+    run = run_stack(stack, secrets=SECRETS)
+    env, versions = _env(_user_data(run)), _stored_versions(run)
+    assert env["PIXTRAL_API_KEY_VERSION"] == versions[env["PIXTRAL_API_KEY_SECRET"]]
+    assert env["PIXTRAL_HF_TOKEN_VERSION"] == versions[env["PIXTRAL_HF_TOKEN_SECRET"]]
+
+
+FAKE_CLI = r'''#!{python}
+"""Stand-in for the cloud's secret store CLI: version 1 holds the stack's values, version 2 a later rotation."""
+import json, sys
+args = sys.argv[1:]
+open({log!r}, "a").write(json.dumps(args) + "\n")
+store = json.load(open({store!r}))
+if args[:2] == ["ssm", "get-parameter"]:
+    name, _, version = args[args.index("--name") + 1].rpartition(":")
+    assert "--with-decryption" in args
+elif args[:3] == ["secrets", "versions", "access"]:
+    name, version = args[args.index("--secret") + 1], args[3]
+else:
+    sys.exit("unexpected call: " + " ".join(args))
+value = store.get(name, {{}}).get(version)
+if value is None:
+    sys.exit(f"no version {{version!r}} of {{name}}")
+print(value)
+'''
+
+
+def _fake_store_cli(folder: Path, versions: dict[str, dict[str, str]], cli: str) -> Path:
+    folder.mkdir()
+    (folder / "store.json").write_text(json.dumps(versions))
+    script = folder / cli
+    script.write_text(FAKE_CLI.format(python=sys.executable, log=str(folder / "calls.log"),
+                                      store=str(folder / "store.json")))
+    script.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack, tmp_path):
+    run = run_stack(stack, secrets=SECRETS)
+    files = _written(_user_data(run))
+    env = _env(_user_data(run))
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("pixtral-lib.sh", "fetch-secrets.sh"):
+        (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
+    # The store also holds a newer value than the one this VM was made for: "latest" would read the wrong key.
+    store = {env["PIXTRAL_API_KEY_SECRET"]: {"1": API_KEY, "2": "sk-rotated-later", "latest": "sk-rotated-later"},
+             env["PIXTRAL_HF_TOKEN_SECRET"]: {"1": HF_TOKEN, "2": "hf_rotated_later", "latest": "hf_rotated_later"}}
+    cli = "aws" if target_of(stack) == "aws" else "gcloud"
+    fake = _fake_store_cli(tmp_path / "bin", store, cli)
+    secrets_file = tmp_path / "etc/secrets.env"
+    secrets_file.parent.mkdir()
+    env.update({"PIXTRAL_LIB": str(lib), "PIXTRAL_STATE_DIR": str(tmp_path / "state"), "PIXTRAL_RETRY_SECONDS": "0",
+                "PIXTRAL_SECRETS_FILE": str(secrets_file), "PATH": f"{fake}:{os.environ['PATH']}",
+                "HOME": str(tmp_path)})
+    done = subprocess.run(["bash", str(lib / "fetch-secrets.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert secrets_file.read_text() == f"VLLM_API_KEY={API_KEY}\nHF_TOKEN={HF_TOKEN}\n"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    calls = [json.loads(line) for line in (fake / "calls.log").read_text().splitlines()]
+    assert len(calls) == 2, calls
+    assert API_KEY not in done.stdout + done.stderr
