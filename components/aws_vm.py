@@ -79,7 +79,10 @@ class AwsGpuVm(pulumi.ComponentResource):
             ),
             instance_market_options=self._spot_options() if deployment.spot else None,
             tags={"Name": f"pixtral-{name}", "pixtral:model": deployment.server.model},
-            opts=self._child,
+            # A looked-up AMI is fixed when the VM is made: AWS publishes a new DLAMI every few weeks, and an
+            # unrelated `pulumi up` must not replace a serving VM for it. Setting amiId moves it on purpose.
+            opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(
+                ignore_changes=[] if settings.ami_id else ["ami"])),
         )
         # An Elastic IP keeps `endpoint` valid across stop/start and spot interruptions.
         address = aws.ec2.Eip(f"{name}-address", domain="vpc", instance=instance.id,

@@ -101,8 +101,11 @@ class GcpGpuVm(pulumi.ComponentResource):
             # GCP updates metadata in place, but cloud-init reads user-data once per instance: without a
             # replacement a changed server description or a rotated key would never reach the running VM. The old
             # VM goes first because the new one takes over its static address.
+            # A looked-up image is fixed when the VM is made (a newer DLVM image in the family must not replace a
+            # serving VM on an unrelated `pulumi up`); setting pixtral:image moves it on purpose.
             opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(
-                replace_on_changes=["metadata"], delete_before_replace=True)),
+                replace_on_changes=["metadata"], delete_before_replace=True,
+                ignore_changes=[] if settings.image else ["bootDisk.initializeParams.image"])),
         )
         self.instance_name = instance.name
         self.public_ip = address.address

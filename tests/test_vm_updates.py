@@ -135,3 +135,20 @@ def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack,
     calls = [json.loads(line) for line in (fake / "calls.log").read_text().splitlines()]
     assert len(calls) == 2, calls
     assert API_KEY not in done.stdout + done.stderr
+
+
+# Where each VM's boot image is, as an input and as an ignoreChanges path.
+IMAGE_SETTING = {"aws": ("pixtral:amiId", "ami-0fedcba9876543210", "ami"),
+                 "gcp": ("pixtral:image", "projects/my-project/global/images/my-dlvm",
+                         "bootDisk.initializeParams.image")}
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_a_newer_published_image_does_not_replace_a_serving_vm(stack):
+    key, chosen, path = IMAGE_SETTING[target_of(stack)]
+    # Looked up (newest DLAMI / DLVM family): fixed at creation, ignored on later runs.
+    assert path in _instance(run_stack(stack))["options"].get("ignoreChanges", [])
+    # Chosen by the user: a new value must take effect, so it is not ignored.
+    pinned = _instance(run_stack(stack, {key: chosen}))
+    assert path not in pinned["options"].get("ignoreChanges", [])
+    assert chosen in json.dumps(pinned["inputs"])
