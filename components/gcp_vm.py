@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ DLVM_PROJECT = "deeplearning-platform-release"
 DLVM_FAMILY = "common-cu128-ubuntu-2204-nvidia-570"
 # pd-ssd reads at up to 1,200 MB/s on large VMs; pd-balanced's 240 MB/s would make loading 25 GB take minutes.
 BOOT_DISK_TYPE = "pd-ssd"
+# GCP: a service account id is 6-30 characters, unique per project.
+SERVICE_ACCOUNT_ID_MAX = 30
 
 
 @dataclass
@@ -53,7 +56,7 @@ class GcpGpuVm(pulumi.ComponentResource):
             disable_on_destroy=False, opts=self._child,
         )
         account = gcp.serviceaccount.Account(
-            f"{name}-sa", account_id=f"pixtral-{_slug(name)}"[:30], project=args.project,
+            f"{name}-sa", account_id=service_account_id(pulumi.get_stack(), name), project=args.project,
             display_name=f"Pixtral VM {name} ({pulumi.get_stack()})", opts=self._child,
         )
         api_key_secret = self._secret("api-key", args.api_key, args.project, account, api)
@@ -172,3 +175,14 @@ class GcpGpuVm(pulumi.ComponentResource):
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")
+
+
+def service_account_id(stack: str, name: str) -> str:
+    """A service account id of its own per stack: ids are unique per project, and teams run several stacks (dev,
+    prod) in one project. GCP allows 6-30 characters, a letter first, no dash last; a long stack name is cut and
+    a digest of the whole keeps two such stacks apart."""
+    full = f"pixtral-{_slug(stack)}" + ("" if name == "pixtral" else f"-{_slug(name)}")
+    if len(full) <= SERVICE_ACCOUNT_ID_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:6]
+    return f"{full[:SERVICE_ACCOUNT_ID_MAX - 7].rstrip('-')}-{digest}"

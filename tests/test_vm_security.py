@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import STACKS, resources_of, run_stack, target_of
+
+from components.gcp_vm import service_account_id
 
 AWS = [s for s in STACKS if target_of(s) == "aws"]
 GCP = [s for s in STACKS if target_of(s) == "gcp"]
@@ -84,3 +87,20 @@ def test_gcp_vm_identity_reads_only_its_own_secrets(stack):
     (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
     assert {m["inputs"]["member"] for m in members} == {f"serviceAccount:{account['outputs']['email']}"}
     assert {m["inputs"]["role"] for m in members} == {"roles/secretmanager.secretAccessor"}
+
+
+@pytest.mark.parametrize("stack", GCP)
+def test_gcp_vm_identity_is_the_stacks_own(stack):
+    (account,) = resources_of(run_stack(stack), "gcp:serviceaccount/account:Account")
+    assert account["inputs"]["accountId"] == service_account_id(stack, "pixtral")
+    assert stack in account["inputs"]["accountId"]
+
+
+def test_gcp_service_account_ids_are_valid_and_apart_for_every_stack_name():
+    # Two stacks in one project (a team's dev and prod) must not ask for the same account id: GCP answers 409.
+    stacks = ["gcp", "gcp-dev", "gcp-prod", "Team.Vision_Prod", "a-very-long-stack-name-for-team-vision-eu-1",
+              "a-very-long-stack-name-for-team-vision-eu-2"]
+    ids = [service_account_id(stack, "pixtral") for stack in stacks]
+    assert len(set(ids)) == len(ids), ids
+    for account_id in ids:
+        assert re.fullmatch(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", account_id), account_id
