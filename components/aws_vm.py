@@ -10,8 +10,9 @@ import pulumi
 import pulumi_aws as aws
 
 from pixtral_deploy.catalog import has_local_nvme
-from pixtral_deploy.cloudinit import SecretStore, StoredSecret, compress_user_data, render_cloud_init
+from pixtral_deploy.cloudinit import SecretStore, compress_user_data, render_cloud_init
 from pixtral_deploy.coldstart import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
+from pixtral_deploy.config import stored_secret
 from pixtral_deploy.spec import Deployment
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
@@ -49,7 +50,9 @@ class AwsGpuVm(pulumi.ComponentResource):
         security_group = self._security_group(vpc_id, deployment)
 
         self.user_data = pulumi.Output.all(
-            region, _stored(api_key_param), _stored(hf_token_param) if hf_token_param else None
+            region,
+            stored_secret(api_key_param.name, api_key_param.version),
+            stored_secret(hf_token_param.name, hf_token_param.version) if hf_token_param else None,
         ).apply(lambda values: render_cloud_init(
             deployment.server,
             SecretStore("aws-ssm", values[1], values[2], {"PIXTRAL_AWS_REGION": values[0]}),
@@ -207,9 +210,3 @@ def _first_subnet(instance_type: str, subnet_ids: list[str], zones: list[str]) -
             f"{', '.join(zones) or 'none in this region'}); set pixtral:subnetId, or another aws:region"
         )
     return sorted(subnet_ids)[0]
-
-
-def _stored(parameter: aws.ssm.Parameter) -> pulumi.Output[StoredSecret]:
-    # SSM counts a parameter's versions up on every new value: the VM reads exactly the one the stack wrote.
-    return pulumi.Output.all(parameter.name, parameter.version).apply(
-        lambda values: StoredSecret(values[0], str(values[1])))

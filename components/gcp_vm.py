@@ -12,6 +12,7 @@ import pulumi_gcp as gcp
 
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret, render_cloud_init
+from pixtral_deploy.config import stored_secret
 from pixtral_deploy.spec import Deployment
 
 # Deep Learning VM images with the NVIDIA driver installed, so the first boot does not build a kernel module.
@@ -19,8 +20,9 @@ DLVM_PROJECT = "deeplearning-platform-release"
 DLVM_FAMILY = "common-cu128-ubuntu-2204-nvidia-570"
 # pd-ssd reads at up to 1,200 MB/s on large VMs; pd-balanced's 240 MB/s would make loading 25 GB take minutes.
 BOOT_DISK_TYPE = "pd-ssd"
-# GCP: a service account id is 6-30 characters, unique per project.
+# GCP: a service account id is 6-30 characters, unique per project; a cut one ends in "-" and this many hex digits.
 SERVICE_ACCOUNT_ID_MAX = 30
+SERVICE_ACCOUNT_DIGEST_CHARS = 6
 
 
 @dataclass
@@ -137,8 +139,7 @@ class GcpGpuVm(pulumi.ComponentResource):
             member=account.email.apply(lambda email: f"serviceAccount:{email}"),
             opts=self._child,
         )
-        return pulumi.Output.all(secret.secret_id, version.version).apply(
-            lambda values: StoredSecret(values[0], values[1]))
+        return stored_secret(secret.secret_id, version.version)
 
     def _firewalls(self, deployment: Deployment, tag: str, network: str, project: str) -> None:
         # One rule per IP family: a GCP firewall rule cannot mix IPv4 and IPv6 source ranges.
@@ -184,5 +185,5 @@ def service_account_id(stack: str, name: str) -> str:
     full = f"pixtral-{_slug(stack)}" + ("" if name == "pixtral" else f"-{_slug(name)}")
     if len(full) <= SERVICE_ACCOUNT_ID_MAX:
         return full
-    digest = hashlib.sha256(full.encode()).hexdigest()[:6]
-    return f"{full[:SERVICE_ACCOUNT_ID_MAX - 7].rstrip('-')}-{digest}"
+    digest = hashlib.sha256(full.encode()).hexdigest()[:SERVICE_ACCOUNT_DIGEST_CHARS]
+    return f"{full[:SERVICE_ACCOUNT_ID_MAX - SERVICE_ACCOUNT_DIGEST_CHARS - 1].rstrip('-')}-{digest}"

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
+from .cloudinit import StoredSecret
 from .spec import NAMESPACE, ConfigError, Deployment, load_deployment, raw_config_from
 
 
@@ -45,3 +46,9 @@ def required_provider_setting(namespace: str, key: str, why: str) -> str:
     if not value:
         raise ConfigError(f"{namespace}:{key} is not set; {why} (pulumi config set {namespace}:{key} VALUE)")
     return value
+
+
+def stored_secret(name: pulumi.Input[str], version: pulumi.Input[str | int]) -> pulumi.Output[StoredSecret]:
+    """A secret the stack wrote to the cloud's store, at the version the store gave that value (SSM counts up,
+    Secret Manager numbers each new version): what a VM's cloud-init names so the VM reads exactly it."""
+    return pulumi.Output.all(name, version).apply(lambda values: StoredSecret(values[0], str(values[1])))

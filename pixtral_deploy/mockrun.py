@@ -27,6 +27,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT_NAME = "pixtral-deploy"
 MOCK_PUBLIC_IP = "203.0.113.10"
 MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
+# Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
+MOCK_SSM_VERSION = 3
+MOCK_SECRET_VERSION = "2"
 
 
 @dataclass
@@ -110,6 +113,11 @@ def _make_monitor(mocks: Any, options_by_resource: dict[tuple[str, str], dict[st
     return RecordingMonitor(mocks)
 
 
+def _declared_without_name(inputs: dict[str, Any]) -> bool:
+    metadata = inputs.get("metadata")
+    return isinstance(metadata, dict) and "name" not in metadata
+
+
 def _suffix(name: str) -> str:
     """Stands in for the random suffix of Pulumi's auto-naming; fixed per name so runs compare."""
     return hashlib.sha256(name.encode()).hexdigest()[:7]
@@ -135,9 +143,9 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs.update(arn=f"arn:aws:mock:{region}:123456789012:{inputs.get('name', args.name)}")
                 outputs.setdefault("name", f"{args.name}-name")
                 if args.typ == "aws:ssm/parameter:Parameter":
-                    outputs.update(version=1)  # SSM numbers a new parameter's first value 1
+                    outputs.update(version=MOCK_SSM_VERSION)
             elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
-                outputs.update(version="1", name=f"{inputs['secret']}/versions/1")
+                outputs.update(version=MOCK_SECRET_VERSION, name=f"{inputs['secret']}/versions/{MOCK_SECRET_VERSION}")
             elif args.typ == "random:index/randomPassword:RandomPassword":
                 outputs.update(result="Mock0Generated0Api0Key0" + "x" * (int(inputs.get("length", 40)) - 23))
             elif args.typ == "gcp:compute/address:Address":
@@ -149,7 +157,7 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                                certificateAuthority={"data": "bW9jay1jYQ=="})
             elif args.typ == "gcp:container/cluster:Cluster":
                 outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
-            elif args.typ.startswith("kubernetes:") and "name" not in inputs.get("metadata", {"name": "-"}):
+            elif args.typ.startswith("kubernetes:") and _declared_without_name(inputs):
                 # The provider names an object declared without one: the resource name and a random suffix.
                 outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name)}"}
             if args.typ == "kubernetes:core/v1:Service":

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _summary(resource_type: str, inputs: dict[str, Any], options: dict[str, Any] | None = None) -> str:
+def _summary(resource_type: str, inputs: dict[str, Any], options: dict[str, Any]) -> str:
     parts = []
     for key in KEY_SETTINGS.get(resource_type, ()):
         if key not in inputs:
@@ -63,7 +63,7 @@ def _summary(resource_type: str, inputs: dict[str, Any], options: dict[str, Any]
             value = {k: v for k, v in value.items() if k in _SUMMARY_FIELDS[key]}
         parts.append(f"{key}={json.dumps(value, separators=(',', ':'))}")
     # Resource options (timeouts, protect, ...) change what `pulumi up` and `destroy` do: reviewers see them too.
-    parts += [f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in (options or {}).items()]
+    parts += [f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in options.items()]
     return "; ".join(parts).replace("|", "\\|")
 
 
@@ -94,7 +94,7 @@ def write_render(run: dict[str, Any], out: Path) -> list[Path]:
         write(f"manifests/{index:02d}-{manifest['kind'].lower()}-{_slug(name)}.yaml",
               yaml.safe_dump(manifest, sort_keys=False))
     rows = ["| type | name | key settings |", "|---|---|---|"]
-    rows += [f"| `{r['type']}` | {r['name']} | {_summary(r['type'], r['inputs'], r.get('options'))} |"
+    rows += [f"| `{r['type']}` | {r['name']} | {_summary(r['type'], r['inputs'], r['options'])} |"
              for r in run["resources"]]
     write("resources.md", f"# Stack `{run['stack']}`: {len(run['resources'])} resources\n\n" + "\n".join(rows) + "\n")
     outputs = {k: ("<secret>" if k in run["secret_outputs"] else v) for k, v in run["outputs"].items()}

@@ -11,7 +11,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import yaml
 
+from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.mockrun import stack_files
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -48,6 +50,22 @@ def deployed(stack) -> dict:
 
 def resources_of(run: dict, type_: str) -> list[dict]:
     return [r for r in run["resources"] if r["type"] == type_]
+
+
+def vm_user_data(run: dict) -> str:
+    """The plain cloud-config of the one VM a program run declares."""
+    (document,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
+    return document
+
+
+def vm_files(run: dict) -> dict[str, str]:
+    """What that cloud-config writes: path -> content."""
+    return {entry["path"]: entry["content"] for entry in yaml.safe_load(vm_user_data(run))["write_files"]}
+
+
+def environment_file(files: dict[str, str]) -> dict[str, str]:
+    """The VM's /etc/pixtral/pixtral.env as a mapping."""
+    return dict(line.split("=", 1) for line in files["/etc/pixtral/pixtral.env"].splitlines() if line)
 
 
 def target_of(stack: str) -> str:

@@ -17,11 +17,20 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import PROJECT_DIR, required_tool, run_stack
+from conftest import (
+    PROJECT_DIR,
+    STACKS,
+    environment_file,
+    required_tool,
+    resources_of,
+    run_stack,
+    target_of,
+    vm_files,
+)
 from fake_hf_hub import COMMIT, FakeHub
 
-from pixtral_deploy.cloudinit import HF_HUB_VERSION, declared_user_data
+from pixtral_deploy.catalog import has_local_nvme
+from pixtral_deploy.cloudinit import HF_HUB_VERSION
 
 MODEL = "mistralai/Pixtral-12B-2409"
 MODEL_FILES = {"params.json": b'{"dim": 5120}', "tekken.json": b"{}", "consolidated.safetensors": b"\0" * 200_000}
@@ -57,13 +66,8 @@ def wheel_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def _vm_files() -> dict[str, str]:
-    (user_data,) = [declared_user_data(r) for r in run_stack("aws")["resources"] if declared_user_data(r)]
-    return {entry["path"]: entry["content"] for entry in yaml.safe_load(user_data)["write_files"]}
-
-
 def _boot_environment(root: Path, files: dict[str, str], wheels: Path, hub: FakeHub) -> dict[str, str]:
-    env = dict(line.split("=", 1) for line in files["/etc/pixtral/pixtral.env"].splitlines() if line)
+    env = environment_file(files)
     bin_dir = root / "opt/pixtral/bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for tool in ("uv", "uvx"):
@@ -128,7 +132,7 @@ def _boot(root: Path, env: dict[str, str]) -> dict[str, subprocess.CompletedProc
 @pytest.fixture(scope="module")
 def booted(tmp_path_factory, wheel_folder):
     root = tmp_path_factory.mktemp("vm-root")
-    files = _vm_files()
+    files = vm_files(run_stack("aws"))
     for path, content in files.items():
         if path.startswith("/usr/local/lib/pixtral/") and path.endswith(".sh"):
             target = root / path.lstrip("/")
@@ -178,14 +182,12 @@ def test_second_boot_skips_install_and_download(booted):
 
 
 def test_download_used_the_cache_directory_of_the_environment_file(booted):
-    env_file = _vm_files()["/etc/pixtral/pixtral.env"]
+    env_file = vm_files(run_stack("aws"))["/etc/pixtral/pixtral.env"]
     assert "HF_HOME=/var/lib/pixtral/cache/hf" in env_file
     assert "VLLM_CACHE_ROOT=/var/lib/pixtral/cache/vllm" in env_file
 
 
 def test_storage_settings_of_every_shipped_vm_stack():
-    from conftest import STACKS, resources_of, target_of
-
     for stack in STACKS:
         run = run_stack(stack)
         if target_of(stack) == "aws":
@@ -197,11 +199,8 @@ def test_storage_settings_of_every_shipped_vm_stack():
             assert instance["inputs"]["bootDisk"]["initializeParams"]["type"] == "pd-ssd"
         else:
             continue
-        (user_data,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
-        files = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"]}
+        files = vm_files(run)
         machine = run["config"].get("pixtral:instanceType") or run["config"].get("pixtral:machineType")
-        from pixtral_deploy.catalog import has_local_nvme
-
         expected = "1" if has_local_nvme(machine) else "0"
         assert f"PIXTRAL_LOCAL_NVME={expected}\n" in files["/etc/pixtral/pixtral.env"]
 
@@ -219,7 +218,7 @@ def _record_as_service_user(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     lib = tmp_path / "lib"
     lib.mkdir()
-    files = _vm_files()
+    files = vm_files(run_stack("aws"))
     for name in ("pixtral-lib.sh", "prepare-storage.sh"):
         (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
     state = tmp_path / "state"

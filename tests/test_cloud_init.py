@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STACKS, required_tool, resources_of, run_stack, target_of
+from conftest import STACKS, required_tool, resources_of, run_stack, target_of, vm_user_data
 
 from pixtral_deploy.cloudinit import (
     SCRIPTS,
@@ -18,7 +18,6 @@ from pixtral_deploy.cloudinit import (
     USER_DATA_LIMIT_BYTES,
     USERDATA_DIR,
     compress_user_data,
-    declared_user_data,
 )
 from pixtral_deploy.server import vllm_args
 from pixtral_deploy.spec import load_deployment
@@ -29,8 +28,7 @@ TOP_LEVEL_KEYS = {"users", "write_files", "runcmd"}
 
 
 def user_data_of(stack: str, settings: dict | None = None) -> str:
-    (user_data,) = [declared_user_data(r) for r in run_stack(stack, settings)["resources"] if declared_user_data(r)]
-    return user_data
+    return vm_user_data(run_stack(stack, settings))
 
 
 def written_file(user_data: str, path: str) -> dict:

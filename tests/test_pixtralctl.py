@@ -44,20 +44,17 @@ def test_wait_follows_a_slow_start_with_one_line_per_phase(capsys):
     assert "ready after" in out
 
 
-def test_wait_times_out_with_the_last_state(capsys):
-    with FakeVllm(KEY, mode="slow_start", ready_after=60) as server:
+@pytest.mark.parametrize(("ready_after", "timeout", "interval", "code", "message"), [
+    pytest.param(60, "1", "0.2", 1, "not ready after", id="times-out-with-the-last-state"),
+    # The last sleep is cut to the deadline: a server ready before it is seen even when the interval is longer.
+    pytest.param(0.8, "3", "10", 0, "ready after", id="probes-until-a-timeout-shorter-than-the-interval"),
+])
+def test_wait_stops_at_its_timeout(capsys, ready_after, timeout, interval, code, message):
+    with FakeVllm(KEY, mode="slow_start", ready_after=ready_after) as server:
         started = time.monotonic()
-        assert main(["wait", *_target(server), "--timeout", "1", "--interval", "0.2"]) == 1
+        assert main(["wait", *_target(server), "--timeout", timeout, "--interval", interval]) == code
         assert time.monotonic() - started < 5
-    assert "not ready after" in capsys.readouterr().out
-
-
-def test_wait_keeps_probing_until_a_timeout_shorter_than_the_interval(capsys):
-    with FakeVllm(KEY, mode="slow_start", ready_after=0.8) as server:
-        started = time.monotonic()
-        assert main(["wait", *_target(server), "--timeout", "3", "--interval", "10"]) == 0
-        assert time.monotonic() - started < 5
-    assert "ready after" in capsys.readouterr().out
+    assert message in capsys.readouterr().out
 
 
 def test_wait_fails_fast_on_a_refused_key(capsys):

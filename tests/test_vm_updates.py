@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import STACKS, resources_of, run_stack, target_of
+from conftest import STACKS, environment_file, resources_of, run_stack, target_of, vm_files, vm_user_data
 
 from pixtral_deploy.cloudinit import declared_user_data
 
@@ -25,19 +24,6 @@ VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
 API_KEY = "sk-pixtral-version-one-0123456789abcdef"
 HF_TOKEN = "hf_version_one_0123456789abcdef"
 SECRETS = {"pixtral:apiKey": API_KEY, "pixtral:hfToken": HF_TOKEN}
-
-
-def _user_data(run: dict) -> str:
-    (document,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
-    return document
-
-
-def _written(document: str) -> dict[str, str]:
-    return {entry["path"]: entry["content"] for entry in yaml.safe_load(document)["write_files"]}
-
-
-def _env(document: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in _written(document)["/etc/pixtral/pixtral.env"].splitlines() if line)
 
 
 def _instance(run: dict) -> dict:
@@ -48,8 +34,8 @@ def _instance(run: dict) -> dict:
 @pytest.mark.parametrize("stack", VM_STACKS)
 def test_a_changed_setting_replaces_the_vm_with_one_that_boots_it(stack):
     before, after = run_stack(stack), run_stack(stack, {"pixtral:maxModelLen": "16384"})
-    assert "16384" in _written(_user_data(after))["/etc/pixtral/vllm.args"]
-    assert _user_data(before) != _user_data(after)
+    assert "16384" in vm_files(after)["/etc/pixtral/vllm.args"]
+    assert vm_user_data(before) != vm_user_data(after)
     instance = _instance(after)
     if target_of(stack) == "aws":
         assert instance["inputs"].get("userDataReplaceOnChange") is True, "EC2 would keep the old cloud-init"
@@ -73,7 +59,7 @@ def _stored_versions(run: dict) -> dict[str, str]:
 @pytest.mark.parametrize("stack", VM_STACKS)
 def test_the_vm_reads_the_secret_versions_the_stack_wrote(stack):
     run = run_stack(stack, secrets=SECRETS)
-    env, versions = _env(_user_data(run)), _stored_versions(run)
+    env, versions = environment_file(vm_files(run)), _stored_versions(run)
     assert env["PIXTRAL_API_KEY_VERSION"] == versions[env["PIXTRAL_API_KEY_SECRET"]]
     assert env["PIXTRAL_HF_TOKEN_VERSION"] == versions[env["PIXTRAL_HF_TOKEN_SECRET"]]
 
@@ -111,15 +97,17 @@ def _fake_store_cli(folder: Path, versions: dict[str, dict[str, str]], cli: str)
 @pytest.mark.parametrize("stack", VM_STACKS)
 def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack, tmp_path):
     run = run_stack(stack, secrets=SECRETS)
-    files = _written(_user_data(run))
-    env = _env(_user_data(run))
+    files = vm_files(run)
+    env = environment_file(files)
     lib = tmp_path / "lib"
     lib.mkdir()
     for name in ("pixtral-lib.sh", "fetch-secrets.sh"):
         (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
-    # The store also holds a newer value than the one this VM was made for: "latest" would read the wrong key.
-    store = {env["PIXTRAL_API_KEY_SECRET"]: {"1": API_KEY, "2": "sk-rotated-later", "latest": "sk-rotated-later"},
-             env["PIXTRAL_HF_TOKEN_SECRET"]: {"1": HF_TOKEN, "2": "hf_rotated_later", "latest": "hf_rotated_later"}}
+    # Each secret's store holds the value at the version the stack wrote, and a newer one written since:
+    # reading "latest" (or any other version) would give the VM the wrong key.
+    values = {env["PIXTRAL_API_KEY_SECRET"]: API_KEY, env["PIXTRAL_HF_TOKEN_SECRET"]: HF_TOKEN}
+    store = {name: {version: values[name], str(int(version) + 1): "rotated-later", "latest": "rotated-later"}
+             for name, version in _stored_versions(run).items()}
     cli = "aws" if target_of(stack) == "aws" else "gcloud"
     fake = _fake_store_cli(tmp_path / "bin", store, cli)
     secrets_file = tmp_path / "etc/secrets.env"
