@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.aws_shared import assume_role_policy, subnets_offering
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
+from pixtral_deploy.storage import AWS_ROOT_IOPS, EKS_CACHE_THROUGHPUT_MIBS
 
 # Bottlerocket's NVIDIA variant ships the driver and the NVIDIA device plugin: no DaemonSet to install.
 GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
@@ -25,11 +26,6 @@ _NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC
 @dataclass
 class EksGpuClusterArgs:
     deployment: Deployment
-
-
-def _assume_role(service: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": service}}]})
 
 
 class EksGpuCluster(pulumi.ComponentResource):
@@ -79,7 +75,8 @@ class EksGpuCluster(pulumi.ComponentResource):
             f"{name}-gp3",
             metadata={"name": STORAGE_CLASS},
             provisioner="ebs.csi.aws.com",
-            parameters={"type": "gp3", "throughput": "500", "iops": "6000", "encrypted": "true"},
+            parameters={"type": "gp3", "throughput": str(EKS_CACHE_THROUGHPUT_MIBS), "iops": str(AWS_ROOT_IOPS),
+                        "encrypted": "true"},
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
@@ -92,7 +89,7 @@ class EksGpuCluster(pulumi.ComponentResource):
                                           opts=invoke).ids
 
     def _role(self, suffix: str, service: str, policies: tuple[str, ...]) -> aws.iam.Role:
-        role = aws.iam.Role(f"{self._name}-{suffix}", assume_role_policy=_assume_role(service), opts=self._child)
+        role = aws.iam.Role(f"{self._name}-{suffix}", assume_role_policy=assume_role_policy(service), opts=self._child)
         for policy in policies:
             aws.iam.RolePolicyAttachment(f"{self._name}-{suffix}-{policy}", role=role.name,
                                          policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=self._child)
@@ -125,18 +122,8 @@ class EksGpuCluster(pulumi.ComponentResource):
     def _gpu_nodes(self, deployment: Deployment, cluster_name: pulumi.Input[str], subnet_ids,
                    role: aws.iam.Role) -> aws.eks.NodeGroup:
         count = deployment.kubernetes.nodes_needed()
-        zones = aws.ec2.get_instance_type_offerings_output(
-            location_type="availability-zone",
-            filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type",
-                                                                values=[deployment.aws.instance_type])],
-            opts=pulumi.InvokeOptions(parent=self),
-        ).locations
-        # Only subnets in zones that offer the GPU type: a node group in other zones would never get capacity.
-        gpu_subnets = aws.ec2.get_subnets_output(
-            filters=[aws.ec2.GetSubnetsFilterArgs(name="subnet-id", values=subnet_ids),
-                     aws.ec2.GetSubnetsFilterArgs(name="availability-zone", values=zones)],
-            opts=pulumi.InvokeOptions(parent=self),
-        ).ids
+        gpu_subnets = subnets_offering([deployment.aws.instance_type],
+                                       aws.ec2.GetSubnetsFilterArgs(name="subnet-id", values=subnet_ids), self)
         return aws.eks.NodeGroup(
             f"{self._name}-gpu",
             cluster_name=cluster_name,

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
+from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
 
 # kube-dns, metrics and other system pods cannot run on the tainted GPU nodes.
 SYSTEM_MACHINE_TYPE = "e2-standard-4"
@@ -108,7 +109,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 machine_type=settings.machine_type,
                 spot=deployment.spot,
                 disk_size_gb=deployment.disk_size_gb,
-                disk_type="pd-ssd",
+                disk_type=GCP_BOOT_DISK_TYPE,
                 guest_accelerators=[gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
                     type=settings.accelerator_type,
                     count=settings.accelerator_count,

@@ -34,15 +34,17 @@ SERVICE_AWAIT = "30m"
 
 @dataclass
 class VllmWorkloadArgs:
-    deployment: Deployment
+    spec: Deployment
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
     # Labels the pods need to land on GPU nodes the program created (added to pixtral:nodeSelector).
     node_selector: dict[str, str] = field(default_factory=dict)
+    # The StorageClass the cluster the program created provides, when pixtral:storageClass names none.
+    storage_class: str | None = None
     instance: str = "pixtral"
 
 
-def labels(deployment: Deployment, instance: str) -> dict[str, str]:
+def labels(spec: Deployment, instance: str) -> dict[str, str]:
     """The Kubernetes recommended labels."""
     return {
         "app.kubernetes.io/name": "pixtral",
@@ -50,7 +52,7 @@ def labels(deployment: Deployment, instance: str) -> dict[str, str]:
         "app.kubernetes.io/component": "server",
         "app.kubernetes.io/part-of": "pixtral-deploy",
         "app.kubernetes.io/managed-by": "pulumi",
-        "app.kubernetes.io/version": deployment.server.vllm_version,
+        "app.kubernetes.io/version": spec.server.vllm_version,
     }
 
 
@@ -65,9 +67,9 @@ class VllmWorkload(pulumi.ComponentResource):
         super().__init__("pixtral:kubernetes:VllmWorkload", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        deployment = args.deployment
-        settings = deployment.kubernetes
-        self._labels = labels(deployment, args.instance)
+        spec = args.spec
+        settings = spec.kubernetes
+        self._labels = labels(spec, args.instance)
         self._selector = {key: self._labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
 
         namespace = k8s.core.v1.Namespace(
@@ -75,16 +77,16 @@ class VllmWorkload(pulumi.ComponentResource):
         )
         ns = namespace.metadata["name"]
         secret = self._secret(ns, args)
-        cache = self._cache_volume(ns, deployment)
+        cache = self._cache_volume(ns, spec, args.storage_class)
         guard = self._guard(ns)
-        workload = self._deployment(ns, secret, cache, guard, deployment, args)
-        self._network_policy(ns, deployment)
+        workload = self._deployment(ns, secret, cache, guard, spec, args)
+        self._network_policy(ns, spec)
         if settings.replicas > 1:
             self._disruption_budget(ns)
-        service = self._service(ns, deployment)
+        service = self._service(ns, spec)
         self.namespace = ns
         self.service_name = service.metadata["name"]
-        self.endpoint = _service_endpoint(service, settings.service_type, settings.namespace, deployment.server.port)
+        self.endpoint = _service_endpoint(service, settings.service_type, settings.namespace, spec.server.port)
         self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "deployment": workload.metadata["name"]})
 
     def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
@@ -112,23 +114,25 @@ class VllmWorkload(pulumi.ComponentResource):
             data={GUARD_FILE: (USERDATA_DIR / GUARD_FILE).read_text()}, opts=self._child,
         )
 
-    def _cache_volume(self, ns: pulumi.Input[str], deployment: Deployment) -> k8s.core.v1.PersistentVolumeClaim:
-        settings = deployment.kubernetes
+    def _cache_volume(self, ns: pulumi.Input[str], spec: Deployment,
+                      cluster_storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaim:
+        settings = spec.kubernetes
         # One pod: ReadWriteOnce works with every storage class. Several pods share the cache, so it must be
         # ReadWriteMany (EFS, Filestore, ...): the README says so and pixtral:storageClass picks one.
         access = "ReadWriteOnce" if settings.replicas == 1 else "ReadWriteMany"
-        spec = {"accessModes": [access], "resources": {"requests": {"storage": f"{settings.cache_size_gb}Gi"}}}
-        if settings.storage_class:
-            spec["storageClassName"] = settings.storage_class
+        claim = {"accessModes": [access], "resources": {"requests": {"storage": f"{settings.cache_size_gb}Gi"}}}
+        storage_class = settings.storage_class or cluster_storage_class
+        if storage_class:
+            claim["storageClassName"] = storage_class
         # With a WaitForFirstConsumer storage class the claim binds only once the pod is scheduled: awaiting
         # "Bound" before creating the Deployment would never finish.
         metadata = {**self._metadata(ns, "-cache"), "annotations": {"pulumi.com/skipAwait": "true"}}
-        return k8s.core.v1.PersistentVolumeClaim(f"{self._name}-cache", metadata=metadata, spec=spec,
+        return k8s.core.v1.PersistentVolumeClaim(f"{self._name}-cache", metadata=metadata, spec=claim,
                                                  opts=self._child)
 
-    def _container(self, secret: k8s.core.v1.Secret, deployment: Deployment, has_hf_token: bool) -> dict:
-        server = deployment.server
-        gpus = deployment.kubernetes.gpus_per_replica
+    def _container(self, secret: k8s.core.v1.Secret, spec: Deployment, has_hf_token: bool) -> dict:
+        server = spec.server
+        gpus = spec.kubernetes.gpus_per_replica
         env = [
             {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"],
                                                                    "key": "VLLM_API_KEY"}}},
@@ -180,9 +184,9 @@ class VllmWorkload(pulumi.ComponentResource):
         }
 
     def _deployment(self, ns: pulumi.Input[str], secret: k8s.core.v1.Secret,
-                    cache: k8s.core.v1.PersistentVolumeClaim, guard: k8s.core.v1.ConfigMap, deployment: Deployment,
+                    cache: k8s.core.v1.PersistentVolumeClaim, guard: k8s.core.v1.ConfigMap, spec: Deployment,
                     args: VllmWorkloadArgs) -> k8s.apps.v1.Deployment:
-        settings = deployment.kubernetes
+        settings = spec.kubernetes
         gpus = settings.gpus_per_replica
         # One pod holds the GPU and (RWO) the volume: a rolling update would wait forever for a second of each.
         strategy = ({"type": "Recreate"} if settings.replicas == 1
@@ -190,7 +194,7 @@ class VllmWorkload(pulumi.ComponentResource):
         pod_spec = {
             "automountServiceAccountToken": False,
             "securityContext": {"fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [self._container(secret, deployment, args.hf_token is not None)],
+            "containers": [self._container(secret, spec, args.hf_token is not None)],
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             "volumes": [
                 {"name": "cache", "persistentVolumeClaim": {"claimName": cache.metadata["name"]}},
@@ -222,7 +226,7 @@ class VllmWorkload(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _network_policy(self, ns: pulumi.Input[str], deployment: Deployment) -> None:
+    def _network_policy(self, ns: pulumi.Input[str], spec: Deployment) -> None:
         # Only the API port reaches the pods, whatever else runs in the cluster.
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-api-only",
@@ -230,7 +234,7 @@ class VllmWorkload(pulumi.ComponentResource):
             spec={
                 "podSelector": {"matchLabels": self._selector},
                 "policyTypes": ["Ingress"],
-                "ingress": [{"ports": [{"port": deployment.server.port, "protocol": "TCP"}]}],
+                "ingress": [{"ports": [{"port": spec.server.port, "protocol": "TCP"}]}],
             },
             opts=self._child,
         )
@@ -243,20 +247,20 @@ class VllmWorkload(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _service(self, ns: pulumi.Input[str], deployment: Deployment) -> k8s.core.v1.Service:
-        settings = deployment.kubernetes
-        spec = {
+    def _service(self, ns: pulumi.Input[str], spec: Deployment) -> k8s.core.v1.Service:
+        settings = spec.kubernetes
+        service = {
             "type": settings.service_type,
             "selector": self._selector,
-            "ports": [{"name": "http", "port": deployment.server.port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": spec.server.port, "targetPort": "http", "protocol": "TCP"}],
         }
         if settings.service_type == "LoadBalancer":
-            spec["loadBalancerSourceRanges"] = list(deployment.allowed_cidrs)
+            service["loadBalancerSourceRanges"] = list(spec.allowed_cidrs)
         # Pulumi awaits a Service until its Endpoints list a pod (ready or not) and, for a load balancer, an
         # address: 10 minutes by default. A GPU node scaled up from zero can take longer than that to take the pod.
         timeouts = pulumi.CustomTimeouts(create=SERVICE_AWAIT, update=SERVICE_AWAIT)
         waits = pulumi.ResourceOptions(custom_timeouts=timeouts)
-        return k8s.core.v1.Service(self._name, metadata=self._metadata(ns), spec=spec,
+        return k8s.core.v1.Service(self._name, metadata=self._metadata(ns), spec=service,
                                    opts=pulumi.ResourceOptions.merge(self._child, waits))
 
 

@@ -100,12 +100,18 @@ class ModelInfo:
         return 2 * self.layers * self.kv_heads * self.head_dim * 2 * tokens / 1e9
 
 
+DEFAULT_MODEL = "mistralai/Pixtral-12B-2409"
 MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
-        ModelInfo("mistralai/Pixtral-12B-2409", 12.4, layers=40, kv_heads=8, head_dim=128, download_gb=25.4),
+        ModelInfo(DEFAULT_MODEL, 12.4, layers=40, kv_heads=8, head_dim=128, download_gb=25.4),
     )
 }
+
+
+def model_download_gb(model: str) -> float:
+    """Weights to download and load; a model outside the catalog is assumed to be Pixtral-12B's size."""
+    return MODELS.get(model, MODELS[DEFAULT_MODEL]).download_gb
 
 
 def machine_types_for(cloud: str) -> list[MachineType]:

@@ -22,6 +22,9 @@ CONFIG_DIR = "/etc/pixtral"
 STATE_DIR = "/var/lib/pixtral"
 # The model cache: a local NVMe mount when the machine has one (prepare-storage.sh), else a root-disk folder.
 CACHE_DIR = f"{STATE_DIR}/cache"
+# One JSON object per boot phase, written by pixtral-lib.sh's `phase` (whose default path a test keeps equal to
+# this one); `pixtralctl timeline` reads it through SSM / IAP.
+TIMELINE_FILE = f"{STATE_DIR}/timeline.jsonl"
 SERVICE = "pixtral-vllm.service"
 SCRIPTS = ("pixtral-lib.sh", "prepare-storage.sh", "install-vllm.sh", "download-weights.sh", "fetch-secrets.sh",
            "launch-vllm.sh", "await-ready.sh")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .catalog import MODELS, MachineType, has_local_nvme
+from .catalog import MACHINE_TYPES, MachineType, model_download_gb
+from .storage import MIB, Storage, default_root_disk, vm_storage
 
 # VM start to cloud-init's final stage on the Deep Learning images (kernel, NVIDIA driver load, cloud-init).
 BOOT_SECONDS = 45.0
@@ -24,38 +25,6 @@ NETWORK_EFFICIENCY = 0.5
 ENGINE_INIT_SECONDS = 5.0
 # torch.compile and CUDA-graph capture on a first start; the compile cache on disk makes later starts shorter.
 WARMUP_SECONDS = 30.0
-MIB = 1024 * 1024
-# The AWS root volume the program declares: gp3 well above its 125 MiB/s default (components/aws_vm.py).
-AWS_ROOT_THROUGHPUT_MIBS = 1000
-AWS_ROOT_IOPS = 6000
-# Weights size for models outside the catalog: Pixtral-12B's.
-DEFAULT_MODEL_GB = 25.4
-
-
-@dataclass(frozen=True)
-class Storage:
-    name: str
-    write_mibs: float
-    read_mibs: float
-
-
-LOCAL_NVME = Storage("local NVMe", write_mibs=2000, read_mibs=3000)
-
-
-def gp3(throughput_mibs: float) -> Storage:
-    return Storage(f"gp3 at {throughput_mibs:g} MiB/s", throughput_mibs, throughput_mibs)
-
-
-def pd_ssd(size_gb: int) -> Storage:
-    # pd-ssd: 0.48 MB/s per GB for reads and writes, up to 1,200 MB/s per VM.
-    mibs = min(0.48 * size_gb, 1200) * 1e6 / MIB
-    return Storage(f"pd-ssd {size_gb} GB", mibs, mibs)
-
-
-def pd_balanced(size_gb: int) -> Storage:
-    # pd-balanced: 0.28 MB/s per GB, up to 1,200 MB/s: what a default boot disk gets.
-    mibs = min(0.28 * size_gb, 1200) * 1e6 / MIB
-    return Storage(f"pd-balanced {size_gb} GB", mibs, mibs)
 
 
 @dataclass(frozen=True)
@@ -108,41 +77,24 @@ def estimate_recipe_path(machine: MachineType, model_gb: float, root_disk: Stora
 RECIPE_DISK_GB = 256
 
 
-def default_root_disk(machine: MachineType, disk_size_gb: int = RECIPE_DISK_GB) -> Storage:
-    """What a VM gets without tuning: gp3 at its 125 MiB/s baseline, or a pd-balanced boot disk."""
-    return gp3(125) if machine.cloud == "aws" else pd_balanced(disk_size_gb)
 
 
 def readme_row(stack: str, machine: MachineType, disk_size_gb: int, model: str) -> str:
     """One row of the README's cold-start table (tests/test_coldstart.py keeps the table equal to this)."""
-    ours = estimate_cold_start(machine, model_gb(model), vm_storage(machine, disk_size_gb))
-    recipe = estimate_recipe_path(machine, model_gb(model), default_root_disk(machine))
+    ours = estimate_cold_start(machine, model_download_gb(model), vm_storage(machine, disk_size_gb))
+    recipe = estimate_recipe_path(machine, model_download_gb(model), default_root_disk(machine, RECIPE_DISK_GB))
     return (f"| `{stack}` | {machine.name} | {ours.total:.0f} s ({ours.storage}; install {ours.install:.0f} s "
             f"alongside download {ours.download:.0f} s, load {ours.load:.0f} s) | {recipe.total:.0f} s "
             f"({recipe.storage}; pip {recipe.install:.0f} s, then download {recipe.download:.0f} s, load "
             f"{recipe.load:.0f} s) |")
 
 
-def vm_storage(machine: MachineType, disk_size_gb: int) -> Storage:
-    """Where the boot plan puts the weights on this machine."""
-    if has_local_nvme(machine.name):
-        return LOCAL_NVME
-    return gp3(AWS_ROOT_THROUGHPUT_MIBS) if machine.cloud == "aws" else pd_ssd(disk_size_gb)
-
-
-def model_gb(model: str) -> float:
-    known = MODELS.get(model)
-    return known.download_gb if known else DEFAULT_MODEL_GB
-
-
 def cold_start(deployment) -> ColdStart | None:
     """The estimate for a VM deployment; None for Kubernetes targets (node provisioning is the cluster's)."""
-    from .catalog import MACHINE_TYPES
-
     type_name = (deployment.aws.instance_type if deployment.target == "aws" else
                  deployment.gcp.machine_type if deployment.target == "gcp" else None)
     machine = MACHINE_TYPES.get(type_name) if type_name else None
     if machine is None:
         return None
-    return estimate_cold_start(machine, model_gb(deployment.server.model),
+    return estimate_cold_start(machine, model_download_gb(deployment.server.model),
                                vm_storage(machine, deployment.disk_size_gb))

@@ -1,51 +1,83 @@
-"""Reads the stack's configuration through Pulumi: the validated Deployment, and the secrets kept as Outputs."""
+"""Reads the stack's configuration through Pulumi, in one place: the validated Deployment, the secrets kept as
+Outputs, and the provider settings the program needs. Everything here runs before any resource is declared."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
 from .cloudinit import StoredSecret
-from .spec import NAMESPACE, ConfigError, Deployment, load_deployment, raw_config_from
+from .keys import NAMESPACE, misplaced_keys
+from .spec import Deployment, load_deployment, raw_config_from
+
+# The GCP stack files ship this placeholder; a real project id is needed before anything can be created.
+PLACEHOLDER_GCP_PROJECT = "my-gcp-project"
 
 
 @dataclass(frozen=True)
 class Secrets:
     """Secrets stay Pulumi secrets end to end; they never enter the (printable) Deployment."""
 
-    api_key: pulumi.Output[str]
+    api_key: pulumi.Output[str] | None
     hf_token: pulumi.Output[str] | None
+    kubeconfig: pulumi.Output[str] | None
 
 
-def _namespace_keys(namespace: str) -> list[str]:
+@dataclass(frozen=True)
+class GcpLocation:
+    project: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    deployment: Deployment
+    secrets: Secrets
+    gcp: GcpLocation | None = None
+
+
+def _all_keys() -> list[str]:
+    return sorted(set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env()))
+
+
+def _namespace_keys(keys: list[str]) -> list[str]:
     """Every key set in the namespace, so a misspelt key is reported instead of silently ignored."""
-    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
-    prefix = f"{namespace}:"
-    return sorted(name[len(prefix):] for name in names if name.startswith(prefix))
+    prefix = f"{NAMESPACE}:"
+    return [name[len(prefix):] for name in keys if name.startswith(prefix)]
 
 
-def read_deployment() -> Deployment:
+def _gcp_location(errors: list[str]) -> GcpLocation | None:
+    config = pulumi.Config("gcp")
+    project, zone = config.get("project"), config.get("zone")
+    if not project:
+        errors.append("gcp:project is not set; the GCP project to create resources in "
+                      "(pulumi config set gcp:project YOUR-PROJECT)")
+    elif project == PLACEHOLDER_GCP_PROJECT:
+        errors.append(f"gcp:project: {project} is the stack file's placeholder, not a project; set yours with "
+                      "`pulumi config set gcp:project YOUR-PROJECT`")
+    if not zone:
+        errors.append("gcp:zone is not set; a zone with the GPU, e.g. us-central1-a for nvidia-l4 "
+                      "(pulumi config set gcp:zone ZONE)")
+    return GcpLocation(project, zone) if project and zone else None
+
+
+def read_stack() -> StackConfig:
+    """The whole configuration, validated; every problem found is reported at once as one ConfigError."""
+    keys = _all_keys()
+    errors = misplaced_keys(keys, pulumi.get_project())
+    target = pulumi.Config(NAMESPACE).get("target")
+    gcp = _gcp_location(errors) if target in ("gcp", "gke") else None
     config = pulumi.Config(NAMESPACE)
-    return load_deployment(raw_config_from(config.get, _namespace_keys(NAMESPACE)))
+    deployment = load_deployment(raw_config_from(config.get, _namespace_keys(keys)), errors)
+    return StackConfig(deployment, read_secrets(), gcp)
 
 
 def read_secrets() -> Secrets:
     config = pulumi.Config(NAMESPACE)
-    api_key = config.get_secret("apiKey")
-    if api_key is None:
-        # Letters and digits only: the key travels through env files and shell without quoting surprises.
-        api_key = random.RandomPassword("api-key", length=40, special=False).result
-    return Secrets(api_key=pulumi.Output.secret(api_key), hf_token=config.get_secret("hfToken"))
-
-
-def required_provider_setting(namespace: str, key: str, why: str) -> str:
-    value = pulumi.Config(namespace).get(key)
-    if not value:
-        raise ConfigError(f"{namespace}:{key} is not set; {why} (pulumi config set {namespace}:{key} VALUE)")
-    return value
+    return Secrets(api_key=config.get_secret("apiKey"), hf_token=config.get_secret("hfToken"),
+                   kubeconfig=config.get_secret("kubeconfig"))
 
 
 def stored_secret(name: pulumi.Input[str], version: pulumi.Input[str | int]) -> pulumi.Output[StoredSecret]:

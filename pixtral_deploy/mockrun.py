@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import runpy
 import sys
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
+MOCK_GCP_PROJECT = "pixtral-mock-project"
 
 
 @dataclass
@@ -40,6 +42,8 @@ class DeclaredResource:
     outputs: dict[str, Any]
     # The resource options the engine acts on at up and destroy time (timeouts, protect, retainOnDelete, ...).
     options: dict[str, Any] = field(default_factory=dict)
+    # The type of the resource this one is a child of (`pulumi:pulumi:Stack` at the top level).
+    parent: str | None = None
 
 
 @dataclass
@@ -61,13 +65,82 @@ def stack_files(project_dir: Path = PROJECT_DIR) -> dict[str, Path]:
     return {p.name[len("Pulumi."):-len(".yaml")]: p for p in sorted(stacks_dir.glob("Pulumi.*.yaml"))}
 
 
+class StackFileError(ValueError):
+    """A stack file that is not the YAML the Pulumi CLI would read; the message names the file, line and column."""
+
+
+def _yaml12_scalar(node: yaml.ScalarNode) -> Any:
+    """A scalar inside a list or map, typed by YAML 1.2's core schema as the Pulumi CLI (Go's yaml.v3) types it:
+    only true/false are booleans (`yes`, `on`, `y` stay strings)."""
+    text = node.value
+    if node.style is not None and node.style != "":
+        return text  # quoted or block: a string
+    if re.fullmatch(r"true|True|TRUE|false|False|FALSE", text):
+        return text.lower() == "true"
+    if re.fullmatch(r"~|null|Null|NULL|", text):
+        return None
+    if re.fullmatch(r"[-+]?[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", text):
+        return float(text)
+    return text
+
+
+def _yaml12_value(node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return {_yaml12_value(key): _yaml12_value(value) for key, value in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_yaml12_value(item) for item in node.value]
+    return _yaml12_scalar(node)
+
+
+def _config_value(node: yaml.Node) -> str:
+    """A top-level config value as the engine hands it to a program: a scalar's text exactly as written (the Pulumi
+    CLI keeps `yes`, `1.0` and `0.32` as those strings), lists and maps as JSON."""
+    if isinstance(node, yaml.ScalarNode):
+        return node.value
+    return json.dumps(_yaml12_value(node))
+
+
+def read_stack_file(path: Path) -> dict[str, str]:
+    """The `config:` block of a stack file, read the way the Pulumi CLI reads it."""
+    try:
+        document = yaml.compose(path.read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StackFileError(f"{path.relative_to(path.parent.parent)}{where}: not valid YAML "
+                             f"({error.problem or error.context})") from None
+    if document is None:
+        return {}
+    config = dict((key.value, value) for key, value in document.value).get("config") \
+        if isinstance(document, yaml.MappingNode) else None
+    if not isinstance(config, yaml.MappingNode):
+        return {}
+    return {key.value: _config_value(value) for key, value in config.value
+            if not (isinstance(value, yaml.MappingNode) and any(k.value == "secure" for k, _ in value.value))}
+
+
 def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     """The stack file's config as the engine hands it to a program: strings, with lists and maps as JSON."""
     path = stack_files(project_dir).get(stack)
     if path is None:
         raise SystemExit(f"no stack file for stack {stack!r}; shipped stacks: {', '.join(stack_files(project_dir))}")
-    values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+    return read_stack_file(path)
+
+
+def _with_namespaces(config: dict[str, str]) -> dict[str, str]:
+    """A key without a namespace belongs to the project, as `pulumi config set KEY` files it."""
+    return {key if ":" in key else f"{PROJECT_NAME}:{key}": value for key, value in config.items()}
+
+
+def _stands_in_for_the_gcp_project(config: dict[str, str], overrides: dict[str, str]) -> bool:
+    """The GCP stack files ship a placeholder project the program refuses; a mock run has no account, so it
+    renders with a stand-in unless the caller names a project (or the placeholder, to see the refusal)."""
+    from pixtral_deploy.config import PLACEHOLDER_GCP_PROJECT
+
+    return ("gcp:project" not in overrides and config.get("pixtral:target") in ("gcp", "gke")
+            and config.get("gcp:project") in (None, PLACEHOLDER_GCP_PROJECT))
 
 
 def _number_free(value: Any) -> Any:
@@ -107,7 +180,9 @@ def _make_monitor(mocks: Any, options_by_resource: dict[tuple[str, str], dict[st
 
     class RecordingMonitor(MockMonitor):
         def RegisterResource(self, request):
-            options_by_resource[(request.type, request.name)] = _declared_options(request)
+            options = _declared_options(request)
+            options["parent"] = request.parent.split("::")[2].split("$")[-1] if request.parent else None
+            options_by_resource[(request.type, request.name)] = options
             return super().RegisterResource(request)
 
     return RecordingMonitor(mocks)
@@ -164,7 +239,9 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
             outputs.setdefault("name", args.name)
             options = options_by_resource.pop((args.typ, args.name), {})
-            run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options))
+            parent = options.pop("parent", None)
+            run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options,
+                                                  parent))
             return resource_id, outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -209,8 +286,15 @@ def run_program(stack: str, overrides: dict[str, str] | None = None, secret_keys
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    config = {**stack_config(stack, project_dir), **(overrides or {})}
+    try:
+        config = {**_with_namespaces(stack_config(stack, project_dir)), **(overrides or {})}
+    except StackFileError as error:
+        return ProgramRun(stack=stack, config={}, error=str(error))
     run = ProgramRun(stack=stack, config=config)
+    if _stands_in_for_the_gcp_project(config, overrides or {}):
+        config["gcp:project"] = MOCK_GCP_PROJECT
+        run.log.append(f"info: mock run: gcp:project stands in as {MOCK_GCP_PROJECT} (for `pulumi up`: pulumi config "
+                       "set gcp:project YOUR-PROJECT)")
     logger = logging.getLogger(f"pixtral.mockrun.{stack}")
     logger.propagate = False
     logger.setLevel(logging.INFO)

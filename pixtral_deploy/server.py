@@ -21,7 +21,6 @@ VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 # pixtral_guard.py, on PYTHONPATH on the VM and in the pod) requires the key everywhere but the health checks.
 GUARD_MIDDLEWARE = "pixtral_guard.RequireApiKey"
 GUARD_FILE = "pixtral_guard.py"
-DEFAULT_MODEL = "mistralai/Pixtral-12B-2409"
 DEFAULT_PORT = 8081
 
 

@@ -1,8 +1,8 @@
 """`pixtralctl timeline`: where a VM's cold start went, read from the VM with the cloud's own CLI.
 
-The boot plan writes /var/lib/pixtral/timeline.jsonl (one {"phase", "event", "time"} object per line). This reads
-it through AWS SSM (`aws ssm send-command`, the instance role already allows it) or through IAP SSH on GCP
-(`gcloud compute ssh --tunnel-through-iap`), and prints each phase's start and duration from boot.
+The boot plan writes its timeline (/var/lib/pixtral/timeline.jsonl, one {"phase", "event", "time"} object per
+line). This reads it through AWS SSM (`aws ssm send-command`, the instance role already allows it) or through IAP
+SSH on GCP (`gcloud compute ssh --tunnel-through-iap`), and prints each phase's start and duration from boot.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from pixtral_deploy.cloudinit import TIMELINE_FILE
+
 from .target import TargetError, stack_outputs
 
-TIMELINE_PATH = "/var/lib/pixtral/timeline.jsonl"
+TIMELINE_PATH = TIMELINE_FILE
 # The boot plan's phases in the order they happen.
 PHASES = ("boot", "secrets", "install", "download", "load", "graphs", "ready")
 

@@ -30,7 +30,8 @@ from conftest import (
 from fake_hf_hub import COMMIT, FakeHub
 
 from pixtral_deploy.catalog import has_local_nvme
-from pixtral_deploy.cloudinit import HF_HUB_VERSION
+from pixtral_deploy.cloudinit import HF_HUB_VERSION, TIMELINE_FILE, USERDATA_DIR
+from pixtralctl import timeline
 
 MODEL = "mistralai/Pixtral-12B-2409"
 MODEL_FILES = {"params.json": b'{"dim": 5120}', "tekken.json": b"{}", "consolidated.safetensors": b"\0" * 200_000}
@@ -243,3 +244,10 @@ def test_tests_use_the_uv_release_the_vms_install():
 
     pyproject = (PROJECT_DIR / "pyproject.toml").read_text()
     assert f'"uv=={UV_VERSION}"' in pyproject
+
+
+def test_the_scripts_and_pixtralctl_read_one_timeline_path():
+    # pixtral-lib.sh derives the path the VM writes; pixtralctl timeline reads cloudinit.TIMELINE_FILE over SSM/IAP.
+    done = subprocess.run(["bash", "-c", f'. {USERDATA_DIR}/pixtral-lib.sh && printf %s "$PIXTRAL_TIMELINE"'],
+                          env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True)
+    assert done.stdout == TIMELINE_FILE == timeline.TIMELINE_PATH

@@ -8,24 +8,20 @@ from pathlib import Path
 import pytest
 from conftest import STACKS, run_stack, target_of
 
-from pixtral_deploy.catalog import MACHINE_TYPES
+from pixtral_deploy.catalog import DEFAULT_MODEL, MACHINE_TYPES, model_download_gb
 from pixtral_deploy.coldstart import (
-    LOCAL_NVME,
     PIP_OVER_UV,
     UV_INSTALL_SECONDS,
     download_seconds,
     estimate_cold_start,
     estimate_recipe_path,
-    gp3,
     load_seconds,
-    pd_balanced,
-    pd_ssd,
     readme_row,
-    vm_storage,
 )
+from pixtral_deploy.storage import LOCAL_NVME, gp3, pd_balanced, pd_ssd, vm_storage
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-PIXTRAL_GB = 25.4
+PIXTRAL_GB = model_download_gb(DEFAULT_MODEL)
 
 
 @pytest.mark.parametrize("gbps,storage,seconds", [

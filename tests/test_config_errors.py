@@ -8,7 +8,11 @@ from conftest import run_stack
 # (stack, settings, key the message must name, value it must quote, words of what is allowed)
 BAD_CONFIGS = [
     ("aws", {"pixtral:target": "azure"}, "pixtral:target", "azure", "aws, gcp"),
-    ("aws", {"pixtral:port": "70000"}, "pixtral:port", "70000", "1 to 65535"),
+    ("aws", {"pixtral:port": "70000"}, "pixtral:port", "70000", "1024 to 65535"),
+    # vLLM runs as the unprivileged vllm user (VM) and with every capability dropped (pod): it cannot bind these.
+    ("aws", {"pixtral:port": "443"}, "pixtral:port", "443", "cannot bind a lower port"),
+    ("k8s", {"pixtral:port": "80"}, "pixtral:port", "80", "cannot bind a lower port"),
+    ("aws", {"pixtral:maxModelLen": "90.0"}, "pixtral:maxModelLen", ": 90.0 is", "whole number"),
     ("aws", {"pixtral:port": "http"}, "pixtral:port", "http", "whole number"),
     ("aws", {"pixtral:maxImagesPerPrompt": "0"}, "pixtral:maxImagesPerPrompt", "0", "from 1"),
     ("aws", {"pixtral:gpuMemoryUtilization": "1.5"}, "pixtral:gpuMemoryUtilization", "1.5", "(0, 1]"),
@@ -20,7 +24,7 @@ BAD_CONFIGS = [
     ("aws", {"pixtral:extraArgs": '["--port", "9000"]'}, "pixtral:extraArgs", "--port", "pixtral:port"),
     ("aws", {"pixtral:extraArgs": '["--api-key=abc"]'}, "pixtral:extraArgs", "--api-key", "pixtral:apiKey"),
     ("aws", {"pixtral:instanceType": "t3.large"}, "pixtral:instanceType", "t3.large", "pixtral:gpuCount"),
-    ("aws", {"pixtral:instanceType": "g2-standard-24"}, "pixtral:instanceType", "g2-standard-24", "aws type"),
+    ("aws", {"pixtral:instanceType": "g2-standard-24"}, "pixtral:instanceType", "g2-standard-24", "an AWS type"),
     ("aws", {"pixtral:machineType": "g2-standard-8"}, "pixtral:machineType", "aws", "remove it"),
     ("aws", {"pixtral:maxImagePerPrompt": "2"}, "pixtral:maxImagePerPrompt", "maxImagesPerPrompt", "known keys"),
     ("aws", {"pixtral:vllmVersion": "latest"}, "pixtral:vllmVersion", "latest", "release number"),
@@ -41,6 +45,25 @@ BAD_CONFIGS = [
     ("k8s", {"pixtral:instanceType": "g6e.xlarge"}, "pixtral:instanceType", "kubernetes", "remove it"),
     ("eks", {"pixtral:gpusPerReplica": "2"}, "pixtral:gpusPerReplica", "2", "g6e.xlarge"),
     ("gke", {"pixtral:replicas": "0"}, "pixtral:replicas", "0", "from 1"),
+    # Non-finite numbers used to crash the sizing with a traceback.
+    ("aws", {"pixtral:gpuMemoryGb": "nan"}, "pixtral:gpuMemoryGb", "nan", "finite number"),
+    ("k8s", {"pixtral:gpuMemoryGb": "inf"}, "pixtral:gpuMemoryGb", "inf", "finite number"),
+    ("aws", {"pixtral:gpuMemoryUtilization": "nan"}, "pixtral:gpuMemoryUtilization", "nan", "(0, 1]"),
+    # A trailing newline used to pass the name checks and split the VM's vllm.args line in two.
+    ("aws", {"pixtral:model": "mistralai/Pixtral-12B-2409\n"}, "pixtral:model", "Pixtral-12B-2409", "control"),
+    ("aws", {"pixtral:vllmVersion": "0.32.0\n"}, "pixtral:vllmVersion", "0.32.0", "control"),
+    ("k8s", {"pixtral:namespace": "pixtral\n"}, "pixtral:namespace", "pixtral", "control"),
+    ("k8s", {"pixtral:namespace": "kube-system"}, "pixtral:namespace", "kube-system", "Kubernetes owns"),
+    ("gke", {"pixtral:namespace": "default"}, "pixtral:namespace", "default", "deletes it on destroy"),
+    ("k8s", {"pixtral:serviceType": "ClusterIP", "pixtral:allowedCidrs": '["10.0.0.0/8"]'}, "pixtral:allowedCidrs",
+     "10.0.0.0/8", "only a LoadBalancer Service can restrict"),
+    ("gcp", {"gcp:project": "my-gcp-project"}, "gcp:project", "my-gcp-project", "pulumi config set gcp:project"),
+    ("gke", {"gcp:project": ""}, "gcp:project", "not set", "pulumi config set gcp:project"),
+    ("aws", {"pixtral:target": ""}, "pixtral:target", "not set", "pulumi config set pixtral:target aws"),
+    # Keys outside the namespace: the typo is named, with the key meant.
+    ("aws", {"pixtrl:instanceType": "g6e.2xlarge"}, "pixtrl:instanceType", "did you mean pixtral:instanceType",
+     "pixtral:KEY"),
+    ("aws", {"pixtral-deploy:spot": "true"}, "pixtral-deploy:spot", "did you mean pixtral:spot", "pixtral:KEY"),
     # A model that cannot fit: T4s cannot run fp8 and 16 GB cannot hold the bf16 weights.
     ("gcp", {"pixtral:machineType": "n1-standard-8", "pixtral:acceleratorType": "nvidia-tesla-t4",
              "pixtral:acceleratorCount": "1"}, "pixtral:machineType", "n1-standard-8", "Types that fit"),
@@ -54,5 +77,21 @@ def test_bad_config_fails_clearly_before_any_resource(stack, settings, key, valu
     assert run["error"], f"{settings} was accepted"
     message = run["error"]
     assert key in message and value in message and allowed in message, message
-    assert "Traceback" not in message
+    assert "Traceback" not in message and "None" not in message
     assert run["resources"] == [], f"resources were declared before the error: {[r['name'] for r in run['resources']]}"
+
+
+def test_every_bad_key_of_a_stack_is_reported_at_once():
+    run = run_stack("aws", {"pixtral:port": "http", "pixtral:spot": "yes", "pixtrl:model": "x"})
+    message = run["error"]
+    assert message.startswith("3 settings are wrong"), message
+    for part in ("pixtral:port: http", "pixtral:spot: yes", "pixtrl:model"):
+        assert part in message, message
+    assert run["resources"] == []
+
+
+def test_allowed_cidrs_that_together_cover_the_internet_get_the_warning():
+    run = run_stack("aws", {"pixtral:allowedCidrs": '["0.0.0.0/1", "128.0.0.0/1"]'})
+    assert any("open to the whole Internet" in line for line in run["log"]), run["log"]
+    narrow = run_stack("aws", {"pixtral:allowedCidrs": '["0.0.0.0/1"]'})
+    assert not any("open to the whole Internet" in line for line in narrow["log"]), narrow["log"]

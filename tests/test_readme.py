@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import STACKS
 
-from pixtral_deploy.spec import CONFIG_KEYS
+from pixtral_deploy.keys import CONFIG_KEYS, readme_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -46,3 +46,10 @@ def test_every_config_key_is_documented():
 def test_every_shipped_stack_is_documented():
     for stack in STACKS:
         assert f"| `{stack}` |" in README, f"stack {stack} has no row in the README's stack table"
+
+
+def test_readme_configuration_table_is_the_one_generated_from_the_keys():
+    # Defaults, targets and help text live once, in pixtral_deploy/keys.py; `python -m pixtral_deploy.keys`
+    # rewrites the table.
+    assert readme_table() in README, "README's configuration table differs from CONFIG_KEYS: run " \
+                                     "`.venv/bin/python -m pixtral_deploy.keys`"

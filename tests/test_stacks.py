@@ -30,8 +30,13 @@ def test_generated_api_key_when_none_is_configured(deployed):
 
 
 def test_every_resource_is_parented_to_a_pixtral_component(deployed):
+    # `pulumi stack` and the console group resources by component; a top-level cloud resource belongs to no part.
     components = [r for r in deployed["resources"] if r["type"].startswith("pixtral:")]
     assert components, "no pixtral:* component declared"
+    orphans = [(r["type"], r["name"], r["parent"]) for r in deployed["resources"]
+               if not r["type"].startswith("pixtral:") and not (r["parent"] or "").startswith("pixtral:")]
+    assert orphans == [], f"resources that are not children of a pixtral: component: {orphans}"
+    assert {r["parent"] for r in components} <= {"pulumi:pulumi:Stack"} | {r["type"] for r in components}
 
 
 def test_destroy_removes_everything_the_stack_made(deployed):

@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import STACKS, resources_of, run_stack, target_of
 
-from components.gcp_vm import service_account_id
+from components.gcp_shared import service_account_id
 
 AWS = [s for s in STACKS if target_of(s) == "aws"]
 GCP = [s for s in STACKS if target_of(s) == "gcp"]

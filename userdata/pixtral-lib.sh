@@ -3,9 +3,11 @@
 
 PIXTRAL_STATE_DIR=${PIXTRAL_STATE_DIR:-/var/lib/pixtral}
 PIXTRAL_BIN=${PIXTRAL_BIN:-/opt/pixtral/bin}
+# The boot timeline; tests/test_boot_plan.py keeps it equal to pixtral_deploy/cloudinit.py TIMELINE_FILE.
+PIXTRAL_TIMELINE=${PIXTRAL_TIMELINE:-$PIXTRAL_STATE_DIR/timeline.jsonl}
 
 # phase NAME start|end [EPOCH]: one line in the journal and one JSON object in the timeline
-# ($PIXTRAL_STATE_DIR/timeline.jsonl: {"phase": "download", "event": "start", "time": 1764000000.12}), so users
+# ($PIXTRAL_TIMELINE: {"phase": "download", "event": "start", "time": 1764000000.12}), so users
 # and `pixtralctl` can see where a cold start spends its time. Phases: boot, install, download, secrets, load,
 # graphs, ready.
 # A record that cannot be written must not stop the boot: the journal line is there either way.
@@ -13,7 +15,7 @@ phase() {
   local now=${3:-$(date +%s.%N)}
   echo "pixtral phase=$1 event=$2 time=$now"
   printf '{"phase":"%s","event":"%s","time":%s}\n' "$1" "$2" "$now" \
-    2>/dev/null >>"$PIXTRAL_STATE_DIR/timeline.jsonl" || echo "cannot write $PIXTRAL_STATE_DIR/timeline.jsonl" >&2
+    2>/dev/null >>"$PIXTRAL_TIMELINE" || echo "cannot write $PIXTRAL_TIMELINE" >&2
 }
 
 # boot_time: when the kernel started, from /proc/uptime (the VM's own clock, no metadata call).

@@ -10,7 +10,7 @@ mkdir -p "$PIXTRAL_STATE_DIR"
 phase boot start "$(boot_time)"
 phase boot end
 # vLLM's launcher and readiness check run as the service user and append their phases too.
-chown "${PIXTRAL_USER:-vllm}:" "$PIXTRAL_STATE_DIR/timeline.jsonl"
+chown "${PIXTRAL_USER:-vllm}:" "$PIXTRAL_TIMELINE"
 
 # local_nvme_device: the first local NVMe disk, on AWS (instance store) or GCP (local SSD).
 local_nvme_device() {

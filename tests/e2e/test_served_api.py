@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_DIR, resources_of, run_stack
+from conftest import PROJECT_DIR, e2e_python, resources_of, run_stack
 
 from pixtral_deploy.cloudinit import declared_user_data
 
@@ -40,13 +40,7 @@ READY_TIMEOUT_SECONDS = 600
 
 
 def _e2e_python() -> str:
-    python = os.environ.get("PIXTRAL_E2E_PYTHON", str(PROJECT_DIR / ".venv-e2e/bin/python"))
-    if not Path(python).exists():
-        message = f"no e2e venv at {python}: build it with `bash .ci/install-e2e .venv-e2e`"
-        if os.environ.get("PIXTRAL_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return python
+    return e2e_python(starts_the_engine=True)
 
 
 def _free_port() -> int:

@@ -1,0 +1,164 @@
+"""Pieces every AWS shape of the server declares the same way: the single VM, the fleet and the EKS cluster.
+
+Each function declares its resources as children of the calling component (`parent`), so moving a piece here
+changes no resource's URN.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from pixtral_deploy.cloudinit import SecretStore, StoredSecret
+from pixtral_deploy.config import stored_secret
+from pixtral_deploy.errors import ConfigError
+from pixtral_deploy.network import ip_version
+
+# "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
+DLAMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def assume_role_policy(service: str) -> str:
+    """The trust policy that lets one AWS service (ec2, eks) assume a role."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": service}}]})
+
+
+@dataclass
+class VmIdentity:
+    """What a replica needs to read its secrets: the instance profile, and where the secrets are for cloud-init."""
+
+    instance_profile: aws.iam.InstanceProfile
+    secret_store: pulumi.Output[SecretStore]
+
+
+def vm_identity(name: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[str] | None,
+                parent: pulumi.Resource) -> VmIdentity:
+    """The API key (and HF token) as SSM SecureStrings, and an instance role that may read exactly them."""
+    child = pulumi.ResourceOptions(parent=parent)
+    region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=parent)).region
+    api_key_param = _secure_parameter(name, "api-key", api_key, child)
+    hf_token_param = _secure_parameter(name, "hf-token", hf_token, child) if hf_token is not None else None
+    parameters = [p for p in (api_key_param, hf_token_param) if p is not None]
+    store = pulumi.Output.all(
+        region,
+        stored_secret(api_key_param.name, api_key_param.version),
+        stored_secret(hf_token_param.name, hf_token_param.version) if hf_token_param else None,
+    ).apply(lambda values: _ssm_store(values[0], values[1], values[2]))
+    return VmIdentity(_instance_profile(name, parameters, child), store)
+
+
+def _ssm_store(region: str, api_key: StoredSecret, hf_token: StoredSecret | None) -> SecretStore:
+    return SecretStore("aws-ssm", api_key, hf_token, {"PIXTRAL_AWS_REGION": region})
+
+
+def _secure_parameter(name: str, what: str, value: pulumi.Input[str],
+                      child: pulumi.ResourceOptions) -> aws.ssm.Parameter:
+    return aws.ssm.Parameter(
+        f"{name}-{what}",
+        name=f"/pixtral/{pulumi.get_stack()}/{name}/{what}",
+        type="SecureString",
+        value=pulumi.Output.secret(value),
+        opts=child,
+    )
+
+
+def _instance_profile(name: str, parameters: list[aws.ssm.Parameter],
+                      child: pulumi.ResourceOptions) -> aws.iam.InstanceProfile:
+    role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), opts=child)
+    # Session Manager instead of SSH: shell access through IAM, no inbound port.
+    aws.iam.RolePolicyAttachment(f"{name}-ssm-core", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child)
+    aws.iam.RolePolicy(
+        f"{name}-read-secrets",
+        role=role.id,
+        policy=pulumi.Output.all(*[p.arn for p in parameters]).apply(lambda arns: json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": list(arns)}],
+        })),
+        opts=child,
+    )
+    return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+
+
+def api_ingress_from_cidrs(name: str, group: aws.ec2.SecurityGroup, cidrs: tuple[str, ...], port: int,
+                           parent: pulumi.Resource) -> None:
+    """One ingress rule per allowed CIDR on the API port (a rule takes one address family)."""
+    for index, cidr in enumerate(cidrs):
+        ipv6 = ip_version(cidr) == 6
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-in-{index}",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            cidr_ipv6=cidr if ipv6 else None,
+            cidr_ipv4=None if ipv6 else cidr,
+            description="Pixtral OpenAI-compatible API",
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
+
+def egress_everywhere(name: str, group: aws.ec2.SecurityGroup, parent: pulumi.Resource) -> None:
+    # Outbound is needed at boot: PyPI for vLLM, Hugging Face for the weights, SSM for the key.
+    aws.vpc.SecurityGroupEgressRule(f"{name}-out", security_group_id=group.id, ip_protocol="-1",
+                                    cidr_ipv4="0.0.0.0/0", opts=pulumi.ResourceOptions(parent=parent))
+
+
+def zones_offering(instance_types: list[str], parent: pulumi.Resource) -> pulumi.Output[list[str]]:
+    """The region's availability zones that offer every one of the instance types, sorted."""
+    offerings = [
+        aws.ec2.get_instance_type_offerings_output(
+            location_type="availability-zone",
+            filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type", values=[instance_type])],
+            opts=pulumi.InvokeOptions(parent=parent),
+        ).locations
+        for instance_type in instance_types
+    ]
+    return pulumi.Output.all(*offerings).apply(
+        lambda found: sorted(set(found[0]).intersection(*found[1:])) if found else [])
+
+
+def subnets_offering(instance_types: list[str], subnet_filter: pulumi.Input[aws.ec2.GetSubnetsFilterArgs],
+                     parent: pulumi.Resource) -> pulumi.Output[list[str]]:
+    """Subnets (among those the filter selects) in zones that offer every instance type, sorted by id: a node
+    group or VM in another zone would never get capacity."""
+    zones = zones_offering(instance_types, parent)
+    subnets = aws.ec2.get_subnets_output(
+        filters=[subnet_filter, aws.ec2.GetSubnetsFilterArgs(name="availability-zone", values=zones)],
+        opts=pulumi.InvokeOptions(parent=parent),
+    )
+    return pulumi.Output.all(subnets.ids, zones).apply(
+        lambda found: _require_subnets(instance_types, sorted(found[0]), found[1]))
+
+
+def default_vpc_subnets_offering(instance_types: list[str], vpc_id: str | None,
+                                 parent: pulumi.Resource) -> pulumi.Output[list[str]]:
+    """Subnets of the configured VPC (else the default one) in zones that offer every instance type."""
+    vpc = vpc_id or aws.ec2.get_vpc_output(default=True, opts=pulumi.InvokeOptions(parent=parent)).id
+    return subnets_offering(instance_types, aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc]), parent)
+
+
+def _require_subnets(instance_types: list[str], subnet_ids: list[str], zones: list[str]) -> list[str]:
+    if not subnet_ids:
+        raise ConfigError(
+            f"pixtral:vpcId: no subnet of the VPC is in a zone that offers {', '.join(instance_types)} (zones that "
+            f"offer it: {', '.join(zones) or 'none in this region'}); expected a VPC with a subnet in one of those "
+            "zones (or, on target aws, pixtral:subnetId), or another aws:region")
+    return subnet_ids
+
+
+def newest_dlami(parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The newest Deep Learning Base GPU AMI; callers fix it at creation (components.boot_image)."""
+    return aws.ec2.get_ami_output(
+        most_recent=True,
+        owners=["amazon"],
+        filters=[
+            aws.ec2.GetAmiFilterArgs(name="name", values=[DLAMI_NAME]),
+            aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
+        ],
+        opts=pulumi.InvokeOptions(parent=parent),
+    ).id

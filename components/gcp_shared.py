@@ -1,0 +1,135 @@
+"""Pieces every GCP shape of the server declares the same way: the single VM, the fleet and the GKE cluster.
+
+Each function declares its resources as children of the calling component (`parent`), so moving a piece here
+changes no resource's URN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from pixtral_deploy.cloudinit import SecretStore, StoredSecret
+from pixtral_deploy.config import stored_secret
+from pixtral_deploy.network import by_ip_family
+
+# Deep Learning VM images with the NVIDIA driver installed, so the first boot does not build a kernel module.
+DLVM_PROJECT = "deeplearning-platform-release"
+DLVM_FAMILY = "common-cu128-ubuntu-2204-nvidia-570"
+# GCP: a service account id is 6-30 characters, unique per project; a cut one ends in "-" and this many hex digits.
+SERVICE_ACCOUNT_ID_MAX = 30
+SERVICE_ACCOUNT_DIGEST_CHARS = 6
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")
+
+
+def network_tag(name: str) -> str:
+    """The network tag that ties this stack's firewall rules to its VMs."""
+    return f"pixtral-{slug(pulumi.get_stack())}-{slug(name)}"[:63]
+
+
+def service_account_id(stack: str, name: str) -> str:
+    """A service account id of its own per stack: ids are unique per project, and teams run several stacks (dev,
+    prod) in one project. GCP allows 6-30 characters, a letter first, no dash last; a long stack name is cut and
+    a digest of the whole keeps two such stacks apart."""
+    full = f"pixtral-{slug(stack)}" + ("" if name == "pixtral" else f"-{slug(name)}")
+    if len(full) <= SERVICE_ACCOUNT_ID_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:SERVICE_ACCOUNT_DIGEST_CHARS]
+    return f"{full[:SERVICE_ACCOUNT_ID_MAX - SERVICE_ACCOUNT_DIGEST_CHARS - 1].rstrip('-')}-{digest}"
+
+
+@dataclass
+class VmIdentity:
+    """What a replica needs to read its secrets: the service account, and where the secrets are for cloud-init."""
+
+    service_account: gcp.serviceaccount.Account
+    secret_store: pulumi.Output[SecretStore]
+
+
+def vm_identity(name: str, project: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[str] | None,
+                parent: pulumi.Resource) -> VmIdentity:
+    """A service account of the stack's own, and the secrets in Secret Manager that exactly it may read."""
+    child = pulumi.ResourceOptions(parent=parent)
+    api = gcp.projects.Service(
+        f"{name}-secretmanager-api", service="secretmanager.googleapis.com", project=project,
+        # Other workloads in the project may use Secret Manager: never turn it off on destroy.
+        disable_on_destroy=False, opts=child,
+    )
+    account = gcp.serviceaccount.Account(
+        f"{name}-sa", account_id=service_account_id(pulumi.get_stack(), name), project=project,
+        display_name=f"Pixtral VM {name} ({pulumi.get_stack()})", opts=child,
+    )
+    api_key_secret = _secret(name, "api-key", api_key, project, account, api, parent)
+    hf_secret = _secret(name, "hf-token", hf_token, project, account, api, parent) if hf_token else None
+    store = pulumi.Output.all(api_key_secret, hf_secret).apply(lambda stored: _secret_manager_store(project, *stored))
+    return VmIdentity(account, store)
+
+
+def _secret_manager_store(project: str, api_key: StoredSecret, hf_token: StoredSecret | None) -> SecretStore:
+    return SecretStore("gcp-secret-manager", api_key, hf_token, {"PIXTRAL_GCP_PROJECT": project})
+
+
+def _secret(name: str, what: str, value: pulumi.Input[str], project: str, account: gcp.serviceaccount.Account,
+            api: gcp.projects.Service, parent: pulumi.Resource) -> pulumi.Output[StoredSecret]:
+    child = pulumi.ResourceOptions(parent=parent)
+    secret = gcp.secretmanager.Secret(
+        f"{name}-{what}",
+        secret_id=f"pixtral-{slug(pulumi.get_stack())}-{slug(name)}-{what}",
+        project=project,
+        replication=gcp.secretmanager.SecretReplicationArgs(auto=gcp.secretmanager.SecretReplicationAutoArgs()),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[api]),
+    )
+    # A new value replaces the version resource: Secret Manager numbers the new one, the VM reads exactly it.
+    version = gcp.secretmanager.SecretVersion(
+        f"{name}-{what}-version", secret=secret.id, secret_data=pulumi.Output.secret(value), opts=child,
+    )
+    # The VM's identity may read exactly its own secrets, nothing else in the project.
+    gcp.secretmanager.SecretIamMember(
+        f"{name}-{what}-reader", project=project, secret_id=secret.secret_id,
+        role="roles/secretmanager.secretAccessor",
+        member=account.email.apply(lambda email: f"serviceAccount:{email}"),
+        opts=child,
+    )
+    return stored_secret(secret.secret_id, version.version)
+
+
+def api_firewalls(name: str, source_ranges: tuple[str, ...], port: int, network: pulumi.Input[str], project: str,
+                  target_tag: str, parent: pulumi.Resource) -> None:
+    """Ingress on the API port from `source_ranges` to the tagged VMs: one rule per IP family, since a GCP firewall
+    rule cannot mix IPv4 and IPv6 source ranges."""
+    for version, ranges in by_ip_family(source_ranges).items():
+        if ranges:
+            gcp.compute.Firewall(
+                f"{name}-ipv{version}",
+                network=network,
+                project=project,
+                direction="INGRESS",
+                allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(port)])],
+                source_ranges=ranges,
+                target_tags=[target_tag],
+                description="Pixtral OpenAI-compatible API",
+                opts=pulumi.ResourceOptions(parent=parent),
+            )
+
+
+def dlvm_image(parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The newest Deep Learning VM image of the family; callers fix it at creation (components.boot_image)."""
+    return gcp.compute.get_image_output(
+        family=DLVM_FAMILY, project=DLVM_PROJECT, opts=pulumi.InvokeOptions(parent=parent)
+    ).self_link
+
+
+def gpu_scheduling(spot: bool) -> dict:
+    """Scheduling of a GPU VM, as instance or instance-template fields."""
+    # GPU VMs cannot live-migrate: Compute Engine requires TERMINATE on host maintenance.
+    if spot:
+        return {"on_host_maintenance": "TERMINATE", "automatic_restart": False, "preemptible": True,
+                "provisioning_model": "SPOT", "instance_termination_action": "STOP"}
+    return {"on_host_maintenance": "TERMINATE", "automatic_restart": True}

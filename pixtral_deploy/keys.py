@@ -1,0 +1,394 @@
+"""Every `pixtral:*` setting, once: its parser, typed default, bounds, targets, secrecy and help text.
+
+`CONFIG_KEYS` is the single source. The spec (pixtral_deploy/spec.py) reads typed values from it, never raw
+strings; the README's configuration table is generated from it (`python -m pixtral_deploy.keys` rewrites the table,
+tests/test_readme.py fails when they differ). A new setting is one `Key(...)` line here.
+
+Parsers take the value as the Pulumi engine hands it to the program (a string; lists and maps as JSON) and raise
+`Refused` with what is allowed; `parse_settings` turns that into one message per bad key, naming the key and the
+value as the user wrote it, and reports every bad key of a stack at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import DEFAULT_MODEL, GPUS
+from .errors import ConfigError
+from .server import DEFAULT_PORT, VLLM_VERSION
+
+NAMESPACE = "pixtral"
+VM_TARGETS = ("aws", "gcp")
+KUBERNETES_TARGETS = ("kubernetes", "eks", "gke")
+TARGETS = VM_TARGETS + KUBERNETES_TARGETS
+MACHINE_TARGETS = ("aws", "gcp", "eks", "gke")
+SERVICE_TYPES = ("LoadBalancer", "ClusterIP", "NodePort")
+# Namespaces Kubernetes itself owns: the program would create them and, on destroy, try to delete them.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# Below this port a process needs CAP_NET_BIND_SERVICE; vLLM runs as the unprivileged `vllm` user on VMs and with
+# every capability dropped in pods, so it could not bind one.
+FIRST_UNPRIVILEGED_PORT = 1024
+
+
+class Refused(ValueError):
+    """A value a parser does not take; the argument says what is allowed."""
+
+
+def shown(value: Any) -> str:
+    """A value as the user wrote it: the text itself, quoted only when it would not read as one token."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if text and re.fullmatch(r"[^\s'\"]+", text) else repr(text)
+
+
+def _no_control_characters(text: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise Refused("text without control characters (newlines, tabs)")
+    return text
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string, optionally matching a whole pattern."""
+
+    pattern: str | None = None
+    allowed: str = "text"
+
+    def __call__(self, value: str) -> str:
+        _no_control_characters(value)
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise Refused(self.allowed)
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple[str, ...]
+    allowed: str = ""
+
+    def __call__(self, value: str) -> str:
+        if value not in self.options:
+            raise Refused(self.allowed or f"one of {', '.join(self.options)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Whole:
+    low: int
+    high: int
+    why: str = ""
+
+    def __call__(self, value: str) -> int:
+        allowed = f"a whole number from {self.low} to {self.high}{self.why}"
+        try:
+            number = int(value)
+        except ValueError:
+            raise Refused(allowed) from None
+        if not self.low <= number <= self.high:
+            raise Refused(allowed)
+        return number
+
+
+def _finite(value: str, allowed: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise Refused(allowed) from None
+    if not math.isfinite(number):
+        raise Refused(allowed)
+    return number
+
+
+@dataclass(frozen=True)
+class Fraction:
+    """A finite number in (0, 1]."""
+
+    def __call__(self, value: str) -> float:
+        number = _finite(value, "a number in (0, 1]")
+        if not 0 < number <= 1:
+            raise Refused("a number in (0, 1]")
+        return number
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number of at least `low` (nan and inf are refused: they would crash the sizing)."""
+
+    low: float
+
+    def __call__(self, value: str) -> float:
+        allowed = f"a finite number of at least {self.low:g}"
+        number = _finite(value, allowed)
+        if number < self.low:
+            raise Refused(allowed)
+        return number
+
+
+@dataclass(frozen=True)
+class Boolean:
+    def __call__(self, value: str) -> bool:
+        if value.lower() not in ("true", "false"):
+            raise Refused("true or false")
+        return value.lower() == "true"
+
+
+def _json(value: Any, example: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise Refused(example) from None
+
+
+@dataclass(frozen=True)
+class StringList:
+    """A list of strings (a YAML list in the stack file, JSON with `pulumi config set --path` or by hand)."""
+
+    item: Callable[[str], str] | None = None
+    at_least_one: str = ""
+
+    def __call__(self, value: Any) -> tuple[str, ...]:
+        items = _json(value, 'a list of strings, e.g. ["a", "b"]')
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise Refused("a list of strings")
+        if self.at_least_one and not items:
+            raise Refused(self.at_least_one)
+        for item in items:
+            _no_control_characters(item)
+            if self.item is not None:
+                try:
+                    self.item(item)
+                except Refused as refused:
+                    raise Refused(f"{refused} (not {shown(item)})") from None
+        return tuple(items)
+
+
+@dataclass(frozen=True)
+class StringMap:
+    example: str
+
+    def __call__(self, value: Any) -> tuple[tuple[str, str], ...]:
+        items = _json(value, f"a map of strings, e.g. {self.example}")
+        if not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values()):
+            raise Refused("a map of label names to string values")
+        return tuple(sorted(items.items()))
+
+
+def cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as error:
+        raise Refused(f"CIDRs such as 203.0.113.0/24 or 2001:db8::/32 ({error})") from None
+    return value
+
+
+_RELEASE = r"\d+\.\d+\.\d+(\.post\d+)?"
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
+_MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._/-]*"
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    targets: tuple[str, ...] = TARGETS
+    secret: bool = False
+    # How the README shows a default that is derived from other settings (the typed default is then None).
+    shown_default: str | None = None
+
+    def readme_default(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        return f"`{self.default if isinstance(self.default, str) else json.dumps(self.default)}`"
+
+    def readme_targets(self) -> str:
+        return "all" if self.targets == TARGETS else ", ".join(self.targets)
+
+
+_GPU_NAMES = ", ".join(f"`{name}`" for name in sorted(GPUS))
+
+CONFIG_KEYS: tuple[Key, ...] = (
+    Key("target", Choice(TARGETS), None, "Where to run: `aws`, `gcp`, `kubernetes`, `eks` or `gke`.",
+        shown_default="(required)"),
+    Key("model", Text(_MODEL_NAME, "a Hugging Face model id such as mistralai/Pixtral-12B-2409"), DEFAULT_MODEL,
+        "Hugging Face model id to serve."),
+    Key("servedModelName", Text(_MODEL_NAME, "letters, digits and . _ / -"), None,
+        "Model name clients send in requests.", shown_default="the model id"),
+    Key("vllmVersion", Text(_RELEASE, f"a release number such as {VLLM_VERSION}"), VLLM_VERSION,
+        "vLLM release to install on VMs and run in pods (the tested pin is the default)."),
+    Key("port", Whole(FIRST_UNPRIVILEGED_PORT, 65535, " (vLLM runs unprivileged and cannot bind a lower port)"),
+        DEFAULT_PORT, "Port the OpenAI-compatible API listens on."),
+    Key("maxModelLen", Whole(256, 1048576), 32768, "Context length in tokens (prompt, image tokens and answer)."),
+    Key("maxImagesPerPrompt", Whole(1, 64), 4, "Most images one request may carry."),
+    Key("gpuMemoryUtilization", Fraction(), 0.90, "Share of each GPU's memory vLLM may use, in (0, 1]."),
+    Key("tensorParallelSize", Whole(1, 16), None, "GPUs the model is sharded over.",
+        shown_default="the GPUs of a machine / replica"),
+    Key("quantization", Choice(("none", "fp8"), "'none' or 'fp8'"), None, "`none` or `fp8`.",
+        shown_default="bf16, or fp8 when bf16 does not fit"),
+    Key("extraArgs", StringList(), (), "More vLLM arguments, as a list of strings (flags the program sets are "
+        "refused)."),
+    Key("apiKey", Text(), None, "Bearer key clients must send. **Secret**: `pulumi config set --secret "
+        "pixtral:apiKey ...`", secret=True, shown_default="generated (pulumi-random)"),
+    Key("hfToken", Text(), None, "Hugging Face token, for gated models. **Secret**.", secret=True,
+        shown_default="unset"),
+    Key("allowedCidrs", StringList(cidr, "at least one CIDR (an empty list would make the endpoint unreachable)"),
+        ("0.0.0.0/0",), "Networks that may reach the port (IPv4 or IPv6 CIDRs)."),
+    Key("diskSizeGb", Whole(100, 16384), 200, "Disk of the VM or GPU node in GB (the OS image, vLLM and the "
+        "weights).", targets=MACHINE_TARGETS),
+    Key("spot", Boolean(), False, "Use spot / preemptible capacity (AWS VM: persistent, stops on interruption and "
+        "keeps its disk).", targets=MACHINE_TARGETS),
+    Key("gpuCount", Whole(1, 16), None, "GPUs per machine; required for types outside the catalog.",
+        targets=MACHINE_TARGETS, shown_default="from the catalog"),
+    Key("gpuMemoryGb", Number(1), None, "Memory of one GPU in GB; required for types outside the catalog.",
+        shown_default="from the catalog"),
+    Key("instanceType", Text(r"\S+", "an EC2 instance type such as g6e.xlarge"),
+        "g6e.xlarge", "EC2 instance type of the VM / GPU nodes (g6e.xlarge: one L40S, 48 GB).",
+        targets=("aws", "eks")),
+    Key("vpcId", Text(r"vpc-[0-9a-f]+", "an id starting with 'vpc-'"), None, "VPC to launch in.",
+        targets=("aws", "eks"), shown_default="the default VPC"),
+    Key("subnetId", Text(r"subnet-[0-9a-f]+", "an id starting with 'subnet-'"), None, "Subnet to launch in.",
+        targets=("aws",), shown_default="a default subnet in a zone that offers the type"),
+    Key("amiId", Text(r"ami-[0-9a-f]+", "an id starting with 'ami-'"), None, "AMI to boot.", targets=("aws",),
+        shown_default="newest Deep Learning Base GPU AMI (Ubuntu 24.04), when the VM is made"),
+    Key("machineType", Text(r"\S+", "a Compute Engine machine type such as g2-standard-24"),
+        "g2-standard-24", "Compute Engine machine type of the VM / GPU nodes.", targets=("gcp", "gke")),
+    Key("acceleratorType", Text(r"[a-z0-9][a-z0-9-]*", "a GPU type such as nvidia-l4"), None,
+        "GPU type attached to the VM / GPU nodes.", targets=("gcp", "gke"),
+        shown_default="the machine type's GPU (`nvidia-l4`)"),
+    Key("acceleratorCount", Whole(1, 16), None, "Number of GPUs attached to each VM / GPU node.",
+        targets=("gcp", "gke"), shown_default="the machine type's GPUs (`2`)"),
+    Key("image", Text(r"\S+", "an image name or self link"), None, "Boot image.", targets=("gcp",),
+        shown_default="newest image of Deep Learning VM family `common-cu128-ubuntu-2204-nvidia-570`, when the VM "
+                      "is made"),
+    Key("kubeconfig", Text(), None, "Kubeconfig of an existing cluster. **Secret**.", targets=("kubernetes",),
+        secret=True, shown_default="the ambient kubeconfig"),
+    Key("context", Text(r"\S+", "a context name from the kubeconfig"), None, "Kubeconfig context to use.",
+        targets=("kubernetes",), shown_default="the kubeconfig's current context"),
+    Key("gpuType", Choice(tuple(sorted(GPUS))), None, f"GPU of the cluster's nodes, a catalog name ({_GPU_NAMES}).",
+        targets=("kubernetes",), shown_default="(`gpuType` or `gpuMemoryGb` required)"),
+    Key("clusterName", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a cluster name"), None,
+        "Existing EKS / GKE cluster to add the GPU nodes to.", targets=("eks", "gke"),
+        shown_default="a new cluster"),
+    Key("namespace", Text(_DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63"), "pixtral",
+        "Namespace of the workload (not one Kubernetes owns: "
+        f"{', '.join(RESERVED_NAMESPACES)}).", targets=KUBERNETES_TARGETS),
+    Key("storageClass", Text(_DNS_SUBDOMAIN, "a StorageClass name (lowercase letters, digits, '-', '.')"), None,
+        "StorageClass of the model-cache volume.", targets=KUBERNETES_TARGETS,
+        shown_default="cluster default; `pixtral-gp3` on EKS, `premium-rwo` on GKE"),
+    # The weights alone are ~25 GB; less cannot hold them.
+    Key("cacheSizeGb", Whole(30, 65536), 100, "Size of the Hugging Face cache volume in GB.",
+        targets=KUBERNETES_TARGETS),
+    Key("gpusPerReplica", Whole(1, 16), 1, "GPUs per pod (`nvidia.com/gpu`); tensor parallel matches.",
+        targets=KUBERNETES_TARGETS),
+    Key("nodeSelector", StringMap('{"cloud.google.com/gke-accelerator": "nvidia-l4"}'), (),
+        "Node labels the pods must match, as a map.", targets=KUBERNETES_TARGETS, shown_default="`{}`"),
+    Key("serviceType", Choice(SERVICE_TYPES), "LoadBalancer", "`LoadBalancer`, `ClusterIP` (private) or "
+        "`NodePort`.", targets=KUBERNETES_TARGETS),
+    Key("replicas", Whole(1, 64), 1, "Number of vLLM pods.", targets=KUBERNETES_TARGETS),
+)
+KEYS: dict[str, Key] = {key.name: key for key in CONFIG_KEYS}
+# Namespaces whose keys belong to someone else (the providers, the engine): never a misspelt pixtral key.
+FOREIGN_NAMESPACES = ("aws", "gcp", "kubernetes", "random", "tls", "pulumi")
+
+
+def setting_error(key: str, value: Any, allowed: str) -> ConfigError:
+    """The one shape of a refused setting: the key, the value as written, and what is allowed."""
+    return ConfigError(f"pixtral:{key}: {shown(value)} is not allowed; expected {allowed}")
+
+
+class Settings:
+    """The stack's settings, parsed: `settings["port"]` is the typed value, or the key's default when unset."""
+
+    def __init__(self, parsed: Mapping[str, Any]):
+        self._parsed = dict(parsed)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._parsed[name] if name in self._parsed else KEYS[name].default
+
+    def is_set(self, name: str) -> bool:
+        return name in self._parsed
+
+
+def _closest(name: str) -> str:
+    close = difflib.get_close_matches(name, sorted(KEYS), n=1, cutoff=0.6)
+    return f"did you mean pixtral:{close[0]}? " if close else ""
+
+
+def misplaced_keys(config_keys: list[str], project: str) -> list[str]:
+    """Messages for keys that look meant for this program but sit outside its namespace (`pixtrl:target`, or
+    `target` alone, which the Pulumi CLI files under the project's namespace): ignored, they would surface later as
+    a confusing "not set", so the real typo is named instead."""
+    messages = []
+    for full in config_keys:
+        namespace, _, name = full.rpartition(":")
+        if namespace in (NAMESPACE, *FOREIGN_NAMESPACES):
+            continue
+        meant_for_us = (namespace in ("", project) or name in KEYS
+                        or difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.7))
+        if meant_for_us:
+            hint = f"did you mean pixtral:{name}? " if name in KEYS else _closest(name)
+            messages.append(f"{full} is not a setting this program reads; {hint}its settings are pixtral:KEY")
+    return messages
+
+
+def parse_settings(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> Settings:
+    """Parse every `pixtral:*` value (namespace stripped) and check each applies to the target; every bad key
+    (and `other_errors`, found in other namespaces) is reported in one ConfigError, one line each."""
+    errors: list[str] = list(other_errors or [])
+    parsed: dict[str, Any] = {}
+    for name, value in raw.items():
+        if value == "":
+            continue  # `pulumi config set KEY ""` reads as unset, as the Pulumi SDK's own getters do
+        key = KEYS.get(name)
+        if key is None:
+            errors.append(f"pixtral:{name} is not a setting this program reads; {_closest(name)}known keys: "
+                          f"{', '.join(sorted(KEYS))}")
+            continue
+        try:
+            parsed[name] = key.parse(value)
+        except Refused as refused:
+            errors.append(str(setting_error(name, value, str(refused))))
+    target = parsed.get("target")
+    if target is None and not raw.get("target"):
+        errors.append(f"pixtral:target is not set; set it to one of {', '.join(TARGETS)} (e.g. `pulumi config "
+                         "set pixtral:target aws`)")
+    if target is not None:
+        errors += [f"pixtral:{name} only applies to target {' or '.join(KEYS[name].targets)}, not to pixtral:target "
+                   f"{target}; remove it from this stack"
+                   for name in parsed if target not in KEYS[name].targets]
+    if errors:
+        raise ConfigError("\n".join(errors) if len(errors) == 1 else
+                          f"{len(errors)} settings are wrong:\n" + "\n".join(f"- {e}" for e in errors))
+    return Settings(parsed)
+
+
+BEGIN, END = "<!-- config-keys:begin -->", "<!-- config-keys:end -->"
+
+
+def readme_table() -> str:
+    """The README's configuration table, between its markers."""
+    rows = ["| key | targets | default | meaning |", "|---|---|---|---|"]
+    rows += [f"| `{key.name}` | {key.readme_targets()} | {key.readme_default()} | {key.help} |" for key in CONFIG_KEYS]
+    return f"{BEGIN}\n" + "\n".join(rows) + f"\n{END}"
+
+
+def rewrite_readme(readme: Path) -> None:
+    text = readme.read_text()
+    readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: readme_table(), text, flags=re.S))
+
+
+if __name__ == "__main__":
+    rewrite_readme(Path(__file__).resolve().parent.parent / "README.md")
+    sys.exit(0)

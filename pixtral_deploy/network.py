@@ -1,0 +1,30 @@
+"""Facts about the CIDRs a user allows, shared by every target's firewall rules and warnings."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+IP_VERSIONS = (4, 6)
+
+
+def ip_version(cidr: str) -> int:
+    return ipaddress.ip_network(cidr).version
+
+
+def by_ip_family(cidrs: Iterable[str]) -> dict[int, list[str]]:
+    """The CIDRs split by IP version, in order: GCP firewalls and AWS rules take one family at a time."""
+    families: dict[int, list[str]] = {version: [] for version in IP_VERSIONS}
+    for cidr in cidrs:
+        families[ip_version(cidr)].append(cidr)
+    return families
+
+
+def covers_a_whole_family(cidrs: Iterable[str]) -> bool:
+    """True when the CIDRs together admit every IPv4 or every IPv6 address (0.0.0.0/1 + 128.0.0.0/1 too)."""
+    for version, members in by_ip_family(cidrs).items():
+        whole = ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
+        collapsed = list(ipaddress.collapse_addresses(ipaddress.ip_network(c) for c in members))
+        if whole in collapsed:
+            return True
+    return False

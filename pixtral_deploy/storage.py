@@ -1,0 +1,59 @@
+"""Where the weights live, and how fast that storage is: the one home for disk choices and their throughput.
+
+The VM components declare these disks and the cold-start estimate reads the same numbers, so a faster disk in one
+place is a faster estimate in the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import MachineType, has_local_nvme
+
+MIB = 1024 * 1024
+# The AWS root volume the VMs and fleets declare: gp3 well above its 125 MiB/s default, because the weights are
+# written once and read on every cold start.
+AWS_ROOT_THROUGHPUT_MIBS = 1000
+AWS_ROOT_IOPS = 6000
+# The EKS StorageClass for the model cache (a volume per pod, written once, read on every start).
+EKS_CACHE_THROUGHPUT_MIBS = 500
+# pd-ssd reads at up to 1,200 MB/s on large VMs; pd-balanced's 240 MB/s would make loading 25 GB take minutes.
+GCP_BOOT_DISK_TYPE = "pd-ssd"
+
+
+@dataclass(frozen=True)
+class Storage:
+    name: str
+    write_mibs: float
+    read_mibs: float
+
+
+LOCAL_NVME = Storage("local NVMe", write_mibs=2000, read_mibs=3000)
+
+
+def gp3(throughput_mibs: float) -> Storage:
+    return Storage(f"gp3 at {throughput_mibs:g} MiB/s", throughput_mibs, throughput_mibs)
+
+
+def pd_ssd(size_gb: int) -> Storage:
+    # pd-ssd: 0.48 MB/s per GB for reads and writes, up to 1,200 MB/s per VM.
+    mibs = min(0.48 * size_gb, 1200) * 1e6 / MIB
+    return Storage(f"pd-ssd {size_gb} GB", mibs, mibs)
+
+
+def pd_balanced(size_gb: int) -> Storage:
+    # pd-balanced: 0.28 MB/s per GB, up to 1,200 MB/s: what a default boot disk gets.
+    mibs = min(0.28 * size_gb, 1200) * 1e6 / MIB
+    return Storage(f"pd-balanced {size_gb} GB", mibs, mibs)
+
+
+def vm_storage(machine: MachineType, disk_size_gb: int) -> Storage:
+    """Where the boot plan puts the weights on this machine: local NVMe when it has one, else its root disk."""
+    if has_local_nvme(machine.name):
+        return LOCAL_NVME
+    return gp3(AWS_ROOT_THROUGHPUT_MIBS) if machine.cloud == "aws" else pd_ssd(disk_size_gb)
+
+
+def default_root_disk(machine: MachineType, disk_size_gb: int) -> Storage:
+    """What a VM gets without tuning: gp3 at its 125 MiB/s baseline, or a pd-balanced boot disk."""
+    return gp3(125) if machine.cloud == "aws" else pd_balanced(disk_size_gb)
