@@ -121,7 +121,7 @@ class EksGpuCluster(pulumi.ComponentResource):
 
     def _gpu_nodes(self, deployment: Deployment, cluster_name: pulumi.Input[str], subnet_ids,
                    role: aws.iam.Role) -> aws.eks.NodeGroup:
-        count = deployment.kubernetes.nodes_needed()
+        count = deployment.kubernetes.nodes_needed(deployment.scaling.max_replicas)
         gpu_subnets = subnets_offering([deployment.aws.instance_type],
                                        aws.ec2.GetSubnetsFilterArgs(name="subnet-id", values=subnet_ids), self)
         return aws.eks.NodeGroup(

@@ -104,7 +104,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             cluster=cluster_name,
             project=args.project,
             location=args.zone,
-            node_count=deployment.kubernetes.nodes_needed(),
+            node_count=deployment.kubernetes.nodes_needed(deployment.scaling.max_replicas),
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=settings.machine_type,
                 spot=deployment.spot,

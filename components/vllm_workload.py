@@ -81,7 +81,7 @@ class VllmWorkload(pulumi.ComponentResource):
         guard = self._guard(ns)
         workload = self._deployment(ns, secret, cache, guard, spec, args)
         self._network_policy(ns, spec)
-        if settings.replicas > 1:
+        if spec.scaling.replicas > 1:
             self._disruption_budget(ns)
         service = self._service(ns, spec)
         self.namespace = ns
@@ -119,7 +119,7 @@ class VllmWorkload(pulumi.ComponentResource):
         settings = spec.kubernetes
         # One pod: ReadWriteOnce works with every storage class. Several pods share the cache, so it must be
         # ReadWriteMany (EFS, Filestore, ...): the README says so and pixtral:storageClass picks one.
-        access = "ReadWriteOnce" if settings.replicas == 1 else "ReadWriteMany"
+        access = "ReadWriteOnce" if spec.scaling.replicas == 1 else "ReadWriteMany"
         claim = {"accessModes": [access], "resources": {"requests": {"storage": f"{settings.cache_size_gb}Gi"}}}
         storage_class = settings.storage_class or cluster_storage_class
         if storage_class:
@@ -189,7 +189,7 @@ class VllmWorkload(pulumi.ComponentResource):
         settings = spec.kubernetes
         gpus = settings.gpus_per_replica
         # One pod holds the GPU and (RWO) the volume: a rolling update would wait forever for a second of each.
-        strategy = ({"type": "Recreate"} if settings.replicas == 1
+        strategy = ({"type": "Recreate"} if spec.scaling.replicas == 1
                     else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
         pod_spec = {
             "automountServiceAccountToken": False,
@@ -214,7 +214,7 @@ class VllmWorkload(pulumi.ComponentResource):
                 # `pulumi up` returns once the objects exist; `pixtralctl wait` follows the minutes-long first start.
                 "pulumi.com/skipAwait": "true"}},
             spec={
-                "replicas": settings.replicas,
+                "replicas": spec.scaling.replicas,
                 "strategy": strategy,
                 "selector": {"matchLabels": self._selector},
                 "template": {

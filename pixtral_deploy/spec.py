@@ -23,9 +23,10 @@ from .keys import (
     VM_TARGETS,
     Settings,
     parse_settings,
-    setting_error,
 )
 from .network import covers_a_whole_family
+from .parsers import setting_error
+from .scaling import Scaling
 from .server import ServerSpec
 from .sizing import GpuPlan, SizingRequest, plan_gpus
 
@@ -46,12 +47,19 @@ _MANAGED_FLAGS = {
 }
 
 
+# The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
+# Kubernetes: autoscaling); the others refuse those settings instead of ignoring them.
+FLEET_TARGETS: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class AwsSettings:
     instance_type: str
     vpc_id: str | None
     subnet_id: str | None
     ami_id: str | None
+    # A fleet's candidate types in order of preference; the first is `instance_type`.
+    instance_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class GcpSettings:
     accelerator_type: str
     accelerator_count: int
     image: str | None
+    # A fleet's candidate types in order of preference; the first is `machine_type`.
+    machine_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         known = MACHINE_TYPES.get(self.machine_type)
@@ -82,7 +92,6 @@ class KubernetesSettings:
     gpus_per_replica: int
     node_selector: tuple[tuple[str, str], ...]
     service_type: str
-    replicas: int
     context: str | None = None
     cluster_name: str | None = None
     # EKS / GKE: GPUs of one node of the type the program creates (None on an existing cluster).
@@ -99,10 +108,10 @@ class KubernetesSettings:
             raise setting_error("gpusPerReplica", self.gpus_per_replica,
                                 f"at most the {self.gpus_per_node} GPU(s) of one {self.node_type} node")
 
-    def nodes_needed(self) -> int:
-        """GPU nodes for every replica, when each node holds as many whole replicas as its GPUs allow."""
+    def nodes_needed(self, replicas: int) -> int:
+        """GPU nodes for `replicas` pods, when each node holds as many whole replicas as its GPUs allow."""
         per_node = max(1, (self.gpus_per_node or self.gpus_per_replica) // self.gpus_per_replica)
-        return -(-self.replicas // per_node)
+        return -(-replicas // per_node)
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ class Deployment:
     gpus: GpuPlan
     allowed_cidrs: tuple[str, ...]
     disk_size_gb: int
-    spot: bool
+    scaling: Scaling
     aws: AwsSettings | None = None
     gcp: GcpSettings | None = None
     kubernetes: KubernetesSettings | None = None
@@ -120,7 +129,18 @@ class Deployment:
     allowed_cidrs_set: bool = False
     warnings: tuple[str, ...] = ()
 
+    @property
+    def spot(self) -> bool:
+        return self.scaling.spot
+
     def __post_init__(self) -> None:
+        if self.target not in FLEET_TARGETS:
+            if self.scaling.is_fleet and self.target in VM_TARGETS:
+                raise ConfigError(f"pixtral:replicas / pixtral:autoscale: a fleet on target {self.target} is not "
+                                  "built yet; expected replicas 1 and no autoscale (one VM)")
+            if self.scaling.autoscale and self.target in KUBERNETES_TARGETS:
+                raise ConfigError(f"pixtral:autoscale: autoscaling on target {self.target} is not built yet; "
+                                  "expected a fixed pixtral:replicas")
         kubernetes = self.kubernetes
         if kubernetes is None:
             return
@@ -135,7 +155,7 @@ class Deployment:
                                 "allowedCidrs or set serviceType to LoadBalancer")
 
     def describe(self) -> str:
-        return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}"
+        return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
 
 
 @dataclass(frozen=True)
@@ -170,13 +190,19 @@ def _machine_hardware(settings: Settings, key: str, type_name: str, cloud: str) 
     )
 
 
-def _gcp_hardware(settings: Settings, gcp: GcpSettings) -> _Hardware:
+def _gcp_hardware(settings: Settings, gcp: GcpSettings, key: str, machine_type: str) -> _Hardware:
+    """A Compute Engine machine type's GPUs: its own (G2, A2, A3), else the attached acceleratorType/Count."""
+    known = MACHINE_TYPES.get(machine_type)
+    if known is not None and known.cloud != "gcp":
+        raise setting_error(key, machine_type, "Compute Engine machine types, e.g. g2-standard-24")
+    own = known is not None and known.accelerators_built_in
+    gpu_name = known.gpu if own else gcp.accelerator_type
     count, memory = settings["gpuCount"], settings["gpuMemoryGb"]
     return _Hardware(
-        where=f"pixtral:machineType {gcp.machine_type}",
-        gpu_name=gcp.accelerator_type,
-        gpu_count=count if count is not None else gcp.accelerator_count,
-        gpu_memory_gb=memory if memory is not None else GPUS[gcp.accelerator_type].memory_gb,
+        where=f"pixtral:{key} {machine_type}",
+        gpu_name=gpu_name,
+        gpu_count=count if count is not None else (known.gpu_count if own else gcp.accelerator_count),
+        gpu_memory_gb=memory if memory is not None else GPUS[gpu_name].memory_gb,
         cloud="gcp",
     )
 
@@ -208,13 +234,22 @@ def _per_replica(node: _Hardware, gpus_per_replica: int) -> _Hardware:
     )
 
 
+def _candidates(settings: Settings, one: str, many: str) -> tuple[str, ...]:
+    """A fleet's candidate types: pixtral:instanceTypes (machineTypes), else the one type."""
+    if settings.is_set(one) and settings.is_set(many):
+        raise setting_error(many, list(settings[many]), f"either pixtral:{one} or pixtral:{many}, not both")
+    return settings[many] or (settings[one],)
+
+
 def _aws_settings(settings: Settings) -> AwsSettings:
-    return AwsSettings(instance_type=settings["instanceType"], vpc_id=settings["vpcId"],
-                       subnet_id=settings["subnetId"], ami_id=settings["amiId"])
+    candidates = _candidates(settings, "instanceType", "instanceTypes")
+    return AwsSettings(instance_type=candidates[0], vpc_id=settings["vpcId"], subnet_id=settings["subnetId"],
+                       ami_id=settings["amiId"], instance_types=candidates)
 
 
 def _gcp_settings(settings: Settings) -> GcpSettings:
-    machine_type = settings["machineType"]
+    candidates = _candidates(settings, "machineType", "machineTypes")
+    machine_type = candidates[0]
     known = MACHINE_TYPES.get(machine_type)
     accelerator_type, accelerator_count = settings["acceleratorType"], settings["acceleratorCount"]
     if accelerator_type is not None and accelerator_type not in GPUS and settings["gpuMemoryGb"] is None:
@@ -225,6 +260,7 @@ def _gcp_settings(settings: Settings) -> GcpSettings:
         accelerator_type=accelerator_type or (known.gpu if known else "nvidia-l4"),
         accelerator_count=accelerator_count or (known.gpu_count if known else 1),
         image=settings["image"],
+        machine_types=candidates,
     )
 
 
@@ -236,7 +272,6 @@ def _kubernetes_settings(settings: Settings, node: _Hardware | None) -> Kubernet
         gpus_per_replica=settings["gpusPerReplica"],
         node_selector=settings["nodeSelector"],
         service_type=settings["serviceType"],
-        replicas=settings["replicas"],
         context=settings["context"],
         cluster_name=settings["clusterName"],
         gpus_per_node=node.gpu_count if node else None,
@@ -271,8 +306,8 @@ def _server(settings: Settings, plan: GpuPlan) -> ServerSpec:
     )
 
 
-def _plan(settings: Settings, hardware: _Hardware) -> tuple[GpuPlan, list[str]]:
-    quantization = settings["quantization"]
+def _plan(settings: Settings, hardware: _Hardware, quantization: str | None = None) -> tuple[GpuPlan, list[str]]:
+    quantization = quantization or settings["quantization"]
     request = SizingRequest(
         where=hardware.where,
         gpu_name=hardware.gpu_name,
@@ -288,15 +323,37 @@ def _plan(settings: Settings, hardware: _Hardware) -> tuple[GpuPlan, list[str]]:
 
 
 def _hardware(settings: Settings, target: str, aws: AwsSettings | None,
-              gcp: GcpSettings | None) -> tuple[_Hardware, _Hardware | None]:
-    """The GPUs one replica gets, and (EKS / GKE) those of one node the program creates."""
+              gcp: GcpSettings | None) -> tuple[list[_Hardware], _Hardware | None]:
+    """The GPUs one replica gets on each candidate type, and (EKS / GKE) those of one node the program creates."""
     if target == "kubernetes":
-        return _cluster_gpu_hardware(settings, settings["gpusPerReplica"]), None
-    machine = (_machine_hardware(settings, "instanceType", aws.instance_type, "aws") if aws
-               else _gcp_hardware(settings, gcp))
+        return [_cluster_gpu_hardware(settings, settings["gpusPerReplica"])], None
+    key = ("instanceTypes" if settings.is_set("instanceTypes") else "instanceType") if aws else \
+        ("machineTypes" if settings.is_set("machineTypes") else "machineType")
+    machines = ([_machine_hardware(settings, key, name, "aws") for name in aws.instance_types] if aws
+                else [_gcp_hardware(settings, gcp, key, name) for name in gcp.machine_types])
     if target in KUBERNETES_TARGETS:
-        return _per_replica(machine, settings["gpusPerReplica"]), machine
-    return machine, None
+        return [_per_replica(machines[0], settings["gpusPerReplica"])], machines[0]
+    return machines, None
+
+
+def _plan_candidates(settings: Settings, candidates: list[_Hardware]) -> tuple[GpuPlan, list[str]]:
+    """One vLLM command line for every candidate type: the same GPU count (so one tensor-parallel size), and fp8 on
+    all of them when one needs it. The plan returned is the tightest candidate's."""
+    first = candidates[0]
+    for other in candidates[1:]:
+        if other.gpu_count != first.gpu_count:
+            raise ConfigError(f"{first.where} has {first.gpu_count} GPU(s) and {other.where} has "
+                              f"{other.gpu_count}: a fleet's candidate types must have the same GPU count, so that "
+                              "one vLLM command line (one tensor-parallel size) serves on all of them")
+    plans = [_plan(settings, hardware) for hardware in candidates]
+    needs_fp8 = [hardware for hardware, (plan, _) in zip(candidates, plans, strict=True) if plan.quantization == "fp8"]
+    warnings = [warning for _, found in plans for warning in found]
+    if needs_fp8 and len(needs_fp8) < len(candidates):
+        plans = [_plan(settings, hardware, quantization="fp8") for hardware in candidates]
+        warnings = [f"serving fp8 weights on every candidate type, because {needs_fp8[0].where} needs them: one "
+                    "command line serves the whole fleet"] + warnings
+    tightest = min(range(len(plans)), key=lambda i: plans[i][0].usable_per_gpu_gb)
+    return plans[tightest][0], list(dict.fromkeys(warnings))
 
 
 def _open_to_everyone_warning(cidrs: tuple[str, ...]) -> list[str]:
@@ -313,9 +370,12 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
     target = settings["target"]
     aws = _aws_settings(settings) if target in ("aws", "eks") else None
     gcp = _gcp_settings(settings) if target in ("gcp", "gke") else None
-    hardware, node = _hardware(settings, target, aws, gcp)
+    candidates, node = _hardware(settings, target, aws, gcp)
     kubernetes = _kubernetes_settings(settings, node) if target in KUBERNETES_TARGETS else None
-    plan, warnings = _plan(settings, hardware)
+    scaling = Scaling(replicas=settings["replicas"], autoscale=settings["autoscale"],
+                      on_demand_base_replicas=settings["onDemandBaseReplicas"], spot=settings["spot"],
+                      internal=settings["internal"], replicas_set=settings.is_set("replicas"))
+    plan, warnings = _plan_candidates(settings, candidates)
     cidrs = settings["allowedCidrs"]
     return Deployment(
         target=target,
@@ -323,7 +383,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gpus=plan,
         allowed_cidrs=cidrs,
         disk_size_gb=settings["diskSizeGb"],
-        spot=settings["spot"],
+        scaling=scaling,
         aws=aws,
         gcp=gcp,
         kubernetes=kubernetes,
