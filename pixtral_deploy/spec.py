@@ -18,6 +18,7 @@ from .catalog import GPUS, MACHINE_TYPES, MODELS, machine_types_for
 from .errors import ConfigError
 from .server import DEFAULT_MODEL, DEFAULT_PORT, VLLM_VERSION, ServerSpec
 from .sizing import GpuPlan, SizingRequest, plan_gpus
+from .vllm_flags import check_extra_args
 
 NAMESPACE = "pixtral"
 VM_TARGETS = ("aws", "gcp")
@@ -89,16 +90,6 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("replicas", "1", "Number of vLLM pods.", targets=KUBERNETES_TARGETS),
 )
 KNOWN_KEYS = {key.name for key in CONFIG_KEYS}
-
-# Flags the program sets from its own keys; accepting them in extraArgs would let two values disagree.
-_MANAGED_FLAGS = {
-    "--model": "model", "--served-model-name": "servedModelName", "--host": "(fixed)", "--port": "port",
-    "--tokenizer-mode": "model", "--config-format": "model", "--load-format": "model",
-    "--limit-mm-per-prompt": "maxImagesPerPrompt", "--max-model-len": "maxModelLen",
-    "--tensor-parallel-size": "tensorParallelSize", "--gpu-memory-utilization": "gpuMemoryUtilization",
-    "--quantization": "quantization", "--api-key": "apiKey",
-}
-
 
 @dataclass(frozen=True)
 class AwsSettings:
@@ -273,12 +264,7 @@ def _cidrs(reader: _Reader) -> tuple[str, ...]:
 
 def _extra_args(reader: _Reader) -> tuple[str, ...]:
     args = reader.string_list("extraArgs", [])
-    for arg in args:
-        flag = arg.split("=", 1)[0]
-        if flag in _MANAGED_FLAGS:
-            owner = _MANAGED_FLAGS[flag]
-            raise _fail("extraArgs", arg, f"no {flag}: it is set from pixtral:{owner}" if owner != "(fixed)"
-                        else f"no {flag}: the program sets it")
+    check_extra_args(args)
     return tuple(args)
 
 
