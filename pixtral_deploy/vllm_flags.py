@@ -256,7 +256,7 @@ def _argparse_option(arg: str) -> str | None:
         candidates = [option for option in OPTION_STRINGS if option.startswith(head)]
     else:
         # A one-letter option takes the rest as its value (`-qfp8`); a longer prefix abbreviates a single-dash
-        # option (`-t` is `-tp`). From Python 3.12.3 on (the VMs' and the image's), `-t=8` is `-tp 8` too;
-        # 3.11 rejects it, which this reads the later way.
+        # option (`-t` is `-tp`). Python 3.12 and 3.13 releases since CPython gh-124345 (autumn 2024; the VMs'
+        # Python is 3.12) also read `-t=8` as `-tp 8`; older ones reject it. This reads it the later way.
         candidates = [option for option in OPTION_STRINGS if option == arg[:2] or option.startswith(head)]
     return candidates[0] if len(candidates) == 1 else None

@@ -101,3 +101,9 @@ def test_option_list_is_the_pinned_release():
     assert PARSER_RELEASE == VLLM_VERSION
     assert set(MANAGED_FLAGS) | set(REFUSED_FLAGS) | set(OPTION_ALIASES) <= set(OPTION_STRINGS)
     assert list(OPTION_STRINGS) == sorted(set(OPTION_STRINGS))
+
+
+@pytest.mark.parametrize("char", ["\r", "\x1b", "\x7f", "\x85", "\u2028"])
+def test_any_control_character_or_line_separator_is_refused(char):
+    with pytest.raises(ConfigError, match=f"pixtral:extraArgs.*U\\+{ord(char):04X}"):
+        check_extra_args(["--allowed-media-domains", f"images.example.com{char}x"])

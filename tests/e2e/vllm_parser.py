@@ -40,7 +40,7 @@ def describe() -> dict:
 
 
 def _single_dash_abbreviation_splits_at_equals() -> bool:
-    """Python >= 3.12.3 reads `-t=8` as `-tp 8` when `-t` abbreviates `-tp`; older releases do not."""
+    """Since CPython gh-124345, argparse reads `-t=8` as `-tp 8` when `-t` abbreviates `-tp`; before, it did not."""
     toy = argparse.ArgumentParser()
     toy.add_argument("-tp")
     with contextlib.redirect_stderr(io.StringIO()):
@@ -59,7 +59,7 @@ class _Recorder:
 
         def recording(arg_string):
             found = original(arg_string)
-            # Python < 3.12.3 returns one (action, option, arg) tuple; later releases a list of 4-tuples.
+            # Older Pythons return one (action, option, arg) tuple; newer ones a list of 4-tuples.
             tuples = found if isinstance(found, list) else [found] if found else []
             if len(tuples) == 1 and tuples[0][0] is not None:
                 self.dests.append(tuples[0][0].dest)
