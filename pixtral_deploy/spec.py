@@ -29,6 +29,7 @@ from .parsers import setting_error
 from .scaling import Scaling
 from .server import ServerSpec
 from .sizing import GpuPlan, SizingRequest, plan_gpus
+from .vllm_flags import check_extra_args
 
 __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE", "TARGETS", "VM_TARGETS",
            "ConfigError", "Deployment", "load_deployment", "raw_config_from"]
@@ -36,16 +37,6 @@ __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE
 # The Kubernetes minor version EKS and GKE clusters are created with, and manifests are validated against.
 KUBERNETES_VERSION = "1.34"
 _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
-
-# Flags the program sets from its own keys; accepting them in extraArgs would let two values disagree.
-_MANAGED_FLAGS = {
-    "--model": "model", "--served-model-name": "servedModelName", "--host": "(fixed)", "--port": "port",
-    "--tokenizer-mode": "model", "--config-format": "model", "--load-format": "model",
-    "--limit-mm-per-prompt": "maxImagesPerPrompt", "--max-model-len": "maxModelLen",
-    "--tensor-parallel-size": "tensorParallelSize", "--gpu-memory-utilization": "gpuMemoryUtilization",
-    "--quantization": "quantization", "--api-key": "apiKey",
-}
-
 
 # The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
 # Kubernetes: autoscaling); the others refuse those settings instead of ignoring them.
@@ -280,12 +271,7 @@ def _kubernetes_settings(settings: Settings, node: _Hardware | None) -> Kubernet
 
 
 def _extra_args(settings: Settings) -> tuple[str, ...]:
-    for arg in settings["extraArgs"]:
-        flag = arg.split("=", 1)[0]
-        if flag in _MANAGED_FLAGS:
-            owner = _MANAGED_FLAGS[flag]
-            raise setting_error("extraArgs", arg, f"no {flag}: it is set from pixtral:{owner}" if owner != "(fixed)"
-                                else f"no {flag}: the program sets it")
+    check_extra_args(settings["extraArgs"])
     return settings["extraArgs"]
 
 
