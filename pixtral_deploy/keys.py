@@ -97,8 +97,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         shown_default="the GPUs of a machine / replica"),
     Key("quantization", Choice(("none", "fp8"), "'none' or 'fp8'"), None, "`none` or `fp8`.",
         shown_default="bf16, or fp8 when bf16 does not fit"),
-    Key("extraArgs", StringList(), (), "More vLLM arguments, as a list of strings (flags the program sets are "
-        "refused)."),
+    Key("extraArgs", StringList(refuse_control_characters=False), (), "More vLLM arguments, as a list of strings, "
+        "appended to the program's own; what is refused is below."),
     Key("apiKey", Text(), None, "Bearer key clients must send. **Secret**: `pulumi config set --secret "
         "pixtral:apiKey ...`", secret=True, shown_default="generated (pulumi-random)"),
     Key("hfToken", Text(), None, "Hugging Face token, for gated models. **Secret**.", secret=True,
