@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, render, smoke, timeline, wait
+from . import bench, render, smoke, status, timeline, wait
 from .target import TargetError
 
-SUBCOMMANDS = (wait, smoke, bench, render, timeline)
+SUBCOMMANDS = (wait, smoke, bench, render, timeline, status)
 
 
 def parser() -> argparse.ArgumentParser:

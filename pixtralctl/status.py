@@ -1,0 +1,73 @@
+"""`pixtralctl status`: one line per replica of a deployment, like `sky serve status`.
+
+Which replicas exist, where, on what capacity and whether the load balancer (or the kubelet) counts them healthy,
+read through the platform's own CLI from the stack's outputs. Each platform has its module
+(`status_<platform>.py`) with `replicas(outputs: dict) -> list[Replica]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from dataclasses import asdict, dataclass
+
+from .target import TargetError, stack_outputs
+
+# The module that lists a target's replicas; a target without one has no `status` yet.
+PLATFORM_MODULES = {"aws": "status_aws", "gcp": "status_gcp", "kubernetes": "status_kubernetes",
+                    "eks": "status_kubernetes", "gke": "status_kubernetes"}
+COLUMNS = ("name", "zone", "type", "capacity", "state", "health")
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One replica as `status` prints it; a field the platform does not have is "-"."""
+
+    name: str
+    zone: str = "-"
+    type: str = "-"
+    # spot / on-demand (AWS), Spot / standard (GCP); "-" for pods.
+    capacity: str = "-"
+    # The platform's lifecycle state (InService, RUNNING, Running, ...), or the pod's ready/restarts/age.
+    state: str = "-"
+    # What decides whether it gets traffic: target health, the health check's verdict, readiness.
+    health: str = "-"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("status", help="one line per replica: where it runs and whether it serves",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", help="Pulumi stack whose outputs name the deployment")
+    parser.add_argument("--json", action="store_true", help="print the replicas as JSON")
+    parser.set_defaults(handler=run)
+
+
+def replicas_of(outputs: dict) -> list[Replica]:
+    target = outputs.get("target")
+    module_name = PLATFORM_MODULES.get(target)
+    if module_name is None:
+        raise TargetError(f"the stack's target {target!r} has no replica listing; expected one of "
+                          f"{', '.join(PLATFORM_MODULES)}")
+    try:
+        module = importlib.import_module(f"{__package__}.{module_name}")
+    except ModuleNotFoundError:
+        raise TargetError(f"`pixtralctl status` does not list replicas on target {target} yet") from None
+    return module.replicas(outputs)
+
+
+def table(replicas: list[Replica]) -> str:
+    rows = [COLUMNS] + [tuple(getattr(replica, column) for column in COLUMNS) for replica in replicas]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    replicas = replicas_of(stack_outputs(args.stack, instead="`status` reads the stack's outputs; select the stack"))
+    if args.json:
+        print(json.dumps([asdict(replica) for replica in replicas], indent=2))
+    else:
+        print(table(replicas))
+        print(f"{len(replicas)} replica(s)")
+    return 0
