@@ -134,6 +134,21 @@ def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool =
     return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
+# The longest secret names and settings a stack can give the VM (stack names are free text), for the size check that
+# runs with the rest of the validation, before the real names exist.
+_LONGEST_STORE = SecretStore(
+    "aws-ssm",
+    StoredSecret(f"/pixtral/{'s' * 100}/pixtral/api-key", "99999"),
+    StoredSecret(f"/pixtral/{'s' * 100}/pixtral/hf-token", "99999"),
+    {"PIXTRAL_AWS_REGION": "ap-southeast-4"},
+)
+
+
+def compressed_size(server: ServerSpec, local_nvme: bool) -> int:
+    """Bytes of the gzip user data an EC2 VM with this server would get, with the longest secret names."""
+    return len(gzip.compress(render_cloud_init(server, _LONGEST_STORE, local_nvme).encode(), mtime=0))
+
+
 def compress_user_data(document: str) -> str:
     """gzip + base64 for EC2's `user_data_base64`; mtime 0 so the same document always gives the same bytes (a
     changed value would replace the instance)."""

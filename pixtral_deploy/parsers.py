@@ -21,9 +21,15 @@ class Refused(ValueError):
     """A value a parser does not take; the argument says what is allowed."""
 
 
+# A value longer than this is cut in messages (a long extraArgs list would bury what is wrong with it).
+SHOWN_CHARACTERS = 200
+
+
 def shown(value: Any) -> str:
     """A value as the user wrote it: the text itself, quoted only when it would not read as one token."""
     text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) > SHOWN_CHARACTERS:
+        return repr(text[:SHOWN_CHARACTERS]) + f"... ({len(text)} characters)"
     return text if text and re.fullmatch(r"[^\s'\"]+", text) else repr(text)
 
 

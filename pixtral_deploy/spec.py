@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import GPUS, MACHINE_TYPES, MODELS, machine_types_for
+from .catalog import GPUS, MACHINE_TYPES, MODELS, has_local_nvme, machine_types_for
+from .cloudinit import USER_DATA_LIMIT_BYTES, compressed_size
 from .errors import ConfigError
 from .keys import (
     CONFIG_KEYS,
@@ -132,6 +133,8 @@ class Deployment:
             if self.scaling.autoscale and self.target in KUBERNETES_TARGETS:
                 raise ConfigError(f"pixtral:autoscale: autoscaling on target {self.target} is not built yet; "
                                   "expected a fixed pixtral:replicas")
+        if self.target == "aws":
+            self._check_user_data_fits()
         kubernetes = self.kubernetes
         if kubernetes is None:
             return
@@ -144,6 +147,14 @@ class Deployment:
                                 f"no allowedCidrs with pixtral:serviceType {kubernetes.service_type}: only a "
                                 "LoadBalancer Service can restrict its sources (loadBalancerSourceRanges); remove "
                                 "allowedCidrs or set serviceType to LoadBalancer")
+
+    def _check_user_data_fits(self) -> None:
+        """EC2 refuses user data over 16 KB (compressed): say so now, not after other resources exist."""
+        size = compressed_size(self.server, has_local_nvme(self.aws.instance_type))
+        if size > USER_DATA_LIMIT_BYTES:
+            raise setting_error("extraArgs", list(self.server.extra_args),
+                                f"fewer or shorter arguments: the VM's cloud-init would be {size} bytes compressed, "
+                                f"over EC2's {USER_DATA_LIMIT_BYTES}-byte user-data limit")
 
     def describe(self) -> str:
         return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"

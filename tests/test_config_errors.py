@@ -95,3 +95,18 @@ def test_allowed_cidrs_that_together_cover_the_internet_get_the_warning():
     assert any("open to the whole Internet" in line for line in run["log"]), run["log"]
     narrow = run_stack("aws", {"pixtral:allowedCidrs": '["0.0.0.0/1"]'})
     assert not any("open to the whole Internet" in line for line in narrow["log"]), narrow["log"]
+
+
+def test_user_data_over_ec2s_limit_is_refused_with_the_other_settings_before_any_resource():
+    # EC2 takes 16 KB of (compressed) user data; random text does not compress, so 400 such arguments cannot fit.
+    import json
+    import random
+    import string
+
+    rnd = random.Random(7)
+    domains = ["".join(rnd.choices(string.ascii_lowercase, k=60)) + ".example.com" for _ in range(400)]
+    args = [arg for domain in domains for arg in ("--allowed-media-domains", domain)]
+    run = run_stack("aws", {"pixtral:extraArgs": json.dumps(args)})
+    assert run["error"] and "pixtral:extraArgs" in run["error"] and "16384-byte user-data limit" in run["error"]
+    assert len(run["error"]) < 600, "the message must not echo the whole list"
+    assert run["resources"] == []
