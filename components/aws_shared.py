@@ -14,7 +14,6 @@ import pulumi_aws as aws
 
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret
 from pixtral_deploy.config import stored_secret
-from pixtral_deploy.errors import ConfigError
 from pixtral_deploy.network import ip_version
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
@@ -143,8 +142,10 @@ def default_vpc_subnets_offering(instance_types: list[str], vpc_id: str | None,
 
 
 def _require_subnets(instance_types: list[str], subnet_ids: list[str], zones: list[str]) -> list[str]:
+    # Known only once the cloud answers the lookups, so it cannot be refused with the other settings; a RunError is
+    # the run's error, which the CLI shows as this message alone, without a stack trace.
     if not subnet_ids:
-        raise ConfigError(
+        raise pulumi.RunError(
             f"pixtral:vpcId: no subnet of the VPC is in a zone that offers {', '.join(instance_types)} (zones that "
             f"offer it: {', '.join(zones) or 'none in this region'}); expected a VPC with a subnet in one of those "
             "zones (or, on target aws, pixtral:subnetId), or another aws:region")

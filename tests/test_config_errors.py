@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
-from conftest import run_stack
+from conftest import PROJECT_DIR, run_stack
 
 # (stack, settings, key the message must name, value it must quote, words of what is allowed)
 BAD_CONFIGS = [
@@ -110,3 +113,26 @@ def test_user_data_over_ec2s_limit_is_refused_with_the_other_settings_before_any
     assert run["error"] and "pixtral:extraArgs" in run["error"] and "16384-byte user-data limit" in run["error"]
     assert len(run["error"]) < 600, "the message must not echo the whole list"
     assert run["resources"] == []
+
+
+# The program run under the mock engine with a cloud whose VPC has no subnet in a zone that offers the type.
+_NO_SUBNET_RUN = """
+import sys
+from pixtral_deploy import mockrun
+answer = mockrun._make_mocks
+def cloud_without_subnets(config, run, options):
+    mocks = answer(config, run, options)
+    call = mocks.call
+    mocks.call = lambda args: {"ids": []} if args.token == "aws:ec2/getSubnets:getSubnets" else call(args)
+    return mocks
+mockrun._make_mocks = cloud_without_subnets
+print(mockrun.run_program("aws").error)
+"""
+
+
+def test_a_vpc_without_a_subnet_where_the_type_is_offered_is_one_clean_message():
+    done = subprocess.run([sys.executable, "-c", _NO_SUBNET_RUN], capture_output=True, text=True, cwd=PROJECT_DIR,
+                          timeout=300)
+    message = done.stdout.strip()
+    assert message.startswith("pixtral:vpcId: no subnet of the VPC is in a zone that offers g6e.xlarge"), done
+    assert "pixtral:subnetId" in message and "Traceback" not in done.stdout + done.stderr
