@@ -46,16 +46,19 @@ PLAUSIBLE: dict[str, list[str]] = {
 SECRET_KEYS = {key.name for key in CONFIG_KEYS if key.secret}
 
 
-def _values(key) -> st.SearchStrategy[str]:
-    name = key.name
+def _plausible(key) -> st.SearchStrategy[str]:
     default = [] if key.default is None else [key.default if isinstance(key.default, str) else json.dumps(
         key.default)]
-    return st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.sampled_from(PLAUSIBLE.get(name, []) + default or
-                                                                       HOSTILE_TEXT),
-                     st.sampled_from(HOSTILE_TEXT), st.text(max_size=12), st.integers(-5, 70000).map(str))
+    return st.sampled_from(PLAUSIBLE.get(key.name, []) + default or ["1"])
 
 
-VALUES = {key.name: _values(key) for key in CONFIG_KEYS}
+def _hostile(key) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(HOSTILE_NUMBERS), st.sampled_from(HOSTILE_TEXT), st.text(max_size=12),
+                     st.integers(-5, 70000).map(str))
+
+
+PLAUSIBLE_VALUES = {key.name: _plausible(key) for key in CONFIG_KEYS}
+HOSTILE_VALUES = {key.name: _hostile(key) for key in CONFIG_KEYS}
 ANY_TARGET = st.sampled_from(TARGETS)
 
 
@@ -64,10 +67,15 @@ def configurations(draw, target: st.SearchStrategy[str] = ANY_TARGET) -> dict[st
     chosen = draw(target)
     # The target's own keys, and now and then another target's (which must be refused by name).
     own = [k.name for k in CONFIG_KEYS if chosen in k.targets and k.name != "target" and k.name not in SECRET_KEYS]
-    picked = draw(st.lists(st.sampled_from(own), max_size=6, unique=True))
+    picked = draw(st.lists(st.sampled_from(own), max_size=5, unique=True))
+    raw = {"target": chosen, **{name: draw(PLAUSIBLE_VALUES[name]) for name in picked}}
+    # At most one hostile value, so that the others parse and the check reaches the logic behind them.
+    if own and draw(st.booleans()):
+        name = draw(st.sampled_from(own))
+        raw[name] = draw(HOSTILE_VALUES[name])
     if draw(st.integers(0, 9)) == 0:
-        picked.append(draw(st.sampled_from([k.name for k in CONFIG_KEYS if chosen not in k.targets])))
-    return {"target": chosen, **{name: draw(VALUES[name]) for name in picked}}
+        raw[draw(st.sampled_from([k.name for k in CONFIG_KEYS if chosen not in k.targets]))] = "1"
+    return raw
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
