@@ -13,7 +13,7 @@ import pytest
 from conftest import PROJECT_DIR
 from fake_openai_server import FakeVllm
 
-from pixtralctl.__main__ import main
+from pixtralctl.__main__ import main, parser
 
 KEY = "sk-fake-pixtral-key-1234"
 
@@ -60,10 +60,34 @@ def test_wait_stops_at_its_timeout(capsys, ready_after, timeout, interval, code,
 def test_wait_fails_fast_on_a_refused_key(capsys):
     with FakeVllm(KEY) as server:
         started = time.monotonic()
-        code = main(["wait", "--endpoint", server.endpoint, "--api-key", "wrong-key-123456", "--timeout", "30"])
+        code = main(["wait", "--endpoint", server.endpoint, "--api-key", "wrong-key-123456", "--timeout", "30",
+                     "--refused-grace", "0"])
         assert code == 1 and time.monotonic() - started < 5
     out = capsys.readouterr().out
     assert "refused with 401" in out and "wrong-key-123456" not in out
+
+
+def test_wait_rides_out_an_old_key_during_a_rolling_update(capsys):
+    with FakeVllm(KEY, old_key_for=1.0) as server:
+        assert main(["wait", *_target(server), "--timeout", "20", "--interval", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "refused: the API key" in out and "retrying for up to" in out, out
+    assert "ready after" in out
+
+
+def test_wait_gives_up_on_a_key_refused_past_the_grace(capsys):
+    with FakeVllm(KEY, old_key_for=60) as server:
+        started = time.monotonic()
+        code = main(["wait", *_target(server), "--timeout", "30", "--interval", "0.2", "--refused-grace", "1"])
+        took = time.monotonic() - started
+    assert code == 1 and 1 <= took < 5, took
+    out = capsys.readouterr().out
+    assert "FAIL: the API key (sk-...(24 chars)) was refused with 401" in out and "past the 1s grace" in out
+    assert KEY not in out
+
+
+def test_wait_grace_for_a_refused_key_is_a_minute_by_default():
+    assert parser().parse_args(["wait"]).refused_grace == 60
 
 
 def test_wait_reports_a_server_that_fails_real_requests(capsys):
@@ -94,7 +118,7 @@ def test_smoke_sends_text_image_text_image_and_reports_usage(capsys, tmp_path):
     assert "Three people jogging" in out and "210 prompt tokens" in out
 
 
-def test_smoke_uses_the_seed_images_by_default(capsys):
+def test_smoke_sends_the_guide_request_by_default(capsys):
     with FakeVllm(KEY) as server:
         assert main(["smoke", *_target(server)]) == 0
         content = server.chat_requests()[0]["messages"][0]["content"]
@@ -128,9 +152,27 @@ def test_smoke_expect_tokens_accepts_empty_text_only_with_tokens(capsys):
 
 def test_smoke_with_a_wrong_key_fails_without_printing_it(capsys):
     with FakeVllm(KEY) as server:
-        assert main(["smoke", "--endpoint", server.endpoint, "--api-key", "sk-wrong-but-long-key"]) == 2
-    err = capsys.readouterr().err
-    assert "refused" in err and "sk-wrong-but-long-key" not in err
+        assert main(["smoke", "--endpoint", server.endpoint, "--api-key", "sk-wrong-but-long-key"]) == 1
+    out = capsys.readouterr().out
+    assert "refused" in out and "sk-wrong-but-long-key" not in out
+
+
+def test_smoke_on_a_refused_connection_fails_the_check(capsys):
+    assert main(["smoke", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY]) == 1
+    assert "FAIL: no answer from http://127.0.0.1:9" in capsys.readouterr().out
+
+
+def test_smoke_json_reports_a_failure_as_json(capsys):
+    assert main(["smoke", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY, "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] is False and "no answer from" in result["error"]
+
+
+def test_smoke_with_an_image_that_is_not_a_file_is_a_usage_error(capsys, tmp_path):
+    with FakeVllm(KEY) as server:
+        assert main(["smoke", *_target(server), "--image", str(tmp_path / "missing.png")]) == 2
+        assert not server.requests
+    assert "missing.png" in capsys.readouterr().err
 
 
 def test_smoke_json_output(capsys):
@@ -167,6 +209,11 @@ def test_bench_counts_errors_and_fails_when_nothing_succeeds(capsys):
     with FakeVllm(KEY, mode="error_500") as server:
         assert main(["bench", *_target(server), "--requests", "3"]) == 1
     assert "error x3: status 500" in capsys.readouterr().out
+
+
+def test_bench_refuses_a_cap_that_is_not_positive(capsys):
+    assert main(["bench", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY, "--concurrency", "0"]) == 2
+    assert "--concurrency, --requests and --duration must be positive" in capsys.readouterr().err
 
 
 # --- target resolution -----------------------------------------------------------------------------------------------
