@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
                     "are given.",
         epilog=status_codes.epilog(status_codes.GENERAL_MEANINGS) + "\n(each command's --help says what they "
                                                                     "mean for it)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=status_codes.HelpFormatter)
     subparsers = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.register(subparsers)

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="measure latency and throughput under concurrent load",
                                    description=__doc__.split("\n\n")[0],
                                    epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   formatter_class=status_codes.HelpFormatter)
     add_target_arguments(parser)
     add_image_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")

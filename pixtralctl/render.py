@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "render", help="write what a stack would run (cloud-init, manifests, resources) without any credentials",
         description=__doc__.split("\n\n")[0], epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=status_codes.HelpFormatter)
     parser.add_argument("--stack", required=True, help="stack file to render (stacks/Pulumi.<stack>.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="folder to write into (created if missing)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

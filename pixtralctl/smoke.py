@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "smoke", help="send the SkyPilot Pixtral guide's request (two images and a question), check the answer",
         description=__doc__.split("\n\n")[0], epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=status_codes.HelpFormatter)
     add_target_arguments(parser)
     add_image_arguments(parser)
     parser.add_argument("--expect-tokens", action="store_true",

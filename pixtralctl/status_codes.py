@@ -6,6 +6,9 @@ pixtralctl.__main__.main maps it to one of these. Each command's --help lists wh
 
 from __future__ import annotations
 
+import argparse
+import textwrap
+
 SUCCESS = 0
 # The deployment was asked and failed the check: no answer in time, a refused key, a wrong answer, a config the
 # program refuses. Scripts can tell "the deployment is wrong" (1) from "the command was called wrong" (2).
@@ -30,6 +33,20 @@ def meanings(specific: dict[int, str]) -> dict[int, str]:
     return {**specific, INTERRUPTED: GENERAL_MEANINGS[INTERRUPTED]}
 
 
+EPILOG_HEADING = "exit codes:"
+
+
 def epilog(codes: dict[int, str]) -> str:
-    """The "exit codes" block of a --help text."""
-    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in codes.items())
+    """The "exit codes" block of a --help text: one code a line, its meaning wrapped beside it."""
+    return EPILOG_HEADING + "\n" + "\n".join(
+        textwrap.fill(meaning, width=79, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
+        for code, meaning in codes.items())
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's own wrapping for descriptions; the exit codes block keeps its one-code-a-line layout."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EPILOG_HEADING):
+            return text
+        return super()._fill_text(text, width, indent)

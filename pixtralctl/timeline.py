@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("timeline", help="print a VM's boot timeline (needs the aws or gcloud CLI)",
                                    description=__doc__.split("\n\n")[0],
                                    epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   formatter_class=status_codes.HelpFormatter)
     add_vm_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the raw events as JSON")
     parser.set_defaults(handler=run)

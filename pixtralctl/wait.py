@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("wait", help="wait until the endpoint answers a real request",
                                    description=__doc__.split("\n\n")[0],
                                    epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   formatter_class=status_codes.HelpFormatter)
     add_target_arguments(parser)
     timeline.add_vm_arguments(parser)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait in all (default 1800)")
