@@ -29,7 +29,8 @@ EXIT_CODES = {
     status_codes.CHECK_FAILED: "no request succeeded, or the server did not answer, refused the key or listed no "
                                "model before the first request",
     status_codes.USAGE_ERROR: status_codes.GENERAL_MEANINGS[status_codes.USAGE_ERROR] + "; --concurrency, "
-                              "--requests or --duration not positive",
+                              "--requests or --duration not positive; an --out that is not a file in an existing "
+                              "folder",
 }
 
 
@@ -131,6 +132,9 @@ def run(args: argparse.Namespace) -> None:
     if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
         raise UsageError("--concurrency, --requests and --duration must be positive, got "
                          f"{args.concurrency}, {args.requests} and {args.duration:g}")
+    # Refused before the load is sent, not after minutes of it.
+    if args.out and (args.out.is_dir() or not args.out.parent.is_dir()):
+        raise UsageError(f"--out {args.out}: not a file in an existing folder")
     requests, duration = min(args.requests, MAX_REQUESTS), min(args.duration, MAX_DURATION_SECONDS)
     target = resolve(args)
     content = guide_content(args.image)

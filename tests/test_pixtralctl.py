@@ -214,6 +214,13 @@ def test_bench_counts_errors_and_fails_when_nothing_succeeds(capsys):
     assert "error x3: status 500" in capsys.readouterr().out
 
 
+def test_bench_refuses_an_out_it_cannot_write_before_sending_load(capsys, tmp_path):
+    with FakeVllm(KEY) as server:
+        assert main(["bench", *_target(server), "--requests", "3", "--out", str(tmp_path)]) == 2
+        assert not server.requests
+    assert f"--out {tmp_path}: not a file in an existing folder" in capsys.readouterr().err
+
+
 def test_bench_refuses_a_cap_that_is_not_positive(capsys):
     assert main(["bench", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY, "--concurrency", "0"]) == 2
     assert "--concurrency, --requests and --duration must be positive" in capsys.readouterr().err
