@@ -28,6 +28,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT_NAME = "pixtral-deploy"
 MOCK_PUBLIC_IP = "203.0.113.10"
 MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
+MOCK_INSTANCE_ID = "i-0123456789abcdef0"
+MOCK_ARN_PREFIX = "arn:aws:mock:"
+# What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
+MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID, MOCK_ARN_PREFIX)
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -188,6 +192,15 @@ def _make_monitor(mocks: Any, options_by_resource: dict[tuple[str, str], dict[st
     return RecordingMonitor(mocks)
 
 
+def mock_id(name: str) -> str:
+    """The id the mocks give the resource `name` (and its `name` output where the cloud names it)."""
+    return f"{name}-id"
+
+
+def mock_name(name: str) -> str:
+    return f"{name}-name"
+
+
 def _declared_without_name(inputs: dict[str, Any]) -> bool:
     metadata = inputs.get("metadata")
     return isinstance(metadata, dict) and "name" not in metadata
@@ -208,15 +221,15 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
             inputs = _number_free(args.inputs)
             outputs = dict(inputs)
-            resource_id = f"{args.name}-id"
+            resource_id = mock_id(args.name)
             if args.typ == "aws:ec2/instance:Instance":
-                resource_id = "i-0123456789abcdef0"
+                resource_id = MOCK_INSTANCE_ID
                 outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp="10.0.0.10")
             elif args.typ == "aws:ec2/eip:Eip":
                 outputs.update(publicIp=MOCK_PUBLIC_IP)
             elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role"):
-                outputs.update(arn=f"arn:aws:mock:{region}:123456789012:{inputs.get('name', args.name)}")
-                outputs.setdefault("name", f"{args.name}-name")
+                outputs.update(arn=f"{MOCK_ARN_PREFIX}{region}:123456789012:{inputs.get('name', args.name)}")
+                outputs.setdefault("name", mock_name(args.name))
                 if args.typ == "aws:ssm/parameter:Parameter":
                     outputs.update(version=MOCK_SSM_VERSION)
             elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":

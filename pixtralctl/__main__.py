@@ -1,14 +1,19 @@
-"""Command line of pixtralctl: one subcommand per module, each with its own --help."""
+"""Command line of pixtralctl: one subcommand per module, each with its own --help.
+
+Commands raise instead of choosing an exit code: `main` is the one place that turns what they raise into the
+message a user reads and the code a script checks (pixtralctl.status_codes).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from . import bench, render, smoke, status, timeline, wait
-from .target import TargetError
+from . import bench, render, smoke, status_codes, timeline, wait
+from .errors import Failure, UsageError
 
-SUBCOMMANDS = (wait, smoke, bench, render, timeline, status)
+SUBCOMMANDS = (wait, smoke, bench, render, timeline)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,7 +21,10 @@ def parser() -> argparse.ArgumentParser:
         prog="pixtralctl",
         description="Check, measure and review a pixtral-deploy deployment. Each command reads the stack's outputs "
                     "(pulumi stack output) unless --endpoint and --api-key (or PIXTRAL_ENDPOINT / PIXTRAL_API_KEY) "
-                    "are given.")
+                    "are given.",
+        epilog=status_codes.epilog(status_codes.GENERAL_MEANINGS) + "\n(each command's --help says what they "
+                                                                    "mean for it)",
+        formatter_class=status_codes.HelpFormatter)
     subparsers = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.register(subparsers)
@@ -26,13 +34,21 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.handler(args)
-    except TargetError as error:
+        args.handler(args)
+    except Failure as failure:
+        # A failed check is the command's result: on stdout, as JSON where the command was asked for JSON.
+        if failure.report is not None:
+            print(json.dumps({**failure.report, "ok": False, "error": str(failure)}, indent=2))
+        else:
+            print(f"FAIL: {failure}")
+        return status_codes.CHECK_FAILED
+    except UsageError as error:
         print(f"pixtralctl {args.command}: {error}", file=sys.stderr)
-        return 2
+        return status_codes.USAGE_ERROR
     except KeyboardInterrupt:
         print(f"pixtralctl {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return status_codes.INTERRUPTED
+    return status_codes.SUCCESS
 
 
 if __name__ == "__main__":

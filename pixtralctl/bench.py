@@ -16,11 +16,22 @@ from pathlib import Path
 
 import openai
 
-from .seed import add_image_arguments, seed_content
+from . import status_codes
+from .errors import Failure, UsageError
+from .guide_request import add_image_arguments, guide_content
 from .target import add_target_arguments, resolve, served_model
 
 MAX_REQUESTS = 10_000
 MAX_DURATION_SECONDS = 3600
+
+EXIT_CODES = {
+    status_codes.SUCCESS: "at least one request succeeded (the table counts the errors)",
+    status_codes.CHECK_FAILED: "no request succeeded, or the server did not answer, refused the key or listed no "
+                               "model before the first request",
+    status_codes.USAGE_ERROR: status_codes.GENERAL_MEANINGS[status_codes.USAGE_ERROR] + "; --concurrency, "
+                              "--requests or --duration not positive; an --out that is not a file in an existing "
+                              "folder",
+}
 
 
 @dataclass
@@ -34,7 +45,9 @@ class Sample:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="measure latency and throughput under concurrent load",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=__doc__.split("\n\n")[0],
+                                   epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
+                                   formatter_class=status_codes.HelpFormatter)
     add_target_arguments(parser)
     add_image_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
@@ -115,13 +128,16 @@ def _table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     if args.concurrency < 1 or args.requests < 1 or args.duration <= 0:
-        print("pixtralctl bench: --concurrency, --requests and --duration must be positive")
-        return 2
+        raise UsageError("--concurrency, --requests and --duration must be positive, got "
+                         f"{args.concurrency}, {args.requests} and {args.duration:g}")
+    # Refused before the load is sent, not after minutes of it.
+    if args.out and (args.out.is_dir() or not args.out.parent.is_dir()):
+        raise UsageError(f"--out {args.out}: not a file in an existing folder")
     requests, duration = min(args.requests, MAX_REQUESTS), min(args.duration, MAX_DURATION_SECONDS)
     target = resolve(args)
-    content = seed_content(args.image)
+    content = guide_content(args.image)
     model = served_model(target)
     client = openai.OpenAI(base_url=target.base_url, api_key=target.api_key, timeout=args.timeout, max_retries=0)
     origin = time.monotonic()
@@ -149,4 +165,5 @@ def run(args: argparse.Namespace) -> int:
             "images_per_request": len(content) // 2, "max_tokens": args.max_tokens, "summary": summary,
             "samples": [asdict(s) for s in sorted(samples, key=lambda s: s.started)]}, indent=2))
         print(f"raw numbers written to {args.out}")
-    return 0 if summary["ok"] else 1
+    if not summary["ok"]:
+        raise Failure(f"none of the {summary['requests']} requests succeeded")

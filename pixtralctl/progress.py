@@ -11,16 +11,30 @@ class Progress:
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty()
         self._last: str | None = None
+        self._line_shown = False
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # A command that stops with an error leaves the terminal on a clean line for the message that follows.
+        self._clear()
 
     def update(self, phase: str, elapsed: float, detail: str) -> None:
         if self.live:
             self.stream.write(f"\r\033[K{phase:<10} {elapsed:6.0f}s  {detail}"[:200])
             self.stream.flush()
+            self._line_shown = True
         elif phase != self._last:
             print(f"[{elapsed:6.1f}s] {phase}: {detail}", file=self.stream, flush=True)
         self._last = phase
 
     def done(self, message: str) -> None:
-        if self.live:
-            self.stream.write("\r\033[K")
+        self._clear()
         print(message, file=self.stream, flush=True)
+
+    def _clear(self) -> None:
+        if self._line_shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._line_shown = False

@@ -1,8 +1,9 @@
 """`pixtralctl render`: what a stack would run, written to a folder, with no credentials and no Pulumi CLI.
 
 It runs the real program for a stack file under the Pulumi SDK's mock engine (pixtral_deploy.mockrun) and writes
-each VM's cloud-init, each Kubernetes object as a manifest, a table of the resources with their key settings and
-the program's log. It is the review step before `pulumi up`. Secrets are never written.
+each VM's cloud-init, each Kubernetes object as a manifest, a table of the resources with their security- and
+cost-relevant settings, the stack's outputs and the program's log. It is the review step before `pulumi up`.
+Secrets are never written; addresses and ids the cloud assigns on create are shown as known after `pulumi up`.
 """
 
 from __future__ import annotations
@@ -15,33 +16,25 @@ from typing import Any
 
 import yaml
 
-# For the review table: the inputs of each resource type that say what it really is.
-KEY_SETTINGS: dict[str, tuple[str, ...]] = {
-    "aws:ec2/instance:Instance": ("instanceType", "ami", "subnetId", "rootBlockDevice", "metadataOptions",
-                                  "instanceMarketOptions"),
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("ipProtocol", "fromPort", "toPort", "cidrIpv4",
-                                                                  "cidrIpv6"),
-    "aws:ssm/parameter:Parameter": ("name", "type"),
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("policyArn",),
-    "aws:eks/cluster:Cluster": ("version",),
-    "aws:eks/nodeGroup:NodeGroup": ("instanceTypes", "amiType", "capacityType", "scalingConfig", "taints"),
-    "gcp:compute/instance:Instance": ("machineType", "zone", "guestAccelerators", "scheduling", "bootDisk"),
-    "gcp:compute/firewall:Firewall": ("allows", "sourceRanges", "targetTags"),
-    "gcp:secretmanager/secret:Secret": ("secretId",),
-    "gcp:container/cluster:Cluster": ("location", "minMasterVersion"),
-    "gcp:container/nodePool:NodePool": ("nodeCount", "nodeConfig"),
-    "kubernetes:apps/v1:Deployment": ("spec",),
-    "kubernetes:core/v1:Service": ("spec",),
-    "kubernetes:core/v1:PersistentVolumeClaim": ("spec",),
+from . import status_codes
+from .errors import Failure, UsageError
+from .resource_summary import key_settings
+
+KNOWN_AFTER_UP = "known after `pulumi up`"
+
+EXIT_CODES = {
+    status_codes.SUCCESS: "rendered; the files written are listed",
+    status_codes.CHECK_FAILED: "the program refused the stack's config (the message `pulumi up` would give)",
+    status_codes.USAGE_ERROR: "bad flags: no such stack file, an --out that is not a folder, a --set without "
+                              "KEY=VALUE",
 }
-_SUMMARY_FIELDS = {"spec": ("replicas", "type", "ports", "resources", "accessModes", "storageClassName"),
-                   "bootDisk": ("initializeParams",), "nodeConfig": ("machineType", "guestAccelerators", "spot")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "render", help="write what a stack would run (cloud-init, manifests, resources) without any credentials",
-        description=__doc__.split("\n\n")[0])
+        description=__doc__.split("\n\n")[0], epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
+        formatter_class=status_codes.HelpFormatter)
     parser.add_argument("--stack", required=True, help="stack file to render (stacks/Pulumi.<stack>.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="folder to write into (created if missing)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -49,21 +42,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _summary(resource_type: str, inputs: dict[str, Any], options: dict[str, Any]) -> str:
-    parts = []
-    for key in KEY_SETTINGS.get(resource_type, ()):
-        if key not in inputs:
-            continue
-        value = inputs[key]
-        if key == "spec" and resource_type == "kubernetes:apps/v1:Deployment":
-            container = value["template"]["spec"]["containers"][0]
-            value = {"replicas": value.get("replicas"), "image": container["image"],
-                     "gpus": container["resources"]["limits"].get("nvidia.com/gpu")}
-        elif key in _SUMMARY_FIELDS and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k in _SUMMARY_FIELDS[key]}
-        parts.append(f"{key}={json.dumps(value, separators=(',', ':'))}")
+class MadeUp:
+    """Tells the values the mock engine invented on create (addresses, ids, ARNs) from the program's own."""
+
+    def __init__(self, resources: list[dict[str, Any]]):
+        from pixtral_deploy.mockrun import MADE_UP_ON_CREATE, mock_id, mock_name
+
+        self.fragments = MADE_UP_ON_CREATE
+        self.references = {f(r["name"]) for r in resources for f in (mock_id, mock_name)}
+
+    def shown(self, value: Any) -> Any:
+        """`value` with every string the mocks made up replaced by KNOWN_AFTER_UP, at any depth."""
+        if isinstance(value, str):
+            made_up = value in self.references or any(fragment in value for fragment in self.fragments)
+            return KNOWN_AFTER_UP if made_up else value
+        if isinstance(value, dict):
+            return {k: self.shown(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.shown(v) for v in value]
+        return value
+
+
+def _compact(value: Any) -> str:
+    # Sorted keys: two renders of the same stack compare line by line.
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def summary(resource: dict[str, Any], made_up: MadeUp) -> str:
+    """The resources.md cell: the type's key settings, then the resource options that change up and destroy."""
+    parts = [f"{label}={_compact(made_up.shown(value))}" if label else value
+             for label, value in key_settings(resource["type"], resource["inputs"])]
     # Resource options (timeouts, protect, ...) change what `pulumi up` and `destroy` do: reviewers see them too.
-    parts += [f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in options.items()]
+    parts += [f"{key}={_compact(value)}" for key, value in resource["options"].items()]
     return "; ".join(parts).replace("|", "\\|")
 
 
@@ -93,11 +103,13 @@ def write_render(run: dict[str, Any], out: Path) -> list[Path]:
         name = manifest["metadata"].get("name", f"object-{index}")
         write(f"manifests/{index:02d}-{manifest['kind'].lower()}-{_slug(name)}.yaml",
               yaml.safe_dump(manifest, sort_keys=False))
+    made_up = MadeUp(run["resources"])
     rows = ["| type | name | key settings |", "|---|---|---|"]
-    rows += [f"| `{r['type']}` | {r['name']} | {_summary(r['type'], r['inputs'], r['options'])} |"
-             for r in run["resources"]]
-    write("resources.md", f"# Stack `{run['stack']}`: {len(run['resources'])} resources\n\n" + "\n".join(rows) + "\n")
-    outputs = {k: ("<secret>" if k in run["secret_outputs"] else v) for k, v in run["outputs"].items()}
+    rows += [f"| `{r['type']}` | {r['name']} | {summary(r, made_up)} |" for r in run["resources"]]
+    write("resources.md", f"# Stack `{run['stack']}`: {len(run['resources'])} resources\n\n"
+                          f"Values shown as {KNOWN_AFTER_UP} are assigned by the cloud when the resource is created."
+                          "\n\n" + "\n".join(rows) + "\n")
+    outputs = {k: ("<secret>" if k in run["secret_outputs"] else made_up.shown(v)) for k, v in run["outputs"].items()}
     write("outputs.json", json.dumps(outputs, indent=2) + "\n")
     write("program.log", "".join(f"{line}\n" for line in run["log"]))
     return written
@@ -108,25 +120,39 @@ def _settings(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"pixtralctl render: --set takes KEY=VALUE, got {pair!r}")
+            raise UsageError(f"--set takes KEY=VALUE, got {pair!r}")
         settings[key if ":" in key else f"pixtral:{key}"] = value
     return settings
 
 
-def run(args: argparse.Namespace) -> int:
+def _writable_folder(out: Path) -> None:
+    """Refuse an --out that cannot become a folder before spending a program run on it."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise UsageError(f"--out {out}: {path} exists and is not a folder; pass a folder (it is created "
+                                 "if missing)")
+            return
+
+
+def run(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
     from pixtral_deploy.mockrun import run_program, stack_files
 
     if args.stack not in stack_files():
-        print(f"pixtralctl render: no stack file for {args.stack!r}; shipped stacks: {', '.join(stack_files())}")
-        return 2
-    program = asdict(run_program(args.stack, _settings(args.set)))
+        raise UsageError(f"no stack file for {args.stack!r}; shipped stacks: {', '.join(stack_files())}")
+    settings = _settings(args.set)
+    _writable_folder(args.out)
+    program = asdict(run_program(args.stack, settings))
     for line in program["log"]:
         print(line)
     if program["error"]:
-        print(f"error: {program['error']}")
-        return 1
-    written = write_render(program, args.out)
-    print(f"rendered stack {args.stack}: {len(program['resources'])} resources, {len(written)} files in {args.out}")
-    return 0
+        raise Failure(program["error"])
+    try:
+        written = write_render(program, args.out)
+    except OSError as error:
+        raise UsageError(f"--out {args.out}: cannot write there ({error.strerror or error})") from None
+    print(f"rendered stack {args.stack}: {len(program['resources'])} resources, {len(written)} files in {args.out}:")
+    for path in written:
+        print(f"  {path}")

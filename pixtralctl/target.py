@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
+from . import api
+from .errors import Failure, UsageError
 
-class TargetError(Exception):
+
+class TargetError(UsageError):
     """The deployment to talk to cannot be determined; the message says how to name it."""
 
 
@@ -81,18 +82,19 @@ def served_model(target: Target, timeout: float = 10) -> str:
     """The model to request: the configured one, else the first the server lists."""
     if target.model:
         return target.model
-    request = urllib.request.Request(f"{target.base_url}/models",
-                                     headers={"Authorization": f"Bearer {target.api_key}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            models = json.loads(response.read()).get("data") or []
-    except urllib.error.HTTPError as error:
-        raise TargetError(f"{target.base_url}/models answered {error.code}"
-                          + (f": the API key ({target.shown_key()}) was refused" if error.code in (401, 403) else
-                             "; is the server ready? (pixtralctl wait)")) from None
-    except (urllib.error.URLError, OSError) as error:
-        raise TargetError(f"no answer from {target.endpoint} ({getattr(error, 'reason', error)}); is it up? "
-                          "(pixtralctl wait)") from None
+        reply = api.call(f"{target.base_url}/models", target.api_key, timeout=timeout)
+    except api.NoAnswer as error:
+        raise Failure(f"no answer from {target.endpoint} ({error}); is it up? (pixtralctl wait)") from None
+    if reply.status in (401, 403):
+        raise Failure(f"{target.base_url}/models answered {reply.status}: the API key ({target.shown_key()}) was "
+                      "refused")
+    if reply.status != 200:
+        raise Failure(f"{target.base_url}/models answered {reply.status}; is the server ready? (pixtralctl wait)")
+    try:
+        models = reply.json().get("data") or []
+    except (ValueError, AttributeError):
+        raise Failure(f"{target.base_url}/models did not answer a model list: {reply.text[:160]!r}") from None
     if not models:
-        raise TargetError(f"{target.base_url}/models lists no model; pass --model")
+        raise Failure(f"{target.base_url}/models lists no model; pass --model")
     return models[0]["id"]

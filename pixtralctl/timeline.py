@@ -16,11 +16,18 @@ from dataclasses import dataclass
 
 from pixtral_deploy.cloudinit import TIMELINE_FILE
 
+from . import status_codes
 from .target import TargetError, stack_outputs
 
 TIMELINE_PATH = TIMELINE_FILE
 # The boot plan's phases in the order they happen.
 PHASES = ("boot", "secrets", "install", "download", "load", "graphs", "ready")
+
+EXIT_CODES = {
+    status_codes.SUCCESS: "the timeline was read (an empty one too: the VM has not run its boot plan yet)",
+    status_codes.USAGE_ERROR: "the aws or gcloud CLI is missing or could not read the VM, or no VM is named (no "
+                              "--instance-id / --instance-name and no stack outputs naming one)",
+}
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,9 @@ class Vm:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("timeline", help="print a VM's boot timeline (needs the aws or gcloud CLI)",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=__doc__.split("\n\n")[0],
+                                   epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
+                                   formatter_class=status_codes.HelpFormatter)
     add_vm_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the raw events as JSON")
     parser.set_defaults(handler=run)
@@ -156,7 +165,6 @@ def _seconds(value: float | None) -> str:
     return f"{value:8.1f}s" if value is not None else "        -"
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     events = fetch(resolve_vm(args))
     print(json.dumps(events, indent=2) if args.json else table(events))
-    return 0

@@ -2,80 +2,89 @@
 
 vLLM's /health answers before a real request can succeed (weights still warming, an unsupported setting that only
 fails on the first request), so readiness means: /health, then /v1/models with the key, then one tiny real chat
-request. A refused key fails at once instead of waiting for the timeout.
+request. A refused key is retried for a short grace (a rolling update can answer with the old key for a moment),
+then fails without waiting for the timeout.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
-from . import timeline
+from . import api, status_codes, timeline
+from .errors import Failure
 from .progress import Progress
 from .target import Target, TargetError, add_target_arguments, resolve
 
 # Reading the VM's boot timeline goes through SSM / IAP: not on every probe.
 TIMELINE_EVERY_SECONDS = 30
+# Long enough for a rolling update to retire the pod or VM that still holds the old key; short enough that a
+# plainly wrong key fails well before a cold start's timeout.
+REFUSED_GRACE_SECONDS = 60
+
+EXIT_CODES = {
+    status_codes.SUCCESS: "ready: the server answered a real chat request",
+    status_codes.CHECK_FAILED: "not ready within --timeout, or the API key still refused after --refused-grace",
+    status_codes.USAGE_ERROR: status_codes.GENERAL_MEANINGS[status_codes.USAGE_ERROR],
+}
 
 
 @dataclass(frozen=True)
 class Probe:
     phase: str
     detail: str
-    fatal: bool = False
 
     @property
     def ready(self) -> bool:
         return self.phase == "ready"
 
+    @property
+    def refused(self) -> bool:
+        return self.phase == "refused"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("wait", help="wait until the endpoint answers a real request",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=__doc__.split("\n\n")[0],
+                                   epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
+                                   formatter_class=status_codes.HelpFormatter)
     add_target_arguments(parser)
     timeline.add_vm_arguments(parser)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait in all (default 1800)")
     parser.add_argument("--interval", type=float, default=5, help="seconds between probes (default 5)")
+    parser.add_argument("--refused-grace", type=float, default=REFUSED_GRACE_SECONDS, metavar="SECONDS",
+                        help="how long a refused API key (401/403) is retried before failing: during a rolling "
+                             "update an old pod or VM answers with the old key for a moment (default "
+                             f"{REFUSED_GRACE_SECONDS})")
     parser.set_defaults(handler=run)
 
 
-def _call(url: str, key: str | None = None, body: dict | None = None, timeout: float = 30) -> tuple[int, str]:
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")[:300]
+def _refused(target: Target, status: int) -> Probe:
+    return Probe("refused", f"the API key ({target.shown_key()}) was refused with {status}")
 
 
 def probe(target: Target, timeout: float = 30) -> Probe:
     """One look at the server: how far it has come."""
     try:
-        status, _ = _call(f"{target.endpoint}/health", timeout=timeout)
-        if status != 200:
-            return Probe("loading", f"/health answered {status}")
-        status, body = _call(f"{target.base_url}/models", target.api_key, timeout=timeout)
-        if status in (401, 403):
-            return Probe("refused", f"the API key ({target.shown_key()}) was refused with {status}", fatal=True)
-        if status != 200:
-            return Probe("loading", f"/v1/models answered {status}")
-        model = target.model or (json.loads(body).get("data") or [{}])[0].get("id")
-        status, body = _call(f"{target.base_url}/chat/completions", target.api_key, timeout=timeout, body={
-            "model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]})
-        if status == 200:
+        reply = api.call(f"{target.endpoint}/health", timeout=timeout)
+        if reply.status != 200:
+            return Probe("loading", f"/health answered {reply.status}")
+        reply = api.call(f"{target.base_url}/models", target.api_key, timeout=timeout)
+        if reply.status in (401, 403):
+            return _refused(target, reply.status)
+        if reply.status != 200:
+            return Probe("loading", f"/v1/models answered {reply.status}")
+        model = target.model or (reply.json().get("data") or [{}])[0].get("id")
+        reply = api.call(f"{target.base_url}/chat/completions", target.api_key, api.readiness_request(model),
+                         timeout=timeout)
+        if reply.status == 200:
             return Probe("ready", f"answered a chat request as {model!r}")
-        if status in (401, 403):
-            return Probe("refused", f"the API key ({target.shown_key()}) was refused with {status}", fatal=True)
-        return Probe("warming", f"a chat request answered {status}: {body[:160]}")
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        return Probe("starting", f"no answer from {target.endpoint} yet ({reason})")
+        if reply.status in (401, 403):
+            return _refused(target, reply.status)
+        return Probe("warming", f"a chat request answered {reply.status}: {reply.text[:160]}")
+    except api.NoAnswer as error:
+        return Probe("starting", f"no answer from {target.endpoint} yet ({error})")
 
 
 class BootPhase:
@@ -96,6 +105,26 @@ class BootPhase:
         return f" [VM: {self.phase}]" if self.phase else ""
 
 
+class RefusedGrace:
+    """How long the key has been refused without a break; a refusal past the grace is final."""
+
+    def __init__(self, grace: float):
+        self.grace = grace
+        self._since: float | None = None
+
+    def check(self, result: Probe, now: float) -> Probe:
+        if not result.refused:
+            self._since = None
+            return result
+        self._since = now if self._since is None else self._since
+        refused_for = now - self._since
+        if refused_for >= self.grace:
+            raise Failure(result.detail + (f" (for {refused_for:.0f}s, past the {self.grace:g}s grace)"
+                                           if self.grace else ""))
+        return Probe(result.phase, f"{result.detail}; retrying for up to {self.grace - refused_for:.0f}s more "
+                                   "(a rolling update can answer with the old key for a moment)")
+
+
 def _vm(args: argparse.Namespace) -> timeline.Vm | None:
     if args.instance_id or args.instance_name:
         return timeline.resolve_vm(args)
@@ -107,28 +136,26 @@ def _vm(args: argparse.Namespace) -> timeline.Vm | None:
         return None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     target = resolve(args)
     boot = BootPhase(_vm(args))
-    progress = Progress()
+    refused = RefusedGrace(args.refused_grace)
     started = time.monotonic()
-    while True:
-        elapsed = time.monotonic() - started
-        result = probe(target, timeout=max(1.0, min(30.0, args.timeout - elapsed)))
-        elapsed = time.monotonic() - started
-        if not result.ready and not result.fatal:
-            result = Probe(result.phase, result.detail + boot.suffix(elapsed))
-        if result.ready:
-            progress.done(f"ready after {elapsed:.0f}s: {target.endpoint} {result.detail}")
-            return 0
-        if result.fatal:
-            progress.done(f"error: {result.detail}")
-            return 1
-        progress.update(result.phase, elapsed, result.detail)
-        remaining = args.timeout - elapsed
-        if remaining <= 0:
-            progress.done(f"error: not ready after {elapsed:.0f}s (timeout {args.timeout:g}s); last state "
-                          f"{result.phase}: {result.detail}")
-            return 1
-        # The last sleep is cut short so the final probe lands on the deadline, not an interval before it.
-        time.sleep(min(args.interval, remaining))
+    with Progress() as progress:
+        while True:
+            elapsed = time.monotonic() - started
+            result = probe(target, timeout=max(1.0, min(30.0, args.timeout - elapsed)))
+            elapsed = time.monotonic() - started
+            if result.ready:
+                progress.done(f"ready after {elapsed:.0f}s: {target.endpoint} {result.detail}")
+                return
+            if not result.refused:
+                result = Probe(result.phase, result.detail + boot.suffix(elapsed))
+            shown = refused.check(result, elapsed)
+            progress.update(shown.phase, elapsed, shown.detail)
+            remaining = args.timeout - elapsed
+            if remaining <= 0:
+                raise Failure(f"not ready after {elapsed:.0f}s (timeout {args.timeout:g}s); last state "
+                              f"{result.phase}: {result.detail}")
+            # The last sleep is cut short so the final probe lands on the deadline, not an interval before it.
+            time.sleep(min(args.interval, remaining))

@@ -1,7 +1,9 @@
 """A real HTTP server on loopback that speaks enough of vLLM's OpenAI API to exercise pixtralctl's failure modes.
 
-Behaviours (`mode`): ok, slow_start (/health 503 until `ready_after` seconds have passed), error_500, empty_answer,
-drop (closes the connection mid-response). Bearer auth is enforced like vLLM's. Every request is recorded.
+Behaviours (`mode`): ok, slow_start (/health 503 for `ready_after` seconds from the first request), error_500,
+empty_answer, drop (closes the connection mid-response). Bearer auth is enforced like vLLM's; for `old_key_for`
+seconds from the first request the server still holds an old key and refuses the given one, as an old pod or VM
+does during a rolling update. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ MODEL = "mistralai/Pixtral-12B-2409"
 
 
 class FakeVllm:
-    def __init__(self, api_key: str = "sk-fake", mode: str = "ok", ready_after: float = 0.0):
+    def __init__(self, api_key: str = "sk-fake", mode: str = "ok", ready_after: float = 0.0,
+                 old_key_for: float = 0.0):
         self.api_key = api_key
         self.mode = mode
         self.ready_after = ready_after
+        self.old_key_for = old_key_for
         self.requests: list[dict] = []
-        self.started = time.monotonic()
+        self._first_request_at: float | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -30,13 +34,20 @@ class FakeVllm:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FakeVllm:
-        self.started = time.monotonic()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def age(self) -> float:
+        """Seconds since the first request: a client process slow to start (a loaded CI machine) sees the same
+        phases as a fast one."""
+        now = time.monotonic()
+        if self._first_request_at is None:
+            self._first_request_at = now
+        return now - self._first_request_at
 
     def chat_requests(self) -> list[dict]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions" and r["authorized"]]
@@ -59,6 +70,8 @@ class FakeVllm:
                 self.wfile.write(data)
 
             def _authorized(self) -> bool:
+                if fake.age() < fake.old_key_for:
+                    return False
                 return self.headers.get("Authorization") == f"Bearer {fake.api_key}"
 
             def _record(self, body: dict | None) -> None:
@@ -67,7 +80,7 @@ class FakeVllm:
 
             def do_GET(self) -> None:
                 self._record(None)
-                if fake.mode == "slow_start" and time.monotonic() - fake.started < fake.ready_after:
+                if fake.mode == "slow_start" and fake.age() < fake.ready_after:
                     return self._send(503, {"error": "loading"})
                 if self.path == "/health":
                     return self._send(200)

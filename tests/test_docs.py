@@ -1,15 +1,21 @@
-"""The example CI workflow stays runnable: every pixtralctl command in it parses with the real CLI."""
+"""The docs stay runnable: the example CI workflow's and the README first screen's pixtralctl commands parse with
+the real CLI, and the first screen says what its deploy command needs."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
 import yaml
+from conftest import STACKS
 
 from pixtralctl.__main__ import parser
 
-WORKFLOW = Path(__file__).resolve().parent.parent / "docs/ci-deploy-and-smoke.yml"
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / "docs/ci-deploy-and-smoke.yml"
+README = (ROOT / "README.md").read_text()
+FIRST_SCREEN = README.split("\n---\n", 1)[0]
 
 
 def _steps() -> list[dict]:
@@ -32,3 +38,22 @@ def test_every_pixtralctl_command_in_the_workflow_parses():
     for command in commands:
         words = shlex.split(command.replace('"$STACK"', "aws"))
         parser().parse_args(words[words.index(next(w for w in words if w.endswith("pixtralctl"))) + 1:])
+
+
+def test_first_screen_says_what_the_deploy_command_needs():
+    before_install = FIRST_SCREEN.split("```bash", 1)[0]
+    assert "(https://www.pulumi.com/docs/iac/download-install/)" in before_install
+    assert "`pulumi login --local`" in before_install and "Pulumi Cloud" in before_install
+
+
+def test_first_screen_offers_render_right_under_the_deploy_command():
+    after_install = FIRST_SCREEN.split("```bash", 1)[1].split("```", 1)[1]
+    under = after_install.split("```bash", 1)[0]
+    (hint,) = re.findall(r"No cloud account yet\? `(pixtralctl render [^`]+)`", under)
+    args = parser().parse_args(shlex.split(hint)[1:])
+    assert args.stack in STACKS
+
+
+def test_docs_name_the_guide_request_not_a_seed():
+    for text in (README, WORKFLOW.read_text()):
+        assert not re.search(r"\bseed", text, re.I)

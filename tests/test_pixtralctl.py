@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +15,8 @@ import pytest
 from conftest import PROJECT_DIR
 from fake_openai_server import FakeVllm
 
-from pixtralctl.__main__ import main
+from pixtralctl import status_codes
+from pixtralctl.__main__ import SUBCOMMANDS, main, parser
 
 KEY = "sk-fake-pixtral-key-1234"
 
@@ -60,10 +63,34 @@ def test_wait_stops_at_its_timeout(capsys, ready_after, timeout, interval, code,
 def test_wait_fails_fast_on_a_refused_key(capsys):
     with FakeVllm(KEY) as server:
         started = time.monotonic()
-        code = main(["wait", "--endpoint", server.endpoint, "--api-key", "wrong-key-123456", "--timeout", "30"])
+        code = main(["wait", "--endpoint", server.endpoint, "--api-key", "wrong-key-123456", "--timeout", "30",
+                     "--refused-grace", "0"])
         assert code == 1 and time.monotonic() - started < 5
     out = capsys.readouterr().out
     assert "refused with 401" in out and "wrong-key-123456" not in out
+
+
+def test_wait_rides_out_an_old_key_during_a_rolling_update(capsys):
+    with FakeVllm(KEY, old_key_for=1.0) as server:
+        assert main(["wait", *_target(server), "--timeout", "20", "--interval", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "refused: the API key" in out and "retrying for up to" in out, out
+    assert "ready after" in out
+
+
+def test_wait_gives_up_on_a_key_refused_past_the_grace(capsys):
+    with FakeVllm(KEY, old_key_for=60) as server:
+        started = time.monotonic()
+        code = main(["wait", *_target(server), "--timeout", "30", "--interval", "0.2", "--refused-grace", "1"])
+        took = time.monotonic() - started
+    assert code == 1 and 1 <= took < 5, took
+    out = capsys.readouterr().out
+    assert "FAIL: the API key (sk-...(24 chars)) was refused with 401" in out and "past the 1s grace" in out
+    assert KEY not in out
+
+
+def test_wait_grace_for_a_refused_key_is_a_minute_by_default():
+    assert parser().parse_args(["wait"]).refused_grace == 60
 
 
 def test_wait_reports_a_server_that_fails_real_requests(capsys):
@@ -94,7 +121,7 @@ def test_smoke_sends_text_image_text_image_and_reports_usage(capsys, tmp_path):
     assert "Three people jogging" in out and "210 prompt tokens" in out
 
 
-def test_smoke_uses_the_seed_images_by_default(capsys):
+def test_smoke_sends_the_guide_request_by_default(capsys):
     with FakeVllm(KEY) as server:
         assert main(["smoke", *_target(server)]) == 0
         content = server.chat_requests()[0]["messages"][0]["content"]
@@ -128,9 +155,27 @@ def test_smoke_expect_tokens_accepts_empty_text_only_with_tokens(capsys):
 
 def test_smoke_with_a_wrong_key_fails_without_printing_it(capsys):
     with FakeVllm(KEY) as server:
-        assert main(["smoke", "--endpoint", server.endpoint, "--api-key", "sk-wrong-but-long-key"]) == 2
-    err = capsys.readouterr().err
-    assert "refused" in err and "sk-wrong-but-long-key" not in err
+        assert main(["smoke", "--endpoint", server.endpoint, "--api-key", "sk-wrong-but-long-key"]) == 1
+    out = capsys.readouterr().out
+    assert "refused" in out and "sk-wrong-but-long-key" not in out
+
+
+def test_smoke_on_a_refused_connection_fails_the_check(capsys):
+    assert main(["smoke", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY]) == 1
+    assert "FAIL: no answer from http://127.0.0.1:9" in capsys.readouterr().out
+
+
+def test_smoke_json_reports_a_failure_as_json(capsys):
+    assert main(["smoke", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY, "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] is False and "no answer from" in result["error"]
+
+
+def test_smoke_with_an_image_that_is_not_a_file_is_a_usage_error(capsys, tmp_path):
+    with FakeVllm(KEY) as server:
+        assert main(["smoke", *_target(server), "--image", str(tmp_path / "missing.png")]) == 2
+        assert not server.requests
+    assert "missing.png" in capsys.readouterr().err
 
 
 def test_smoke_json_output(capsys):
@@ -167,6 +212,18 @@ def test_bench_counts_errors_and_fails_when_nothing_succeeds(capsys):
     with FakeVllm(KEY, mode="error_500") as server:
         assert main(["bench", *_target(server), "--requests", "3"]) == 1
     assert "error x3: status 500" in capsys.readouterr().out
+
+
+def test_bench_refuses_an_out_it_cannot_write_before_sending_load(capsys, tmp_path):
+    with FakeVllm(KEY) as server:
+        assert main(["bench", *_target(server), "--requests", "3", "--out", str(tmp_path)]) == 2
+        assert not server.requests
+    assert f"--out {tmp_path}: not a file in an existing folder" in capsys.readouterr().err
+
+
+def test_bench_refuses_a_cap_that_is_not_positive(capsys):
+    assert main(["bench", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY, "--concurrency", "0"]) == 2
+    assert "--concurrency, --requests and --duration must be positive" in capsys.readouterr().err
 
 
 # --- target resolution -----------------------------------------------------------------------------------------------
@@ -217,3 +274,92 @@ def test_wait_on_a_terminal_updates_one_line_with_phase_and_elapsed_time():
     assert text.count("\r\x1b[K") >= 3, text
     assert "loading" in text and "s  /health answered 503" in text
     assert "ready after" in text
+
+
+# --- exit codes ---------------------------------------------------------------------------------------------------
+
+# Every exit code a command's --help documents, and the test that makes the command exit with it.
+EXIT_CODE_TESTS = {
+    ("wait", 0): "test_pixtralctl.py::test_wait_succeeds_once_the_server_answers_a_real_request",
+    ("wait", 1): "test_pixtralctl.py::test_wait_gives_up_on_a_key_refused_past_the_grace",
+    ("wait", 2): "test_pixtralctl.py::test_no_endpoint_and_no_pulumi_cli_is_a_clear_error",
+    ("wait", 130): "test_pixtralctl.py::test_interrupted_command_exits_130",
+    ("smoke", 0): "test_pixtralctl.py::test_smoke_sends_the_guide_request_by_default",
+    ("smoke", 1): "test_pixtralctl.py::test_smoke_on_a_refused_connection_fails_the_check",
+    ("smoke", 2): "test_pixtralctl.py::test_smoke_with_an_image_that_is_not_a_file_is_a_usage_error",
+    ("bench", 0): "test_pixtralctl.py::test_bench_stops_at_its_request_cap_and_writes_raw_numbers",
+    ("bench", 1): "test_pixtralctl.py::test_bench_counts_errors_and_fails_when_nothing_succeeds",
+    ("bench", 2): "test_pixtralctl.py::test_bench_refuses_a_cap_that_is_not_positive",
+    ("timeline", 0): "test_timeline.py::test_timeline_reads_the_file_through_ssm",
+    ("timeline", 2): "test_timeline.py::test_timeline_without_the_cloud_cli_says_what_is_missing",
+    ("render", 0): "test_render.py::test_render_lists_the_files_it_wrote",
+    ("render", 1): "test_render.py::test_render_reports_bad_config_and_writes_nothing",
+    ("render", 2): "test_render.py::test_render_into_a_file_is_a_one_line_error",
+}
+# Ctrl-C is handled once, in main, for every command.
+INTERRUPT_TESTED_WITH = "wait"
+
+
+def _command_name(module) -> str:
+    return module.__name__.rsplit(".", 1)[1]
+
+
+def _help(*command: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", *command, "--help"], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_every_documented_exit_code_has_a_test():
+    documented = {(_command_name(module), code) for module in SUBCOMMANDS
+                  for code in status_codes.meanings(module.EXIT_CODES)}
+    documented -= {(_command_name(module), status_codes.INTERRUPTED) for module in SUBCOMMANDS
+                   if _command_name(module) != INTERRUPT_TESTED_WITH}
+    assert documented == set(EXIT_CODE_TESTS), "documented exit codes and EXIT_CODE_TESTS differ"
+    for test in EXIT_CODE_TESTS.values():
+        file, name = test.split("::")
+        assert f"\ndef {name}(" in (Path(__file__).parent / file).read_text(), f"{test} does not exist"
+
+
+@pytest.mark.parametrize("module", SUBCOMMANDS, ids=_command_name)
+def test_help_lists_every_exit_code_of_the_command(module):
+    text = _help(_command_name(module))
+    assert "exit codes:" in text
+    for code in status_codes.meanings(module.EXIT_CODES):
+        assert re.search(rf"^  {code} +\S", text, re.M), f"exit code {code} missing from --help:\n{text}"
+
+
+def test_top_level_help_lists_the_exit_codes():
+    text = _help()
+    for code in (0, 1, 2, 130):
+        assert re.search(rf"^  {code} +\S", text, re.M), text
+
+
+def test_readme_exit_codes_match_the_help():
+    readme = (PROJECT_DIR / "README.md").read_text()
+    stated_once_for_all = {status_codes.USAGE_ERROR, status_codes.INTERRUPTED}
+    for module in SUBCOMMANDS:
+        name = _command_name(module)
+        (row,) = [line for line in readme.splitlines() if line.startswith(f"| `pixtralctl {name}")]
+        in_readme = {int(code) for code in re.findall(r"`(\d+)`", row.rsplit(" | ", 1)[1])}
+        assert in_readme | stated_once_for_all == set(status_codes.meanings(module.EXIT_CODES)), name
+
+
+@pytest.mark.parametrize("module", SUBCOMMANDS, ids=_command_name)
+def test_help_speaks_of_the_guide_request_not_a_seed(module):
+    assert "seed" not in _help(_command_name(module)).lower()
+
+
+def test_interrupted_command_exits_130():
+    with FakeVllm(KEY, mode="slow_start", ready_after=60) as server:
+        process = subprocess.Popen([sys.executable, "-m", "pixtralctl", "wait", *_target(server), "--timeout", "60",
+                                    "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd=PROJECT_DIR)
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, out + err
+    assert "pixtralctl wait: interrupted" in err and "Traceback" not in err

@@ -10,10 +10,13 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import PROJECT_DIR, run_stack
+from conftest import PROJECT_DIR, STACKS, run_stack
 
 from pixtral_deploy.cloudinit import declared_user_data
+from pixtral_deploy.mockrun import MADE_UP_ON_CREATE
 from pixtral_deploy.spec import KUBERNETES_VERSION
+from pixtralctl import resource_summary
+from pixtralctl.render import KNOWN_AFTER_UP, write_render
 
 
 def _render(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -73,4 +76,86 @@ def test_render_reports_bad_config_and_writes_nothing(tmp_path):
 
 def test_render_names_the_shipped_stacks_for_an_unknown_one(tmp_path):
     done = _render("azure", tmp_path / "out")
-    assert done.returncode == 2 and "aws" in done.stdout
+    assert done.returncode == 2 and "aws" in done.stderr
+
+
+def test_render_into_a_file_is_a_one_line_error(tmp_path):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    for out in (existing, existing / "render"):
+        done = _render("aws", out)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.count("\n") == 1 and "exists and is not a folder" in done.stderr, done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+    assert existing.read_text() == "mine"
+
+
+def test_render_lists_the_files_it_wrote(tmp_path):
+    done = _render("aws", tmp_path / "out")
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = sorted(p for p in (tmp_path / "out").rglob("*") if p.is_file())
+    listed = sorted(Path(line.strip()) for line in done.stdout.splitlines() if line.startswith("  "))
+    assert listed == written and len(written) >= 4
+
+
+def _review(stack: str, tmp_path: Path, settings: dict[str, str] | None = None) -> dict[str, str]:
+    """resources.md of one program run: each resource's name -> its key-settings cell."""
+    run = run_stack(stack, settings)
+    assert run["error"] is None, run["error"]
+    write_render(run, tmp_path)
+    rows = [line.split(" | ") for line in (tmp_path / "resources.md").read_text().splitlines()
+            if line.startswith("| `")]
+    return {f"{row[0][3:-1]} {row[1]}": row[2].removesuffix(" |") for row in rows}
+
+
+def test_every_declared_resource_type_has_a_summary():
+    missing = {}
+    for stack in STACKS:
+        for resource in run_stack(stack)["resources"]:
+            if not resource_summary.key_settings(resource["type"], resource["inputs"]):
+                missing.setdefault(resource["type"], (stack, resource["name"], sorted(resource["inputs"])))
+    assert not missing, "\n".join(
+        f"resource type {type_!r} (stack {stack}, resource {name}) has no summary in resources.md: add a line "
+        f"`{type_!r}: fields(...),` to SUMMARIES in pixtralctl/resource_summary.py naming its security- and "
+        f"cost-relevant inputs (it declares {inputs})" for type_, (stack, name, inputs) in missing.items())
+
+
+def test_review_shows_iam_network_and_secret_access(tmp_path):
+    aws = _review("aws", tmp_path / "aws")
+    assert '"Action":"ssm:GetParameter"' in aws["aws:iam/rolePolicy:RolePolicy pixtral-read-secrets"]
+    assert '"Principal":{"Service":"ec2.amazonaws.com"}' in aws["aws:iam/role:Role pixtral-role"]
+    egress = aws["aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule pixtral-out"]
+    assert "ipProtocol=-1" in egress and "cidrIpv4=0.0.0.0/0" in egress
+    assert '"httpTokens":"required"' in aws["aws:ec2/instance:Instance pixtral"]
+    assert "value=(secret, not shown)" in aws["aws:ssm/parameter:Parameter pixtral-api-key"]
+    gcp = _review("gcp", tmp_path / "gcp")
+    binding = gcp["gcp:secretmanager/secretIamMember:SecretIamMember pixtral-api-key-reader"]
+    assert "role=roles/secretmanager.secretAccessor" in binding and "member=serviceAccount:pixtral-gcp@" in binding
+    k8s = _review("k8s", tmp_path / "k8s")
+    policy = k8s["kubernetes:networking.k8s.io/v1:NetworkPolicy pixtral-api-only"]
+    assert 'spec.ingress=[{"ports":[{"port":8081' in policy and 'spec.policyTypes=["Ingress"]' in policy
+    assert 'stringData keys=["VLLM_API_KEY"]' in k8s["kubernetes:core/v1:Secret pixtral-secrets"]
+
+
+@pytest.mark.parametrize(("stack", "resource", "spot_setting"), [
+    ("aws", "aws:ec2/instance:Instance pixtral", '"marketType":"spot"'),
+    ("gcp", "gcp:compute/instance:Instance pixtral", '"provisioningModel":"SPOT"'),
+    ("eks", "aws:eks/nodeGroup:NodeGroup pixtral-gpu", "capacityType=SPOT"),
+    ("gke", "gcp:container/nodePool:NodePool pixtral-gpu", "nodeConfig.spot=true"),
+])
+def test_review_shows_spot_capacity(tmp_path, stack, resource, spot_setting):
+    assert spot_setting not in _review(stack, tmp_path / "on-demand")[resource]
+    assert spot_setting in _review(stack, tmp_path / "spot", {"pixtral:spot": "true"})[resource]
+
+
+def test_addresses_the_cloud_assigns_are_known_after_up(stack, tmp_path):
+    run = run_stack(stack)
+    write_render(run, tmp_path)
+    outputs = json.loads((tmp_path / "outputs.json").read_text())
+    assert outputs["endpoint"] == outputs["baseUrl"] == KNOWN_AFTER_UP
+    for name in ("publicIp", "instanceId"):
+        assert outputs.get(name, KNOWN_AFTER_UP) == KNOWN_AFTER_UP
+    for document in ("outputs.json", "resources.md"):
+        text = (tmp_path / document).read_text()
+        made_up = [value for value in MADE_UP_ON_CREATE if value in text]
+        assert not made_up, f"{document} shows values the mock engine made up: {made_up}"

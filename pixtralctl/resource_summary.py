@@ -1,0 +1,139 @@
+"""What `render`'s resources.md shows for each resource type: the settings a reviewer checks before `pulumi up`.
+
+One line per resource type: the inputs that decide what it may reach, who may use it and what it costs (IAM
+actions and resources, network rules, secret bindings, instance types, spot, disks, replicas). A path is
+dotted; `*` takes every item of a list, `#keys` the key names of a map (never its values), and a string holding a
+JSON document (an IAM policy, a kubeconfig) is read as that document. A path that starts with `!` says only that
+the input is set: its value is a secret. A type that declares a new resource adds its line here;
+tests/test_render.py fails, naming the type, for any declared type without a non-empty summary.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The inputs to show; `otherwise` is shown when none of them is declared (a provider with no settings)."""
+
+    paths: tuple[str, ...]
+    otherwise: str = ""
+
+
+def fields(*paths: str, otherwise: str = "") -> Fields:
+    return Fields(paths, otherwise)
+
+
+_RULE = ("ipProtocol", "fromPort", "toPort", "cidrIpv4", "cidrIpv6", "referencedSecurityGroupId", "prefixListId")
+_POD = "spec.template.spec"
+
+SUMMARIES: dict[str, Fields] = {
+    # AWS
+    "aws:ec2/instance:Instance": fields("instanceType", "ami", "subnetId", "iamInstanceProfile", "metadataOptions",
+                                        "rootBlockDevice", "instanceMarketOptions", "associatePublicIpAddress"),
+    "aws:ec2/eip:Eip": fields("domain", "instance"),
+    "aws:ec2/securityGroup:SecurityGroup": fields("vpcId", "description"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": fields(*_RULE),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": fields(*_RULE),
+    "aws:iam/role:Role": fields("assumeRolePolicy.Statement", "managedPolicyArns"),
+    "aws:iam/rolePolicy:RolePolicy": fields("role", "policy.Statement"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": fields("role", "policyArn"),
+    "aws:iam/instanceProfile:InstanceProfile": fields("role"),
+    "aws:ssm/parameter:Parameter": fields("name", "type", "keyId", "!value"),
+    "aws:eks/cluster:Cluster": fields("version", "vpcConfig", "accessConfig", "enabledClusterLogTypes",
+                                      "encryptionConfig"),
+    "aws:eks/nodeGroup:NodeGroup": fields("instanceTypes", "amiType", "capacityType", "scalingConfig", "diskSize",
+                                          "taints", "labels"),
+    "aws:eks/addon:Addon": fields("addonName", "addonVersion", "serviceAccountRoleArn"),
+    # GCP
+    "gcp:compute/instance:Instance": fields("machineType", "zone", "guestAccelerators", "scheduling",
+                                            "bootDisk.initializeParams", "serviceAccount",
+                                            "networkInterfaces.*.accessConfigs", "tags", "shieldedInstanceConfig"),
+    "gcp:compute/address:Address": fields("region", "addressType", "networkTier"),
+    "gcp:compute/firewall:Firewall": fields("direction", "allows", "sourceRanges", "targetTags", "network"),
+    "gcp:secretmanager/secret:Secret": fields("secretId", "replication"),
+    "gcp:secretmanager/secretVersion:SecretVersion": fields("!secretData"),
+    "gcp:secretmanager/secretIamMember:SecretIamMember": fields("secretId", "role", "member"),
+    "gcp:serviceaccount/account:Account": fields("accountId", "displayName"),
+    "gcp:projects/service:Service": fields("service", "disableOnDestroy"),
+    "gcp:container/cluster:Cluster": fields("location", "minMasterVersion", "releaseChannel",
+                                            "workloadIdentityConfig", "privateClusterConfig",
+                                            "masterAuthorizedNetworksConfig", "deletionProtection"),
+    "gcp:container/nodePool:NodePool": fields("nodeCount", "autoscaling", "nodeConfig.machineType",
+                                              "nodeConfig.guestAccelerators", "nodeConfig.spot", "nodeConfig.taints",
+                                              "nodeConfig.diskSizeGb", "nodeConfig.diskType",
+                                              "nodeConfig.workloadMetadataConfig", "nodeConfig.oauthScopes",
+                                              "nodeConfig.serviceAccount"),
+    # Kubernetes
+    "pulumi:providers:kubernetes": fields("kubeconfig.users.*.user.exec.command", "context", "namespace",
+                                          otherwise="kubeconfig=the ambient one (KUBECONFIG or ~/.kube/config), "
+                                                    "its current context"),
+    "kubernetes:core/v1:Namespace": fields("metadata.name"),
+    "kubernetes:core/v1:Secret": fields("type", "stringData.#keys", "data.#keys"),
+    "kubernetes:core/v1:ConfigMap": fields("data.#keys"),
+    "kubernetes:core/v1:PersistentVolumeClaim": fields("spec.accessModes", "spec.storageClassName",
+                                                       "spec.resources.requests"),
+    "kubernetes:core/v1:Service": fields("spec.type", "spec.ports", "spec.loadBalancerSourceRanges",
+                                         "spec.externalTrafficPolicy", "metadata.annotations"),
+    "kubernetes:apps/v1:Deployment": fields("spec.replicas", "spec.strategy", f"{_POD}.containers.*.image",
+                                            f"{_POD}.containers.*.resources", f"{_POD}.containers.*.securityContext",
+                                            f"{_POD}.securityContext", f"{_POD}.nodeSelector",
+                                            f"{_POD}.tolerations", f"{_POD}.serviceAccountName",
+                                            f"{_POD}.automountServiceAccountToken"),
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": fields("spec.podSelector", "spec.policyTypes", "spec.ingress",
+                                                             "spec.egress"),
+    "kubernetes:storage.k8s.io/v1:StorageClass": fields("provisioner", "parameters", "volumeBindingMode",
+                                                         "reclaimPolicy", "allowVolumeExpansion"),
+    # Other providers
+    "random:index/randomPassword:RandomPassword": fields("length", "special", "minLower", "minUpper",
+                                                         "minNumeric"),
+}
+
+# This project's own component resources (`pixtral:<area>:<Name>`) declare nothing themselves.
+COMPONENT_PREFIX = "pixtral:"
+COMPONENT_SUMMARY = "component: groups the resources it declares; no settings of its own"
+SECRET_SHOWN_AS = "(secret, not shown)"
+_MISSING = object()
+
+
+def _select(value: Any, path: list[str]) -> Any:
+    """The value at `path`, or _MISSING when the input does not declare it."""
+    if not path:
+        return value
+    if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return _MISSING
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if not isinstance(value, list):
+            return _MISSING
+        items = [_select(item, rest) for item in value]
+        items = [item for item in items if item is not _MISSING]
+        return items or _MISSING
+    if head == "#keys":
+        return sorted(value) if isinstance(value, dict) and value else _MISSING
+    if not isinstance(value, dict) or head not in value or value[head] is None:
+        return _MISSING
+    return _select(value[head], rest)
+
+
+def key_settings(resource_type: str, inputs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) of each declared setting that SUMMARIES names for this type; empty for an unknown type."""
+    summary = SUMMARIES.get(resource_type)
+    if summary is None:
+        return [("", COMPONENT_SUMMARY)] if resource_type.startswith(COMPONENT_PREFIX) else []
+    settings = []
+    for path in summary.paths:
+        secret = path.startswith("!")
+        value = _select(inputs, path.lstrip("!").split("."))
+        if value is not _MISSING:
+            settings.append((path.lstrip("!").replace(".*", "").replace(".#keys", " keys"),
+                             SECRET_SHOWN_AS if secret else value))
+    if not settings and summary.otherwise:
+        settings.append(("", summary.otherwise))
+    return settings
