@@ -30,6 +30,7 @@ MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
+MOCK_ACCOUNT = "123456789012"
 
 
 @dataclass
@@ -40,6 +41,8 @@ class DeclaredResource:
     outputs: dict[str, Any]
     # The resource options the engine acts on at up and destroy time (timeouts, protect, retainOnDelete, ...).
     options: dict[str, Any] = field(default_factory=dict)
+    # The id the mock cloud gave it: other resources' inputs that hold it refer to this resource.
+    id: str = ""
 
 
 @dataclass
@@ -123,6 +126,15 @@ def _suffix(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:7]
 
 
+def _mock_arn(type_: str, region: str, name: str, resource_id: str) -> str:
+    """ARNs in the format the real services give, so policy checkers read them as what they are."""
+    if type_ == "aws:iam/role:Role":
+        return f"arn:aws:iam::{MOCK_ACCOUNT}:role/{name}"
+    if type_ == "aws:kms/key:Key":
+        return f"arn:aws:kms:{region}:{MOCK_ACCOUNT}:key/{resource_id}"
+    return f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter/{name.lstrip('/')}"
+
+
 def _make_mocks(config: dict[str, str], run: ProgramRun,
                 options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
@@ -139,9 +151,9 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp="10.0.0.10")
             elif args.typ == "aws:ec2/eip:Eip":
                 outputs.update(publicIp=MOCK_PUBLIC_IP)
-            elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role"):
-                outputs.update(arn=f"arn:aws:mock:{region}:123456789012:{inputs.get('name', args.name)}")
+            elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role", "aws:kms/key:Key"):
                 outputs.setdefault("name", f"{args.name}-name")
+                outputs.update(arn=_mock_arn(args.typ, region, outputs["name"], resource_id))
                 if args.typ == "aws:ssm/parameter:Parameter":
                     outputs.update(version=MOCK_SSM_VERSION)
             elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
@@ -164,7 +176,8 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
             outputs.setdefault("name", args.name)
             options = options_by_resource.pop((args.typ, args.name), {})
-            run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options))
+            run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options,
+                                                  resource_id))
             return resource_id, outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs):
