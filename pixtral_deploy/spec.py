@@ -77,6 +77,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "nvidia-l40s, nvidia-a10g, nvidia-tesla-a100, nvidia-h100-80gb, ...).", targets=("kubernetes",)),
     Key("clusterName", "a new cluster", "Existing EKS / GKE cluster to add the GPU nodes to.",
         targets=("eks", "gke")),
+    Key("clusterApiCidrs", "the IPv4 CIDRs of allowedCidrs", "IPv4 networks that may reach the API endpoint of "
+        "the EKS / GKE cluster the program creates (where pulumi and kubectl run).", targets=("eks", "gke")),
     Key("namespace", "pixtral", "Namespace of the workload.", targets=KUBERNETES_TARGETS),
     Key("storageClass", "the cluster's default", "StorageClass of the model-cache volume.",
         targets=KUBERNETES_TARGETS),
@@ -129,6 +131,8 @@ class KubernetesSettings:
     cluster_name: str | None = None
     # EKS / GKE: GPUs of one node of the type the program creates (None on an existing cluster).
     gpus_per_node: int | None = None
+    # EKS / GKE: networks that may reach the API endpoint of a cluster the program creates.
+    cluster_api_cidrs: tuple[str, ...] = ()
 
     def nodes_needed(self) -> int:
         """GPU nodes for every replica, when each node holds as many whole replicas as its GPUs allow."""
@@ -268,6 +272,33 @@ def _cidrs(reader: _Reader) -> tuple[str, ...]:
             ipaddress.ip_network(cidr, strict=True)
         except ValueError as error:
             raise _fail("allowedCidrs", cidr, f"CIDRs such as 203.0.113.0/24 or 2001:db8::/32 ({error})") from None
+    return tuple(cidrs)
+
+
+def _cluster_api_cidrs(reader: _Reader, existing_cluster: str | None) -> tuple[str, ...]:
+    """EKS public access CIDRs and GKE master authorized networks take IPv4 only; the default is allowedCidrs'."""
+    if existing_cluster:
+        if reader.raw.get("clusterApiCidrs") is not None:
+            raise ConfigError(f"pixtral:clusterApiCidrs sets the API access of a cluster the program creates; "
+                              f"pixtral:clusterName names an existing one ({existing_cluster!r}), whose access "
+                              "is set where it was created: remove one of the two")
+        return ()
+    if reader.raw.get("clusterApiCidrs") is None:
+        default = tuple(c for c in _cidrs(reader) if ipaddress.ip_network(c).version == 4)
+        if not default:
+            raise _fail("allowedCidrs", list(_cidrs(reader)), "at least one IPv4 CIDR, or set pixtral:clusterApiCidrs "
+                        "to the IPv4 networks that may reach the cluster's API endpoint")
+        return default
+    cidrs = reader.string_list("clusterApiCidrs", [])
+    if not cidrs:
+        raise _fail("clusterApiCidrs", cidrs, "at least one IPv4 CIDR (pulumi must reach the cluster's API)")
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as error:
+            raise _fail("clusterApiCidrs", cidr, f"IPv4 CIDRs such as 203.0.113.0/24 ({error})") from None
+        if network.version != 4:
+            raise _fail("clusterApiCidrs", cidr, "IPv4 CIDRs such as 203.0.113.0/24 (EKS and GKE take no IPv6 here)")
     return tuple(cidrs)
 
 
@@ -487,7 +518,8 @@ def load_deployment(raw: Mapping[str, str]) -> Deployment:
         hardware = (_hardware_for_type(reader, "instanceType", aws.instance_type, "aws") if aws
                     else _gcp_hardware(reader, gcp))
         if kubernetes is not None:
-            kubernetes = replace(kubernetes, gpus_per_node=hardware.gpu_count)
+            kubernetes = replace(kubernetes, gpus_per_node=hardware.gpu_count,
+                                 cluster_api_cidrs=_cluster_api_cidrs(reader, kubernetes.cluster_name))
             hardware = _node_pool_hardware(hardware, "instanceType" if aws else "machineType",
                                            kubernetes.gpus_per_replica)
     return _finish(reader, target, model, hardware, aws=aws, gcp=gcp, kubernetes=kubernetes)
@@ -515,6 +547,11 @@ def _finish(reader: _Reader, target: str, model: str, hardware: _Hardware, **clo
     if any(ipaddress.ip_network(c).prefixlen == 0 for c in cidrs):
         warnings.append("the endpoint is open to the whole Internet (pixtral:allowedCidrs); the API key is "
                         "enforced, but set allowedCidrs to your networks to narrow it")
+    if kubernetes is not None and any(
+            ipaddress.ip_network(c).prefixlen == 0 for c in kubernetes.cluster_api_cidrs):
+        warnings.append("the cluster's API endpoint is open to the whole Internet (pixtral:clusterApiCidrs, which "
+                        "defaults to allowedCidrs); every request still needs cloud credentials, but set "
+                        "clusterApiCidrs to the networks you run pulumi and kubectl from")
     return Deployment(
         target=target,
         server=_server(reader, plan, model),
