@@ -149,6 +149,8 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             if args.typ == "aws:ec2/instance:Instance":
                 resource_id = "i-0123456789abcdef0"
                 outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp="10.0.0.10")
+            elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+                outputs.update(latestVersion=1)
             elif args.typ == "aws:ec2/eip:Eip":
                 outputs.update(publicIp=MOCK_PUBLIC_IP)
             elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role", "aws:kms/key:Key"):
@@ -183,6 +185,9 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
         def call(self, args: pulumi.runtime.MockCallArgs):
             answers = {
                 "aws:index/getRegion:getRegion": {"region": region, "name": region},
+                "aws:index/getCallerIdentity:getCallerIdentity": {
+                    "accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock", "userId": "AIDAMOCK",
+                    "id": MOCK_ACCOUNT},
                 "aws:ec2/getAmi:getAmi": {"id": "ami-0dlami000000000", "name": "Deep Learning Base (mock)"},
                 "aws:ec2/getVpc:getVpc": {"id": "vpc-0default00000000"},
                 "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
