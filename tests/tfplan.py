@@ -70,6 +70,7 @@ TERRAFORM_TYPES = {
 # `guest_accelerator` -> guestAccelerators, `taint` -> taints). Checked against the providers' schemas.
 PLURAL_BLOCK_NAMES = {
     "aws_launch_template": {"blockDeviceMappings", "networkInterfaces", "tagSpecifications"},
+    "google_container_cluster": {"cidrBlocks"},
 }
 # Outputs another resource's input can hold, that is, what Terraform references resolve to.
 _REFERABLE = ("id", "arn", "name", "email", "selfLink", "address")
