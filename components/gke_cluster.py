@@ -95,7 +95,8 @@ class GkeGpuCluster(pulumi.ComponentResource):
             remove_default_node_pool=True,
             initial_node_count=1,
             # The default pool lives only until the first apply removes it, but it runs meanwhile: as hardened
-            # as the pools that replace it.
+            # as the pools that replace it. GKE later reports a remaining pool's settings here, so only settings
+            # that every pool shares are set, or the next preview would want to replace the cluster.
             node_config=gcp.container.ClusterNodeConfigArgs(
                 service_account=node_account.email,
                 oauth_scopes=NODE_SCOPES,
