@@ -112,14 +112,24 @@ def test_every_cloud_skip_still_matches_a_finding(scanned):
     assert not stale, f"{SKIPS_FILE.name} explains findings that no longer occur, remove them: {stale}"
 
 
-def _policy_documents(stack: str) -> list[tuple[str, str, str]]:
-    """(where, kind, document) of every IAM policy the stack declares: trust policies and inline policies."""
+def _policy_documents(stack: str) -> list[tuple[str, str]]:
+    """(where, document) of every IAM policy the stack declares: roles' trust policies and inline policies."""
     run = run_stack(stack)
-    documents = [(f"{r['name']} assume-role policy", "trust", r["inputs"]["assumeRolePolicy"])
+    documents = [(f"{r['name']} assume-role policy", _as_grant_on(r["inputs"]["assumeRolePolicy"], r["outputs"]["arn"]))
                  for r in resources_of(run, "aws:iam/role:Role")]
     for type_ in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"):
-        documents += [(f"{r['name']} policy", "identity", r["inputs"]["policy"]) for r in resources_of(run, type_)]
+        documents += [(f"{r['name']} policy", r["inputs"]["policy"]) for r in resources_of(run, type_)]
     return documents
+
+
+def _as_grant_on(trust_policy: str, role_arn: str) -> str:
+    """parliament reads identity policies; a trust policy's resource is the role itself, so it is checked as the
+    grant it is: these principals may call these actions on this role."""
+    policy = json.loads(trust_policy)
+    for statement in policy["Statement"]:
+        assert "Resource" not in statement, "a trust policy has no Resource element"
+        statement["Resource"] = role_arn
+    return json.dumps(policy)
 
 
 # What a trust policy is for, not a flaw in one: its principal gets the role's credentials by sts:AssumeRole.
@@ -134,15 +144,8 @@ def test_iam_policies_pass_parliament(stack):
     documents = _policy_documents(stack)
     assert documents, f"{stack} declares IAM roles, so it has policies to check"
     problems = []
-    for where, kind, document in documents:
-        if kind == "trust":
-            # parliament reads identity policies; a trust policy's resource is the role itself, so it is checked
-            # as the grant it is: these principals may call these actions on this role.
-            policy = json.loads(document)
-            for statement in policy["Statement"]:
-                statement.setdefault("Resource", "arn:aws:iam::123456789012:role/pixtral-role")
-            document = json.dumps(policy)
+    for where, document in documents:
         findings = analyze_policy_string(document, include_community_auditors=True).findings
         problems += [f"{where}: {f.issue} {f.detail}" for f in findings
-                     if not (kind == "trust" and f.issue in TRUST_POLICY_PURPOSE)]
+                     if not (where.endswith("assume-role policy") and f.issue in TRUST_POLICY_PURPOSE)]
     assert not problems, "\n".join(problems)
