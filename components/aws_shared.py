@@ -21,10 +21,11 @@ DLAMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
-def assume_role_policy(service: str) -> str:
-    """The trust policy that lets one AWS service (ec2, eks) assume a role."""
+def assume_role_policy(service: str, actions: tuple[str, ...] = ("sts:AssumeRole",)) -> str:
+    """The trust policy that lets one AWS service (ec2, eks, pods.eks) assume a role."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": service}}]})
+        {"Effect": "Allow", "Action": list(actions) if len(actions) > 1 else actions[0],
+         "Principal": {"Service": service}}]})
 
 
 @dataclass

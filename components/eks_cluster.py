@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -19,8 +20,14 @@ GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
 SYSTEM_INSTANCE_TYPE = "t3.large"
 GPU_NODE_LABEL = {"pixtral.dev/gpu-node": "true"}
 STORAGE_CLASS = "pixtral-gp3"
-_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly",
-                  "AmazonEBSCSIDriverPolicy")
+_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+# Every control-plane log type: who called the API (audit), how they authenticated, and what the control plane did.
+CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+# The VPC CNI enforces NetworkPolicy only when asked; the workload declares one.
+VPC_CNI_CONFIGURATION = json.dumps({"enableNetworkPolicy": "true"})
+# Bottlerocket keeps the OS on /dev/xvda and images, containers and the model cache's node disk on /dev/xvdb.
+BOTTLEROCKET_DATA_VOLUME = "/dev/xvdb"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 
 
 @dataclass
@@ -53,12 +60,10 @@ class EksGpuCluster(pulumi.ComponentResource):
             system_ready: list[pulumi.Resource] = []
         else:
             subnet_ids = self._default_subnets(deployment, invoke)
-            cluster = self._cluster(subnet_ids)
+            cluster = self._cluster(subnet_ids, deployment.kubernetes.cluster_api_cidrs)
             cluster_name, endpoint, ca = cluster.name, cluster.endpoint, cluster.certificate_authority.data
             system_ready = [self._system_nodes(cluster_name, subnet_ids, node_role)]
-            system_ready.append(aws.eks.Addon(f"{name}-ebs-csi", cluster_name=cluster_name,
-                                              addon_name="aws-ebs-csi-driver",
-                                              opts=pulumi.ResourceOptions(parent=self, depends_on=system_ready)))
+            system_ready += self._addons(cluster_name, system_ready)
         gpu_nodes = self._gpu_nodes(deployment, cluster_name, subnet_ids, node_role)
 
         self.cluster_name = cluster_name
@@ -88,22 +93,73 @@ class EksGpuCluster(pulumi.ComponentResource):
         return aws.ec2.get_subnets_output(filters=[aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc])],
                                           opts=invoke).ids
 
-    def _role(self, suffix: str, service: str, policies: tuple[str, ...]) -> aws.iam.Role:
-        role = aws.iam.Role(f"{self._name}-{suffix}", assume_role_policy=assume_role_policy(service), opts=self._child)
+    def _role(self, suffix: str, service: str, policies: tuple[str, ...],
+              actions: tuple[str, ...] = ("sts:AssumeRole",)) -> aws.iam.Role:
+        role = aws.iam.Role(f"{self._name}-{suffix}", assume_role_policy=assume_role_policy(service, actions),
+                            opts=self._child)
         for policy in policies:
             aws.iam.RolePolicyAttachment(f"{self._name}-{suffix}-{policy}", role=role.name,
                                          policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=self._child)
         return role
 
-    def _cluster(self, subnet_ids: pulumi.Input[list[str]]) -> aws.eks.Cluster:
+    def _cluster(self, subnet_ids: pulumi.Input[list[str]], api_cidrs: tuple[str, ...]) -> aws.eks.Cluster:
         role = self._role("cluster-role", "eks.amazonaws.com", ("AmazonEKSClusterPolicy",))
+        # Kubernetes Secrets are encrypted with a key of this stack's own, on top of EBS encryption of etcd.
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        secrets_key = aws.kms.Key(f"{self._name}-secrets", description="EKS Secrets envelope encryption (pixtral)",
+                                  enable_key_rotation=True, deletion_window_in_days=7,
+                                  policy=account.apply(_account_key_policy), opts=self._child)
         return aws.eks.Cluster(
             self._name,
             role_arn=role.arn,
             version=KUBERNETES_VERSION,
-            vpc_config=aws.eks.ClusterVpcConfigArgs(subnet_ids=subnet_ids, endpoint_public_access=True),
+            # pulumi (the Kubernetes provider) and kubectl reach the API from clusterApiCidrs only; the nodes
+            # reach it inside the VPC.
+            vpc_config=aws.eks.ClusterVpcConfigArgs(subnet_ids=subnet_ids, endpoint_public_access=True,
+                                                    public_access_cidrs=list(api_cidrs),
+                                                    endpoint_private_access=True),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),
+            enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                resources=["secrets"], provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn)),
+            opts=self._child,
+        )
+
+    def _addons(self, cluster_name: pulumi.Input[str], nodes: list[pulumi.Resource]) -> list[aws.eks.Addon]:
+        """The VPC CNI with NetworkPolicy enforcement, and the EBS CSI driver with a role of its own."""
+        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=nodes)
+        # EKS installs the CNI unmanaged at creation; the add-on takes it over with network policy switched on.
+        vpc_cni = aws.eks.Addon(f"{self._name}-vpc-cni", cluster_name=cluster_name, addon_name="vpc-cni",
+                                configuration_values=VPC_CNI_CONFIGURATION, resolve_conflicts_on_create="OVERWRITE",
+                                resolve_conflicts_on_update="OVERWRITE", opts=self._child)
+        # Pods cannot reach the node's instance metadata (hop limit 1), so the CSI controller gets its AWS
+        # credentials from EKS Pod Identity, for its own service account only.
+        agent = aws.eks.Addon(f"{self._name}-pod-identity", cluster_name=cluster_name,
+                              addon_name="eks-pod-identity-agent", opts=after_nodes)
+        csi_role = self._role("ebs-csi-role", "pods.eks.amazonaws.com", ("AmazonEBSCSIDriverPolicy",),
+                              actions=("sts:AssumeRole", "sts:TagSession"))
+        ebs_csi = aws.eks.Addon(
+            f"{self._name}-ebs-csi", cluster_name=cluster_name, addon_name="aws-ebs-csi-driver",
+            pod_identity_associations=[aws.eks.AddonPodIdentityAssociationArgs(
+                role_arn=csi_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*nodes, agent]))
+        return [vpc_cni, agent, ebs_csi]
+
+    def _launch_template(self, suffix: str, data_volume_gb: int | None = None) -> aws.ec2.LaunchTemplate:
+        """IMDSv2 only, one hop: the node's own processes reach instance metadata, pods (one hop further, in their
+        network namespace) do not, so they cannot take the node role's credentials."""
+        volumes = [aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+            device_name=BOTTLEROCKET_DATA_VOLUME,
+            ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(volume_size=data_volume_gb, volume_type="gp3",
+                                                                encrypted="true", delete_on_termination="true"),
+        )] if data_volume_gb else None
+        return aws.ec2.LaunchTemplate(
+            f"{self._name}-{suffix}",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            block_device_mappings=volumes,
+            update_default_version=True,
             opts=self._child,
         )
 
@@ -115,6 +171,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             subnet_ids=subnet_ids,
             instance_types=[SYSTEM_INSTANCE_TYPE],
             ami_type="AL2023_x86_64_STANDARD",
+            launch_template=_pinned(self._launch_template("system-nodes")),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(desired_size=2, min_size=1, max_size=3),
             opts=self._child,
         )
@@ -132,12 +189,26 @@ class EksGpuCluster(pulumi.ComponentResource):
             instance_types=[deployment.aws.instance_type],
             ami_type=GPU_AMI_TYPE,
             capacity_type="SPOT" if deployment.spot else "ON_DEMAND",
-            disk_size=deployment.disk_size_gb,
+            # With a launch template the disk size lives there (EKS refuses disk_size next to one).
+            launch_template=_pinned(self._launch_template("gpu-nodes", deployment.disk_size_gb)),
             labels=GPU_NODE_LABEL,
             taints=[aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")],
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(desired_size=count, min_size=count, max_size=count),
             opts=self._child,
         )
+
+
+def _account_key_policy(account_id: str) -> str:
+    """KMS's default key policy, written out: the account's IAM policies decide who uses the key (the cluster
+    role through EKS), no principal outside the account."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AccountIamPolicies", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*", "Resource": "*"}]})
+
+
+def _pinned(template: aws.ec2.LaunchTemplate) -> aws.eks.NodeGroupLaunchTemplateArgs:
+    """A node group on the template's latest version: a template change rolls the nodes."""
+    return aws.eks.NodeGroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str))
 
 
 def _kubeconfig(cluster_name: str, endpoint: str, ca: str, region: str) -> str:

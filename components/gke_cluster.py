@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from components.gcp_shared import service_account_id
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
 from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
@@ -16,6 +18,12 @@ from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
 SYSTEM_MACHINE_TYPE = "e2-standard-4"
 # GKE's built-in pd-ssd class: the 25 GB cache is read on every pod start.
 STORAGE_CLASS = "premium-rwo"
+# Google's least-privilege role for a node service account (logs, metrics, resource metadata, autoscaling
+# metrics). Nothing more: the images come from public registries and the pods reach Google APIs, if ever, through
+# Workload Identity, not through the node.
+NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
+# With a dedicated, IAM-limited service account the access scope is not the limit; Google recommends cloud-platform.
+NODE_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
 @dataclass
@@ -39,6 +47,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         deployment = args.deployment
         existing = deployment.kubernetes.cluster_name
+        node_account = self._node_service_account(args)
 
         if existing:
             cluster = gcp.container.get_cluster_output(name=existing, location=args.zone, project=args.project,
@@ -47,11 +56,11 @@ class GkeGpuCluster(pulumi.ComponentResource):
             ca = cluster.master_auths[0].cluster_ca_certificate
             ready: list[pulumi.Resource] = []
         else:
-            created = self._cluster(args)
+            created = self._cluster(args, node_account)
             cluster_name, endpoint = created.name, created.endpoint
             ca = created.master_auth.cluster_ca_certificate
-            ready = [self._system_pool(created.name, args)]
-        gpu_pool = self._gpu_pool(deployment, cluster_name, args)
+            ready = [self._system_pool(created.name, args, node_account)]
+        gpu_pool = self._gpu_pool(deployment, cluster_name, args, node_account)
 
         self.cluster_name = cluster_name
         # GKE labels GPU nodes with their accelerator; selecting on it keeps pods off other GPU pools.
@@ -64,7 +73,20 @@ class GkeGpuCluster(pulumi.ComponentResource):
         )
         self.register_outputs({"cluster_name": cluster_name})
 
-    def _cluster(self, args: GkeGpuClusterArgs) -> gcp.container.Cluster:
+    def _node_service_account(self, args: GkeGpuClusterArgs) -> gcp.serviceaccount.Account:
+        """The nodes' own identity, instead of the Compute Engine default account (Editor on the project)."""
+        account = gcp.serviceaccount.Account(
+            f"{self._name}-nodes", project=args.project,
+            account_id=service_account_id(pulumi.get_stack(), f"{self._name}-nodes"),
+            display_name=f"Pixtral GKE nodes ({pulumi.get_stack()})", opts=self._child)
+        for role in NODE_ROLES:
+            gcp.projects.IAMMember(f"{self._name}-nodes-{role.split('/')[-1]}", project=args.project, role=role,
+                                   member=account.email.apply(lambda email: f"serviceAccount:{email}"),
+                                   opts=self._child)
+        return account
+
+    def _cluster(self, args: GkeGpuClusterArgs, node_account: gcp.serviceaccount.Account) -> gcp.container.Cluster:
+        cidrs = args.deployment.kubernetes.cluster_api_cidrs
         return gcp.container.Cluster(
             self._name,
             project=args.project,
@@ -73,31 +95,60 @@ class GkeGpuCluster(pulumi.ComponentResource):
             # Node pools are declared separately, so they can change without recreating the cluster.
             remove_default_node_pool=True,
             initial_node_count=1,
+            # The default pool lives only until the first apply removes it, but it runs meanwhile: as hardened
+            # as the pools that replace it. GKE later reports a remaining pool's settings here, so only settings
+            # that every pool shares are set, or the next preview would want to replace the cluster.
+            node_config=gcp.container.ClusterNodeConfigArgs(
+                service_account=node_account.email,
+                oauth_scopes=NODE_SCOPES,
+                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"),
+                shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
+                    enable_secure_boot=True, enable_integrity_monitoring=True),
+            ),
             deletion_protection=False,
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel="REGULAR"),
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{args.project}.svc.id.goog"),
+            # Dataplane V2 enforces the workload's NetworkPolicy; the Calico add-on must then stay off.
+            datapath_provider="ADVANCED_DATAPATH",
+            network_policy=gcp.container.ClusterNetworkPolicyArgs(enabled=False),
+            # VPC-native (alias IP) pod addressing, which Dataplane V2 requires; GKE picks the ranges.
+            ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(stack_type="IPV4"),
+            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=[gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                    cidr_block=cidr, display_name="pixtral:clusterApiCidrs") for cidr in cidrs]),
+            # Only IAM identities reach the API: no static client certificate that would never expire.
+            master_auth=gcp.container.ClusterMasterAuthArgs(
+                client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
+                    issue_client_certificate=False)),
+            enable_shielded_nodes=True,
+            resource_labels={"app": "pixtral", "stack": _label(pulumi.get_stack())},
             opts=self._child,
         )
 
-    def _system_pool(self, cluster_name: pulumi.Input[str], args: GkeGpuClusterArgs) -> gcp.container.NodePool:
+    def _system_pool(self, cluster_name: pulumi.Input[str], args: GkeGpuClusterArgs,
+                     node_account: gcp.serviceaccount.Account) -> gcp.container.NodePool:
         return gcp.container.NodePool(
             f"{self._name}-system",
             cluster=cluster_name,
             project=args.project,
             location=args.zone,
             node_count=1,
+            management=_MANAGEMENT,
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=SYSTEM_MACHINE_TYPE,
-                oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                service_account=node_account.email,
+                oauth_scopes=NODE_SCOPES,
                 workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
                     mode="GKE_METADATA"),
+                shielded_instance_config=_SHIELDED,
             ),
             opts=self._child,
         )
 
-    def _gpu_pool(self, deployment: Deployment, cluster_name: pulumi.Input[str],
-                  args: GkeGpuClusterArgs) -> gcp.container.NodePool:
+    def _gpu_pool(self, deployment: Deployment, cluster_name: pulumi.Input[str], args: GkeGpuClusterArgs,
+                  node_account: gcp.serviceaccount.Account) -> gcp.container.NodePool:
         settings = deployment.gcp
         return gcp.container.NodePool(
             f"{self._name}-gpu",
@@ -105,6 +156,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             project=args.project,
             location=args.zone,
             node_count=deployment.kubernetes.nodes_needed(deployment.scaling.max_replicas),
+            management=_MANAGEMENT,
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=settings.machine_type,
                 spot=deployment.spot,
@@ -119,12 +171,25 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 )],
                 taints=[gcp.container.NodePoolNodeConfigTaintArgs(key="nvidia.com/gpu", value="present",
                                                                   effect="NO_SCHEDULE")],
-                oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                service_account=node_account.email,
+                oauth_scopes=NODE_SCOPES,
                 workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
                     mode="GKE_METADATA"),
+                # COS GPU nodes load the NVIDIA driver GKE installs, which is signed: Secure Boot keeps it working.
+                shielded_instance_config=_SHIELDED,
             ),
             opts=self._child,
         )
+
+
+_MANAGEMENT = gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True)
+_SHIELDED = gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(enable_secure_boot=True,
+                                                                       enable_integrity_monitoring=True)
+
+
+def _label(text: str) -> str:
+    """A GCP label value: lowercase letters, digits, '-' and '_', at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:63]
 
 
 def _kubeconfig(cluster_name: str, endpoint: str, ca: str) -> str:

@@ -33,6 +33,7 @@ from .parsers import (
     Text,
     Whole,
     cidr,
+    ipv4_cidr,
     setting_error,
 )
 from .scaling import MAX_REPLICAS, parse_autoscale
@@ -141,6 +142,9 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("clusterName", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a cluster name"), None,
         "Existing EKS / GKE cluster to add the GPU nodes to.", targets=("eks", "gke"),
         shown_default="a new cluster"),
+    Key("clusterApiCidrs", StringList(ipv4_cidr, "at least one IPv4 CIDR (pulumi must reach the cluster's API)"),
+        None, "IPv4 networks that may reach the API endpoint of the cluster the program creates (where you run "
+        "`pulumi` and `kubectl`); not with `clusterName`.", targets=("eks", "gke"), shown_default="the IPv4 CIDRs of `allowedCidrs`"),
     Key("namespace", Text(_DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63"), "pixtral",
         "Namespace of the workload (not one Kubernetes owns: "
         f"{', '.join(RESERVED_NAMESPACES)}).", targets=KUBERNETES_TARGETS),

@@ -29,9 +29,9 @@ PROJECT_NAME = "pixtral-deploy"
 MOCK_PUBLIC_IP = "203.0.113.10"
 MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
 MOCK_INSTANCE_ID = "i-0123456789abcdef0"
-MOCK_ARN_PREFIX = "arn:aws:mock:"
+MOCK_ACCOUNT = "123456789012"
 # What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
-MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID, MOCK_ARN_PREFIX)
+MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID, f":{MOCK_ACCOUNT}:")
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -48,6 +48,8 @@ class DeclaredResource:
     options: dict[str, Any] = field(default_factory=dict)
     # The type of the resource this one is a child of (`pulumi:pulumi:Stack` at the top level).
     parent: str | None = None
+    # The id the mock cloud gave it: other resources' inputs that hold it refer to this resource.
+    id: str = ""
 
 
 @dataclass
@@ -211,6 +213,15 @@ def _suffix(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:7]
 
 
+def _mock_arn(type_: str, region: str, name: str, resource_id: str) -> str:
+    """ARNs in the format the real services give, so policy checkers read them as what they are."""
+    if type_ == "aws:iam/role:Role":
+        return f"arn:aws:iam::{MOCK_ACCOUNT}:role/{name}"
+    if type_ == "aws:kms/key:Key":
+        return f"arn:aws:kms:{region}:{MOCK_ACCOUNT}:key/{resource_id}"
+    return f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter/{name.lstrip('/')}"
+
+
 def _make_mocks(config: dict[str, str], run: ProgramRun,
                 options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
@@ -225,11 +236,13 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             if args.typ == "aws:ec2/instance:Instance":
                 resource_id = MOCK_INSTANCE_ID
                 outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp="10.0.0.10")
+            elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+                outputs.update(latestVersion=1)
             elif args.typ == "aws:ec2/eip:Eip":
                 outputs.update(publicIp=MOCK_PUBLIC_IP)
-            elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role"):
-                outputs.update(arn=f"{MOCK_ARN_PREFIX}{region}:123456789012:{inputs.get('name', args.name)}")
+            elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role", "aws:kms/key:Key"):
                 outputs.setdefault("name", mock_name(args.name))
+                outputs.update(arn=_mock_arn(args.typ, region, outputs["name"], resource_id))
                 if args.typ == "aws:ssm/parameter:Parameter":
                     outputs.update(version=MOCK_SSM_VERSION)
             elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
@@ -254,12 +267,15 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             options = options_by_resource.pop((args.typ, args.name), {})
             parent = options.pop("parent", None)
             run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options,
-                                                  parent))
+                                                  parent, resource_id))
             return resource_id, outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs):
             answers = {
                 "aws:index/getRegion:getRegion": {"region": region, "name": region},
+                "aws:index/getCallerIdentity:getCallerIdentity": {
+                    "accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock", "userId": "AIDAMOCK",
+                    "id": MOCK_ACCOUNT},
                 "aws:ec2/getAmi:getAmi": {"id": "ami-0dlami000000000", "name": "Deep Learning Base (mock)"},
                 "aws:ec2/getVpc:getVpc": {"id": "vpc-0default00000000"},
                 "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {

@@ -181,3 +181,11 @@ def cidr(value: str) -> str:
 def setting_error(key: str, value: Any, allowed: str) -> ConfigError:
     """The one shape of a refused setting: the key, the value as written, and what is allowed."""
     return ConfigError(f"pixtral:{key}: {shown(value)} is not allowed; expected {allowed}")
+
+
+def ipv4_cidr(value: str) -> str:
+    """EKS public-access CIDRs and GKE master authorized networks take IPv4 only."""
+    cidr(value)
+    if ipaddress.ip_network(value).version != 4:
+        raise Refused("IPv4 CIDRs such as 203.0.113.0/24 (EKS and GKE take no IPv6 here)")
+    return value

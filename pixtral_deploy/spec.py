@@ -25,7 +25,7 @@ from .keys import (
     Settings,
     parse_settings,
 )
-from .network import covers_a_whole_family
+from .network import covers_a_whole_family, ip_version
 from .parsers import setting_error
 from .scaling import Scaling
 from .server import ServerSpec
@@ -90,6 +90,8 @@ class KubernetesSettings:
     gpus_per_node: int | None = None
     # EKS / GKE: the config key and value that chose the node type, for messages.
     node_type: str | None = None
+    # EKS / GKE: networks that may reach the API endpoint of a cluster the program creates.
+    cluster_api_cidrs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.namespace in RESERVED_NAMESPACES:
@@ -266,6 +268,25 @@ def _gcp_settings(settings: Settings) -> GcpSettings:
     )
 
 
+def _cluster_api_cidrs(settings: Settings, node: _Hardware | None) -> tuple[str, ...]:
+    """EKS public access CIDRs / GKE master authorized networks of a cluster the program creates (IPv4 only); by
+    default the IPv4 CIDRs of allowedCidrs."""
+    existing = settings["clusterName"]
+    if node is None or existing:
+        if settings.is_set("clusterApiCidrs"):
+            raise ConfigError(f"pixtral:clusterApiCidrs sets the API access of a cluster the program creates; "
+                              f"pixtral:clusterName names an existing one ({existing}), whose access is set where "
+                              "it was created: remove one of the two")
+        return ()
+    if settings.is_set("clusterApiCidrs"):
+        return settings["clusterApiCidrs"]
+    default = tuple(c for c in settings["allowedCidrs"] if ip_version(c) == 4)
+    if not default:
+        raise setting_error("allowedCidrs", list(settings["allowedCidrs"]), "at least one IPv4 CIDR, or set "
+                            "pixtral:clusterApiCidrs to the IPv4 networks that may reach the cluster's API endpoint")
+    return default
+
+
 def _kubernetes_settings(settings: Settings, node: _Hardware | None) -> KubernetesSettings:
     return KubernetesSettings(
         namespace=settings["namespace"],
@@ -278,6 +299,7 @@ def _kubernetes_settings(settings: Settings, node: _Hardware | None) -> Kubernet
         cluster_name=settings["clusterName"],
         gpus_per_node=node.gpu_count if node else None,
         node_type=node.where.split(" ", 1)[1] if node else None,
+        cluster_api_cidrs=_cluster_api_cidrs(settings, node),
     )
 
 
@@ -353,11 +375,16 @@ def _plan_candidates(settings: Settings, candidates: list[_Hardware]) -> tuple[G
     return plans[tightest][0], list(dict.fromkeys(warnings))
 
 
-def _open_to_everyone_warning(cidrs: tuple[str, ...]) -> list[str]:
+def _open_to_everyone_warnings(cidrs: tuple[str, ...], kubernetes: KubernetesSettings | None) -> list[str]:
+    warnings = []
     if covers_a_whole_family(cidrs):
-        return ["the endpoint is open to the whole Internet (pixtral:allowedCidrs); the API key is enforced, but set "
-                "allowedCidrs to your networks to narrow it"]
-    return []
+        warnings.append("the endpoint is open to the whole Internet (pixtral:allowedCidrs); the API key is enforced, "
+                        "but set allowedCidrs to your networks to narrow it")
+    if kubernetes is not None and kubernetes.cluster_api_cidrs and covers_a_whole_family(kubernetes.cluster_api_cidrs):
+        warnings.append("the cluster's API endpoint is open to the whole Internet (pixtral:clusterApiCidrs, which "
+                        "defaults to allowedCidrs); every request still needs cloud credentials, but set "
+                        "clusterApiCidrs to the networks you run pulumi and kubectl from")
+    return warnings
 
 
 def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> Deployment:
@@ -385,7 +412,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gcp=gcp,
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
-        warnings=tuple(warnings + _open_to_everyone_warning(cidrs)),
+        warnings=tuple(warnings + _open_to_everyone_warnings(cidrs, kubernetes)),
     )
 
 
