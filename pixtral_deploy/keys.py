@@ -144,7 +144,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         shown_default="a new cluster"),
     Key("clusterApiCidrs", StringList(ipv4_cidr, "at least one IPv4 CIDR (pulumi must reach the cluster's API)"),
         None, "IPv4 networks that may reach the API endpoint of the cluster the program creates (where you run "
-        "`pulumi` and `kubectl`); not with `clusterName`.", targets=("eks", "gke"), shown_default="the IPv4 CIDRs of `allowedCidrs`"),
+        "`pulumi` and `kubectl`); not with `clusterName`.", targets=("eks", "gke"),
+        shown_default="the IPv4 CIDRs of `allowedCidrs`"),
     Key("namespace", Text(_DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63"), "pixtral",
         "Namespace of the workload (not one Kubernetes owns: "
         f"{', '.join(RESERVED_NAMESPACES)}).", targets=KUBERNETES_TARGETS),
