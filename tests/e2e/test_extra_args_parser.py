@@ -14,8 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR
-from test_served_api import _e2e_python
+from conftest import PROJECT_DIR, e2e_python
 
 from pixtral_deploy.errors import ConfigError
 from pixtral_deploy.server import vllm_args
@@ -94,7 +93,7 @@ def _cases() -> list[list[str]]:
 def parser_report() -> dict:
     cases = _cases()
     request = json.dumps({"base": _base_args(), "cases": cases})
-    done = subprocess.run([_e2e_python(), str(PROBE), "resolve"], input=request, capture_output=True, text=True,
+    done = subprocess.run([e2e_python(), str(PROBE), "resolve"], input=request, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

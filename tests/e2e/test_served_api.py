@@ -39,10 +39,6 @@ MAX_IMAGES = 2
 READY_TIMEOUT_SECONDS = 600
 
 
-def _e2e_python() -> str:
-    return e2e_python(starts_the_engine=True)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -125,7 +121,7 @@ class Server:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tiny-pixtral")
-    done = subprocess.run([_e2e_python(), str(Path(__file__).parent / "tiny_pixtral.py"), str(directory)],
+    done = subprocess.run([e2e_python(), str(Path(__file__).parent / "tiny_pixtral.py"), str(directory)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return directory
@@ -135,7 +131,7 @@ def _vm_environment(files: dict[str, str], root: Path) -> dict[str, str]:
     """The VM's environment file, with the paths of this machine put in for the VM's."""
     env = _env_file(files["/etc/pixtral/pixtral.env"])
     env.update({
-        "PIXTRAL_VLLM_PYTHON": _e2e_python(),
+        "PIXTRAL_VLLM_PYTHON": e2e_python(),
         "PIXTRAL_CACHE_DIR": str(root / "cache"),
         "HF_HOME": str(root / "cache/hf"),
         "VLLM_CACHE_ROOT": str(root / "cache/vllm"),
@@ -314,7 +310,7 @@ def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(ti
         replacements, extra = cpu_substitutions(root / "model", port)
         args = _substitute(container["args"], replacements, extra)
         # The container's command, with the e2e venv's python for the image's python3.
-        command = _as_container_user(container, [_e2e_python(), *container["command"][1:], *args])
+        command = _as_container_user(container, [e2e_python(), *container["command"][1:], *args])
         server = Server(command, env, port, root / "vllm.log")
         try:
             _wait_ready(server)
