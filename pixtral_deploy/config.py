@@ -9,6 +9,7 @@ import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
 from .cloudinit import StoredSecret
+from .secret_values import check_secret_settings
 from .spec import NAMESPACE, ConfigError, Deployment, load_deployment, raw_config_from
 
 
@@ -28,11 +29,15 @@ def _namespace_keys(namespace: str) -> list[str]:
 
 
 def read_deployment() -> Deployment:
+    # The secrets are checked here too: every target reads the deployment before it declares anything, while
+    # read_secrets runs inside the targets, after a cluster may already be declared.
+    check_secret_settings(NAMESPACE)
     config = pulumi.Config(NAMESPACE)
     return load_deployment(raw_config_from(config.get, _namespace_keys(NAMESPACE)))
 
 
 def read_secrets() -> Secrets:
+    check_secret_settings(NAMESPACE)
     config = pulumi.Config(NAMESPACE)
     api_key = config.get_secret("apiKey")
     if api_key is None:
