@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.ssm_agent_policy import ssm_agent_policy
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import SecretStore, compress_user_data, render_cloud_init
 from pixtral_deploy.coldstart import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
@@ -116,11 +117,12 @@ class AwsGpuVm(pulumi.ComponentResource):
             }),
             opts=self._child,
         )
-        # Session Manager instead of SSH: shell access through IAM, no inbound port.
-        aws.iam.RolePolicyAttachment(
-            f"{self._name}-ssm-core",
-            role=role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+        # Session Manager instead of SSH: shell access through IAM, no inbound port. Only the agent's own actions:
+        # AmazonSSMManagedInstanceCore would let the VM read every parameter in the account.
+        aws.iam.RolePolicy(
+            f"{self._name}-ssm-agent",
+            role=role.id,
+            policy=json.dumps(ssm_agent_policy()),
             opts=self._child,
         )
         aws.iam.RolePolicy(
