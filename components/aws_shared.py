@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.ssm_agent_policy import ssm_agent_policy
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret
 from pixtral_deploy.config import stored_secret
 from pixtral_deploy.network import ip_version
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
 DLAMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
 def assume_role_policy(service: str, actions: tuple[str, ...] = ("sts:AssumeRole",)) -> str:
@@ -70,8 +70,9 @@ def _secure_parameter(name: str, what: str, value: pulumi.Input[str],
 def _instance_profile(name: str, parameters: list[aws.ssm.Parameter],
                       child: pulumi.ResourceOptions) -> aws.iam.InstanceProfile:
     role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), opts=child)
-    # Session Manager instead of SSH: shell access through IAM, no inbound port.
-    aws.iam.RolePolicyAttachment(f"{name}-ssm-core", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child)
+    # Session Manager instead of SSH: shell access through IAM, no inbound port. Only the agent's own actions:
+    # AmazonSSMManagedInstanceCore would let the VM read every parameter in the account.
+    aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=json.dumps(ssm_agent_policy()), opts=child)
     aws.iam.RolePolicy(
         f"{name}-read-secrets",
         role=role.id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,27 @@ def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False
     }
 
 
-def _env_file(values: dict[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in values.items())
+# Values systemd's EnvironmentFile= parser keeps exactly as written without quotes (model ids, paths, versions,
+# secret names): those lines stay as plain as before.
+_PLAIN_ENV_VALUE = re.compile(r"[A-Za-z0-9_@+=:,./-]*")
+
+
+def env_file_value(value: str) -> str:
+    """`value` as systemd's EnvironmentFile= parser gives it back unchanged. Unquoted, that parser drops
+    backslashes and quotes and trims spaces; inside double quotes it takes a backslash before `"`, `\\`, `` ` ``
+    or `$` as an escape and keeps every other character, as the shell does (fetch-secrets.sh writes the secrets
+    file by the same rule)."""
+    if any(c < " " or c == "\x7f" for c in value):
+        # A newline would start a new variable in units that run as root; no setting of the spec may carry one.
+        raise ValueError("an environment file value contains a control character")
+    if _PLAIN_ENV_VALUE.fullmatch(value):
+        return value
+    return '"' + re.sub(r'(["\\`$])', r"\\\1", value) + '"'
+
+
+def env_file(values: dict[str, str]) -> str:
+    """An environment file for systemd's EnvironmentFile=, one `NAME=value` line per setting."""
+    return "".join(f"{key}={env_file_value(value)}\n" for key, value in values.items())
 
 
 def _file(path: str, content: str, permissions: str) -> dict:
@@ -98,7 +118,7 @@ def _file(path: str, content: str, permissions: str) -> dict:
 def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict:
     """The cloud-config as data; `render_cloud_init` serialises it."""
     files = [
-        _file(f"{CONFIG_DIR}/pixtral.env", _env_file(environment(server, store, local_nvme)), "0644"),
+        _file(f"{CONFIG_DIR}/pixtral.env", env_file(environment(server, store, local_nvme)), "0644"),
         _file(f"{CONFIG_DIR}/vllm.args", "".join(f"{arg}\n" for arg in vllm_args(server)), "0644"),
     ]
     files += [

@@ -10,6 +10,7 @@ from pulumi.runtime import config as runtime_config
 
 from .cloudinit import StoredSecret
 from .keys import NAMESPACE, misplaced_keys
+from .secret_values import secret_setting_problems
 from .spec import Deployment, load_deployment, raw_config_from
 
 # The GCP stack files ship this placeholder; a real project id is needed before anything can be created.
@@ -66,7 +67,7 @@ def _gcp_location(errors: list[str]) -> GcpLocation | None:
 def read_stack() -> StackConfig:
     """The whole configuration, validated; every problem found is reported at once as one ConfigError."""
     keys = _all_keys()
-    errors = misplaced_keys(keys, pulumi.get_project())
+    errors = misplaced_keys(keys, pulumi.get_project()) + secret_setting_problems(NAMESPACE)
     target = pulumi.Config(NAMESPACE).get("target")
     gcp = _gcp_location(errors) if target in ("gcp", "gke") else None
     config = pulumi.Config(NAMESPACE)

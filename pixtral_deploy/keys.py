@@ -100,10 +100,11 @@ CONFIG_KEYS: tuple[Key, ...] = (
         shown_default="bf16, or fp8 when bf16 does not fit"),
     Key("extraArgs", StringList(refuse_control_characters=False), (), "More vLLM arguments, as a list of strings, "
         "appended to the program's own; what is refused is below."),
-    Key("apiKey", Text(), None, "Bearer key clients must send. **Secret**: `pulumi config set --secret "
-        "pixtral:apiKey ...`", secret=True, shown_default="generated (pulumi-random)"),
-    Key("hfToken", Text(), None, "Hugging Face token, for gated models. **Secret**.", secret=True,
-        shown_default="unset"),
+    Key("apiKey", Text(), None, "Bearer key clients must send: 16+ characters, printable ASCII, no spaces. "
+        "**Secret**: `pulumi config set --secret pixtral:apiKey ...` (a plain value is refused)", secret=True,
+        shown_default="generated (pulumi-random)"),
+    Key("hfToken", Text(), None, "Hugging Face token, for gated models (same rules as `apiKey`). **Secret**.",
+        secret=True, shown_default="unset"),
     Key("allowedCidrs", StringList(cidr, "at least one CIDR (an empty list would make the endpoint unreachable)"),
         ("0.0.0.0/0",), "Networks that may reach the port (IPv4 or IPv6 CIDRs)."),
     Key("diskSizeGb", Whole(100, 16384), 200, "Disk of the VM or GPU node in GB (the OS image, vLLM and the "

@@ -101,7 +101,7 @@ def test_api_key_reaches_vllm_only_through_a_root_only_file(stack):
     assert "EnvironmentFile=/etc/pixtral/secrets.env" in unit
     assert "User=vllm" in unit, "vLLM must run as an unprivileged user"
     fetch = written_file(user_data, "/usr/local/lib/pixtral/fetch-secrets.sh")["content"]
-    assert "umask 077" in fetch and "VLLM_API_KEY=" in fetch
+    assert "umask 077" in fetch and "env_line VLLM_API_KEY " in fetch
 
 
 def test_user_data_files_are_the_repository_files():

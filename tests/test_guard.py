@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 
 import pytest
 
@@ -24,9 +25,13 @@ async def _served(scope, receive, send):
     await send({"type": "http.response.body", "body": b"served"})
 
 
-def _status(path: str, authorization: str | None = None, method: str = "POST") -> int:
-    guard = pixtral_guard.RequireApiKey(_served)
-    headers = [(b"authorization", authorization.encode())] if authorization else []
+def _status(path: str, authorization: str | None = None, method: str = "POST",
+            headers: dict[str, str] | None = None, argv: list[str] | None = None) -> int:
+    """The status the guard answers with; `argv` stands for vLLM's command line (None: this process's own)."""
+    guard = pixtral_guard.RequireApiKey(_served) if argv is None else pixtral_guard.RequireApiKey(_served, argv)
+    sent_headers = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    if authorization:
+        sent_headers.append((b"authorization", authorization.encode()))
     sent = []
 
     async def send(message):
@@ -35,9 +40,13 @@ def _status(path: str, authorization: str | None = None, method: str = "POST") -
     async def receive():
         return {"type": "http.request", "body": b""}
 
-    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": headers}
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": sent_headers}
     asyncio.run(guard(scope, receive, send))
     return sent[0]["status"]
+
+
+PREFLIGHT = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+CORS_ARGS = ["--allowed-origins", '["https://app.example.com"]']
 
 
 @pytest.fixture(autouse=True)
@@ -63,8 +72,37 @@ def test_health_checks_need_no_key(path):
     assert _status(path, method="GET") == 200
 
 
-def test_cors_preflight_passes_through():
-    assert _status("/v1/chat/completions", method="OPTIONS") == 200
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/", "/metricsX", "/v1/chat/completions", "/invocations"])
+def test_options_without_the_key_is_refused(path):
+    # vLLM's apps answer any method: a keyless OPTIONS /metrics returned the whole metrics text.
+    assert _status(path, method="OPTIONS") == 401
+    assert _status(path, method="OPTIONS", headers=PREFLIGHT, argv=[]) == 401
+    assert _status(path, "Bearer sk-guard-test", method="OPTIONS") == 200
+
+
+@pytest.mark.parametrize("argv", [CORS_ARGS, ['--allowed_origins=["*"]'], ["--port", "8081", *CORS_ARGS]])
+def test_cors_preflight_needs_no_key_once_origins_are_configured(argv):
+    # Browsers send preflights without credentials; vLLM's CORS middleware (below the guard) answers them.
+    assert _status("/v1/chat/completions", method="OPTIONS", headers=PREFLIGHT, argv=argv) == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Origin": "https://app.example.com"},
+                                     {"Access-Control-Request-Method": "POST"}])
+def test_options_that_is_not_a_preflight_needs_the_key_even_with_cors(headers):
+    # Without both headers vLLM's CORS middleware passes the request on to the route, which would answer it.
+    assert _status("/metrics", method="OPTIONS", headers=headers, argv=CORS_ARGS) == 401
+
+
+def test_a_preflight_header_does_not_open_other_methods():
+    assert _status("/metrics", method="GET", headers=PREFLIGHT, argv=CORS_ARGS) == 401
+
+
+def test_the_guard_reads_cors_origins_from_the_servers_command_line(monkeypatch):
+    # vLLM loads the guard with no arguments of its own: it learns of --allowed-origins from sys.argv.
+    monkeypatch.setattr(sys, "argv", ["api_server.py", "--model", "m", *CORS_ARGS])
+    assert _status("/v1/chat/completions", method="OPTIONS", headers=PREFLIGHT) == 200
+    monkeypatch.setattr(sys, "argv", ["api_server.py", "--model", "m", "--allowed-media-domains", "x.example"])
+    assert _status("/v1/chat/completions", method="OPTIONS", headers=PREFLIGHT) == 401
 
 
 def test_refuses_to_start_without_a_key(monkeypatch):

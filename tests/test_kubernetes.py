@@ -218,7 +218,7 @@ def test_schema_validation_catches_a_misspelt_field():
 
 
 def test_rendered_secrets_are_redacted():
-    documents = manifests(run_stack(K8S_STACKS[0], secrets={"pixtral:apiKey": "sk-render-known"})["resources"])
+    documents = manifests(run_stack(K8S_STACKS[0], secrets={"pixtral:apiKey": "sk-render-known-key"})["resources"])
     (secret,) = [d for d in documents if d["kind"] == "Secret"]
     assert secret["stringData"] == {"VLLM_API_KEY": REDACTED}
 

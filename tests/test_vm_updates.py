@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import STACKS, environment_file, resources_of, run_stack, target_of, vm_files, vm_user_data
+from systemd_env_file import systemd_environment
 
 from pixtral_deploy.cloudinit import declared_user_data
 
@@ -118,7 +119,7 @@ def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack,
     done = subprocess.run(["bash", str(lib / "fetch-secrets.sh")], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    assert secrets_file.read_text() == f"VLLM_API_KEY={API_KEY}\nHF_TOKEN={HF_TOKEN}\n"
+    assert systemd_environment(secrets_file) == {"VLLM_API_KEY": API_KEY, "HF_TOKEN": HF_TOKEN}
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     calls = [json.loads(line) for line in (fake / "calls.log").read_text().splitlines()]
     assert len(calls) == 2, calls

@@ -5,7 +5,14 @@ set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 
-until curl -fsS -o /dev/null -H "Authorization: Bearer $VLLM_API_KEY" "http://127.0.0.1:$PIXTRAL_PORT/v1/models"; do
+# The header goes to curl on standard input (`-H @-`, curl >= 7.55; Ubuntu 22.04 has 7.81): on the command line
+# the key would show in `ps` to every user of the VM. printf is a bash builtin, so no process carries it either.
+authorized_probe() {
+  printf 'Authorization: Bearer %s\n' "$VLLM_API_KEY" |
+    curl -fsS -o /dev/null -H @- "http://127.0.0.1:$PIXTRAL_PORT/v1/models"
+}
+
+until authorized_probe; do
   sleep 5
 done
 phase ready end

@@ -20,14 +20,28 @@ read_secret() {
   esac
 }
 
+# env_line NAME VALUE: one line of a systemd environment file that gives VALUE back unchanged. systemd's parser
+# drops quotes and backslashes from unquoted values; inside double quotes it takes a backslash before " \ ` $ as
+# an escape and keeps everything else (pixtral_deploy/cloudinit.py writes pixtral.env by the same rule). A control
+# character is refused: a newline would start a variable of the sender's choosing in units that run as root. The
+# value reaches sed on standard input, never on a command line.
+env_line() {
+  case $2 in
+    *[[:cntrl:]]*)
+      echo "the secret for $1 contains a control character; refusing to write it" >&2
+      return 1 ;;
+  esac
+  printf '%s="%s"\n' "$1" "$(printf '%s' "$2" | sed 's/[\\"$`]/\\&/g')"
+}
+
 secrets_file=${PIXTRAL_SECRETS_FILE:-/etc/pixtral/secrets.env}
 umask 077
 tmp=$(mktemp "$secrets_file.XXXXXX")
 api_key=$(retry read_secret "$PIXTRAL_API_KEY_SECRET" "$PIXTRAL_API_KEY_VERSION")
-printf 'VLLM_API_KEY=%s\n' "$api_key" >"$tmp"
+env_line VLLM_API_KEY "$api_key" >"$tmp"
 if [ -n "${PIXTRAL_HF_TOKEN_SECRET:-}" ]; then
   hf_token=$(retry read_secret "$PIXTRAL_HF_TOKEN_SECRET" "$PIXTRAL_HF_TOKEN_VERSION")
-  printf 'HF_TOKEN=%s\n' "$hf_token" >>"$tmp"
+  env_line HF_TOKEN "$hf_token" >>"$tmp"
 fi
 mv "$tmp" "$secrets_file"
 phase secrets end

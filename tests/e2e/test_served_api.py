@@ -262,6 +262,53 @@ def test_metrics_serve_prometheus_text(vm_server):
     assert text.startswith("# HELP") and "\nvllm:" in text, text[:300]
 
 
+PREFLIGHT = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}
+
+
+def _options(server: Server, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(f"{server.endpoint}{path}", method="OPTIONS", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/", "/metricsX", "/v1/models"])
+def test_options_needs_the_key_too(vm_server, path):
+    # vLLM's apps answer any method: a keyless OPTIONS /metrics used to return the whole metrics text. The server
+    # has no --allowed-origins, so even a browser's preflight needs the key.
+    for headers in ({}, PREFLIGHT):
+        status, body = _options(vm_server, path, headers)
+        assert status == 401 and "vllm:" not in body, (headers, status, body[:200])
+
+
+def test_options_with_the_key_reaches_vllm(vm_server):
+    # The refusal above is the guard's: the same request with the key is answered by vLLM's metrics app.
+    status, body = _options(vm_server, "/metrics", {"Authorization": f"Bearer {API_KEY}"})
+    assert status == 200 and "\nvllm:" in body, body[:300]
+
+
+def test_cors_preflight_with_allowed_origins_is_answered_by_vllms_cors_middleware(tmp_path):
+    # vLLM's own app (build_app, the pinned parser) with --allowed-origins: a browser's preflight passes the guard
+    # without the key and is answered by the CORS middleware below it; any other OPTIONS still needs the key.
+    (tmp_path / "pixtral_guard.py").write_text((PROJECT_DIR / "userdata/pixtral_guard.py").read_text())
+    requests = [{"method": "OPTIONS", "path": "/metrics", "headers": PREFLIGHT},
+                {"method": "OPTIONS", "path": "/metrics", "headers": {"Origin": PREFLIGHT["Origin"]}},
+                {"method": "OPTIONS", "path": "/metrics", "headers": {}},
+                {"method": "OPTIONS", "path": "/metrics", "headers": {"Authorization": f"Bearer {API_KEY}"}}]
+    done = subprocess.run(
+        [e2e_python(), str(Path(__file__).parent / "guard_probe.py"), "--model", "m", "--middleware",
+         "pixtral_guard.RequireApiKey", "--allowed-origins", f'["{PREFLIGHT["Origin"]}"]'],
+        input=json.dumps(requests), capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "VLLM_API_KEY": API_KEY})
+    assert done.returncode == 0, done.stderr[-2000:]
+    preflight, origin_only, bare, keyed = json.loads(done.stdout)
+    assert preflight["status"] == 200 and "vllm:" not in preflight["body"], preflight
+    assert origin_only["status"] == 401 and bare["status"] == 401, (origin_only, bare)
+    assert keyed["status"] == 200 and "# HELP" in keyed["body"], keyed
+
+
 def test_launch_recorded_load_and_warmup_phases_from_vllms_log(vm_server):
     # The markers watch_phases looks for in vLLM's log must exist in the pinned release's log.
     timeline = [json.loads(line) for line in
