@@ -11,8 +11,12 @@ The VM's own secrets are granted separately, by ARN.
 
 from __future__ import annotations
 
+# The one action that takes a resource: the agent registers the instance it runs on.
+INSTANCE_ACTIONS = ("ssm:UpdateInstanceInformation",)
+INSTANCE_RESOURCE = "arn:aws:ec2:*:*:instance/*"
+# Session Manager's channels and Run Command's message polling take no resource ARN (the Service Authorization
+# Reference lists none for them): `*` is their only form.
 SESSION_MANAGER_ACTIONS = (
-    "ssm:UpdateInstanceInformation",
     "ssmmessages:CreateControlChannel",
     "ssmmessages:CreateDataChannel",
     "ssmmessages:OpenControlChannel",
@@ -27,6 +31,8 @@ SESSION_MANAGER_ACTIONS = (
 
 
 def ssm_agent_policy() -> dict:
-    """The role policy document for the SSM agent (these actions take no resource ARN: `*` is the only form)."""
-    return {"Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": list(SESSION_MANAGER_ACTIONS), "Resource": "*"}]}
+    """The role policy document for the SSM agent."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": list(INSTANCE_ACTIONS), "Resource": INSTANCE_RESOURCE},
+        {"Effect": "Allow", "Action": list(SESSION_MANAGER_ACTIONS), "Resource": "*"},
+    ]}
