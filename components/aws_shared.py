@@ -106,7 +106,9 @@ def api_ingress_from_cidrs(name: str, group: aws.ec2.SecurityGroup, cidrs: tuple
 def egress_everywhere(name: str, group: aws.ec2.SecurityGroup, parent: pulumi.Resource) -> None:
     # Outbound is needed at boot: PyPI for vLLM, Hugging Face for the weights, SSM for the key.
     aws.vpc.SecurityGroupEgressRule(f"{name}-out", security_group_id=group.id, ip_protocol="-1",
-                                    cidr_ipv4="0.0.0.0/0", opts=pulumi.ResourceOptions(parent=parent))
+                                    cidr_ipv4="0.0.0.0/0",
+                                    description="PyPI and Hugging Face at boot, SSM for the secrets and the agent",
+                                    opts=pulumi.ResourceOptions(parent=parent))
 
 
 def zones_offering(instance_types: list[str], parent: pulumi.Resource) -> pulumi.Output[list[str]]:

@@ -78,6 +78,9 @@ class AwsGpuVm(pulumi.ComponentResource):
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
             ),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(**root_volume(deployment.disk_size_gb)),
+            ebs_optimized=True,
+            # 1-minute CloudWatch metrics (about $2 a month): a GPU VM that stalls shows it within minutes.
+            monitoring=True,
             instance_market_options=self._spot_options() if deployment.spot else None,
             tags={"Name": f"pixtral-{name}", "pixtral:model": deployment.server.model},
             opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.ami_id, "ami")),

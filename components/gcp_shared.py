@@ -126,6 +126,46 @@ def dlvm_image(parent: pulumi.Resource) -> pulumi.Output[str]:
     ).self_link
 
 
+# The stack's own subnet: a /20 holds 4,000 replicas; the range only has to avoid networks the user peers with.
+SUBNET_RANGE = "10.64.0.0/20"
+# Metadata every VM shape carries: OS Login governs SSH (through IAP, if the user opens it) with IAM, and the
+# project's SSH keys, which any project member may add, reach no Pixtral VM.
+LOGIN_METADATA = {"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"}
+
+
+@dataclass
+class StackNetwork:
+    network: pulumi.Input[str]
+    subnetwork: pulumi.Input[str] | None
+
+
+def stack_network(name: str, project: str, region: str, network: str | None, subnetwork: str | None,
+                  parent: pulumi.Resource) -> StackNetwork:
+    """The network the VMs live in: the user's (pixtral:network / subnetwork), else a VPC of the stack's own.
+    Never the project's `default` network, whose usual default-allow-ssh / -rdp rules would expose the VMs: in the
+    stack's VPC only the program's rules exist (egress is open, as in every VPC, for PyPI and Hugging Face)."""
+    if network:
+        return StackNetwork(network, subnetwork)
+    child = pulumi.ResourceOptions(parent=parent)
+    vpc = gcp.compute.Network(f"{name}-network", project=project, auto_create_subnetworks=False,
+                              description=f"Pixtral ({pulumi.get_stack()})", opts=child)
+    subnet = gcp.compute.Subnetwork(
+        f"{name}-subnet", project=project, region=region, network=vpc.id, ip_cidr_range=SUBNET_RANGE,
+        # Google APIs (Secret Manager, Cloud Monitoring) stay reachable for VMs without a public address.
+        private_ip_google_access=True,
+        # Flow logs at a tenth of the flows, aggregated over 10 minutes: an audit trail at a few cents a day.
+        log_config=gcp.compute.SubnetworkLogConfigArgs(aggregation_interval="INTERVAL_10_MIN", flow_sampling=0.1,
+                                                       metadata="INCLUDE_ALL_METADATA"),
+        opts=child)
+    return StackNetwork(vpc.self_link, subnet.self_link)
+
+
+def shielded_vm() -> dict:
+    """Shielded VM with vTPM and integrity monitoring. Secure Boot stays off: the Deep Learning VM images load an
+    NVIDIA kernel module that is not signed with a key Secure Boot trusts."""
+    return {"enable_secure_boot": False, "enable_vtpm": True, "enable_integrity_monitoring": True}
+
+
 def gpu_scheduling(spot: bool) -> dict:
     """Scheduling of a GPU VM, as instance or instance-template fields."""
     # GPU VMs cannot live-migrate: Compute Engine requires TERMINATE on host maintenance.

@@ -8,7 +8,17 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.boot_image import looked_up_image_options
-from components.gcp_shared import api_firewalls, dlvm_image, gpu_scheduling, network_tag, slug, vm_identity
+from components.gcp_shared import (
+    LOGIN_METADATA,
+    api_firewalls,
+    dlvm_image,
+    gpu_scheduling,
+    network_tag,
+    shielded_vm,
+    slug,
+    stack_network,
+    vm_identity,
+)
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import render_cloud_init
 from pixtral_deploy.spec import Deployment
@@ -22,7 +32,6 @@ class GcpGpuVmArgs:
     zone: str
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
-    network: str = "default"
 
 
 class GcpGpuVm(pulumi.ComponentResource):
@@ -43,7 +52,8 @@ class GcpGpuVm(pulumi.ComponentResource):
         tag = network_tag(name)
 
         identity = vm_identity(name, args.project, args.api_key, args.hf_token, parent=self)
-        api_firewalls(f"{name}-api", deployment.allowed_cidrs, deployment.server.port, args.network, args.project,
+        network = stack_network(name, args.project, region, settings.network, settings.subnetwork, parent=self)
+        api_firewalls(f"{name}-api", deployment.allowed_cidrs, deployment.server.port, network.network, args.project,
                       tag, parent=self)
         address = gcp.compute.Address(f"{name}-address", region=region, project=args.project, opts=self._child)
 
@@ -65,18 +75,15 @@ class GcpGpuVm(pulumi.ComponentResource):
                 type=settings.accelerator_type, count=settings.accelerator_count
             )],
             scheduling=gcp.compute.InstanceSchedulingArgs(**gpu_scheduling(deployment.spot)),
+            shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(**shielded_vm()),
             network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(
-                network=args.network,
+                network=network.network,
+                subnetwork=network.subnetwork,
                 access_configs=[gcp.compute.InstanceNetworkInterfaceAccessConfigArgs(nat_ip=address.address)],
             )],
             service_account=gcp.compute.InstanceServiceAccountArgs(email=identity.service_account.email,
                                                                    scopes=["cloud-platform"]),
-            metadata={
-                "user-data": self.user_data,
-                # OS Login: SSH (through IAP, if the user opens it) is governed by IAM, not by keys in metadata.
-                "enable-oslogin": "TRUE",
-                "install-nvidia-driver": "True",
-            },
+            metadata={"user-data": self.user_data, **LOGIN_METADATA, "install-nvidia-driver": "True"},
             tags=[tag],
             allow_stopping_for_update=True,
             labels={"app": "pixtral", "stack": slug(pulumi.get_stack())},

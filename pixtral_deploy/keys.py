@@ -131,6 +131,11 @@ CONFIG_KEYS: tuple[Key, ...] = (
         shown_default="the machine type's GPU (`nvidia-l4`)"),
     Key("acceleratorCount", Whole(1, 16), None, "Number of GPUs attached to each VM / GPU node.",
         targets=("gcp", "gke"), shown_default="the machine type's GPUs (`2`)"),
+    Key("network", Text(r"\S+", "a VPC network name or self link"), None, "VPC network of the VM; the stack's "
+        "firewall rules are added to it.", targets=("gcp",),
+        shown_default="a VPC of the stack's own (never the project's `default` network)"),
+    Key("subnetwork", Text(r"\S+", "a subnetwork name or self link"), None, "Subnetwork of `network` in the "
+        "VM's region.", targets=("gcp",), shown_default="the network's subnet in the region (auto mode)"),
     Key("image", Text(r"\S+", "an image name or self link"), None, "Boot image.", targets=("gcp",),
         shown_default="newest image of Deep Learning VM family `common-cu128-ubuntu-2204-nvidia-570`, when the VM "
                       "is made"),

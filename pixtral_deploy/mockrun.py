@@ -249,6 +249,10 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs.update(version=MOCK_SECRET_VERSION, name=f"{inputs['secret']}/versions/{MOCK_SECRET_VERSION}")
             elif args.typ == "random:index/randomPassword:RandomPassword":
                 outputs.update(result="Mock0Generated0Api0Key0" + "x" * (int(inputs.get("length", 40)) - 23))
+            elif args.typ in ("gcp:compute/network:Network", "gcp:compute/subnetwork:Subnetwork"):
+                kind = "networks" if args.typ.endswith("Network") else f"regions/{inputs.get('region')}/subnetworks"
+                where = "global/" if kind == "networks" else ""
+                outputs.update(selfLink=f"projects/{inputs.get('project')}/{where}{kind}/{args.name}")
             elif args.typ == "gcp:compute/address:Address":
                 outputs.update(address=MOCK_PUBLIC_IP)
             elif args.typ == "gcp:serviceaccount/account:Account":

@@ -62,8 +62,14 @@ class GcpSettings:
     image: str | None
     # A fleet's candidate types in order of preference; the first is `machine_type`.
     machine_types: tuple[str, ...] = ()
+    # The user's VPC network and subnetwork; None: the stack makes its own.
+    network: str | None = None
+    subnetwork: str | None = None
 
     def __post_init__(self) -> None:
+        if self.subnetwork and not self.network:
+            raise setting_error("subnetwork", self.subnetwork, "a subnetwork of pixtral:network: set "
+                                "pixtral:network too (the firewall rules go on the network)")
         known = MACHINE_TYPES.get(self.machine_type)
         if known is not None and known.cloud != "gcp":
             raise setting_error("machineType", self.machine_type, "a Compute Engine machine type, e.g. g2-standard-24")
@@ -265,6 +271,8 @@ def _gcp_settings(settings: Settings) -> GcpSettings:
         accelerator_count=accelerator_count or (known.gpu_count if known else 1),
         image=settings["image"],
         machine_types=candidates,
+        network=settings["network"],
+        subnetwork=settings["subnetwork"],
     )
 
 

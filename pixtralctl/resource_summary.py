@@ -53,6 +53,8 @@ SUMMARIES: dict[str, Fields] = {
                                             "bootDisk.initializeParams", "serviceAccount",
                                             "networkInterfaces.*.accessConfigs", "tags", "shieldedInstanceConfig"),
     "gcp:compute/address:Address": fields("region", "addressType", "networkTier"),
+    "gcp:compute/network:Network": fields("autoCreateSubnetworks"),
+    "gcp:compute/subnetwork:Subnetwork": fields("region", "ipCidrRange", "privateIpGoogleAccess", "logConfig"),
     "gcp:compute/firewall:Firewall": fields("direction", "allows", "sourceRanges", "targetTags", "network"),
     "gcp:secretmanager/secret:Secret": fields("secretId", "replication"),
     "gcp:secretmanager/secretVersion:SecretVersion": fields("!secretData"),

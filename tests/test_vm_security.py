@@ -78,6 +78,41 @@ def test_gcp_firewall_opens_only_the_api_port_to_allowed_cidrs(stack):
 
 
 @pytest.mark.parametrize("stack", GCP)
+def test_gcp_vm_lives_in_the_stacks_own_network_not_the_projects_default(stack):
+    # The project's `default` network usually carries default-allow-ssh / -rdp rules open to the Internet.
+    run = run_stack(stack)
+    (network,) = resources_of(run, "gcp:compute/network:Network")
+    (subnet,) = resources_of(run, "gcp:compute/subnetwork:Subnetwork")
+    (instance,) = resources_of(run, "gcp:compute/instance:Instance")
+    assert network["inputs"]["autoCreateSubnetworks"] is False
+    (interface,) = instance["inputs"]["networkInterfaces"]
+    assert interface["network"] == network["outputs"]["selfLink"] != "default"
+    assert interface["subnetwork"] == subnet["outputs"]["selfLink"]
+    for wall in resources_of(run, "gcp:compute/firewall:Firewall"):
+        assert wall["inputs"]["network"] == network["outputs"]["selfLink"], "a rule on another network"
+
+
+@pytest.mark.parametrize("stack", GCP)
+def test_gcp_vm_uses_the_network_the_user_names(stack):
+    run = run_stack(stack, {"pixtral:network": "team-vpc", "pixtral:subnetwork": "team-subnet"})
+    assert resources_of(run, "gcp:compute/network:Network") == []
+    (instance,) = resources_of(run, "gcp:compute/instance:Instance")
+    assert instance["inputs"]["networkInterfaces"][0]["network"] == "team-vpc"
+    assert instance["inputs"]["networkInterfaces"][0]["subnetwork"] == "team-subnet"
+    refused = run_stack(stack, {"pixtral:subnetwork": "team-subnet"})
+    assert "pixtral:subnetwork: team-subnet is not allowed" in refused["error"] and refused["resources"] == []
+
+
+@pytest.mark.parametrize("stack", GCP)
+def test_gcp_vm_blocks_project_ssh_keys_and_is_a_shielded_vm(stack):
+    (instance,) = resources_of(run_stack(stack), "gcp:compute/instance:Instance")
+    assert instance["inputs"]["metadata"]["block-project-ssh-keys"] == "TRUE"
+    assert instance["inputs"]["metadata"]["enable-oslogin"] == "TRUE"
+    shielded = instance["inputs"]["shieldedInstanceConfig"]
+    assert shielded["enableVtpm"] and shielded["enableIntegrityMonitoring"]
+
+
+@pytest.mark.parametrize("stack", GCP)
 def test_gcp_vm_identity_reads_only_its_own_secrets(stack):
     run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
     members = resources_of(run, "gcp:secretmanager/secretIamMember:SecretIamMember")
