@@ -67,16 +67,14 @@ def _gcp_location(errors: list[str]) -> GcpLocation | None:
 def read_stack() -> StackConfig:
     """The whole configuration, validated; every problem found is reported at once as one ConfigError."""
     keys = _all_keys()
+    config = pulumi.Config(NAMESPACE)
     errors = misplaced_keys(keys, pulumi.get_project()) + secret_setting_problems(NAMESPACE)
-    target = pulumi.Config(NAMESPACE).get("target")
-    gcp = _gcp_location(errors) if target in ("gcp", "gke") else None
-    config = pulumi.Config(NAMESPACE)
+    gcp = _gcp_location(errors) if config.get("target") in ("gcp", "gke") else None
     deployment = load_deployment(raw_config_from(config.get, _namespace_keys(keys)), errors)
-    return StackConfig(deployment, read_secrets(), gcp)
+    return StackConfig(deployment, _secrets(config), gcp)
 
 
-def read_secrets() -> Secrets:
-    config = pulumi.Config(NAMESPACE)
+def _secrets(config: pulumi.Config) -> Secrets:
     return Secrets(api_key=config.get_secret("apiKey"), hf_token=config.get_secret("hfToken"),
                    kubeconfig=config.get_secret("kubeconfig"))
 

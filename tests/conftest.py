@@ -15,6 +15,7 @@ import yaml
 
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.mockrun import stack_files
+from pixtral_deploy.spec import VM_TARGETS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACKS = sorted(stack_files(PROJECT_DIR))
@@ -70,6 +71,15 @@ def environment_file(files: dict[str, str]) -> dict[str, str]:
 
 def target_of(stack: str) -> str:
     return run_stack(stack)["config"]["pixtral:target"]
+
+
+def stacks_of(*targets: str) -> list[str]:
+    """The shipped stacks of these targets."""
+    return [stack for stack in STACKS if target_of(stack) in targets]
+
+
+# The shipped stacks that run on VMs (spec.VM_TARGETS).
+VM_STACKS = stacks_of(*VM_TARGETS)
 
 
 def required_tool(name: str, install: str, candidates: tuple[str, ...] = ()) -> str:

@@ -29,13 +29,12 @@ from conftest import (
 )
 from fake_hf_hub import COMMIT, FakeHub
 
-from pixtral_deploy.catalog import has_local_nvme
+from pixtral_deploy.catalog import DEFAULT_MODEL, has_local_nvme
 from pixtral_deploy.cloudinit import HF_HUB_VERSION, TIMELINE_FILE, USERDATA_DIR
+from pixtral_deploy.server import VLLM_VERSION
 from pixtralctl import timeline
 
-MODEL = "mistralai/Pixtral-12B-2409"
 MODEL_FILES = {"params.json": b'{"dim": 5120}', "tekken.json": b"{}", "consolidated.safetensors": b"\0" * 200_000}
-VLLM_VERSION = "0.32.0"
 
 
 def _build_wheel(folder: Path, name: str, version: str) -> Path:
@@ -140,7 +139,7 @@ def booted(tmp_path_factory, wheel_folder):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
     # The download takes a while (0.4 s per file, fetched in parallel), as a 25 GB one does.
-    hub = FakeHub(MODEL, MODEL_FILES, delay=0.4)
+    hub = FakeHub(DEFAULT_MODEL, MODEL_FILES, delay=0.4)
     env = _boot_environment(root, files, wheel_folder, hub)
     first = _boot(root, env)
     events_after_first_boot = _timeline(root)

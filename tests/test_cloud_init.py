@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STACKS, required_tool, resources_of, run_stack, target_of, vm_user_data
+from conftest import VM_STACKS, required_tool, resources_of, run_stack, target_of, vm_user_data
 
 from pixtral_deploy.cloudinit import (
     SCRIPTS,
@@ -22,7 +22,6 @@ from pixtral_deploy.cloudinit import (
 from pixtral_deploy.server import vllm_args
 from pixtral_deploy.spec import load_deployment
 
-VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
 # cloud-init's validator passes unknown top-level keys, so the set the program means to use is pinned here.
 TOP_LEVEL_KEYS = {"users", "write_files", "runcmd"}
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import STACKS, run_stack, target_of
+from conftest import VM_STACKS, run_stack, stacks_of
 
 from pixtral_deploy.catalog import DEFAULT_MODEL, MACHINE_TYPES, model_download_gb
 from pixtral_deploy.coldstart import (
@@ -18,6 +18,7 @@ from pixtral_deploy.coldstart import (
     load_seconds,
     readme_row,
 )
+from pixtral_deploy.keys import KUBERNETES_TARGETS
 from pixtral_deploy.storage import LOCAL_NVME, gp3, pd_balanced, pd_ssd, vm_storage
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -61,7 +62,7 @@ def test_describe_names_machine_total_and_phases():
                     r"download \d+ s, load \d+ s, warm-up \d+ s \(weights on local NVMe\)", text), text
 
 
-@pytest.mark.parametrize("stack", [s for s in STACKS if target_of(s) in ("aws", "gcp")])
+@pytest.mark.parametrize("stack", VM_STACKS)
 def test_pulumi_up_log_and_readme_show_the_estimate_for_each_vm_stack(stack):
     run = run_stack(stack)
     (line,) = [entry for entry in run["log"] if "from boot to first answer" in entry]
@@ -74,5 +75,5 @@ def test_pulumi_up_log_and_readme_show_the_estimate_for_each_vm_stack(stack):
 
 
 def test_kubernetes_stacks_log_no_vm_estimate():
-    for stack in [s for s in STACKS if target_of(s) not in ("aws", "gcp")]:
+    for stack in stacks_of(*KUBERNETES_TARGETS):
         assert not [entry for entry in run_stack(stack)["log"] if "from boot to first answer" in entry]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR, run_stack
+
+from pixtral_deploy.keys import FIRST_UNPRIVILEGED_PORT
 
 # (stack, settings, key the message must name, value it must quote, words of what is allowed)
 BAD_CONFIGS = [
@@ -136,3 +140,20 @@ def test_a_vpc_without_a_subnet_where_the_type_is_offered_is_one_clean_message()
     message = done.stdout.strip()
     assert message.startswith("pixtral:vpcId: no subnet of the VPC is in a zone that offers g6e.xlarge"), done
     assert "pixtral:subnetId" in message and "Traceback" not in done.stdout + done.stderr
+
+
+_BIND = "import socket, sys; socket.socket().bind(('127.0.0.1', int(sys.argv[1])))"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to an unprivileged user needs root (CI runs as root)")
+def test_the_lowest_port_allowed_is_the_lowest_an_unprivileged_server_can_bind():
+    # Why pixtral:port starts at 1024: vLLM runs as the unprivileged vllm user on VMs, with every capability dropped
+    # in pods. The kernel's own threshold decides, as it will on the VM (Ubuntu keeps the default, 1024).
+    lowest = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    assert lowest == FIRST_UNPRIVILEGED_PORT, "this kernel's threshold differs; the check would prove nothing here"
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", _BIND]
+    refused = subprocess.run([*as_nobody, str(FIRST_UNPRIVILEGED_PORT - 1)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    # 0 lets the kernel pick a free port, which it takes from the unprivileged range.
+    assert subprocess.run([*as_nobody, "0"], capture_output=True, text=True).returncode == 0
+    assert "pixtral:port: 1023 is not allowed" in run_stack("aws", {"pixtral:port": "1023"})["error"]

@@ -11,9 +11,9 @@ import fnmatch
 import json
 
 import pytest
-from conftest import STACKS, resources_of, run_stack, target_of
+from conftest import resources_of, run_stack, stacks_of
 
-AWS = [s for s in STACKS if target_of(s) == "aws"]
+AWS = stacks_of("aws")
 # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html (v2, default)
 MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore": [

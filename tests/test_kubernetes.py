@@ -10,15 +10,14 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import PROJECT_DIR, STACKS, required_tool, resources_of, run_stack, target_of
+from conftest import PROJECT_DIR, VM_STACKS, required_tool, resources_of, run_stack, stacks_of, target_of
 
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.manifests import REDACTED, manifests
 from pixtral_deploy.server import vllm_args, vllm_command
 from pixtral_deploy.spec import KUBERNETES_TARGETS, KUBERNETES_VERSION, load_deployment
 
-K8S_STACKS = [s for s in STACKS if target_of(s) in KUBERNETES_TARGETS]
-VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
+K8S_STACKS = stacks_of(*KUBERNETES_TARGETS)
 SKIPS_FILE = Path(__file__).parent / "checkov-skips.yaml"
 
 

@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import STACKS, environment_file, resources_of, run_stack, target_of, vm_files, vm_user_data
+from conftest import VM_STACKS, environment_file, resources_of, run_stack, target_of, vm_files, vm_user_data
 from systemd_env_file import systemd_environment
 
 from pixtral_deploy.cloudinit import declared_user_data
 
-VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
 API_KEY = "sk-pixtral-version-one-0123456789abcdef"
 HF_TOKEN = "hf_version_one_0123456789abcdef"
 SECRETS = {"pixtral:apiKey": API_KEY, "pixtral:hfToken": HF_TOKEN}
