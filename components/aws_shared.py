@@ -13,9 +13,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.ssm_agent_policy import ssm_agent_policy
-from pixtral_deploy.cloudinit import SecretStore, StoredSecret
+from pixtral_deploy.cloudinit import SecretStore, StoredSecret, render_cloud_init
 from pixtral_deploy.config import stored_secret
+from pixtral_deploy.fleetboot import FleetBoot
 from pixtral_deploy.network import ip_version
+from pixtral_deploy.server import ServerSpec
+from pixtral_deploy.storage import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
 DLAMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
@@ -34,6 +37,8 @@ class VmIdentity:
 
     instance_profile: aws.iam.InstanceProfile
     secret_store: pulumi.Output[SecretStore]
+    # The instance role, for what a shape adds beyond reading its secrets (a fleet's metrics, lifecycle hook).
+    role: aws.iam.Role
 
 
 def vm_identity(name: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[str] | None,
@@ -49,7 +54,8 @@ def vm_identity(name: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[st
         stored_secret(api_key_param.name, api_key_param.version),
         stored_secret(hf_token_param.name, hf_token_param.version) if hf_token_param else None,
     ).apply(lambda values: _ssm_store(values[0], values[1], values[2]))
-    return VmIdentity(_instance_profile(name, parameters, child), store)
+    role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), opts=child)
+    return VmIdentity(_instance_profile(name, role, parameters, child), store, role)
 
 
 def _ssm_store(region: str, api_key: StoredSecret, hf_token: StoredSecret | None) -> SecretStore:
@@ -67,9 +73,8 @@ def _secure_parameter(name: str, what: str, value: pulumi.Input[str],
     )
 
 
-def _instance_profile(name: str, parameters: list[aws.ssm.Parameter],
+def _instance_profile(name: str, role: aws.iam.Role, parameters: list[aws.ssm.Parameter],
                       child: pulumi.ResourceOptions) -> aws.iam.InstanceProfile:
-    role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), opts=child)
     # Session Manager instead of SSH: shell access through IAM, no inbound port. Only the agent's own actions:
     # AmazonSSMManagedInstanceCore would let the VM read every parameter in the account.
     aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=json.dumps(ssm_agent_policy()), opts=child)
@@ -83,6 +88,41 @@ def _instance_profile(name: str, parameters: list[aws.ssm.Parameter],
         opts=child,
     )
     return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+
+
+def replica_user_data(server: ServerSpec, identity: VmIdentity, local_nvme: bool,
+                      fleet: FleetBoot | None = None) -> pulumi.Output[str]:
+    """The plain cloud-config every AWS replica boots with (one VM, or each of a fleet's): it names where the
+    secrets are, never their values."""
+    return identity.secret_store.apply(lambda store: render_cloud_init(server, store, local_nvme=local_nvme,
+                                                                       fleet=fleet))
+
+
+def root_volume(disk_size_gb: int) -> dict:
+    """The encrypted gp3 root volume of every AWS replica, as launch-template or instance block-device fields."""
+    return {
+        "volume_size": disk_size_gb,
+        "volume_type": "gp3",
+        # gp3 above its 125 MiB/s default: the weights are written once and read on every cold start.
+        "throughput": AWS_ROOT_THROUGHPUT_MIBS,
+        "iops": AWS_ROOT_IOPS,
+        "encrypted": True,
+        "delete_on_termination": True,
+    }
+
+
+def metadata_options() -> dict:
+    """IMDSv2 only, one hop: a process in a container on the replica cannot reach the instance's credentials."""
+    return {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1}
+
+
+def replica_security_group(name: str, vpc_id: pulumi.Input[str], description: str, egress_name: str,
+                           parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
+    """A replica's group: everything out (boot needs PyPI, Hugging Face, SSM), nothing in until a rule says."""
+    group = aws.ec2.SecurityGroup(name, vpc_id=vpc_id, description=description,
+                                  opts=pulumi.ResourceOptions(parent=parent))
+    egress_everywhere(egress_name, group, parent)
+    return group
 
 
 def api_ingress_from_cidrs(name: str, group: aws.ec2.SecurityGroup, cidrs: tuple[str, ...], port: int,

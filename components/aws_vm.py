@@ -10,15 +10,17 @@ import pulumi_aws as aws
 from components.aws_shared import (
     api_ingress_from_cidrs,
     default_vpc_subnets_offering,
-    egress_everywhere,
+    metadata_options,
     newest_dlami,
+    replica_security_group,
+    replica_user_data,
+    root_volume,
     vm_identity,
 )
 from components.boot_image import looked_up_image_options
 from pixtral_deploy.catalog import has_local_nvme
-from pixtral_deploy.cloudinit import compress_user_data, render_cloud_init
+from pixtral_deploy.cloudinit import compress_user_data
 from pixtral_deploy.spec import Deployment
-from pixtral_deploy.storage import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
 
 
 @dataclass
@@ -26,19 +28,6 @@ class AwsGpuVmArgs:
     deployment: Deployment
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
-
-
-def root_volume(disk_size_gb: int) -> dict:
-    """The encrypted gp3 root volume of every AWS replica, as launch-template or instance block-device fields."""
-    return {
-        "volume_size": disk_size_gb,
-        "volume_type": "gp3",
-        # gp3 above its 125 MiB/s default: the weights are written once and read on every cold start.
-        "throughput": AWS_ROOT_THROUGHPUT_MIBS,
-        "iops": AWS_ROOT_IOPS,
-        "encrypted": True,
-        "delete_on_termination": True,
-    }
 
 
 class AwsGpuVm(pulumi.ComponentResource):
@@ -62,8 +51,7 @@ class AwsGpuVm(pulumi.ComponentResource):
         vpc_id = aws.ec2.get_subnet_output(id=subnet_id, opts=pulumi.InvokeOptions(parent=self)).vpc_id
         security_group = self._security_group(vpc_id, deployment)
 
-        self.user_data = identity.secret_store.apply(lambda store: render_cloud_init(
-            deployment.server, store, local_nvme=has_local_nvme(settings.instance_type)))
+        self.user_data = replica_user_data(deployment.server, identity, has_local_nvme(settings.instance_type))
         instance = aws.ec2.Instance(
             name,
             ami=settings.ami_id or newest_dlami(parent=self),
@@ -74,9 +62,7 @@ class AwsGpuVm(pulumi.ComponentResource):
             user_data_base64=self.user_data.apply(compress_user_data),
             # A changed server description must reach the VM: replace it rather than keep stale cloud-init.
             user_data_replace_on_change=True,
-            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-            ),
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**metadata_options()),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(**root_volume(deployment.disk_size_gb)),
             ebs_optimized=True,
             # 1-minute CloudWatch metrics (about $2 a month): a GPU VM that stalls shows it within minutes.
@@ -96,14 +82,9 @@ class AwsGpuVm(pulumi.ComponentResource):
                                "public_ip": self.public_ip})
 
     def _security_group(self, vpc_id: pulumi.Input[str], deployment: Deployment) -> aws.ec2.SecurityGroup:
-        group = aws.ec2.SecurityGroup(
-            f"{self._name}-api",
-            vpc_id=vpc_id,
-            description=f"Pixtral API on port {deployment.server.port}",
-            opts=self._child,
-        )
+        group = replica_security_group(f"{self._name}-api", vpc_id, f"Pixtral API on port {deployment.server.port}",
+                                       self._name, self)
         api_ingress_from_cidrs(f"{self._name}-api", group, deployment.allowed_cidrs, deployment.server.port, self)
-        egress_everywhere(self._name, group, self)
         return group
 
     @staticmethod

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .fleetboot import FleetBoot, metric_files
 from .server import GUARD_FILE, VLLM_MODULE, ServerSpec, vllm_args
 
 USERDATA_DIR = Path(__file__).resolve().parent.parent / "userdata"
@@ -115,17 +116,24 @@ def _file(path: str, content: str, permissions: str) -> dict:
     return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
 
 
-def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict:
-    """The cloud-config as data; `render_cloud_init` serialises it."""
+def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
+                 fleet: FleetBoot | None = None) -> dict:
+    """The cloud-config as data; `render_cloud_init` serialises it. `fleet` adds what a fleet replica does beyond
+    a single VM (pixtral_deploy/fleetboot.py)."""
+    settings = {**environment(server, store, local_nvme), **(fleet.environment() if fleet else {})}
+    scripts = SCRIPTS + (fleet.scripts if fleet else ())
+    units = UNITS + (fleet.units if fleet else ())
     files = [
-        _file(f"{CONFIG_DIR}/pixtral.env", env_file(environment(server, store, local_nvme)), "0644"),
+        _file(f"{CONFIG_DIR}/pixtral.env", env_file(settings), "0644"),
         _file(f"{CONFIG_DIR}/vllm.args", "".join(f"{arg}\n" for arg in vllm_args(server)), "0644"),
     ]
+    if fleet and fleet.queue_metrics:
+        files += [_file(path, content, "0644") for path, content in metric_files(server.port, fleet.fleet_id).items()]
     files += [
         _file(f"{LIB_DIR}/{name}", (USERDATA_DIR / name).read_text(), "0644" if name.endswith("lib.sh") else "0755")
-        for name in SCRIPTS
+        for name in scripts
     ]
-    files += [_file(f"/etc/systemd/system/{name}", (USERDATA_DIR / name).read_text(), "0644") for name in UNITS]
+    files += [_file(f"/etc/systemd/system/{name}", (USERDATA_DIR / name).read_text(), "0644") for name in units]
     files.append(_file(f"{LIB_DIR}/python/{GUARD_FILE}", (USERDATA_DIR / GUARD_FILE).read_text(), "0644"))
     return {
         "users": ["default", {"name": "vllm", "system": True, "homedir": STATE_DIR, "shell": "/usr/sbin/nologin"}],
@@ -134,7 +142,7 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
             ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR],
             ["systemctl", "daemon-reload"],
             # --no-block: cloud-init must finish while the install and download run for minutes.
-            ["systemctl", "enable", "--now", "--no-block", SERVICE],
+            ["systemctl", "enable", "--now", "--no-block", SERVICE, *(fleet.units if fleet else ())],
         ],
     }
 
@@ -149,8 +157,9 @@ _Dumper.add_representer(
 )
 
 
-def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> str:
-    config = cloud_config(server, store, local_nvme)
+def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
+                      fleet: FleetBoot | None = None) -> str:
+    config = cloud_config(server, store, local_nvme, fleet)
     return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
@@ -184,6 +193,8 @@ def declared_user_data(resource: dict[str, Any]) -> str | None:
     inputs = resource["inputs"]
     if resource["type"] == "aws:ec2/instance:Instance":
         return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
+    if resource["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
+        return gzip.decompress(base64.b64decode(inputs["userData"])).decode()
     if resource["type"] == "gcp:compute/instance:Instance":
         return inputs["metadata"]["user-data"]
     return None

@@ -182,6 +182,9 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("machineTypes", StringList(at_least_one="at least one machine type"), None, "Candidate machine types of a "
         "fleet in order of preference; all must have the same GPUs.", targets=("gcp",),
         shown_default="`[machineType]`"),
+    Key("warmPool", Whole(0, MAX_REPLICAS), 0, "Fleet: stopped instances that already hold vLLM and the weights, "
+        "resumed on scale-out instead of a cold boot (on-demand only, one instance type; the weights stay on the "
+        "EBS root disk).", targets=("aws",)),
     Key("internal", Boolean(), False, "The fleet's load balancer gets no public address (reachable from the VPC "
         "only).", targets=VM_TARGETS),
 )

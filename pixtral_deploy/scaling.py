@@ -122,6 +122,8 @@ class Scaling:
     on_demand_base_replicas: int = 0
     spot: bool = False
     internal: bool = False
+    # Stopped instances kept ready (vLLM installed, weights on disk) beside a fleet, to resume on scale-out.
+    warm_pool: int = 0
     # Whether the user set replicas (to refuse it next to autoscale, and to tell 1 from the default).
     replicas_set: bool = False
 
@@ -135,6 +137,14 @@ class Scaling:
         if self.on_demand_base_replicas > self.max_replicas:
             raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
                                 f"at most the {self.max_replicas} replica(s) the fleet can have")
+
+        if self.warm_pool and not self.is_fleet:
+            raise setting_error("warmPool", self.warm_pool, "0 for one VM: a warm pool stands beside a fleet "
+                                "(pixtral:replicas above 1 or pixtral:autoscale)")
+        if self.warm_pool and self.spot:
+            # EC2 Auto Scaling refuses a warm pool on a group that launches spot instances (PutWarmPool).
+            raise setting_error("warmPool", self.warm_pool, "0 with pixtral:spot true: EC2 Auto Scaling keeps warm "
+                                "pools for on-demand groups only; drop spot or the warm pool")
 
     @property
     def min_replicas(self) -> int:
@@ -153,4 +163,6 @@ class Scaling:
         count = self.autoscale.describe() if self.autoscale else f"{self.replicas} replica(s)"
         if self.spot:
             count += f"; spot, with {self.on_demand_base_replicas} on on-demand capacity"
+        if self.warm_pool:
+            count += f"; {self.warm_pool} stopped instance(s) in a warm pool"
         return count

@@ -41,7 +41,7 @@ _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
 
 # The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
 # Kubernetes: autoscaling); the others refuse those settings instead of ignoring them.
-FLEET_TARGETS: tuple[str, ...] = ()
+FLEET_TARGETS: tuple[str, ...] = ("aws",)
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,8 @@ class Deployment:
                                   "expected a fixed pixtral:replicas")
         if self.target == "aws":
             self._check_user_data_fits()
+        if self.aws is not None and self.target == "aws" and self.scaling.is_fleet:
+            self._check_aws_fleet(self.aws)
         kubernetes = self.kubernetes
         if kubernetes is None:
             return
@@ -163,6 +165,17 @@ class Deployment:
             raise setting_error("extraArgs", list(self.server.extra_args),
                                 f"fewer or shorter arguments: the VM's cloud-init would be {size} bytes compressed, "
                                 f"over EC2's {USER_DATA_LIMIT_BYTES}-byte user-data limit")
+
+    def _check_aws_fleet(self, aws: AwsSettings) -> None:
+        if aws.subnet_id is not None:
+            raise setting_error("subnetId", aws.subnet_id, "no subnetId with a fleet: its load balancer and "
+                                "replicas span at least two zones; set pixtral:vpcId and the fleet picks that VPC's "
+                                "subnets in zones offering every candidate type")
+        if self.scaling.warm_pool and len(aws.instance_types) > 1:
+            # A warm pool cannot stand beside a mixed instances policy (EC2 Auto Scaling's PutWarmPool).
+            raise setting_error("warmPool", self.scaling.warm_pool,
+                                f"0 with several candidate types (pixtral:instanceTypes {list(aws.instance_types)}): "
+                                "EC2 Auto Scaling keeps warm pools for single-type groups only")
 
     def describe(self) -> str:
         return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
@@ -406,7 +419,8 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
     kubernetes = _kubernetes_settings(settings, node) if target in KUBERNETES_TARGETS else None
     scaling = Scaling(replicas=settings["replicas"], autoscale=settings["autoscale"],
                       on_demand_base_replicas=settings["onDemandBaseReplicas"], spot=settings["spot"],
-                      internal=settings["internal"], replicas_set=settings.is_set("replicas"))
+                      internal=settings["internal"], warm_pool=settings["warmPool"],
+                      replicas_set=settings.is_set("replicas"))
     plan, warnings = _plan_candidates(settings, candidates)
     cidrs = settings["allowedCidrs"]
     return Deployment(
