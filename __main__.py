@@ -2,16 +2,30 @@
 
 import pulumi
 
-from pixtral_deploy.coldstart import cold_start
+from pixtral_deploy.coldstart import cold_start, warm_start
 from pixtral_deploy.config import StackConfig, read_stack
 from pixtral_deploy.errors import ConfigError
 
 
 def deploy_aws(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+    if stack.deployment.scaling.is_fleet:
+        from components.aws_fleet import AwsGpuFleet, AwsGpuFleetArgs
+
+        fleet = AwsGpuFleet("pixtral", AwsGpuFleetArgs(stack.deployment, api_key=api_key,
+                                                       hf_token=stack.secrets.hf_token))
+        return {"endpoint": fleet.endpoint, "autoScalingGroup": fleet.auto_scaling_group,
+                "targetGroup": fleet.target_group, "region": aws_region()}
     from components.aws_vm import AwsGpuVm, AwsGpuVmArgs
 
     vm = AwsGpuVm("pixtral", AwsGpuVmArgs(stack.deployment, api_key=api_key, hf_token=stack.secrets.hf_token))
     return {"endpoint": vm.endpoint, "instanceId": vm.instance_id, "publicIp": vm.public_ip}
+
+
+def aws_region() -> pulumi.Output[str]:
+    """The region the stack deploys to (for `pixtralctl status`, which asks the AWS CLI about the group)."""
+    import pulumi_aws as aws
+
+    return aws.get_region_output().region
 
 
 def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
@@ -68,6 +82,9 @@ def deploy() -> None:
     pulumi.log.info(deployment.describe())
     if estimate := cold_start(deployment):
         pulumi.log.info(estimate.describe())
+    if warm := warm_start(deployment):
+        pulumi.log.info(f"warm pool: a stopped {warm.machine} resumes to its first answer in about {warm.total:.0f} "
+                        f"s (boot {warm.boot:.0f} s, load {warm.load:.0f} s, warm-up {warm.warmup:.0f} s)")
     for warning in deployment.warnings:
         pulumi.log.warn(warning)
     api_key = ApiKey("pixtral", stack.secrets.api_key).value

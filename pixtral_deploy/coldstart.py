@@ -89,12 +89,42 @@ def readme_row(stack: str, machine: MachineType, disk_size_gb: int, model: str) 
             f"{recipe.load:.0f} s) |")
 
 
+def estimate_warm_start(machine: MachineType, model_gb: float, storage: Storage) -> ColdStart:
+    """A warm-pool instance resumed from stopped: vLLM and the weights are on its root disk already; it boots,
+    loads and warms up (vLLM's compile cache is on the same disk, so the warm-up is the same or shorter)."""
+    return ColdStart(machine.name, storage.name, BOOT_SECONDS, 0.0, 0.0, load_seconds(model_gb, storage),
+                     WARMUP_SECONDS, parallel=True)
+
+
+def _candidates(deployment) -> tuple[str, ...]:
+    if deployment.target == "aws":
+        return deployment.aws.instance_types or (deployment.aws.instance_type,)
+    if deployment.target == "gcp":
+        return deployment.gcp.machine_types or (deployment.gcp.machine_type,)
+    return ()
+
+
+def keeps_weights_across_stop(deployment) -> bool:
+    """A fleet with a warm pool keeps its weights on the root disk: its instances are stopped and resumed."""
+    return deployment.scaling.warm_pool > 0
+
+
 def cold_start(deployment) -> ColdStart | None:
-    """The estimate for a VM deployment; None for Kubernetes targets (node provisioning is the cluster's)."""
-    type_name = (deployment.aws.instance_type if deployment.target == "aws" else
-                 deployment.gcp.machine_type if deployment.target == "gcp" else None)
-    machine = MACHINE_TYPES.get(type_name) if type_name else None
-    if machine is None:
+    """The estimate for a VM deployment: for a fleet, its slowest candidate type (what a health-check grace period
+    must cover); None for Kubernetes targets (node provisioning is the cluster's) and types outside the catalog."""
+    machines = [MACHINE_TYPES[name] for name in _candidates(deployment) if name in MACHINE_TYPES]
+    if not machines:
         return None
-    return estimate_cold_start(machine, model_download_gb(deployment.server.model),
-                               vm_storage(machine, deployment.disk_size_gb))
+    model_gb = model_download_gb(deployment.server.model)
+    keep = keeps_weights_across_stop(deployment)
+    return max((estimate_cold_start(machine, model_gb, vm_storage(machine, deployment.disk_size_gb, keep))
+                for machine in machines), key=lambda estimate: estimate.total)
+
+
+def warm_start(deployment) -> ColdStart | None:
+    """With a warm pool: the estimate for resuming a stopped instance of the fleet's (one) type."""
+    machines = [MACHINE_TYPES[name] for name in _candidates(deployment) if name in MACHINE_TYPES]
+    if not machines or not keeps_weights_across_stop(deployment):
+        return None
+    storage = vm_storage(machines[0], deployment.disk_size_gb, keep_across_stop=True)
+    return estimate_warm_start(machines[0], model_download_gb(deployment.server.model), storage)

@@ -30,8 +30,9 @@ MOCK_PUBLIC_IP = "203.0.113.10"
 MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
 MOCK_INSTANCE_ID = "i-0123456789abcdef0"
 MOCK_ACCOUNT = "123456789012"
+MOCK_ALB_DNS_NAME = "pixtral-0123456789.us-east-1.elb.amazonaws.com"
 # What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
-MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID, f":{MOCK_ACCOUNT}:")
+MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID, f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME)
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -245,6 +246,20 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs.update(arn=_mock_arn(args.typ, region, outputs["name"], resource_id))
                 if args.typ == "aws:ssm/parameter:Parameter":
                     outputs.update(version=MOCK_SSM_VERSION)
+            elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
+                outputs.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:instance-profile/{args.name}")
+            elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+                suffix = f"app/{args.name}/0123456789abcdef"
+                outputs.update(dnsName=MOCK_ALB_DNS_NAME if not inputs.get("internal") else
+                               f"internal-{MOCK_ALB_DNS_NAME}", arnSuffix=suffix,
+                               arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:loadbalancer/{suffix}")
+            elif args.typ == "aws:lb/targetGroup:TargetGroup":
+                suffix = f"targetgroup/{args.name}/fedcba9876543210"
+                outputs.update(arnSuffix=suffix, arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:{suffix}")
+            elif args.typ == "aws:autoscaling/group:Group":
+                group_name = inputs.get("name", f"{args.name}-{_suffix(args.name)}")
+                outputs.update(name=group_name, arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:autoScalingGroup:"
+                                                    f"mock:autoScalingGroupName/{group_name}")
             elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
                 outputs.update(version=MOCK_SECRET_VERSION, name=f"{inputs['secret']}/versions/{MOCK_SECRET_VERSION}")
             elif args.typ == "random:index/randomPassword:RandomPassword":

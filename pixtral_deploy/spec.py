@@ -408,6 +408,13 @@ def _open_to_everyone_warnings(cidrs: tuple[str, ...], kubernetes: KubernetesSet
     return warnings
 
 
+def _internal_fleet_warning(target: str, scaling: Scaling) -> list[str]:
+    if target == "aws" and scaling.internal and scaling.is_fleet:
+        return ["pixtral:internal: the replicas get no public address; they reach PyPI, Hugging Face and SSM at boot "
+                "only if the VPC (pixtral:vpcId) routes them out, through a NAT gateway or VPC endpoints"]
+    return []
+
+
 def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> Deployment:
     """Validate every `pixtral:*` key (namespace stripped) and derive the deployment; `other_errors` (settings of
     other namespaces found wrong) are reported together with any bad key."""
@@ -434,7 +441,8 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gcp=gcp,
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
-        warnings=tuple(warnings + _open_to_everyone_warnings(cidrs, kubernetes)),
+        warnings=tuple(warnings + _open_to_everyone_warnings(cidrs, kubernetes)
+                       + _internal_fleet_warning(target, scaling)),
     )
 
 

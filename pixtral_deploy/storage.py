@@ -47,9 +47,11 @@ def pd_balanced(size_gb: int) -> Storage:
     return Storage(f"pd-balanced {size_gb} GB", mibs, mibs)
 
 
-def vm_storage(machine: MachineType, disk_size_gb: int) -> Storage:
-    """Where the boot plan puts the weights on this machine: local NVMe when it has one, else its root disk."""
-    if has_local_nvme(machine.name):
+def vm_storage(machine: MachineType, disk_size_gb: int, keep_across_stop: bool = False) -> Storage:
+    """Where the boot plan puts the weights on this machine: local NVMe when it has one, else its root disk.
+    `keep_across_stop` (a fleet's warm pool of stopped instances): always the root disk, since instance store is
+    blank after a stop and the weights must be there when the instance resumes."""
+    if has_local_nvme(machine.name) and not keep_across_stop:
         return LOCAL_NVME
     return gp3(AWS_ROOT_THROUGHPUT_MIBS) if machine.cloud == "aws" else pd_ssd(disk_size_gb)
 

@@ -1,0 +1,362 @@
+"""Pixtral as a service on AWS: replicas in an Auto Scaling Group behind an Application Load Balancer.
+
+AWS's own machinery does the serving work SkyServe's controller does: the load balancer routes and health-checks,
+the group replaces and scales replicas, spot capacity is diversified and rebalanced. Nothing of ours runs as a
+controller, and the resources declared do not depend on the replica count (2 replicas and 50 are the same
+program).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_shared import (
+    api_ingress_from_cidrs,
+    metadata_options,
+    newest_dlami,
+    replica_security_group,
+    replica_user_data,
+    root_volume,
+    subnets_offering,
+    vm_identity,
+)
+from components.boot_image import looked_up_image_options
+from pixtral_deploy.catalog import has_local_nvme
+from pixtral_deploy.cloudinit import compress_user_data
+from pixtral_deploy.coldstart import cold_start, keeps_weights_across_stop
+from pixtral_deploy.errors import ConfigError
+from pixtral_deploy.fleetboot import FLEET_DIMENSION, LIFECYCLE_HOOK, METRIC_NAMESPACE, QUEUE_METRIC, FleetBoot
+from pixtral_deploy.scaling import QPS_WINDOW_SECONDS
+from pixtral_deploy.server import ServerSpec
+from pixtral_deploy.spec import Deployment
+
+# The health-check grace period is this many times the slowest candidate's cold-start estimate. The estimate
+# assumes PyPI and Hugging Face at full speed; a throttled download that outlives the grace period gets the replica
+# killed and the download restarted elsewhere, over and over, while a broken replica merely lingers a little longer.
+GRACE_OVER_ESTIMATE = 4
+# Without a catalog estimate (a type outside the catalog), the longest start the boot units allow for one step.
+GRACE_WITHOUT_ESTIMATE_SECONDS = 1800
+# The slowest decode a replica is expected to sustain for one sequence under full batching (12B on one L40S/L4 with
+# a full batch); a request that fills the context at that rate is the longest generation the balancer must carry.
+SLOWEST_DECODE_TOKENS_PER_SECOND = 20
+# ALB limits: idle timeout 1-4000 s, deregistration delay 0-3600 s.
+ALB_MAX_IDLE_TIMEOUT = 4000
+ALB_MAX_DEREGISTRATION_DELAY = 3600
+# vLLM's readiness: /health answers 200 once the engine serves (the key guard leaves it open).
+HEALTH_PATH = "/health"
+HEALTH_INTERVAL_SECONDS = 10
+HEALTHY_THRESHOLD = 2
+UNHEALTHY_THRESHOLD = 3
+# Where the Deep Learning AMI (Ubuntu) keeps its root file system.
+ROOT_DEVICE = "/dev/sda1"
+
+
+def longest_generation_seconds(server: ServerSpec) -> int:
+    """A non-streamed request that fills the whole context at the slowest expected decode rate: the connection is
+    silent that long, and a replica being drained must be allowed to finish it."""
+    return math.ceil(server.max_model_len / SLOWEST_DECODE_TOKENS_PER_SECOND)
+
+
+def idle_timeout_seconds(server: ServerSpec) -> int:
+    """The balancer closes a connection silent this long: longer than the longest generation, or a long
+    non-streamed answer would be cut off (the ALB default, 60 s, cuts most multimodal answers)."""
+    return min(ALB_MAX_IDLE_TIMEOUT, longest_generation_seconds(server) + 60)
+
+
+def deregistration_delay_seconds(server: ServerSpec) -> int:
+    """A replica leaving (scale-in, rolling update, spot rebalance) gets no new requests and keeps this long to
+    finish the ones it has: the longest generation."""
+    return min(ALB_MAX_DEREGISTRATION_DELAY, longest_generation_seconds(server))
+
+
+def grace_period_seconds(deployment: Deployment) -> int:
+    """The ELB health check starts counting after this: the slowest candidate's cold start, with margin."""
+    estimate = cold_start(deployment)
+    if estimate is None:
+        return GRACE_WITHOUT_ESTIMATE_SECONDS
+    return math.ceil(estimate.total * GRACE_OVER_ESTIMATE / 60) * 60
+
+
+def requests_per_target_per_minute(target_qps_per_replica: float) -> float:
+    """ALBRequestCountPerTarget counts requests per minute: SkyServe's per-second target times its 60 s window."""
+    return target_qps_per_replica * QPS_WINDOW_SECONDS
+
+
+@dataclass
+class AwsGpuFleetArgs:
+    deployment: Deployment
+    api_key: pulumi.Input[str]
+    hf_token: pulumi.Input[str] | None = None
+
+
+class AwsGpuFleet(pulumi.ComponentResource):
+    """Replicas of the one server, behind one load balancer; `endpoint` is the balancer's URL."""
+
+    endpoint: pulumi.Output[str]
+    auto_scaling_group: pulumi.Output[str]
+    target_group: pulumi.Output[str]
+    user_data: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AwsGpuFleetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pixtral:aws:GpuFleet", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        deployment = args.deployment
+        settings, scaling, port = deployment.aws, deployment.scaling, deployment.server.port
+        # The dimension the replicas publish their queue under: fixed by the program, so the launch template does
+        # not depend on the group it belongs to.
+        self._fleet_id = f"pixtral-{pulumi.get_stack()}-{name}"
+
+        vpc_id = settings.vpc_id or aws.ec2.get_vpc_output(default=True, opts=pulumi.InvokeOptions(parent=self)).id
+        subnet_ids = subnets_offering(list(settings.instance_types),
+                                      aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc_id]), self).apply(
+            lambda ids: _at_least_two(ids, settings.instance_types))
+
+        balancer_group, replica_group = self._security_groups(vpc_id, deployment)
+        identity = vm_identity(name, args.api_key, args.hf_token, parent=self)
+        boot = FleetBoot(self._fleet_id, queue_metrics=scaling.autoscale is not None
+                         and scaling.autoscale.metric == "queue",
+                         lifecycle_hook=LIFECYCLE_HOOK if scaling.warm_pool else None)
+        # Local NVMe when a candidate has it, unless a warm pool stops instances: instance store is blank after a
+        # stop, so the weights stay on the EBS root (prepare-storage.sh reads PIXTRAL_LOCAL_NVME).
+        local_nvme = (any(has_local_nvme(t) for t in settings.instance_types)
+                      and not keeps_weights_across_stop(deployment))
+        self.user_data = replica_user_data(deployment.server, identity, local_nvme, boot)
+        template = self._launch_template(deployment, identity.instance_profile, replica_group)
+
+        balancer = aws.lb.LoadBalancer(
+            name,
+            load_balancer_type="application",
+            internal=scaling.internal,
+            security_groups=[balancer_group.id],
+            subnets=subnet_ids,
+            idle_timeout=idle_timeout_seconds(deployment.server),
+            drop_invalid_header_fields=True,
+            tags={"Name": f"pixtral-{name}"},
+            opts=self._child,
+        )
+        target_group = self._target_group(vpc_id, deployment.server)
+        listener = self.listener(balancer, target_group, port)
+        group = self._group(deployment, template, target_group, subnet_ids, opts=pulumi.ResourceOptions(
+            parent=self, depends_on=[listener]))
+        self._role_extras(identity.role, boot, group)
+        if scaling.autoscale is not None:
+            self._scaling_policy(deployment, group, balancer, target_group)
+
+        self.auto_scaling_group = group.name
+        self.target_group = target_group.arn
+        self.endpoint = pulumi.Output.concat("http://", balancer.dns_name, f":{port}")
+        self.register_outputs({"endpoint": self.endpoint, "auto_scaling_group": self.auto_scaling_group,
+                               "target_group": self.target_group})
+
+    def listener(self, balancer: aws.lb.LoadBalancer, target_group: aws.lb.TargetGroup,
+                 port: int) -> aws.lb.Listener:
+        """The one place the balancer's protocol is chosen: plain HTTP on the API port today. HTTPS (the `tls`
+        work) swaps this listener for one with a certificate; the replicas stay plain HTTP inside the VPC."""
+        return aws.lb.Listener(
+            f"{self._name}-api",
+            load_balancer_arn=balancer.arn,
+            port=port,
+            protocol="HTTP",
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)],
+            opts=self._child,
+        )
+
+    def _security_groups(self, vpc_id: pulumi.Input[str],
+                         deployment: Deployment) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+        """The balancer admits allowedCidrs on the API port; the replicas admit the API port from the balancer
+        only (its traffic and its health checks). No SSH anywhere: shell access is SSM Session Manager."""
+        port = deployment.server.port
+        balancer = aws.ec2.SecurityGroup(f"{self._name}-lb", vpc_id=vpc_id,
+                                         description=f"Pixtral load balancer on port {port}", opts=self._child)
+        api_ingress_from_cidrs(f"{self._name}-lb", balancer, deployment.allowed_cidrs, port, self)
+        replicas = replica_security_group(f"{self._name}-replicas", vpc_id,
+                                          f"Pixtral replicas: port {port} from the load balancer only",
+                                          f"{self._name}-replicas", self)
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-replicas-from-lb", security_group_id=replicas.id, referenced_security_group_id=balancer.id,
+            ip_protocol="tcp", from_port=port, to_port=port, description="Pixtral API from the load balancer",
+            opts=self._child)
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-lb-to-replicas", security_group_id=balancer.id, referenced_security_group_id=replicas.id,
+            ip_protocol="tcp", from_port=port, to_port=port, description="Requests and health checks to replicas",
+            opts=self._child)
+        return balancer, replicas
+
+    def _launch_template(self, deployment: Deployment, profile: aws.iam.InstanceProfile,
+                         replica_group: aws.ec2.SecurityGroup) -> aws.ec2.LaunchTemplate:
+        settings = deployment.aws
+        volume = {key: str(value).lower() if isinstance(value, bool) else value
+                  for key, value in root_volume(deployment.disk_size_gb).items()}
+        return aws.ec2.LaunchTemplate(
+            self._name,
+            image_id=settings.ami_id or newest_dlami(parent=self),
+            instance_type=settings.instance_types[0],
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+            user_data=self.user_data.apply(compress_user_data),
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(**metadata_options()),
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=ROOT_DEVICE, ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(**volume))],
+            # Behind a public balancer the replicas keep a public address for their own outbound traffic at boot
+            # (PyPI, Hugging Face; the default VPC has no NAT), while their group admits nothing from it. Internal:
+            # no public address anywhere; the VPC must give the replicas a way out (NAT gateway).
+            network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                device_index=0, security_groups=[replica_group.id], delete_on_termination="true",
+                associate_public_ip_address="false" if deployment.scaling.internal else "true")],
+            tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
+                resource_type=kind, tags={"Name": f"pixtral-{self._name}", "pixtral:model": deployment.server.model})
+                for kind in ("instance", "volume")],
+            # Each change is a new version the group launches from; the instance refresh rolls it out.
+            update_default_version=True,
+            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.ami_id, "imageId")),
+        )
+
+    def _target_group(self, vpc_id: pulumi.Input[str], server: ServerSpec) -> aws.lb.TargetGroup:
+        return aws.lb.TargetGroup(
+            self._name,
+            port=server.port,
+            protocol="HTTP",
+            target_type="instance",
+            vpc_id=vpc_id,
+            # SkyServe's least_load: a new request goes to the replica with the fewest in flight.
+            load_balancing_algorithm_type="least_outstanding_requests",
+            deregistration_delay=deregistration_delay_seconds(server),
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True, path=HEALTH_PATH, port="traffic-port", protocol="HTTP", matcher="200",
+                interval=HEALTH_INTERVAL_SECONDS, timeout=5, healthy_threshold=HEALTHY_THRESHOLD,
+                unhealthy_threshold=UNHEALTHY_THRESHOLD),
+            opts=self._child,
+        )
+
+    def _group(self, deployment: Deployment, template: aws.ec2.LaunchTemplate, target_group: aws.lb.TargetGroup,
+               subnet_ids: pulumi.Input[list[str]], opts: pulumi.ResourceOptions) -> aws.autoscaling.Group:
+        scaling = deployment.scaling
+        grace = grace_period_seconds(deployment)
+        return aws.autoscaling.Group(
+            self._name,
+            min_size=scaling.min_replicas,
+            max_size=scaling.max_replicas,
+            vpc_zone_identifiers=subnet_ids,
+            target_group_arns=[target_group.arn],
+            # The balancer's verdict, not EC2's: a replica whose vLLM does not answer /health is replaced.
+            health_check_type="ELB",
+            health_check_grace_period=grace,
+            default_instance_warmup=grace,
+            default_cooldown=scaling.autoscale.downscale_delay_seconds if scaling.autoscale else None,
+            capacity_rebalance=scaling.spot,
+            **self._capacity(deployment, template, grace),
+            # A new launch template version rolls out new replicas first: none is taken out until its replacement
+            # is healthy (min 100 %), and the balancer drains the old one.
+            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                strategy="Rolling",
+                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                    min_healthy_percentage=100, max_healthy_percentage=200, instance_warmup=str(grace),
+                    skip_matching=True)),
+            # `pulumi up` returns once the group exists; `pixtralctl wait` waits for a healthy target.
+            wait_for_capacity_timeout="0",
+            tags=[aws.autoscaling.GroupTagArgs(key="Name", value=f"pixtral-{self._name}", propagate_at_launch=True)],
+            opts=opts,
+        )
+
+    def _capacity(self, deployment: Deployment, template: aws.ec2.LaunchTemplate, grace: int) -> dict:
+        """Spot / on-demand split over the candidate types; or, with a warm pool (which AWS allows only on a
+        single-type on-demand group), the launch template and the pool."""
+        scaling, types = deployment.scaling, deployment.aws.instance_types
+        template_version = template.latest_version.apply(str)
+        if scaling.warm_pool:
+            return {
+                "launch_template": aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template_version),
+                # warmPool instances, stopped, always: the pool is refilled as the group scales out.
+                "warm_pool": aws.autoscaling.GroupWarmPoolArgs(
+                    pool_state="Stopped", min_size=scaling.warm_pool, max_group_prepared_capacity=scaling.warm_pool,
+                    instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(
+                        reuse_on_scale_in=True)),
+                # New instances wait here until vLLM answers (complete-lifecycle.sh): a pool instance is stopped
+                # only with the weights on disk, and a resumed one enters service warm.
+                "initial_lifecycle_hooks": [aws.autoscaling.GroupInitialLifecycleHookArgs(
+                    name=LIFECYCLE_HOOK, lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                    heartbeat_timeout=grace, default_result="CONTINUE")],
+            }
+        distribution = aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
+            on_demand_base_capacity=scaling.on_demand_base_replicas,
+            on_demand_percentage_above_base_capacity=0 if scaling.spot else 100,
+            # The candidates are in order of preference: on-demand takes the first that has capacity; spot takes
+            # the pools least likely to be interrupted, preferring earlier candidates among equals.
+            on_demand_allocation_strategy="prioritized",
+            spot_allocation_strategy="capacity-optimized-prioritized",
+        )
+        return {"mixed_instances_policy": aws.autoscaling.GroupMixedInstancesPolicyArgs(
+            instances_distribution=distribution,
+            launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
+                launch_template_specification=aws.autoscaling
+                .GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
+                    launch_template_id=template.id, version=template_version),
+                overrides=[aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(instance_type=t)
+                           for t in types]),
+        )}
+
+    def _role_extras(self, role: aws.iam.Role, boot: FleetBoot, group: aws.autoscaling.Group) -> None:
+        """What a replica's role needs beyond its secrets: publishing metrics, releasing its lifecycle hold."""
+        if boot.queue_metrics:
+            aws.iam.RolePolicyAttachment(f"{self._name}-cloudwatch-agent", role=role.name,
+                                         policy_arn="arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
+                                         opts=self._child)
+        if boot.lifecycle_hook:
+            aws.iam.RolePolicy(
+                f"{self._name}-lifecycle",
+                role=role.id,
+                policy=group.arn.apply(lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "autoscaling:CompleteLifecycleAction", "Resource": arn},
+                    # Describe calls take no resource scope.
+                    {"Effect": "Allow", "Action": "autoscaling:DescribeAutoScalingInstances", "Resource": "*"},
+                ]})),
+                opts=self._child,
+            )
+
+    def _scaling_policy(self, deployment: Deployment, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer,
+                        target_group: aws.lb.TargetGroup) -> aws.autoscaling.Policy:
+        """Target tracking on requests per replica (SkyServe's QPS target) or on vLLM's queue per replica.
+
+        upscaleDelaySeconds is the policy's estimated instance warm-up: after a scale-out, the group waits that long
+        before a new replica's metrics count and before it scales out again for the same load. Target tracking's
+        scale-in is paced by its own alarm (15 one-minute periods below target); downscaleDelaySeconds is the
+        group's default cooldown, which holds further scaling activities after one finishes."""
+        autoscale = deployment.scaling.autoscale
+        if autoscale.metric == "qps":
+            tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                target_value=requests_per_target_per_minute(autoscale.target_qps_per_replica),
+                predefined_metric_specification=aws.autoscaling
+                .PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ALBRequestCountPerTarget",
+                    resource_label=pulumi.Output.concat(balancer.arn_suffix, "/", target_group.arn_suffix)))
+        else:
+            tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                target_value=autoscale.target_queue_per_replica,
+                customized_metric_specification=aws.autoscaling
+                .PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
+                    namespace=METRIC_NAMESPACE, metric_name=QUEUE_METRIC, statistic="Average",
+                    metric_dimensions=[aws.autoscaling
+                                       .PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs(
+                                           name=FLEET_DIMENSION, value=self._fleet_id)]))
+        return aws.autoscaling.Policy(
+            f"{self._name}-{autoscale.metric}",
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            estimated_instance_warmup=autoscale.upscale_delay_seconds,
+            target_tracking_configuration=tracking,
+            opts=self._child,
+        )
+
+
+def _at_least_two(subnet_ids: list[str], instance_types: tuple[str, ...]) -> list[str]:
+    if len(subnet_ids) < 2:
+        raise ConfigError(
+            f"pixtral:vpcId: a fleet needs subnets in at least two zones that offer {', '.join(instance_types)} "
+            f"(the load balancer spans two zones); found {len(subnet_ids)}: {', '.join(subnet_ids) or 'none'}. "
+            "Expected a VPC with subnets in two such zones, or other candidate pixtral:instanceTypes")
+    return subnet_ids
