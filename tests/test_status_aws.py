@@ -1,0 +1,100 @@
+"""`pixtralctl status` on AWS: one line per replica, read with the AWS CLI.
+
+The CLI is the one thing replaced: a stand-in `aws` on PATH answers with JSON in the shapes the real CLI prints for
+`autoscaling describe-auto-scaling-groups`, `ec2 describe-instances` and `elbv2 describe-target-health`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from pixtralctl import status_aws
+from pixtralctl.status import table
+from pixtralctl.target import TargetError
+
+GROUP = "pixtral-5a2f0e4"
+TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pixtral/fedcba9876543210"
+GROUPS = {"AutoScalingGroups": [{
+    "AutoScalingGroupName": GROUP, "MinSize": 1, "MaxSize": 4, "DesiredCapacity": 3,
+    "Instances": [
+        {"InstanceId": "i-0bbb", "InstanceType": "g6e.2xlarge", "AvailabilityZone": "eu-west-1b",
+         "LifecycleState": "Pending", "HealthStatus": "Healthy", "ProtectedFromScaleIn": False},
+        {"InstanceId": "i-0aaa", "InstanceType": "g6e.xlarge", "AvailabilityZone": "eu-west-1a",
+         "LifecycleState": "InService", "HealthStatus": "Healthy", "ProtectedFromScaleIn": False},
+        {"InstanceId": "i-0ccc", "InstanceType": "g6e.xlarge", "AvailabilityZone": "eu-west-1b",
+         "LifecycleState": "InService", "HealthStatus": "Healthy", "ProtectedFromScaleIn": False},
+    ]}]}
+INSTANCES = {"Reservations": [
+    {"Instances": [{"InstanceId": "i-0aaa", "InstanceType": "g6e.xlarge", "State": {"Name": "running"},
+                    "Placement": {"AvailabilityZone": "eu-west-1a"}}]},
+    {"Instances": [{"InstanceId": "i-0bbb", "InstanceType": "g6e.2xlarge", "InstanceLifecycle": "spot",
+                    "State": {"Name": "pending"}, "Placement": {"AvailabilityZone": "eu-west-1b"}},
+                   {"InstanceId": "i-0ccc", "InstanceType": "g6e.xlarge", "InstanceLifecycle": "spot",
+                    "State": {"Name": "running"}, "Placement": {"AvailabilityZone": "eu-west-1b"}}]}]}
+HEALTH = {"TargetHealthDescriptions": [
+    {"Target": {"Id": "i-0aaa", "Port": 8081}, "HealthCheckPort": "8081", "TargetHealth": {"State": "healthy"}},
+    {"Target": {"Id": "i-0ccc", "Port": 8081}, "HealthCheckPort": "8081",
+     "TargetHealth": {"State": "initial", "Reason": "Elb.InitialHealthChecking",
+                      "Description": "Initial health checks in progress"}}]}
+
+
+ANSWERS = {"autoscaling describe-auto-scaling-groups": GROUPS, "ec2 describe-instances": INSTANCES,
+           "elbv2 describe-target-health": HEALTH}
+
+
+def _install_fake_aws(folder: Path, answers: dict, monkeypatch) -> Path:
+    """An `aws` on PATH that logs its arguments and prints the canned answer for its first two words."""
+    script = folder / "aws"
+    script.write_text(f"""#!{sys.executable}
+import json, sys
+args = sys.argv[1:]
+with open({str(folder / 'calls.log')!r}, "a") as log:
+    log.write(" ".join(args) + "\\n")
+answers = json.loads({json.dumps(answers)!r})
+key = " ".join(args[:2])
+if key not in answers:
+    sys.exit("unexpected call: " + " ".join(args))
+print(json.dumps(answers[key]))
+""")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder / "calls.log"
+
+
+@pytest.fixture
+def fake_aws(tmp_path, monkeypatch) -> Path:
+    return _install_fake_aws(tmp_path, ANSWERS, monkeypatch)
+
+
+def test_one_line_per_replica_with_capacity_state_and_target_health(fake_aws):
+    outputs = {"target": "aws", "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP, "region": "eu-west-1"}
+    rows = status_aws.replicas(outputs)
+    assert [(r.name, r.zone, r.type, r.capacity, r.state, r.health) for r in rows] == [
+        ("i-0aaa", "eu-west-1a", "g6e.xlarge", "on-demand", "InService", "healthy"),
+        ("i-0bbb", "eu-west-1b", "g6e.2xlarge", "spot", "Pending", "not registered"),
+        ("i-0ccc", "eu-west-1b", "g6e.xlarge", "spot", "InService", "initial (Elb.InitialHealthChecking)"),
+    ]
+    printed = table(rows)
+    assert printed.splitlines()[0].split() == ["name", "zone", "type", "capacity", "state", "health"]
+    calls = fake_aws.read_text()
+    assert f"--auto-scaling-group-names {GROUP}" in calls and f"--target-group-arn {TARGET_GROUP}" in calls
+    assert calls.count("--region eu-west-1") == 3
+
+
+def test_a_group_that_is_gone_is_named(tmp_path, monkeypatch):
+    _install_fake_aws(tmp_path, {**ANSWERS, "autoscaling describe-auto-scaling-groups": {"AutoScalingGroups": []}},
+                      monkeypatch)
+    with pytest.raises(TargetError, match="no Auto Scaling Group named pixtral-gone in region eu-west-1"):
+        status_aws.replicas({"autoScalingGroup": "pixtral-gone", "targetGroup": TARGET_GROUP, "region": "eu-west-1"})
+
+
+def test_without_the_aws_cli_says_what_is_missing(monkeypatch):
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    with pytest.raises(TargetError, match="aws CLI is not on PATH"):
+        status_aws.replicas({"autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP})
