@@ -187,12 +187,23 @@ def test_download_used_the_cache_directory_of_the_environment_file(booted):
     assert "VLLM_CACHE_ROOT=/var/lib/pixtral/cache/vllm" in env_file
 
 
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+
+
+def _candidate_types(config: dict[str, str]) -> list[str]:
+    """A stack's machine type, or a fleet's candidates (the boot plan uses local NVMe when any has it)."""
+    if "pixtral:instanceTypes" in config:
+        return json.loads(config["pixtral:instanceTypes"])
+    return [config.get("pixtral:instanceType") or config.get("pixtral:machineType")]
+
+
 def test_storage_settings_of_every_shipped_vm_stack():
     for stack in STACKS:
         run = run_stack(stack)
         if target_of(stack) == "aws":
-            (instance,) = resources_of(run, "aws:ec2/instance:Instance")
-            disk = instance["inputs"]["rootBlockDevice"]
+            instances = resources_of(run, "aws:ec2/instance:Instance")
+            disk = (instances[0]["inputs"]["rootBlockDevice"] if instances else
+                    resources_of(run, LAUNCH_TEMPLATE)[0]["inputs"]["blockDeviceMappings"][0]["ebs"])
             assert (disk["volumeType"], disk["throughput"], disk["iops"]) == ("gp3", 1000, 6000)
         elif target_of(stack) == "gcp":
             (instance,) = resources_of(run, "gcp:compute/instance:Instance")
@@ -200,8 +211,8 @@ def test_storage_settings_of_every_shipped_vm_stack():
         else:
             continue
         files = vm_files(run)
-        machine = run["config"].get("pixtral:instanceType") or run["config"].get("pixtral:machineType")
-        expected = "1" if has_local_nvme(machine) else "0"
+        machines = _candidate_types(run["config"])
+        expected = "1" if any(has_local_nvme(machine) for machine in machines) else "0"
         assert f"PIXTRAL_LOCAL_NVME={expected}\n" in files["/etc/pixtral/pixtral.env"]
 
 

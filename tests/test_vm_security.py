@@ -11,6 +11,8 @@ from conftest import STACKS, resources_of, run_stack, target_of
 from components.gcp_shared import service_account_id
 
 AWS = [s for s in STACKS if target_of(s) == "aws"]
+# One VM per stack (a fleet's replicas are checked through its launch template in tests/test_aws_fleet.py).
+AWS_VMS = [s for s in AWS if resources_of(run_stack(s), "aws:ec2/instance:Instance")]
 GCP = [s for s in STACKS if target_of(s) == "gcp"]
 
 
@@ -18,7 +20,9 @@ GCP = [s for s in STACKS if target_of(s) == "gcp"]
 def test_aws_only_the_api_port_is_open_and_only_to_allowed_cidrs(stack):
     run = run_stack(stack, {"pixtral:allowedCidrs": '["198.51.100.0/24", "2001:db8::/32"]', "pixtral:port": "9443"})
     rules = resources_of(run, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    assert {(r["inputs"].get("cidrIpv4") or r["inputs"].get("cidrIpv6")) for r in rules} == {
+    # A fleet's replicas admit the balancer's group, not addresses (tests/test_aws_fleet.py checks which group).
+    from_addresses = [r for r in rules if "referencedSecurityGroupId" not in r["inputs"]]
+    assert {(r["inputs"].get("cidrIpv4") or r["inputs"].get("cidrIpv6")) for r in from_addresses} == {
         "198.51.100.0/24", "2001:db8::/32"}
     for rule in rules:
         opened = (rule["inputs"]["fromPort"], rule["inputs"]["toPort"], rule["inputs"]["ipProtocol"])
@@ -26,7 +30,7 @@ def test_aws_only_the_api_port_is_open_and_only_to_allowed_cidrs(stack):
     assert run["outputs"]["endpoint"].endswith(":9443")
 
 
-@pytest.mark.parametrize("stack", AWS)
+@pytest.mark.parametrize("stack", AWS_VMS)
 def test_aws_instance_requires_imdsv2_encrypts_disk_and_has_no_ssh_key(stack):
     (instance,) = resources_of(run_stack(stack), "aws:ec2/instance:Instance")
     inputs = instance["inputs"]
@@ -50,7 +54,7 @@ def test_aws_instance_role_reads_only_its_own_parameters(stack):
     assert resources_of(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
 
 
-@pytest.mark.parametrize("stack", AWS)
+@pytest.mark.parametrize("stack", AWS_VMS)
 def test_aws_spot_keeps_the_disk_through_interruptions(stack):
     (instance,) = resources_of(run_stack(stack, {"pixtral:spot": "true"}), "aws:ec2/instance:Instance")
     market = instance["inputs"]["instanceMarketOptions"]

@@ -21,6 +21,7 @@ from systemd_env_file import systemd_environment
 
 from pixtral_deploy.cloudinit import declared_user_data
 
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 API_KEY = "sk-pixtral-version-one-0123456789abcdef"
 HF_TOKEN = "hf_version_one_0123456789abcdef"
 SECRETS = {"pixtral:apiKey": API_KEY, "pixtral:hfToken": HF_TOKEN}
@@ -37,7 +38,11 @@ def test_a_changed_setting_replaces_the_vm_with_one_that_boots_it(stack):
     assert "16384" in vm_files(after)["/etc/pixtral/vllm.args"]
     assert vm_user_data(before) != vm_user_data(after)
     instance = _instance(after)
-    if target_of(stack) == "aws":
+    if instance["type"] == LAUNCH_TEMPLATE:
+        # A fleet: the changed template is a new version, and the group rolls replicas onto it, new ones first.
+        (group,) = resources_of(after, "aws:autoscaling/group:Group")
+        assert group["inputs"]["instanceRefresh"]["preferences"]["minHealthyPercentage"] == 100
+    elif target_of(stack) == "aws":
         assert instance["inputs"].get("userDataReplaceOnChange") is True, "EC2 would keep the old cloud-init"
     else:
         assert "metadata" in instance["options"].get("replaceOnChanges", []), "GCE updates metadata in place"
@@ -134,8 +139,11 @@ IMAGE_SETTING = {"aws": ("pixtral:amiId", "ami-0fedcba9876543210", "ami"),
 @pytest.mark.parametrize("stack", VM_STACKS)
 def test_a_newer_published_image_does_not_replace_a_serving_vm(stack):
     key, chosen, path = IMAGE_SETTING[target_of(stack)]
+    carrier = _instance(run_stack(stack))
+    if carrier["type"] == LAUNCH_TEMPLATE:
+        path = "imageId"  # a fleet: the launch template's image (replicas roll by instance refresh)
     # Looked up (newest DLAMI / DLVM family): fixed at creation, ignored on later runs.
-    assert path in _instance(run_stack(stack))["options"].get("ignoreChanges", [])
+    assert path in carrier["options"].get("ignoreChanges", [])
     # Chosen by the user: a new value must take effect, so it is not ignored.
     pinned = _instance(run_stack(stack, {key: chosen}))
     assert path not in pinned["options"].get("ignoreChanges", [])
