@@ -1,0 +1,286 @@
+"""Pixtral as a service on AWS (`replicas` > 1 or `autoscale`): what `pulumi up` would declare for a fleet.
+
+The real program under the mock engine, for the shipped `aws-fleet` stack and variations of it; the contract is
+shared/FLEET.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import jsonschema
+import pytest
+import yaml
+from conftest import PROJECT_DIR, environment_file, required_tool, resources_of, run_stack, vm_files, vm_user_data
+
+from pixtral_deploy.catalog import MACHINE_TYPES, model_download_gb
+from pixtral_deploy.coldstart import estimate_cold_start
+from pixtral_deploy.fleetboot import AGENT_CONFIG_FILE, SCRAPE_CONFIG_FILE, SCRAPE_TOKEN_FILE
+from pixtral_deploy.storage import vm_storage
+
+GROUP = "aws:autoscaling/group:Group"
+POLICY = "aws:autoscaling/policy:Policy"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+LISTENER = "aws:lb/listener:Listener"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+QUEUE = {"pixtral:autoscale": '{"minReplicas": 2, "maxReplicas": 6, "targetQueuePerReplica": 4}'}
+# A warm pool: on-demand, one type (AWS keeps warm pools for no other group).
+WARM = {"pixtral:warmPool": "2", "pixtral:spot": "false", "pixtral:onDemandBaseReplicas": "0",
+        "pixtral:instanceTypes": '["g6e.xlarge"]'}
+API_KEY = "sk-fleet-key-never-in-user-data-0123456789"
+AGENT_SCHEMA = json.loads((PROJECT_DIR / "tests/data/cloudwatch-agent-schema.json").read_text())
+
+
+def fleet(settings: dict | None = None, secrets: dict | None = None) -> dict:
+    run = run_stack("aws-fleet", settings, secrets)
+    assert run["error"] is None, run["error"]
+    return run
+
+
+def one(run: dict, type_: str) -> dict:
+    (resource,) = resources_of(run, type_)
+    return resource
+
+
+def declared(run: dict) -> list[tuple[str, str]]:
+    return sorted((r["type"], r["name"]) for r in run["resources"])
+
+
+def test_two_and_fifty_replicas_declare_the_same_resources():
+    two, fifty = run_stack("aws", {"pixtral:replicas": "2"}), run_stack("aws", {"pixtral:replicas": "50"})
+    assert two["error"] is None and fifty["error"] is None
+    assert declared(two) == declared(fifty)
+    assert (one(two, GROUP)["inputs"]["minSize"], one(fifty, GROUP)["inputs"]["maxSize"]) == (2, 50)
+    assert not resources_of(two, "aws:ec2/instance:Instance"), "a fleet declares no instance of its own"
+
+
+def test_one_replica_stays_a_single_vm():
+    run = run_stack("aws")
+    assert resources_of(run, "aws:ec2/instance:Instance") and not resources_of(run, GROUP)
+
+
+def test_min_max_and_the_spot_on_demand_split_are_as_configured():
+    group = one(fleet(), GROUP)["inputs"]
+    assert (group["minSize"], group["maxSize"]) == (1, 4)
+    distribution = group["mixedInstancesPolicy"]["instancesDistribution"]
+    assert distribution["onDemandBaseCapacity"] == 1
+    assert distribution["onDemandPercentageAboveBaseCapacity"] == 0, "above the base, every replica is spot"
+    assert distribution["spotAllocationStrategy"].startswith("capacity-optimized")
+    assert group["capacityRebalance"] is True
+    on_demand = one(fleet({"pixtral:spot": "false", "pixtral:onDemandBaseReplicas": "0"}), GROUP)["inputs"]
+    assert on_demand["mixedInstancesPolicy"]["instancesDistribution"]["onDemandPercentageAboveBaseCapacity"] == 100
+    assert on_demand["capacityRebalance"] is False
+
+
+def test_candidate_types_are_the_overrides_in_order():
+    policy = one(fleet(), GROUP)["inputs"]["mixedInstancesPolicy"]["launchTemplate"]
+    assert [o["instanceType"] for o in policy["overrides"]] == ["g6e.xlarge", "g6e.2xlarge"]
+
+
+def test_qps_target_is_requests_per_minute_per_target():
+    run = fleet()
+    tracking = one(run, POLICY)["inputs"]["targetTrackingConfiguration"]
+    assert tracking["targetValue"] == 90, "targetQpsPerReplica 1.5 over ALB's per-minute count"
+    metric = tracking["predefinedMetricSpecification"]
+    assert metric["predefinedMetricType"] == "ALBRequestCountPerTarget"
+    balancer, target_group = one(run, BALANCER)["outputs"], one(run, TARGET_GROUP)["outputs"]
+    assert metric["resourceLabel"] == f"{balancer['arnSuffix']}/{target_group['arnSuffix']}"
+    assert one(run, POLICY)["inputs"]["estimatedInstanceWarmup"] == 300, "upscaleDelaySeconds' default"
+
+
+def test_queue_target_tracks_vllms_waiting_requests_averaged_over_the_fleet():
+    run = fleet(QUEUE)
+    tracking = one(run, POLICY)["inputs"]["targetTrackingConfiguration"]
+    metric = tracking["customizedMetricSpecification"]
+    assert (tracking["targetValue"], metric["metricName"], metric["statistic"]) == (
+        4, "vllm:num_requests_waiting", "Average")
+    # The dimension the replicas publish under is the one the policy reads.
+    (dimension,) = metric["metricDimensions"]
+    scrape = yaml.safe_load(vm_files(run)[SCRAPE_CONFIG_FILE])
+    assert scrape["scrape_configs"][0]["static_configs"][0]["labels"] == {dimension["name"]: dimension["value"]}
+    attachments = resources_of(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    attached = {a["inputs"]["policyArn"] for a in attachments}
+    assert "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy" in attached
+
+
+def test_the_scraper_authenticates_with_the_key_without_the_key_in_user_data():
+    run = fleet(QUEUE, {"pixtral:apiKey": API_KEY})
+    user_data = vm_user_data(run)
+    assert API_KEY not in user_data
+    scrape = yaml.safe_load(vm_files(run)[SCRAPE_CONFIG_FILE])["scrape_configs"][0]
+    assert scrape["bearer_token_file"] == SCRAPE_TOKEN_FILE
+    assert scrape["static_configs"][0]["targets"] == ["127.0.0.1:8081"]
+    publish = vm_files(run)["/usr/local/lib/pixtral/publish-metrics.sh"]
+    assert "umask 077" in publish and '"$VLLM_API_KEY" >"$token_file.tmp"' in publish
+
+
+def test_cloudwatch_agent_configuration_passes_the_agents_own_schema():
+    config = json.loads(vm_files(fleet(QUEUE))[AGENT_CONFIG_FILE])
+    jsonschema.Draft4Validator(AGENT_SCHEMA).validate(config)
+    prometheus = config["logs"]["metrics_collected"]["prometheus"]
+    assert prometheus["prometheus_config_path"] == SCRAPE_CONFIG_FILE
+
+
+def test_agent_schema_check_is_live():
+    # The vendored schema refuses a misspelt field of the same configuration.
+    config = json.loads(vm_files(fleet(QUEUE))[AGENT_CONFIG_FILE])
+    declaration = config["logs"]["metrics_collected"]["prometheus"]["emf_processor"]["metric_declaration"][0]
+    declaration["metric_selector"] = declaration.pop("metric_selectors")
+    assert list(jsonschema.Draft4Validator(AGENT_SCHEMA).iter_errors(config))
+
+
+@pytest.mark.parametrize("settings", [{}, QUEUE, WARM], ids=["qps", "queue", "warm-pool"])
+def test_launch_template_cloud_init_passes_cloud_inits_schema(settings, tmp_path):
+    cloud_init = required_tool("cloud-init", "apt-get install cloud-init")
+    path = tmp_path / "user-data"
+    path.write_text(vm_user_data(fleet(settings)))
+    done = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_launch_template_carries_the_single_vms_guarantees():
+    template = one(fleet(), TEMPLATE)["inputs"]
+    assert template["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required",
+                                           "httpPutResponseHopLimit": 1}
+    (root,) = template["blockDeviceMappings"]
+    assert (root["ebs"]["encrypted"], root["ebs"]["volumeType"], root["ebs"]["throughput"]) == ("true", "gp3", 1000)
+    assert "keyName" not in template, "no SSH key: access is through SSM Session Manager"
+    assert template["iamInstanceProfile"]["arn"].endswith("instance-profile/pixtral-profile")
+
+
+def test_health_check_is_vllms_health_on_the_replicas_port():
+    run = fleet({"pixtral:port": "9001"})
+    target_group = one(run, TARGET_GROUP)["inputs"]
+    assert (target_group["port"], target_group["protocol"]) == (9001, "HTTP")
+    check = target_group["healthCheck"]
+    assert (check["path"], check["port"], check["matcher"]) == ("/health", "traffic-port", "200")
+    assert target_group["loadBalancingAlgorithmType"] == "least_outstanding_requests"
+    assert one(run, LISTENER)["inputs"]["port"] == 9001
+    assert run["outputs"]["endpoint"] == f"http://{one(run, BALANCER)['outputs']['dnsName']}:9001"
+    assert one(run, GROUP)["inputs"]["healthCheckType"] == "ELB"
+
+
+def test_a_long_generation_is_neither_cut_nor_dropped_on_drain():
+    run = fleet()
+    longest = 32768 / 20  # maxModelLen at the slowest expected decode, tokens per second
+    assert one(run, BALANCER)["inputs"]["idleTimeout"] > longest
+    assert one(run, TARGET_GROUP)["inputs"]["deregistrationDelay"] >= longest
+
+
+@pytest.mark.parametrize(("settings", "storage_kept"), [({}, False), (WARM, True)], ids=["nvme", "warm-pool"])
+def test_grace_period_comes_from_the_slowest_candidates_cold_start(settings, storage_kept):
+    run = fleet(settings)
+    types = json.loads(run["config"]["pixtral:instanceTypes"])
+    estimates = [estimate_cold_start(MACHINE_TYPES[t], model_download_gb("mistralai/Pixtral-12B-2409"),
+                                     vm_storage(MACHINE_TYPES[t], 200, storage_kept)).total for t in types]
+    grace = one(run, GROUP)["inputs"]["healthCheckGracePeriod"]
+    assert grace == math.ceil(max(estimates) * 4 / 60) * 60
+    assert grace != 300, "AWS's default would kill replicas during their first download"
+
+
+def test_replicas_admit_the_api_port_only_from_the_load_balancer():
+    run = fleet({"pixtral:allowedCidrs": '["198.51.100.0/24"]'})
+    groups = {g["name"]: g for g in resources_of(run, "aws:ec2/securityGroup:SecurityGroup")}
+    # mockrun gives each resource the id "<resource name>-id", as the cloud would give it one.
+    replica_id, balancer_id = f"{groups['pixtral-replicas']['name']}-id", f"{groups['pixtral-lb']['name']}-id"
+    rules = resources_of(run, INGRESS)
+    to_replicas = [r["inputs"] for r in rules if r["inputs"]["securityGroupId"] == replica_id]
+    assert len(to_replicas) == 1, f"replicas admit more than the load balancer: {to_replicas}"
+    assert to_replicas[0]["referencedSecurityGroupId"] == balancer_id
+    assert (to_replicas[0]["fromPort"], to_replicas[0]["toPort"]) == (8081, 8081)
+    assert "cidrIpv4" not in to_replicas[0] and "cidrIpv6" not in to_replicas[0]
+    to_balancer = [r["inputs"] for r in rules if r["inputs"]["securityGroupId"] == balancer_id]
+    assert [(r["cidrIpv4"], r["fromPort"]) for r in to_balancer] == [("198.51.100.0/24", 8081)]
+    template = one(run, TEMPLATE)["inputs"]
+    assert template["networkInterfaces"][0]["securityGroups"] == [replica_id]
+    assert one(run, BALANCER)["inputs"]["securityGroups"] == [balancer_id]
+
+
+def test_internal_gives_an_internal_balancer_and_no_public_address():
+    run = fleet({"pixtral:internal": "true"})
+    assert one(run, BALANCER)["inputs"]["internal"] is True
+    assert one(run, TEMPLATE)["inputs"]["networkInterfaces"][0]["associatePublicIpAddress"] == "false"
+    assert any("NAT gateway" in line for line in run["log"]), "the VPC must route replicas out"
+    public = fleet()
+    assert one(public, BALANCER)["inputs"]["internal"] is False
+
+
+def test_balancer_and_group_span_two_zones_offering_every_candidate():
+    run = fleet()
+    subnets = one(run, GROUP)["inputs"]["vpcZoneIdentifiers"]
+    assert len(subnets) >= 2 and one(run, BALANCER)["inputs"]["subnets"] == subnets
+
+
+def test_rolling_update_launches_new_replicas_first():
+    refresh = one(fleet(), GROUP)["inputs"]["instanceRefresh"]
+    assert refresh["strategy"] == "Rolling" and refresh["preferences"]["minHealthyPercentage"] == 100
+
+
+def test_outputs_name_the_group_and_target_group():
+    run = fleet()
+    assert run["outputs"]["autoScalingGroup"] == one(run, GROUP)["outputs"]["name"]
+    assert run["outputs"]["targetGroup"] == one(run, TARGET_GROUP)["outputs"]["arn"]
+    assert run["outputs"]["baseUrl"] == run["outputs"]["endpoint"] + "/v1"
+
+
+def test_warm_pool_holds_stopped_instances_with_the_weights_on_ebs():
+    run = fleet(WARM)
+    group = one(run, GROUP)["inputs"]
+    assert group["warmPool"]["poolState"] == "Stopped" and group["warmPool"]["minSize"] == 2
+    assert "mixedInstancesPolicy" not in group, "AWS refuses a warm pool beside a mixed instances policy"
+    (hook,) = group["initialLifecycleHooks"]
+    assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    files = vm_files(run)
+    # Instance store is blank after a stop: the cache must be on the root volume.
+    assert environment_file(files)["PIXTRAL_LOCAL_NVME"] == "0"
+    assert environment_file(files)["PIXTRAL_LIFECYCLE_HOOK"] == hook["name"]
+    assert "/etc/systemd/system/pixtral-lifecycle.service" in files
+    assert environment_file(vm_files(fleet()))["PIXTRAL_LOCAL_NVME"] == "1", "without a pool, local NVMe"
+    (policy,) = [p for p in resources_of(run, "aws:iam/rolePolicy:RolePolicy") if p["name"] == "pixtral-lifecycle"]
+    statements = json.loads(policy["inputs"]["policy"])["Statement"]
+    assert statements[0]["Resource"] == one(run, GROUP)["outputs"]["arn"]
+    assert any("warm pool" in line and "resumes" in line for line in run["log"])
+
+
+BAD_AUTOSCALE = {
+    "min above max": ('{"minReplicas": 5, "maxReplicas": 2, "targetQpsPerReplica": 1}', "minReplicas=5"),
+    "both targets": ('{"minReplicas": 1, "maxReplicas": 2, "targetQpsPerReplica": 1, "targetQueuePerReplica": 2}',
+                     "exactly one target"),
+    "no target": ('{"minReplicas": 1, "maxReplicas": 2}', "exactly one target"),
+    "unknown key": ('{"minReplicas": 1, "maxReplicas": 2, "targetQps": 1}', "autoscale.targetQps is not one"),
+    "min zero": ('{"minReplicas": 0, "maxReplicas": 2, "targetQpsPerReplica": 1}', "autoscale.minReplicas"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_AUTOSCALE))
+def test_bad_autoscale_maps_are_refused_naming_the_key_before_any_resource(case):
+    value, expected = BAD_AUTOSCALE[case]
+    run = run_stack("aws-fleet", {"pixtral:autoscale": value})
+    assert run["error"] and "pixtral:autoscale" in run["error"] and expected in run["error"], run["error"]
+    assert run["resources"] == []
+
+
+def test_candidates_with_different_gpu_counts_are_refused_naming_both():
+    run = run_stack("aws-fleet", {"pixtral:instanceTypes": '["g6e.xlarge", "g6e.12xlarge"]'})
+    assert run["error"] and "g6e.xlarge" in run["error"] and "g6e.12xlarge" in run["error"]
+    assert "same GPU count" in run["error"] and run["resources"] == []
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({"pixtral:warmPool": "1"}, "pixtral:warmPool"),  # spot in the stack file
+    ({**WARM, "pixtral:instanceTypes": '["g6e.xlarge", "g6e.2xlarge"]'}, "several candidate types"),
+    ({"pixtral:subnetId": "subnet-0123abcd"}, "pixtral:subnetId"),
+], ids=["warm-pool-with-spot", "warm-pool-with-two-types", "one-subnet"])
+def test_fleet_settings_aws_cannot_honour_are_refused_before_any_resource(settings, expected):
+    run = run_stack("aws-fleet", settings)
+    assert run["error"] and expected in run["error"], run["error"]
+    assert run["resources"] == []
+
+
+def test_warm_pool_on_a_single_vm_is_refused():
+    run = run_stack("aws", {"pixtral:warmPool": "1"})
+    assert run["error"] and "pixtral:warmPool" in run["error"] and run["resources"] == []
