@@ -12,10 +12,10 @@ import argparse
 import time
 from dataclasses import dataclass
 
-from . import api, status_codes, timeline
+from . import api, status, status_codes, timeline
 from .errors import Failure
 from .progress import Progress
-from .target import Target, TargetError, add_target_arguments, resolve
+from .target import Target, TargetError, add_target_arguments, resolve, stack_outputs
 
 # Reading the VM's boot timeline goes through SSM / IAP: not on every probe.
 TIMELINE_EVERY_SECONDS = 30
@@ -87,22 +87,44 @@ def probe(target: Target, timeout: float = 30) -> Probe:
         return Probe("starting", f"no answer from {target.endpoint} yet ({error})")
 
 
-class BootPhase:
-    """The VM's boot phase while the API is not up yet, when the VM and its cloud CLI are known."""
+class _SideNote:
+    """A note read through a cloud CLI every TIMELINE_EVERY_SECONDS while the API is not up yet. The first failure
+    to read it (no CLI, no access) stops the asking: `wait` keeps waiting on the API alone."""
 
-    def __init__(self, vm: timeline.Vm | None):
-        self.vm = vm
-        self.phase: str | None = None
+    def __init__(self, source: object | None):
+        self.source = source
+        self.note: str | None = None
         self._read_at = -float(TIMELINE_EVERY_SECONDS)
 
+    def _read(self) -> str | None:
+        raise NotImplementedError
+
     def suffix(self, now: float) -> str:
-        if self.vm is not None and now - self._read_at >= TIMELINE_EVERY_SECONDS:
+        if self.source is not None and now - self._read_at >= TIMELINE_EVERY_SECONDS:
             self._read_at = now
             try:
-                self.phase = timeline.current_phase(timeline.fetch(self.vm)) or self.phase
+                self.note = self._read() or self.note
             except TargetError:
-                self.vm = None  # no CLI or no access: stop asking, keep waiting on the API alone
-        return f" [VM: {self.phase}]" if self.phase else ""
+                self.source = None
+        return f" [{self.note}]" if self.note else ""
+
+
+class BootPhase(_SideNote):
+    """The VM's boot phase, when the VM and its cloud CLI are known."""
+
+    def _read(self) -> str | None:
+        phase = timeline.current_phase(timeline.fetch(self.source))
+        return f"VM: {phase}" if phase else None
+
+
+class FleetHealth(_SideNote):
+    """A fleet's replicas: how many its load balancer counts healthy (`pixtralctl status` reads the same). Ready
+    still means the guide's request answered through the balancer."""
+
+    def _read(self) -> str:
+        replicas = status.replicas_of(self.source)
+        healthy = sum(1 for replica in replicas if replica.health == "healthy")
+        return f"replicas: {healthy} healthy of {len(replicas)}"
 
 
 class RefusedGrace:
@@ -125,6 +147,17 @@ class RefusedGrace:
                                    "(a rolling update can answer with the old key for a moment)")
 
 
+def _fleet_outputs(args: argparse.Namespace) -> dict | None:
+    """The stack's outputs when they name a fleet (an Auto Scaling Group behind a load balancer)."""
+    if args.endpoint or args.instance_id or args.instance_name:
+        return None
+    try:
+        outputs = stack_outputs(args.stack)
+    except TargetError:
+        return None
+    return outputs if outputs.get("autoScalingGroup") else None
+
+
 def _vm(args: argparse.Namespace) -> timeline.Vm | None:
     if args.instance_id or args.instance_name:
         return timeline.resolve_vm(args)
@@ -138,7 +171,8 @@ def _vm(args: argparse.Namespace) -> timeline.Vm | None:
 
 def run(args: argparse.Namespace) -> None:
     target = resolve(args)
-    boot = BootPhase(_vm(args))
+    fleet = _fleet_outputs(args)
+    boot = FleetHealth(fleet) if fleet else BootPhase(_vm(args))
     refused = RefusedGrace(args.refused_grace)
     started = time.monotonic()
     with Progress() as progress:

@@ -17,6 +17,7 @@ import pytest
 from pixtralctl import status_aws
 from pixtralctl.status import table
 from pixtralctl.target import TargetError
+from pixtralctl.wait import FleetHealth
 
 GROUP = "pixtral-5a2f0e4"
 TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pixtral/fedcba9876543210"
@@ -98,3 +99,15 @@ def test_without_the_aws_cli_says_what_is_missing(monkeypatch):
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
     with pytest.raises(TargetError, match="aws CLI is not on PATH"):
         status_aws.replicas({"autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP})
+
+
+def test_wait_shows_how_many_replicas_the_balancer_counts_healthy(fake_aws):
+    fleet = FleetHealth({"target": "aws", "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP,
+                         "region": "eu-west-1"})
+    assert fleet.suffix(0.0) == " [replicas: 1 healthy of 3]"
+
+
+def test_wait_keeps_waiting_on_the_balancer_alone_without_the_cli(monkeypatch):
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    fleet = FleetHealth({"target": "aws", "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP})
+    assert fleet.suffix(0.0) == "" and fleet.source is None
