@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.aws_shared import (
+    AwsServerArgs,
     api_ingress_from_cidrs,
     metadata_options,
     newest_dlami,
@@ -87,11 +87,7 @@ def requests_per_target_per_minute(target_qps_per_replica: float) -> float:
     return target_qps_per_replica * QPS_WINDOW_SECONDS
 
 
-@dataclass
-class AwsGpuFleetArgs:
-    deployment: Deployment
-    api_key: pulumi.Input[str]
-    hf_token: pulumi.Input[str] | None = None
+AwsGpuFleetArgs = AwsServerArgs
 
 
 class AwsGpuFleet(pulumi.ComponentResource):

@@ -18,6 +18,7 @@ from pixtral_deploy.config import stored_secret
 from pixtral_deploy.fleetboot import FleetBoot
 from pixtral_deploy.network import ip_version
 from pixtral_deploy.server import ServerSpec
+from pixtral_deploy.spec import Deployment
 from pixtral_deploy.storage import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
@@ -29,6 +30,15 @@ def assume_role_policy(service: str, actions: tuple[str, ...] = ("sts:AssumeRole
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": list(actions) if len(actions) > 1 else actions[0],
          "Principal": {"Service": service}}]})
+
+
+@dataclass
+class AwsServerArgs:
+    """What every AWS shape of the server is made from: the one deployment and its two secrets."""
+
+    deployment: Deployment
+    api_key: pulumi.Input[str]
+    hf_token: pulumi.Input[str] | None = None
 
 
 @dataclass

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_aws as aws
 
 from components.aws_shared import (
+    AwsServerArgs,
     api_ingress_from_cidrs,
     default_vpc_subnets_offering,
     metadata_options,
@@ -22,12 +21,7 @@ from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
 from pixtral_deploy.spec import Deployment
 
-
-@dataclass
-class AwsGpuVmArgs:
-    deployment: Deployment
-    api_key: pulumi.Input[str]
-    hf_token: pulumi.Input[str] | None = None
+AwsGpuVmArgs = AwsServerArgs
 
 
 class AwsGpuVm(pulumi.ComponentResource):
