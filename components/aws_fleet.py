@@ -29,7 +29,6 @@ from components.boot_image import looked_up_image_options
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
 from pixtral_deploy.coldstart import cold_start, keeps_weights_across_stop
-from pixtral_deploy.errors import ConfigError
 from pixtral_deploy.fleetboot import FLEET_DIMENSION, LIFECYCLE_HOOK, METRIC_NAMESPACE, QUEUE_METRIC, FleetBoot
 from pixtral_deploy.scaling import QPS_WINDOW_SECONDS
 from pixtral_deploy.server import ServerSpec
@@ -350,8 +349,10 @@ class AwsGpuFleet(pulumi.ComponentResource):
 
 
 def _at_least_two(subnet_ids: list[str], instance_types: tuple[str, ...]) -> list[str]:
+    # Known only once the cloud answers the lookups; a RunError is shown as this message alone (aws_shared does the
+    # same for no subnet at all).
     if len(subnet_ids) < 2:
-        raise ConfigError(
+        raise pulumi.RunError(
             f"pixtral:vpcId: a fleet needs subnets in at least two zones that offer {', '.join(instance_types)} "
             f"(the load balancer spans two zones); found {len(subnet_ids)}: {', '.join(subnet_ids) or 'none'}. "
             "Expected a VPC with subnets in two such zones, or other candidate pixtral:instanceTypes")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT_DIR
 
 from pixtralctl import status_aws
 from pixtralctl.status import table
@@ -111,3 +113,30 @@ def test_wait_keeps_waiting_on_the_balancer_alone_without_the_cli(monkeypatch):
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
     fleet = FleetHealth({"target": "aws", "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP})
     assert fleet.suffix(0.0) == "" and fleet.source is None
+
+
+def _fake_pulumi(folder: Path, outputs: dict) -> None:
+    """A `pulumi` on PATH whose `stack output --json` prints the stack's outputs."""
+    script = folder / "pulumi"
+    script.write_text(f"#!{sys.executable}\nprint({json.dumps(json.dumps(outputs))})\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+def test_status_prints_one_line_per_replica_from_the_stack_outputs(fake_aws, tmp_path):
+    _fake_pulumi(tmp_path, {"target": "aws", "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP,
+                            "region": "eu-west-1"})
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "status"], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["name", "zone", "type", "capacity", "state", "health"]
+    assert lines[1].split() == ["i-0aaa", "eu-west-1a", "g6e.xlarge", "on-demand", "InService", "healthy"]
+    assert lines[-1] == "3 replica(s)"
+
+
+def test_status_without_the_aws_cli_exits_2_naming_it(tmp_path):
+    _fake_pulumi(tmp_path, {"target": "aws", "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP})
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{Path(sys.executable).parent}"}
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "status"], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, env=env, timeout=60)
+    assert done.returncode == 2 and "aws CLI is not on PATH" in done.stderr, done.stderr

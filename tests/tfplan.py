@@ -30,6 +30,8 @@ PROVIDERS = {"aws": ("aws", "registry.terraform.io/hashicorp/aws"),
 # The bridge's type table (pulumi-aws / pulumi-gcp resources.go) for the types this program declares. A type
 # missing here fails the scan by name: add it, looked up in the provider's registry docs, rather than guess.
 TERRAFORM_TYPES = {
+    "aws:autoscaling/group:Group": "aws_autoscaling_group",
+    "aws:autoscaling/policy:Policy": "aws_autoscaling_policy",
     "aws:cloudwatch/logGroup:LogGroup": "aws_cloudwatch_log_group",
     "aws:ec2/eip:Eip": "aws_eip",
     "aws:ec2/instance:Instance": "aws_instance",
@@ -45,6 +47,9 @@ TERRAFORM_TYPES = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "aws_iam_role_policy_attachment",
     "aws:kms/alias:Alias": "aws_kms_alias",
     "aws:kms/key:Key": "aws_kms_key",
+    "aws:lb/listener:Listener": "aws_lb_listener",
+    "aws:lb/loadBalancer:LoadBalancer": "aws_lb",
+    "aws:lb/targetGroup:TargetGroup": "aws_lb_target_group",
     "aws:ssm/parameter:Parameter": "aws_ssm_parameter",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "aws_vpc_security_group_egress_rule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "aws_vpc_security_group_ingress_rule",
