@@ -37,6 +37,8 @@ __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE
 
 # The Kubernetes minor version EKS and GKE clusters are created with, and manifests are validated against.
 KUBERNETES_VERSION = "1.34"
+# The HPA's stabilization windows (what the contract's delays become on Kubernetes) are capped by the API server.
+MAX_STABILIZATION_SECONDS = 3600
 _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
 
 # The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
@@ -117,6 +119,11 @@ class KubernetesSettings:
     def scaler(self) -> str:
         return self.autoscaler or "keda"
 
+    @property
+    def surge_pods(self) -> int:
+        """Pods a rollout runs next to the ones it replaces: one with a shared cache, none with a cache per pod."""
+        return 1 if self.shared_cache else 0
+
     def nodes_needed(self, replicas: int) -> int:
         """GPU nodes for `replicas` pods, when each node holds as many whole replicas as its GPUs allow."""
         per_node = max(1, (self.gpus_per_node or self.gpus_per_replica) // self.gpus_per_replica)
@@ -182,6 +189,13 @@ class Deployment:
                     raise setting_error(key, value, "no value without pixtral:autoscale: with a fixed number of "
                                         "replicas nothing scales the pods")
             return
+        autoscale = self.scaling.autoscale
+        for field, delay in (("upscaleDelaySeconds", autoscale.upscale_delay_seconds),
+                             ("downscaleDelaySeconds", autoscale.downscale_delay_seconds)):
+            if delay > MAX_STABILIZATION_SECONDS:
+                raise setting_error("autoscale", f"{field}: {delay}", f"at most {MAX_STABILIZATION_SECONDS} s on "
+                                    "Kubernetes: the delays become the HPA's stabilization windows, which the API "
+                                    "server caps at one hour")
         if self.target == "gke" and kubernetes.scaler != "keda":
             raise setting_error("autoscaler", kubernetes.autoscaler, "keda on gke: the program installs KEDA and "
                                 "reads GKE's managed Prometheus; an HPA would need a custom metrics adapter it does "
@@ -195,6 +209,13 @@ class Deployment:
                               "vLLM's metrics from a Prometheus: set pixtral:prometheusUrl to its query API (e.g. "
                               "http://prometheus-operated.monitoring.svc:9090), or set pixtral:autoscaler to hpa to "
                               "read the custom metrics API instead")
+
+    def gpu_node_range(self) -> tuple[int, int]:
+        """EKS / GKE: the GPU nodes the replica range needs, fewest to most (a rollout's surge pod included), for
+        the cluster autoscaler's bounds on the pool."""
+        kubernetes = self.kubernetes
+        return (kubernetes.nodes_needed(self.scaling.min_replicas),
+                kubernetes.nodes_needed(self.scaling.max_replicas + kubernetes.surge_pods))
 
     def describe(self) -> str:
         return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
