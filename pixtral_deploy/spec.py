@@ -193,9 +193,9 @@ class Deployment:
         for field, delay in (("upscaleDelaySeconds", autoscale.upscale_delay_seconds),
                              ("downscaleDelaySeconds", autoscale.downscale_delay_seconds)):
             if delay > MAX_STABILIZATION_SECONDS:
-                raise setting_error("autoscale", f"{field}: {delay}", f"at most {MAX_STABILIZATION_SECONDS} s on "
-                                    "Kubernetes: the delays become the HPA's stabilization windows, which the API "
-                                    "server caps at one hour")
+                raise ConfigError(f"pixtral:autoscale: {field} {delay} is not allowed on Kubernetes; expected at "
+                                  f"most {MAX_STABILIZATION_SECONDS}: the delays become the HPA's stabilization "
+                                  "windows, which the API server caps at one hour")
         if self.target == "gke" and kubernetes.scaler != "keda":
             raise setting_error("autoscaler", kubernetes.autoscaler, "keda on gke: the program installs KEDA and "
                                 "reads GKE's managed Prometheus; an HPA would need a custom metrics adapter it does "
