@@ -14,6 +14,7 @@ from manifest_schemas import validate
 from components.gke_managed_metrics import KEDA_CHART_VERSION
 from pixtral_deploy.manifests import manifests
 from pixtral_deploy.server import DRAIN_SECONDS
+from pixtralctl.resource_summary import key_settings
 
 K8S_STACKS = [s for s in STACKS if target_of(s) in ("kubernetes", "eks", "gke")]
 # The stacks as shipped with a fixed replica count: the tests add replicas or autoscale themselves (an autoscaled
@@ -330,3 +331,16 @@ def test_custom_resource_validation_catches_a_misspelt_field():
     monitoring["spec"]["endpoints"][0]["authorisation"] = monitoring["spec"]["endpoints"][0].pop("authorization")
     with pytest.raises(jsonschema.ValidationError):
         validate(monitoring)
+
+
+@pytest.mark.parametrize(("stack", "settings"), [
+    ("k8s-autoscale", {}),
+    ("k8s", {"pixtral:autoscale": autoscale(targetQpsPerReplica=2), "pixtral:autoscaler": "hpa",
+             "pixtral:sharedCache": "true"}),
+    ("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)}),
+    ("eks", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3), "pixtral:prometheusUrl": PROMETHEUS}),
+])
+def test_render_summarises_every_autoscaling_resource(stack, settings):
+    # `pixtralctl render`'s review table: each resource type autoscaling declares shows its key settings.
+    for resource in ok(stack, settings)["resources"]:
+        assert key_settings(resource["type"], resource["inputs"]), f"{resource['type']} has no summary"
