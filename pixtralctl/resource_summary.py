@@ -49,6 +49,7 @@ SUMMARIES: dict[str, Fields] = {
                                           "taints", "labels"),
     "aws:ec2/launchTemplate:LaunchTemplate": fields("metadataOptions", "blockDeviceMappings", "imageId",
                                                     "instanceType"),
+    "aws:kms/key:Key": fields("description", "enableKeyRotation", "deletionWindowInDays", "policy.Statement"),
     "aws:eks/addon:Addon": fields("addonName", "addonVersion", "serviceAccountRoleArn"),
     # GCP
     "gcp:compute/instance:Instance": fields("machineType", "zone", "guestAccelerators", "scheduling",
