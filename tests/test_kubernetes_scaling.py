@@ -158,9 +158,10 @@ def test_gke_scrapes_vllm_with_the_api_key_into_managed_prometheus_and_keda_read
     email = reader["outputs"]["email"]
     assert keda["inputs"]["values"]["serviceAccount"]["operator"]["annotations"] == {
         "iam.gke.io/gcp-service-account": email}
-    (viewer,) = resources_of(run, "gcp:projects/iAMMember:IAMMember")
-    assert (viewer["inputs"]["role"], viewer["inputs"]["member"]) == ("roles/monitoring.viewer",
-                                                                      f"serviceAccount:{email}")
+    grants = [(g["inputs"]["role"], g["inputs"]["member"])
+              for g in resources_of(run, "gcp:projects/iAMMember:IAMMember")
+              if g["inputs"]["member"] == f"serviceAccount:{email}"]
+    assert grants == [("roles/monitoring.viewer", f"serviceAccount:{email}")], "KEDA's identity reads metrics, only"
     (identity,) = resources_of(run, "gcp:serviceaccount/iAMMember:IAMMember")
     assert identity["inputs"]["member"] == "serviceAccount:pixtral-mock-project.svc.id.goog[keda/keda-operator]"
     (scaled,) = resources_of(run, SCALED_OBJECT)
