@@ -8,7 +8,7 @@ import math
 
 import jsonschema
 import pytest
-from conftest import STACKS, resources_of, run_stack, target_of
+from conftest import resources_of, run_stack, stacks_of, target_of
 from manifest_schemas import validate
 
 from components.gke_managed_metrics import KEDA_CHART_VERSION
@@ -16,7 +16,7 @@ from pixtral_deploy.manifests import manifests
 from pixtral_deploy.server import DRAIN_SECONDS
 from pixtralctl.resource_summary import key_settings
 
-K8S_STACKS = [s for s in STACKS if target_of(s) in ("kubernetes", "eks", "gke")]
+K8S_STACKS = stacks_of("kubernetes", "eks", "gke")
 # The stacks as shipped with a fixed replica count: the tests add replicas or autoscale themselves (an autoscaled
 # stack, which refuses `replicas`, has tests of its own in test_kubernetes_scaling.py).
 K8S_STACKS = [s for s in K8S_STACKS if "pixtral:autoscale" not in run_stack(s)["config"]]
