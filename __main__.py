@@ -38,14 +38,38 @@ def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
 
 
 def _workload(stack: StackConfig, api_key: pulumi.Output[str], cluster) -> dict:
-    """The one Kubernetes workload, on whatever cluster the target provides."""
+    """The one Kubernetes workload, on whatever cluster the target provides, and what scales it."""
     from components.vllm_workload import VllmWorkload, VllmWorkloadArgs
 
+    deployment = stack.deployment
+    on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
     workload = VllmWorkload("pixtral", VllmWorkloadArgs(
-        stack.deployment, api_key=api_key, hf_token=stack.secrets.hf_token, node_selector=cluster.node_selector,
-        storage_class=cluster.storage_class, instance=pulumi.get_stack()),
-        opts=pulumi.ResourceOptions(provider=cluster.provider))
-    return {"endpoint": workload.endpoint, "namespace": workload.namespace, "service": workload.service_name}
+        deployment, api_key=api_key, hf_token=stack.secrets.hf_token, node_selector=cluster.node_selector,
+        storage_class=cluster.storage_class, instance=pulumi.get_stack()), opts=on_cluster)
+    if deployment.scaling.autoscale:
+        _autoscaler(stack, workload, on_cluster)
+    return {"endpoint": workload.endpoint, "namespace": workload.namespace, "service": workload.service_name,
+            "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items())}
+
+
+def _autoscaler(stack: StackConfig, workload, on_cluster: pulumi.ResourceOptions) -> None:
+    """KEDA or an HPA on vLLM's metrics; on GKE, with the managed Prometheus and KEDA the program sets up."""
+    from components.pod_autoscaler import PodAutoscaler, PodAutoscalerArgs
+
+    deployment = stack.deployment
+    prometheus_url, authentication, ready = deployment.kubernetes.prometheus_url, None, []
+    if deployment.target == "gke":
+        from components.gke_managed_metrics import GkeManagedMetrics, GkeManagedMetricsArgs
+
+        metrics = GkeManagedMetrics("pixtral-metrics", GkeManagedMetricsArgs(
+            project=stack.gcp.project, namespace=workload.namespace, secret_name=workload.secret_name,
+            selector=workload.selector, labels=workload.selector, instance=pulumi.get_stack()), opts=on_cluster)
+        prometheus_url, authentication, ready = metrics.prometheus_url, metrics.trigger_authentication, metrics.ready
+    PodAutoscaler("pixtral", PodAutoscalerArgs(
+        deployment, namespace=workload.namespace, workload_kind=workload.workload_kind,
+        workload_name=workload.workload_name, labels=workload.selector, prometheus_url=prometheus_url,
+        trigger_authentication=authentication), opts=pulumi.ResourceOptions.merge(
+            on_cluster, pulumi.ResourceOptions(depends_on=ready)))
 
 
 def deploy_kubernetes(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:

@@ -178,7 +178,7 @@ class EksGpuCluster(pulumi.ComponentResource):
 
     def _gpu_nodes(self, deployment: Deployment, cluster_name: pulumi.Input[str], subnet_ids,
                    role: aws.iam.Role) -> aws.eks.NodeGroup:
-        count = deployment.kubernetes.nodes_needed(deployment.scaling.max_replicas)
+        fewest, most = deployment.gpu_node_range()
         gpu_subnets = subnets_offering([deployment.aws.instance_type],
                                        aws.ec2.GetSubnetsFilterArgs(name="subnet-id", values=subnet_ids), self)
         return aws.eks.NodeGroup(
@@ -193,8 +193,10 @@ class EksGpuCluster(pulumi.ComponentResource):
             launch_template=_pinned(self._launch_template("gpu-nodes", deployment.disk_size_gb)),
             labels=GPU_NODE_LABEL,
             taints=[aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")],
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(desired_size=count, min_size=count, max_size=count),
-            opts=self._child,
+            # Bounds for the cluster autoscaler (README: it finds the group through the tags EKS puts on it);
+            # the desired size is its to change, so `pulumi up` leaves it alone.
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(desired_size=fewest, min_size=fewest, max_size=most),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
         )
 
 

@@ -124,6 +124,10 @@ class GkeGpuCluster(pulumi.ComponentResource):
                     issue_client_certificate=False)),
             enable_shielded_nodes=True,
             resource_labels={"app": "pixtral", "stack": _label(pulumi.get_stack())},
+            # Managed Prometheus collects vLLM's metrics for `autoscale` (GKE's default since 1.27; stated here).
+            monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
+                enable_components=["SYSTEM_COMPONENTS"],
+                managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(enabled=True)),
             opts=self._child,
         )
 
@@ -150,12 +154,15 @@ class GkeGpuCluster(pulumi.ComponentResource):
     def _gpu_pool(self, deployment: Deployment, cluster_name: pulumi.Input[str], args: GkeGpuClusterArgs,
                   node_account: gcp.serviceaccount.Account) -> gcp.container.NodePool:
         settings = deployment.gcp
+        fewest, most = deployment.gpu_node_range()
         return gcp.container.NodePool(
             f"{self._name}-gpu",
             cluster=cluster_name,
             project=args.project,
             location=args.zone,
-            node_count=deployment.kubernetes.nodes_needed(deployment.scaling.max_replicas),
+            # The cluster autoscaler keeps the pool between the nodes the fewest and the most replicas need.
+            node_count=fewest,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(min_node_count=fewest, max_node_count=most),
             management=_MANAGEMENT,
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=settings.machine_type,
@@ -178,7 +185,8 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 # COS GPU nodes load the NVIDIA driver GKE installs, which is signed: Secure Boot keeps it working.
                 shielded_instance_config=_SHIELDED,
             ),
-            opts=self._child,
+            # The node count is the cluster autoscaler's from creation on; the program sets its bounds.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["nodeCount"]),
         )
 
 

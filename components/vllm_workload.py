@@ -1,7 +1,11 @@
-"""The vLLM workload on any Kubernetes cluster: namespace, secret, model cache, Deployment, Service.
+"""The vLLM workload on any Kubernetes cluster: namespace, secret, model cache, pods, Service.
 
 The container starts vLLM with `vllm_args` (the same function the VMs' cloud-init uses), and gets the API key from
 the Secret as VLLM_API_KEY: never as a literal argument, which would be readable in the pod spec.
+
+The pods are a StatefulSet with a ReadWriteOnce cache claim per pod (what every default StorageClass provides): a
+pod scaled in keeps its claim, and when it comes back it finds its weights there. With pixtral:sharedCache the pods
+are a Deployment on one ReadWriteMany claim instead, which lets a rollout start a new pod before an old one goes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from pixtral_deploy.cloudinit import USERDATA_DIR
-from pixtral_deploy.server import GUARD_FILE, VLLM_MODULE, vllm_args, vllm_command
+from pixtral_deploy.server import DRAIN_SECONDS, GUARD_FILE, VLLM_MODULE, vllm_args, vllm_command
 from pixtral_deploy.spec import Deployment
 
 CACHE_MOUNT = "/cache"
@@ -30,6 +34,12 @@ STARTUP_PROBE_SECONDS = 1800
 PROBE_PERIOD_SECONDS = 10
 # How long `pulumi up` waits for the Service to select a pod and get an address (see _service).
 SERVICE_AWAIT = "30m"
+# A terminating pod leaves the Service's endpoints while it sleeps, so kube-proxy and load balancers stop sending it
+# new requests before vLLM drains the ones it has (DRAIN_SECONDS); the kubelet kills it only after both.
+PRESTOP_SLEEP_SECONDS = 15
+TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + DRAIN_SECONDS + 30
+# Spread replicas over nodes and zones, but never leave a pod pending for it: a free GPU anywhere beats none.
+SPREAD_TOPOLOGIES = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
 
 @dataclass
@@ -62,6 +72,11 @@ class VllmWorkload(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    # What an autoscaler scales (StatefulSet, or Deployment with a shared cache), and the pods' Secret and labels.
+    workload_kind: str
+    workload_name: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    selector: dict[str, str]
 
     def __init__(self, name: str, args: VllmWorkloadArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pixtral:kubernetes:VllmWorkload", name, None, opts)
@@ -77,17 +92,25 @@ class VllmWorkload(pulumi.ComponentResource):
         )
         ns = namespace.metadata["name"]
         secret = self._secret(ns, args)
-        cache = self._cache_volume(ns, spec, args.storage_class)
         guard = self._guard(ns)
-        workload = self._deployment(ns, secret, cache, guard, spec, args)
+        pod_template = self._pod_template(secret, guard, spec, args)
+        if settings.shared_cache:
+            workload = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
+        else:
+            workload = self._stateful_set(ns, pod_template, spec, args.storage_class)
         self._network_policy(ns, spec)
-        if spec.scaling.replicas > 1:
+        # Declared for any range above one pod, so 2 and 50 replicas declare the same resources.
+        if spec.scaling.max_replicas > 1:
             self._disruption_budget(ns)
         service = self._service(ns, spec)
         self.namespace = ns
         self.service_name = service.metadata["name"]
+        self.workload_kind = "Deployment" if settings.shared_cache else "StatefulSet"
+        self.workload_name = workload.metadata["name"]
+        self.secret_name = secret.metadata["name"]
+        self.selector = self._selector
         self.endpoint = _service_endpoint(service, settings.service_type, settings.namespace, spec.server.port)
-        self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "deployment": workload.metadata["name"]})
+        self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "workload": workload.metadata["name"]})
 
     def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
         return {"name": f"{self._name}{suffix}", "namespace": ns, "labels": self._labels}
@@ -114,21 +137,23 @@ class VllmWorkload(pulumi.ComponentResource):
             data={GUARD_FILE: (USERDATA_DIR / GUARD_FILE).read_text()}, opts=self._child,
         )
 
-    def _cache_volume(self, ns: pulumi.Input[str], spec: Deployment,
-                      cluster_storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaim:
+    def _claim_spec(self, spec: Deployment, access: str, cluster_storage_class: str | None) -> dict:
         settings = spec.kubernetes
-        # One pod: ReadWriteOnce works with every storage class. Several pods share the cache, so it must be
-        # ReadWriteMany (EFS, Filestore, ...): the README says so and pixtral:storageClass picks one.
-        access = "ReadWriteOnce" if spec.scaling.replicas == 1 else "ReadWriteMany"
         claim = {"accessModes": [access], "resources": {"requests": {"storage": f"{settings.cache_size_gb}Gi"}}}
         storage_class = settings.storage_class or cluster_storage_class
         if storage_class:
             claim["storageClassName"] = storage_class
+        return claim
+
+    def _shared_cache(self, ns: pulumi.Input[str], spec: Deployment,
+                      cluster_storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaim:
+        """pixtral:sharedCache: one ReadWriteMany claim (EFS, Filestore, ...) that every pod mounts."""
         # With a WaitForFirstConsumer storage class the claim binds only once the pod is scheduled: awaiting
-        # "Bound" before creating the Deployment would never finish.
+        # "Bound" before creating the pods would never finish.
         metadata = {**self._metadata(ns, "-cache"), "annotations": {"pulumi.com/skipAwait": "true"}}
-        return k8s.core.v1.PersistentVolumeClaim(f"{self._name}-cache", metadata=metadata, spec=claim,
-                                                 opts=self._child)
+        return k8s.core.v1.PersistentVolumeClaim(
+            f"{self._name}-cache", metadata=metadata,
+            spec=self._claim_spec(spec, "ReadWriteMany", cluster_storage_class), opts=self._child)
 
     def _container(self, secret: k8s.core.v1.Secret, spec: Deployment, has_hf_token: bool) -> dict:
         server = spec.server
@@ -167,6 +192,7 @@ class VllmWorkload(pulumi.ComponentResource):
                              "failureThreshold": STARTUP_PROBE_SECONDS // PROBE_PERIOD_SECONDS},
             "readinessProbe": {"httpGet": health, "periodSeconds": PROBE_PERIOD_SECONDS, "failureThreshold": 3},
             "livenessProbe": {"httpGet": health, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
+            "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": RUN_AS_USER,
@@ -183,45 +209,80 @@ class VllmWorkload(pulumi.ComponentResource):
             ],
         }
 
-    def _deployment(self, ns: pulumi.Input[str], secret: k8s.core.v1.Secret,
-                    cache: k8s.core.v1.PersistentVolumeClaim, guard: k8s.core.v1.ConfigMap, spec: Deployment,
-                    args: VllmWorkloadArgs) -> k8s.apps.v1.Deployment:
+    def _pod_template(self, secret: k8s.core.v1.Secret, guard: k8s.core.v1.ConfigMap, spec: Deployment,
+                      args: VllmWorkloadArgs) -> dict:
         settings = spec.kubernetes
         gpus = settings.gpus_per_replica
-        # One pod holds the GPU and (RWO) the volume: a rolling update would wait forever for a second of each.
-        strategy = ({"type": "Recreate"} if spec.scaling.replicas == 1
-                    else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
         pod_spec = {
             "automountServiceAccountToken": False,
             "securityContext": {"fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [self._container(secret, spec, args.hf_token is not None)],
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+                 "labelSelector": {"matchLabels": self._selector}} for key in SPREAD_TOPOLOGIES],
             "volumes": [
-                {"name": "cache", "persistentVolumeClaim": {"claimName": cache.metadata["name"]}},
                 # NCCL and vLLM's workers exchange tensors through shared memory; the default 64 MiB is too small.
                 {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{SHM_GI_PER_GPU * gpus}Gi"}},
                 {"name": "tmp", "emptyDir": {}},
                 {"name": "guard", "configMap": {"name": guard.metadata["name"]}},
             ],
-            "terminationGracePeriodSeconds": 60,
+            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         }
         node_selector = {**args.node_selector, **dict(settings.node_selector)}
         if node_selector:
             pod_spec["nodeSelector"] = node_selector
+        return {"metadata": {"labels": self._labels, "annotations": {"pixtral/vllm-module": VLLM_MODULE}},
+                "spec": pod_spec}
+
+    def _replicas(self, spec: Deployment) -> dict:
+        """A fixed count, or none under autoscale: the autoscaler owns the number, and `pulumi up` must not reset it
+        (server-side apply leaves a field the program does not set to its owner)."""
+        return {} if spec.scaling.autoscale else {"replicas": spec.scaling.replicas}
+
+    def _workload_metadata(self, ns: pulumi.Input[str]) -> dict:
+        # `pulumi up` returns once the objects exist; `pixtralctl wait` follows the minutes-long first start.
+        return {**self._metadata(ns), "annotations": {"pulumi.com/skipAwait": "true"}}
+
+    def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: Deployment,
+                      cluster_storage_class: str | None) -> k8s.apps.v1.StatefulSet:
+        """A ReadWriteOnce cache per pod, from a claim template: pod N always mounts claim cache-<name>-N."""
+        return k8s.apps.v1.StatefulSet(
+            self._name,
+            metadata=self._workload_metadata(ns),
+            spec={
+                **self._replicas(spec),
+                # Scale-out starts every new pod at once, not one after another's (minutes-long) start.
+                "podManagementPolicy": "Parallel",
+                # A pod cannot surge next to the one it replaces: that one holds the GPU and the RWO claim. The
+                # rollout replaces one pod at a time, highest ordinal first, and waits for it to be ready.
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}},
+                # Claims outlive a scale-in (the pod that comes back finds its weights) and go with the workload.
+                "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain", "whenDeleted": "Delete"},
+                "selector": {"matchLabels": self._selector},
+                "template": pod_template,
+                "volumeClaimTemplates": [{
+                    "metadata": {"name": "cache", "labels": self._labels},
+                    "spec": self._claim_spec(spec, "ReadWriteOnce", cluster_storage_class),
+                }],
+            },
+            opts=self._child,
+        )
+
+    def _deployment(self, ns: pulumi.Input[str], pod_template: dict, cache: k8s.core.v1.PersistentVolumeClaim,
+                    spec: Deployment) -> k8s.apps.v1.Deployment:
+        volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": cache.metadata["name"]}},
+                   *pod_template["spec"]["volumes"]]
         return k8s.apps.v1.Deployment(
             self._name,
-            metadata={**self._metadata(ns), "annotations": {
-                # `pulumi up` returns once the objects exist; `pixtralctl wait` follows the minutes-long first start.
-                "pulumi.com/skipAwait": "true"}},
+            metadata=self._workload_metadata(ns),
             spec={
-                "replicas": spec.scaling.replicas,
-                "strategy": strategy,
+                **self._replicas(spec),
+                # The shared cache lets a new pod start next to the old one: it must be ready before an old one
+                # goes. Without a spare GPU the new pod waits (Pending) and the old ones keep serving.
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
                 "selector": {"matchLabels": self._selector},
-                "template": {
-                    "metadata": {"labels": self._labels,
-                                 "annotations": {"pixtral/vllm-module": VLLM_MODULE}},
-                    "spec": pod_spec,
-                },
+                "template": {**pod_template, "spec": {**pod_template["spec"], "volumes": volumes}},
             },
             opts=self._child,
         )

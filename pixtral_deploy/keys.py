@@ -45,6 +45,7 @@ KUBERNETES_TARGETS = ("kubernetes", "eks", "gke")
 TARGETS = VM_TARGETS + KUBERNETES_TARGETS
 MACHINE_TARGETS = ("aws", "gcp", "eks", "gke")
 SERVICE_TYPES = ("LoadBalancer", "ClusterIP", "NodePort")
+AUTOSCALERS = ("keda", "hpa")
 # Namespaces Kubernetes itself owns: the program would create them and, on destroy, try to delete them.
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Below this port a process needs CAP_NET_BIND_SERVICE; vLLM runs as the unprivileged `vllm` user on VMs and with
@@ -185,6 +186,16 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("warmPool", Whole(0, MAX_REPLICAS), 0, "Fleet: stopped instances that already hold vLLM and the weights, "
         "resumed on scale-out instead of a cold boot (on-demand only, one instance type; the weights stay on the "
         "EBS root disk).", targets=("aws",)),
+    Key("autoscaler", Choice(AUTOSCALERS), None, "What scales the pods with `autoscale`: `keda` (a KEDA "
+        "ScaledObject on a Prometheus query) or `hpa` (a HorizontalPodAutoscaler on the custom metrics API). On `gke` "
+        "the program installs KEDA and reads GKE's managed Prometheus.", targets=KUBERNETES_TARGETS,
+        shown_default="`keda`"),
+    Key("prometheusUrl", Text(r"https?://\S+", "an http(s) URL of a Prometheus query API, e.g. "
+        "http://prometheus-operated.monitoring.svc:9090"), None, "Prometheus that KEDA queries for vLLM's metrics "
+        "(`autoscaler: keda`); it must scrape the pods with the API key.", targets=("kubernetes", "eks"),
+        shown_default="unset (required for `keda`)"),
+    Key("sharedCache", Boolean(), False, "One `ReadWriteMany` model cache for every pod (EFS, Filestore, ...) instead "
+        "of a `ReadWriteOnce` cache per pod; pods then roll out with a surge pod first.", targets=KUBERNETES_TARGETS),
     Key("internal", Boolean(), False, "The fleet's load balancer gets no public address (reachable from the VPC "
         "only).", targets=VM_TARGETS),
 )

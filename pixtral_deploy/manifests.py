@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 REDACTED = "<redacted: Pulumi secret>"
+NOT_MANIFESTS = ("kubernetes:helm.sh/v3:Release",)
 
 
 def manifests(resources: list[dict[str, Any]], redact_secrets: bool = True) -> list[dict[str, Any]]:
     """Every `kubernetes:*` resource as {apiVersion, kind, metadata, ...}; Secret values redacted by default."""
     documents = []
     for resource in resources:
-        if not resource["type"].startswith("kubernetes:"):
+        # A Helm release is the chart's many objects, rendered by the provider at `pulumi up`: not one manifest.
+        if not resource["type"].startswith("kubernetes:") or resource["type"] in NOT_MANIFESTS:
             continue
         inputs = dict(resource["inputs"])
         metadata = dict(inputs.pop("metadata", {}))

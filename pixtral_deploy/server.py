@@ -22,6 +22,10 @@ VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 GUARD_MIDDLEWARE = "pixtral_guard.RequireApiKey"
 GUARD_FILE = "pixtral_guard.py"
 DEFAULT_PORT = 8081
+# On SIGTERM vLLM aborts every request in flight unless --shutdown-timeout gives it time to drain (0, its default,
+# means abort). A replica scaled in or rolled over finishes what it is generating for up to this long: a long
+# answer (thousands of tokens) takes minutes. Pods get a termination grace period to match.
+DRAIN_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ def vllm_args(spec: ServerSpec) -> list[str]:
         "--tensor-parallel-size", str(spec.tensor_parallel_size),
         "--gpu-memory-utilization", f"{spec.gpu_memory_utilization:g}",
         "--middleware", GUARD_MIDDLEWARE,
+        "--shutdown-timeout", str(DRAIN_SECONDS),
     ]
     if spec.quantization:
         args += ["--quantization", spec.quantization]

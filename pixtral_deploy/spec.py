@@ -37,11 +37,13 @@ __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE
 
 # The Kubernetes minor version EKS and GKE clusters are created with, and manifests are validated against.
 KUBERNETES_VERSION = "1.34"
+# The HPA's stabilization windows (what the contract's delays become on Kubernetes) are capped by the API server.
+MAX_STABILIZATION_SECONDS = 3600
 _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
 
 # The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
 # Kubernetes: autoscaling); the others refuse those settings instead of ignoring them.
-FLEET_TARGETS: tuple[str, ...] = ("aws",)
+FLEET_TARGETS: tuple[str, ...] = ("aws", "kubernetes", "eks", "gke")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,11 @@ class KubernetesSettings:
     node_type: str | None = None
     # EKS / GKE: networks that may reach the API endpoint of a cluster the program creates.
     cluster_api_cidrs: tuple[str, ...] = ()
+    # With autoscale: what scales the pods (None when unset: keda), and the Prometheus KEDA queries.
+    autoscaler: str | None = None
+    prometheus_url: str | None = None
+    # One ReadWriteMany cache for every pod instead of a ReadWriteOnce cache per pod.
+    shared_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.namespace in RESERVED_NAMESPACES:
@@ -107,6 +114,15 @@ class KubernetesSettings:
         if self.gpus_per_node is not None and self.gpus_per_replica > self.gpus_per_node:
             raise setting_error("gpusPerReplica", self.gpus_per_replica,
                                 f"at most the {self.gpus_per_node} GPU(s) of one {self.node_type} node")
+
+    @property
+    def scaler(self) -> str:
+        return self.autoscaler or "keda"
+
+    @property
+    def surge_pods(self) -> int:
+        """Pods a rollout runs next to the ones it replaces: one with a shared cache, none with a cache per pod."""
+        return 1 if self.shared_cache else 0
 
     def nodes_needed(self, replicas: int) -> int:
         """GPU nodes for `replicas` pods, when each node holds as many whole replicas as its GPUs allow."""
@@ -148,6 +164,7 @@ class Deployment:
         kubernetes = self.kubernetes
         if kubernetes is None:
             return
+        self._check_kubernetes_autoscaling(kubernetes)
         if self.server.tensor_parallel_size != kubernetes.gpus_per_replica:
             raise setting_error("tensorParallelSize", self.server.tensor_parallel_size,
                                 f"pixtral:gpusPerReplica ({kubernetes.gpus_per_replica}): a pod's GPUs all serve "
@@ -176,6 +193,42 @@ class Deployment:
             raise setting_error("warmPool", self.scaling.warm_pool,
                                 f"0 with several candidate types (pixtral:instanceTypes {list(aws.instance_types)}): "
                                 "EC2 Auto Scaling keeps warm pools for single-type groups only")
+
+    def _check_kubernetes_autoscaling(self, kubernetes: KubernetesSettings) -> None:
+        """What scales the pods: each setting only where it does something, and everything `keda` needs."""
+        if self.scaling.autoscale is None:
+            for key, value in (("autoscaler", kubernetes.autoscaler), ("prometheusUrl", kubernetes.prometheus_url)):
+                if value is not None:
+                    raise setting_error(key, value, "no value without pixtral:autoscale: with a fixed number of "
+                                        "replicas nothing scales the pods")
+            return
+        autoscale = self.scaling.autoscale
+        for field, delay in (("upscaleDelaySeconds", autoscale.upscale_delay_seconds),
+                             ("downscaleDelaySeconds", autoscale.downscale_delay_seconds)):
+            if delay > MAX_STABILIZATION_SECONDS:
+                raise ConfigError(f"pixtral:autoscale: {field} {delay} is not allowed on Kubernetes; expected at "
+                                  f"most {MAX_STABILIZATION_SECONDS}: the delays become the HPA's stabilization "
+                                  "windows, which the API server caps at one hour")
+        if self.target == "gke" and kubernetes.scaler != "keda":
+            raise setting_error("autoscaler", kubernetes.autoscaler, "keda on gke: the program installs KEDA and "
+                                "reads GKE's managed Prometheus; an HPA would need a custom metrics adapter it does "
+                                "not install")
+        if kubernetes.scaler == "hpa" and kubernetes.prometheus_url is not None:
+            raise setting_error("prometheusUrl", kubernetes.prometheus_url, "no prometheusUrl with pixtral:autoscaler "
+                                "hpa: the HPA reads the cluster's custom metrics API (the Prometheus adapter), not "
+                                "a URL; remove it, or set autoscaler to keda")
+        if self.target != "gke" and kubernetes.scaler == "keda" and kubernetes.prometheus_url is None:
+            raise ConfigError("pixtral:prometheusUrl is not set; pixtral:autoscaler keda (the default) queries "
+                              "vLLM's metrics from a Prometheus: set pixtral:prometheusUrl to its query API (e.g. "
+                              "http://prometheus-operated.monitoring.svc:9090), or set pixtral:autoscaler to hpa to "
+                              "read the custom metrics API instead")
+
+    def gpu_node_range(self) -> tuple[int, int]:
+        """EKS / GKE: the GPU nodes the replica range needs, fewest to most (a rollout's surge pod included), for
+        the cluster autoscaler's bounds on the pool."""
+        kubernetes = self.kubernetes
+        return (kubernetes.nodes_needed(self.scaling.min_replicas),
+                kubernetes.nodes_needed(self.scaling.max_replicas + kubernetes.surge_pods))
 
     def describe(self) -> str:
         return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
@@ -321,6 +374,9 @@ def _kubernetes_settings(settings: Settings, node: _Hardware | None) -> Kubernet
         gpus_per_node=node.gpu_count if node else None,
         node_type=node.where.split(" ", 1)[1] if node else None,
         cluster_api_cidrs=_cluster_api_cidrs(settings, node),
+        autoscaler=settings["autoscaler"],
+        prometheus_url=settings["prometheusUrl"],
+        shared_cache=settings["sharedCache"],
     )
 
 

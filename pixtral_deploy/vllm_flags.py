@@ -36,6 +36,7 @@ MANAGED_FLAGS: dict[str, str] = {
     "--tensor-parallel-size": "tensorParallelSize",
     "--gpu-memory-utilization": "gpuMemoryUtilization",
     "--middleware": "the program",
+    "--shutdown-timeout": "the program",
     "--quantization": "quantization",
     "--api-key": "apiKey",
 }
@@ -45,6 +46,8 @@ _PROGRAM_REASONS = {
     "--host": "vLLM listens on every address of its VM or pod; who may reach it is pixtral:allowedCidrs",
     "--middleware": "it loads the API key guard (pixtral_guard.RequireApiKey), and another middleware could "
                     "answer requests before the guard sees them",
+    "--shutdown-timeout": "a replica that is scaled in or replaced drains its requests for as long as its "
+                          "termination grace period allows; 0 would abort them",
 }
 
 # Flags no key sets that an extra argument must not set either.

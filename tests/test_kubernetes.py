@@ -11,19 +11,37 @@ import kubernetes_validate
 import pytest
 import yaml
 from conftest import PROJECT_DIR, VM_STACKS, required_tool, resources_of, run_stack, stacks_of, target_of
+from manifest_schemas import validate
 
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.manifests import REDACTED, manifests
 from pixtral_deploy.server import vllm_args, vllm_command
 from pixtral_deploy.spec import KUBERNETES_TARGETS, KUBERNETES_VERSION, load_deployment
 
-K8S_STACKS = stacks_of(*KUBERNETES_TARGETS)
+# The stacks as shipped with a fixed replica count: the tests add replicas or autoscale themselves (an autoscaled
+# stack, which refuses `replicas`, has tests of its own in test_kubernetes_scaling.py).
+K8S_STACKS = [s for s in stacks_of(*KUBERNETES_TARGETS) if "pixtral:autoscale" not in run_stack(s)["config"]]
 SKIPS_FILE = Path(__file__).parent / "checkov-skips.yaml"
 
 
+WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
+# Variants every manifest check also covers: autoscaled through KEDA and through an HPA, and a shared cache.
+AUTOSCALE = '{"minReplicas": 2, "maxReplicas": 5, "targetQueuePerReplica": 3}'
+VARIANTS = ({"pixtral:autoscale": AUTOSCALE, "pixtral:prometheusUrl": "http://prometheus.monitoring.svc:9090"},
+            {"pixtral:autoscale": AUTOSCALE, "pixtral:autoscaler": "hpa", "pixtral:sharedCache": "true"})
+
+
+def variants(stack: str) -> list[dict[str, str]]:
+    """The stack as shipped, and the variants its target takes (GKE: KEDA only, without a URL)."""
+    if target_of(stack) != "gke":
+        return [{}, *VARIANTS]
+    return [{}, {"pixtral:autoscale": AUTOSCALE}, {"pixtral:sharedCache": "true", "pixtral:replicas": "2"}]
+
+
 def _deployment_of(run: dict) -> dict:
-    (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
-    return deployment["inputs"]
+    """The pods' controller: a StatefulSet (a cache per pod), or a Deployment (pixtral:sharedCache)."""
+    (workload,) = [r for r in run["resources"] if r["type"] in WORKLOAD_TYPES]
+    return workload["inputs"]
 
 
 def _container(run: dict) -> dict:
@@ -95,21 +113,33 @@ def test_startup_probe_covers_a_first_download_then_health_checks(stack):
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
 def test_model_cache_volume_survives_pod_restarts(stack):
+    # A claim per pod, from the StatefulSet's template: pod N mounts claim cache-pixtral-N whenever it runs.
     run = run_stack(stack, {"pixtral:cacheSizeGb": "150", "pixtral:storageClass": "fast-ssd"})
-    (claim,) = resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim")
-    assert claim["inputs"]["spec"]["resources"]["requests"]["storage"] == "150Gi"
-    assert claim["inputs"]["spec"]["storageClassName"] == "fast-ssd"
-    pod = _deployment_of(run)["spec"]["template"]["spec"]
-    assert {"name": "cache", "persistentVolumeClaim": {"claimName": claim["inputs"]["metadata"]["name"]}} in pod[
-        "volumes"]
+    assert resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim") == []
+    (template,) = _deployment_of(run)["spec"]["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == "cache"
+    assert template["spec"]["resources"]["requests"]["storage"] == "150Gi"
+    assert template["spec"]["storageClassName"] == "fast-ssd"
+    assert {"name": "cache", "mountPath": "/cache"} in _container(run)["volumeMounts"]
     env = {e["name"]: e.get("value") for e in _container(run)["env"]}
     assert env["HF_HOME"].startswith("/cache/")
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
+def test_shared_cache_is_one_read_write_many_claim_every_pod_mounts(stack):
+    run = run_stack(stack, {"pixtral:sharedCache": "true", "pixtral:replicas": "3", "pixtral:storageClass": "efs"})
+    (claim,) = resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim["inputs"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["inputs"]["spec"]["storageClassName"] == "efs"
+    workload = _deployment_of(run)
+    assert "volumeClaimTemplates" not in workload["spec"]
+    assert {"name": "cache", "persistentVolumeClaim": {"claimName": claim["inputs"]["metadata"]["name"]}} in workload[
+        "spec"]["template"]["spec"]["volumes"]
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
 def test_recommended_labels_replicas_and_node_selector(stack):
-    run = run_stack(stack, {"pixtral:replicas": "2", "pixtral:nodeSelector": '{"pool": "gpu-a"}',
-                            "pixtral:storageClass": "efs"})
+    run = run_stack(stack, {"pixtral:replicas": "2", "pixtral:nodeSelector": '{"pool": "gpu-a"}'})
     deployment = _deployment_of(run)
     labels = deployment["metadata"]["labels"]
     for key in ("name", "instance", "component", "part-of", "managed-by", "version"):
@@ -117,8 +147,8 @@ def test_recommended_labels_replicas_and_node_selector(stack):
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["template"]["spec"]["nodeSelector"]["pool"] == "gpu-a"
     assert resources_of(run, "kubernetes:policy/v1:PodDisruptionBudget"), "two replicas need a disruption budget"
-    (claim,) = resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim")
-    assert claim["inputs"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    (template,) = deployment["spec"]["volumeClaimTemplates"]
+    assert template["spec"]["accessModes"] == ["ReadWriteOnce"], "two replicas must not need ReadWriteMany"
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
@@ -145,8 +175,7 @@ def test_a_rotated_key_or_a_new_guard_rolls_the_pods(stack):
     (guard,) = resources_of(run, "kubernetes:core/v1:ConfigMap")
     for obj in (secret, guard):
         assert "name" not in obj["inputs"]["metadata"], f"{obj['name']}: a fixed name would keep the pods as they are"
-    (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
-    pod = deployment["inputs"]["spec"]["template"]["spec"]
+    pod = _deployment_of(run)["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == secret["outputs"]["metadata"]["name"]
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -200,17 +229,22 @@ def test_existing_cluster_is_reused_by_name(stack):
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
 def test_manifests_pass_kubernetes_schema_validation(stack):
-    documents = manifests(run_stack(stack, {"pixtral:replicas": "2", "pixtral:storageClass": "efs"})["resources"])
-    assert {d["kind"] for d in documents} >= {"Namespace", "Secret", "PersistentVolumeClaim", "Deployment",
-                                              "Service", "NetworkPolicy", "PodDisruptionBudget"}
-    for document in documents:
-        # strict: an unknown field (a typo in a key) is an error, not silently dropped by the API server.
-        kubernetes_validate.validate(document, f"{KUBERNETES_VERSION}.0", strict=True)
+    kinds = set()
+    for settings in variants(stack):
+        run = run_stack(stack, settings)
+        assert run["error"] is None, run["error"]
+        for document in manifests(run["resources"]):
+            # strict: an unknown field (a typo in a key) is an error, not silently dropped by the API server. Custom
+            # resources are checked against their vendored CRDs (tests/manifest_schemas.py).
+            validate(document)
+            kinds.add(document["kind"])
+    assert kinds >= {"Namespace", "Secret", "PersistentVolumeClaim", "StatefulSet", "Deployment", "Service",
+                     "NetworkPolicy", "PodDisruptionBudget", "ScaledObject"}
 
 
 def test_schema_validation_catches_a_misspelt_field():
     documents = manifests(run_stack(K8S_STACKS[0])["resources"])
-    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    (deployment,) = [d for d in documents if d["kind"] == "StatefulSet"]
     deployment["spec"]["template"]["spec"]["tolerations"][0]["efect"] = "NoSchedule"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, f"{KUBERNETES_VERSION}.0", strict=True)
@@ -238,8 +272,9 @@ def test_checkov_findings_are_fixed_or_explained(tmp_path):
     skips = yaml.safe_load(SKIPS_FILE.read_text())
     assert all(reason.strip() for reason in skips.values()), "every skipped check needs a reason"
     for stack in K8S_STACKS:
-        for index, document in enumerate(manifests(run_stack(stack)["resources"])):
-            (tmp_path / f"{stack}-{index}-{document['kind']}.yaml").write_text(yaml.safe_dump(document))
+        for number, settings in enumerate(variants(stack)):
+            for index, document in enumerate(manifests(run_stack(stack, settings)["resources"])):
+                (tmp_path / f"{stack}-{number}-{index}-{document['kind']}.yaml").write_text(yaml.safe_dump(document))
     failed = _checkov(tmp_path)
     unexplained = sorted({f"{c['check_id']} ({c['check_name']}) in {Path(c['file_path']).name}" for c in failed
                           if c["check_id"] not in skips})

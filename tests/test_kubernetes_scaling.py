@@ -1,0 +1,347 @@
+"""Kubernetes replicas that follow vLLM's own load (shared/FLEET.md): the autoscaler's numbers come from the target,
+each pod keeps its own model cache, rollouts and scale-ins never cut a generation short, node pools follow."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jsonschema
+import pytest
+from conftest import resources_of, run_stack, stacks_of, target_of
+from manifest_schemas import validate
+
+from components.gke_managed_metrics import KEDA_CHART_VERSION
+from pixtral_deploy.manifests import manifests
+from pixtral_deploy.server import DRAIN_SECONDS
+from pixtralctl.resource_summary import key_settings
+
+K8S_STACKS = stacks_of("kubernetes", "eks", "gke")
+# The stacks as shipped with a fixed replica count: the tests add replicas or autoscale themselves (an autoscaled
+# stack, which refuses `replicas`, has tests of its own in test_kubernetes_scaling.py).
+K8S_STACKS = [s for s in K8S_STACKS if "pixtral:autoscale" not in run_stack(s)["config"]]
+CLUSTER_STACKS = ["eks", "gke"]
+PROMETHEUS = "http://prometheus.monitoring.svc:9090"
+WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+
+
+def autoscale(**fields) -> str:
+    return json.dumps({"minReplicas": 2, "maxReplicas": 6, **fields})
+
+
+def keda_settings(stack: str, **fields) -> dict[str, str]:
+    """autoscale with KEDA: a Prometheus URL on kubernetes / eks, GKE's own managed Prometheus on gke."""
+    settings = {"pixtral:autoscale": autoscale(**fields)}
+    if target_of(stack) != "gke":
+        settings["pixtral:prometheusUrl"] = PROMETHEUS
+    return settings
+
+
+def ok(stack: str, settings: dict[str, str] | None = None) -> dict:
+    run = run_stack(stack, settings)
+    assert run["error"] is None, run["error"]
+    return run
+
+
+def workload(run: dict) -> dict:
+    (found,) = [r for r in run["resources"] if r["type"] in WORKLOAD_TYPES]
+    return found
+
+
+def pod_spec(run: dict) -> dict:
+    return workload(run)["inputs"]["spec"]["template"]["spec"]
+
+
+# --- The autoscaler's numbers ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_scaled_object_keeps_vllms_queue_at_the_target_per_replica(stack):
+    run = ok(stack, keda_settings(stack, targetQueuePerReplica=2.5, upscaleDelaySeconds=120,
+                                  downscaleDelaySeconds=900))
+    (scaled,) = resources_of(run, SCALED_OBJECT)
+    spec = scaled["inputs"]["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 6)
+    target = workload(run)
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": target["type"].rsplit(":", 1)[1],
+                                      "name": target["inputs"]["metadata"]["name"]}
+    (trigger,) = spec["triggers"]
+    # AverageValue: the HPA divides the summed queue by the replicas, so desired = ceil(queue / 2.5).
+    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+    assert trigger["metadata"]["threshold"] == "2.5"
+    assert trigger["metadata"]["query"] == 'sum(vllm:num_requests_waiting{namespace="pixtral"})'
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == {
+        "scaleUp": {"stabilizationWindowSeconds": 120}, "scaleDown": {"stabilizationWindowSeconds": 900}}
+    if target_of(stack) != "gke":
+        assert trigger["metadata"]["serverAddress"] == PROMETHEUS
+    assert resources_of(run, HPA) == [], "KEDA makes the HPA itself"
+
+
+def test_scaled_object_on_qps_takes_the_rate_of_vllms_request_counter_over_60_s():
+    run = ok("k8s", keda_settings("k8s", targetQpsPerReplica=4))
+    (scaled,) = resources_of(run, SCALED_OBJECT)
+    (trigger,) = scaled["inputs"]["spec"]["triggers"]
+    # vLLM 0.32.0 counts finished requests in `vllm:request_success` (exported with `_total`).
+    assert trigger["metadata"]["query"] == 'sum(rate(vllm:request_success_total{namespace="pixtral"}[60s]))'
+    assert trigger["metadata"]["threshold"] == "4"
+    # The default delays are SkyServe's.
+    assert scaled["inputs"]["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == {
+        "scaleUp": {"stabilizationWindowSeconds": 300}, "scaleDown": {"stabilizationWindowSeconds": 1200}}
+
+
+@pytest.mark.parametrize(("target", "metric", "average"), [
+    ({"targetQueuePerReplica": 2.5}, "vllm_num_requests_waiting", "2500m"),
+    ({"targetQpsPerReplica": 3}, "vllm_requests_per_second", "3"),
+])
+def test_hpa_reads_a_pods_metric_at_the_target_per_replica(target, metric, average):
+    run = ok("k8s", {"pixtral:autoscale": autoscale(**target, downscaleDelaySeconds=600),
+                     "pixtral:autoscaler": "hpa"})
+    assert resources_of(run, SCALED_OBJECT) == []
+    (hpa,) = resources_of(run, HPA)
+    spec = hpa["inputs"]["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 6), "scale-down never below minReplicas"
+    assert spec["metrics"] == [{"type": "Pods", "pods": {"metric": {"name": metric},
+                                                         "target": {"type": "AverageValue", "averageValue": average}}}]
+    assert spec["behavior"]["scaleDown"] == {"stabilizationWindowSeconds": 600}
+    assert spec["scaleTargetRef"]["kind"] == "StatefulSet"
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_an_autoscaled_workload_leaves_the_replica_count_to_the_autoscaler(stack):
+    # A replica count in the manifest would reset the autoscaler's choice on every `pulumi up`.
+    assert "replicas" not in workload(ok(stack, keda_settings(stack, targetQueuePerReplica=3)))["inputs"]["spec"]
+    assert workload(ok(stack, {"pixtral:replicas": "3"}))["inputs"]["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_two_and_fifty_max_replicas_declare_the_same_resources(stack):
+    def declared(maximum: int) -> list[tuple[str, str]]:
+        run = ok(stack, {**keda_settings(stack, targetQueuePerReplica=3), "pixtral:autoscale": json.dumps(
+            {"minReplicas": 1, "maxReplicas": maximum, "targetQueuePerReplica": 3})})
+        return sorted((r["type"], r["name"]) for r in run["resources"])
+
+    assert declared(2) == declared(50)
+
+
+def test_fixed_replicas_on_an_existing_cluster_keep_working_without_an_autoscaler():
+    run = ok("k8s", {"pixtral:replicas": "3"})
+    assert resources_of(run, SCALED_OBJECT) == resources_of(run, HPA) == []
+    assert workload(run)["inputs"]["spec"]["replicas"] == 3
+    assert resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim") == [], "no ReadWriteMany claim needed"
+
+
+# --- GKE sets up its own metrics --------------------------------------------------------------------------------
+
+def test_gke_scrapes_vllm_with_the_api_key_into_managed_prometheus_and_keda_reads_it():
+    run = ok("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)})
+    (secret,) = resources_of(run, "kubernetes:core/v1:Secret")
+    secret_name = secret["outputs"]["metadata"]["name"]
+    (monitoring,) = resources_of(run, "kubernetes:monitoring.googleapis.com/v1:PodMonitoring")
+    (endpoint,) = monitoring["inputs"]["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["port"] == "http"
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"secret": {"name": secret_name,
+                                                                                         "key": "VLLM_API_KEY"}}}
+    assert monitoring["inputs"]["spec"]["selector"]["matchLabels"].items() <= pod_labels(run).items()
+    # The managed collectors may read exactly that Secret, nothing else.
+    (role,) = resources_of(run, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert role["inputs"]["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret_name],
+                                        "verbs": ["get", "list", "watch"]}]
+    (binding,) = resources_of(run, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert binding["inputs"]["subjects"] == [{"kind": "ServiceAccount", "name": "collector",
+                                              "namespace": "gmp-system"}]
+    # KEDA from its maintained chart, signing in to Managed Prometheus as a reader through Workload Identity.
+    (keda,) = resources_of(run, "kubernetes:helm.sh/v3:Release")
+    assert (keda["inputs"]["chart"], keda["inputs"]["version"]) == ("keda", KEDA_CHART_VERSION)
+    assert keda["inputs"]["repositoryOpts"]["repo"] == "https://kedacore.github.io/charts"
+    (reader,) = resources_of(run, "gcp:serviceaccount/account:Account")
+    email = reader["outputs"]["email"]
+    assert keda["inputs"]["values"]["serviceAccount"]["operator"]["annotations"] == {
+        "iam.gke.io/gcp-service-account": email}
+    grants = [(g["inputs"]["role"], g["inputs"]["member"])
+              for g in resources_of(run, "gcp:projects/iAMMember:IAMMember")
+              if g["inputs"]["member"] == f"serviceAccount:{email}"]
+    assert grants == [("roles/monitoring.viewer", f"serviceAccount:{email}")], "KEDA's identity reads metrics, only"
+    (identity,) = resources_of(run, "gcp:serviceaccount/iAMMember:IAMMember")
+    assert identity["inputs"]["member"] == "serviceAccount:pixtral-mock-project.svc.id.goog[keda/keda-operator]"
+    (scaled,) = resources_of(run, SCALED_OBJECT)
+    (trigger,) = scaled["inputs"]["spec"]["triggers"]
+    assert trigger["metadata"]["serverAddress"] == (
+        "https://monitoring.googleapis.com/v1/projects/pixtral-mock-project/location/global/prometheus")
+    (auth,) = resources_of(run, "kubernetes:keda.sh/v1alpha1:TriggerAuthentication")
+    assert auth["inputs"]["spec"] == {"podIdentity": {"provider": "gcp"}}
+    assert trigger["authenticationRef"] == {"name": auth["inputs"]["metadata"]["name"]}
+    (cluster,) = resources_of(run, "gcp:container/cluster:Cluster")
+    assert cluster["inputs"]["monitoringConfig"]["managedPrometheus"] == {"enabled": True}
+
+
+def pod_labels(run: dict) -> dict[str, str]:
+    return workload(run)["inputs"]["spec"]["template"]["metadata"]["labels"]
+
+
+# --- Caches, rollouts, placement, termination -------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_each_pod_gets_its_own_read_write_once_cache_that_outlives_a_scale_in(stack):
+    run = ok(stack, keda_settings(stack, targetQueuePerReplica=3))
+    spec = workload(run)["inputs"]["spec"]
+    assert workload(run)["type"] == "kubernetes:apps/v1:StatefulSet"
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+    assert resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim") == []
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_a_rollout_never_takes_more_than_one_pod_out_and_a_budget_guards_drains(stack):
+    run = ok(stack, keda_settings(stack, targetQueuePerReplica=3))
+    spec = workload(run)["inputs"]["spec"]
+    # A StatefulSet cannot surge (the old pod holds the GPU and its RWO claim): one pod at a time, each ready
+    # before the next goes; scale-out starts new pods in parallel.
+    assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0,
+                                                                                 "maxUnavailable": 1}}
+    assert spec["podManagementPolicy"] == "Parallel"
+    (budget,) = resources_of(run, "kubernetes:policy/v1:PodDisruptionBudget")
+    assert budget["inputs"]["spec"]["maxUnavailable"] == 1
+    assert budget["inputs"]["spec"]["selector"]["matchLabels"].items() <= pod_labels(run).items()
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_with_a_shared_cache_a_new_pod_is_ready_before_an_old_one_goes(stack):
+    run = ok(stack, {"pixtral:sharedCache": "true", "pixtral:replicas": "1"})
+    assert workload(run)["type"] == "kubernetes:apps/v1:Deployment"
+    assert workload(run)["inputs"]["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_replicas_spread_across_nodes_and_zones(stack):
+    run = ok(stack, keda_settings(stack, targetQueuePerReplica=3))
+    constraints = {c["topologyKey"]: c for c in pod_spec(run)["topologySpreadConstraints"]}
+    assert set(constraints) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for constraint in constraints.values():
+        assert constraint["maxSkew"] == 1
+        # Spreading is a preference: a pod never waits for it when a GPU is free elsewhere.
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels(run).items()
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_a_terminating_pod_finishes_its_generations(stack):
+    run = ok(stack)
+    container = pod_spec(run)["containers"][0]
+    args = container["args"]
+    drain = int(args[args.index("--shutdown-timeout") + 1])
+    assert drain == DRAIN_SECONDS >= 300, "vLLM aborts in-flight requests on SIGTERM without a shutdown timeout"
+    sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod_spec(run)["terminationGracePeriodSeconds"] > sleep + drain
+
+
+# --- Node pools follow load ------------------------------------------------------------------------------------
+
+def gpu_pool(run: dict) -> dict:
+    types = ("aws:eks/nodeGroup:NodeGroup", "gcp:container/nodePool:NodePool")
+    (pool,) = [r for r in run["resources"] if r["type"] in types and r["name"].endswith("-gpu")]
+    return pool
+
+
+def pool_bounds(pool: dict) -> tuple[int, int]:
+    inputs = pool["inputs"]
+    if "scalingConfig" in inputs:
+        return inputs["scalingConfig"]["minSize"], inputs["scalingConfig"]["maxSize"]
+    return inputs["autoscaling"]["minNodeCount"], inputs["autoscaling"]["maxNodeCount"]
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+@pytest.mark.parametrize("shared_cache", [False, True])
+def test_gpu_node_pool_scales_between_the_nodes_the_replica_range_needs(stack, shared_cache):
+    run = ok(stack, {**keda_settings(stack, targetQueuePerReplica=3), "pixtral:sharedCache": str(shared_cache).lower(),
+                     "pixtral:autoscale": json.dumps({"minReplicas": 3, "maxReplicas": 7,
+                                                      "targetQueuePerReplica": 3})})
+    gpus_per_node = {"eks": 1, "gke": 2}[stack]  # g6e.xlarge: 1 L40S; g2-standard-24: 2 L4
+    gpus_per_pod = int(run["config"]["pixtral:gpusPerReplica"])
+    pods_per_node = gpus_per_node // gpus_per_pod
+    surge = 1 if shared_cache else 0
+    pool = gpu_pool(run)
+    assert pool_bounds(pool) == (math.ceil(3 / pods_per_node), math.ceil((7 + surge) / pods_per_node))
+    # The cluster autoscaler owns the current size; `pulumi up` must not reset it.
+    assert pool["options"]["ignoreChanges"] in (["scalingConfig.desiredSize"], ["nodeCount"])
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_gpu_node_pool_packs_several_pods_per_node_when_gpus_allow(stack):
+    settings = {**keda_settings(stack, targetQueuePerReplica=3), "pixtral:gpusPerReplica": "1",
+                "pixtral:tensorParallelSize": "1"}
+    if stack == "eks":
+        settings["pixtral:instanceType"] = "g6e.12xlarge"  # 4 L40S
+    settings["pixtral:autoscale"] = json.dumps({"minReplicas": 1, "maxReplicas": 9, "targetQueuePerReplica": 3})
+    per_node = {"eks": 4, "gke": 2}[stack]
+    assert pool_bounds(gpu_pool(ok(stack, settings))) == (1, math.ceil(9 / per_node))
+
+
+# --- Refusals, before any resource -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("stack", "settings", "named"), [
+    ("k8s", {"pixtral:autoscaler": "knative", "pixtral:autoscale": autoscale(targetQueuePerReplica=3)},
+     "pixtral:autoscaler: knative is not allowed; expected one of keda, hpa"),
+    ("k8s", {"pixtral:autoscale": autoscale()}, "pixtral:autoscale"),
+    ("k8s", {"pixtral:autoscale": json.dumps({"minReplicas": 4, "maxReplicas": 2, "targetQpsPerReplica": 1})},
+     "maxReplicas greater than or equal to minReplicas"),
+    ("k8s", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)}, "pixtral:prometheusUrl is not set"),
+    ("k8s", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3), "pixtral:autoscaler": "hpa",
+             "pixtral:prometheusUrl": PROMETHEUS}, "pixtral:prometheusUrl: http://prometheus"),
+    ("k8s", {"pixtral:autoscaler": "hpa"}, "pixtral:autoscaler: hpa is not allowed; expected no value without "
+                                            "pixtral:autoscale"),
+    ("k8s", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3, downscaleDelaySeconds=7200),
+             "pixtral:prometheusUrl": PROMETHEUS}, "pixtral:autoscale: downscaleDelaySeconds 7200 is not allowed"),
+    ("k8s", {"pixtral:prometheusUrl": "prometheus:9090", "pixtral:autoscale": autoscale(targetQueuePerReplica=3)},
+     "pixtral:prometheusUrl: prometheus:9090 is not allowed; expected an http(s) URL"),
+    ("k8s", {"pixtral:replicas": "2", "pixtral:autoscale": autoscale(targetQueuePerReplica=3)},
+     "pixtral:replicas and pixtral:autoscale are both set"),
+    ("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3), "pixtral:autoscaler": "hpa"},
+     "pixtral:autoscaler: hpa is not allowed; expected keda on gke"),
+    ("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3), "pixtral:prometheusUrl": PROMETHEUS},
+     "pixtral:prometheusUrl only applies to target kubernetes or eks"),
+    ("eks", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)}, "pixtral:prometheusUrl is not set"),
+    ("k8s", {"pixtral:sharedCache": "maybe"}, "pixtral:sharedCache: maybe is not allowed"),
+])
+def test_bad_autoscaling_settings_are_refused_naming_the_key_before_any_resource(stack, settings, named):
+    run = run_stack(stack, settings)
+    assert run["error"] and named in run["error"], run["error"]
+    assert run["resources"] == [], "refused after resources were declared"
+
+
+# --- The shipped autoscaled stack, and the vendored schemas ----------------------------------------------------
+
+def test_the_autoscaled_kubernetes_stack_ships_keda_on_vllms_queue():
+    run = ok("k8s-autoscale")
+    (scaled,) = resources_of(run, SCALED_OBJECT)
+    assert scaled["inputs"]["spec"]["triggers"][0]["metadata"]["query"].startswith("sum(vllm:num_requests_waiting")
+    for document in manifests(run["resources"]):
+        validate(document)
+
+
+def test_custom_resource_validation_catches_a_misspelt_field():
+    documents = manifests(ok("k8s-autoscale")["resources"])
+    (scaled,) = [d for d in documents if d["kind"] == "ScaledObject"]
+    scaled["spec"]["maxReplicasCount"] = scaled["spec"].pop("maxReplicaCount")
+    with pytest.raises(jsonschema.ValidationError):
+        validate(scaled)
+    gke = manifests(ok("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)})["resources"])
+    (monitoring,) = [d for d in gke if d["kind"] == "PodMonitoring"]
+    monitoring["spec"]["endpoints"][0]["authorisation"] = monitoring["spec"]["endpoints"][0].pop("authorization")
+    with pytest.raises(jsonschema.ValidationError):
+        validate(monitoring)
+
+
+@pytest.mark.parametrize(("stack", "settings"), [
+    ("k8s-autoscale", {}),
+    ("k8s", {"pixtral:autoscale": autoscale(targetQpsPerReplica=2), "pixtral:autoscaler": "hpa",
+             "pixtral:sharedCache": "true"}),
+    ("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)}),
+    ("eks", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3), "pixtral:prometheusUrl": PROMETHEUS}),
+])
+def test_render_summarises_every_autoscaling_resource(stack, settings):
+    # `pixtralctl render`'s review table: each resource type autoscaling declares shows its key settings.
+    for resource in ok(stack, settings)["resources"]:
+        assert key_settings(resource["type"], resource["inputs"]), f"{resource['type']} has no summary"
