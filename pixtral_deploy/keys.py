@@ -177,6 +177,11 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("machineTypes", StringList(at_least_one="at least one machine type"), None, "Candidate machine types of a "
         "fleet in order of preference; all must have the same GPUs.", targets=("gcp",),
         shown_default="`[machineType]`"),
+    Key("zones", StringList(Text(r"[a-z]+-[a-z]+[0-9]+-[a-z]", "a Compute Engine zone such as us-central1-a"),
+                            "at least one zone"), None,
+        "Zones of a fleet's regional instance group, all in one region; those that do not offer the GPU are left "
+        "out, and a list with none that does is refused.", targets=("gcp",),
+        shown_default="the zones of gcp:zone's region that offer the GPU"),
     Key("internal", Boolean(), False, "The fleet's load balancer gets no public address (reachable from the VPC "
         "only).", targets=VM_TARGETS),
 )

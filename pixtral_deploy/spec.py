@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import GPUS, MACHINE_TYPES, MODELS, has_local_nvme, machine_types_for
+from .catalog import GPUS, MACHINE_TYPES, MODELS, gpu_zones, has_local_nvme, machine_types_for, region_of
 from .cloudinit import USER_DATA_LIMIT_BYTES, compressed_size
 from .errors import ConfigError
 from .keys import (
@@ -41,7 +41,7 @@ _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
 
 # The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
 # Kubernetes: autoscaling); the others refuse those settings instead of ignoring them.
-FLEET_TARGETS: tuple[str, ...] = ()
+FLEET_TARGETS: tuple[str, ...] = ("gcp",)
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,11 @@ class GcpSettings:
     image: str | None
     # A fleet's candidate types in order of preference; the first is `machine_type`.
     machine_types: tuple[str, ...] = ()
+    # A fleet's zones as the user listed them (pixtral:zones); empty: derived from gcp:zone's region.
+    zones: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        self._check_zones()
         known = MACHINE_TYPES.get(self.machine_type)
         if known is not None and known.cloud != "gcp":
             raise setting_error("machineType", self.machine_type, "a Compute Engine machine type, e.g. g2-standard-24")
@@ -74,6 +77,27 @@ class GcpSettings:
                 f"pixtral:machineType {self.machine_type} comes with {known.gpu_count}x {known.gpu}; "
                 f"pixtral:acceleratorType/acceleratorCount say {self.accelerator_count}x {self.accelerator_type}. "
                 "Set them to match, or pick another machine type")
+
+    def _check_zones(self) -> None:
+        if not self.zones:
+            return
+        regions = sorted({region_of(zone) for zone in self.zones})
+        if len(regions) > 1:
+            raise setting_error("zones", list(self.zones), "zones of one region (a regional managed instance group "
+                                f"spans one region); found {', '.join(regions)}")
+        offered = gpu_zones(self.accelerator_type, regions[0])
+        if offered is not None and not set(self.zones) & set(offered):
+            raise setting_error("zones", list(self.zones), f"at least one zone that offers {self.accelerator_type}; "
+                                f"in {regions[0]} those are {', '.join(offered)}")
+
+    def fleet_zones(self, zone: str) -> tuple[str, ...]:
+        """Where a fleet's regional group places replicas: the listed zones that offer the GPU, else every zone of
+        gcp:zone's region that does, else gcp:zone alone (a region the catalog does not know)."""
+        region = region_of(self.zones[0] if self.zones else zone)
+        offered = gpu_zones(self.accelerator_type, region)
+        if self.zones:
+            return tuple(z for z in self.zones if offered is None or z in offered)
+        return offered or (zone,)
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,9 @@ class Deployment:
                                   "expected a fixed pixtral:replicas")
         if self.target == "aws":
             self._check_user_data_fits()
+        if self.gcp is not None and self.gcp.zones and not self.scaling.is_fleet:
+            raise setting_error("zones", list(self.gcp.zones), "no zones for one VM (it runs in gcp:zone); zones "
+                                "apply to a fleet (pixtral:replicas above 1, or pixtral:autoscale)")
         kubernetes = self.kubernetes
         if kubernetes is None:
             return
@@ -265,6 +292,7 @@ def _gcp_settings(settings: Settings) -> GcpSettings:
         accelerator_count=accelerator_count or (known.gpu_count if known else 1),
         image=settings["image"],
         machine_types=candidates,
+        zones=settings["zones"] or (),
     )
 
 
@@ -387,6 +415,15 @@ def _open_to_everyone_warnings(cidrs: tuple[str, ...], kubernetes: KubernetesSet
     return warnings
 
 
+def _zones_left_out(gcp: GcpSettings | None) -> list[str]:
+    if gcp is None or not gcp.zones:
+        return []
+    kept = gcp.fleet_zones(gcp.zones[0])
+    left_out = [zone for zone in gcp.zones if zone not in kept]
+    return [f"pixtral:zones: {', '.join(left_out)} do not offer {gcp.accelerator_type}; the fleet uses "
+            f"{', '.join(kept)}"] if left_out else []
+
+
 def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> Deployment:
     """Validate every `pixtral:*` key (namespace stripped) and derive the deployment; `other_errors` (settings of
     other namespaces found wrong) are reported together with any bad key."""
@@ -412,7 +449,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gcp=gcp,
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
-        warnings=tuple(warnings + _open_to_everyone_warnings(cidrs, kubernetes)),
+        warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)),
     )
 
 
