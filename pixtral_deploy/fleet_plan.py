@@ -47,3 +47,16 @@ def health_grace_seconds(deployment) -> int:
     seconds = max(MIN_GRACE_SECONDS, GRACE_FACTOR * slowest.total if slowest else 0,
                   UNKNOWN_TYPE_GRACE_SECONDS if unknown or slowest is None else 0)
     return int(math.ceil(seconds / 60) * 60)
+
+
+# The slowest decode a replica keeps up under a full batch: Pixtral-12B on one L4 streams ~10 tokens/s per request
+# at high concurrency. A load balancer that cut responses sooner would end long generations mid-answer.
+SLOW_DECODE_TOKENS_PER_SECOND = 10
+MIN_RESPONSE_SECONDS = 300
+
+
+def long_generation_seconds(server) -> int:
+    """The longest answer a client may wait for: the whole context generated at the slow decode rate, rounded up
+    to a minute. The load balancer's response timeout and connection draining are set from it."""
+    seconds = max(MIN_RESPONSE_SECONDS, server.max_model_len / SLOW_DECODE_TOKENS_PER_SECOND)
+    return int(math.ceil(seconds / 60) * 60)

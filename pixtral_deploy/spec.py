@@ -161,6 +161,8 @@ class Deployment:
                                   "expected a fixed pixtral:replicas")
         if self.target == "aws":
             self._check_user_data_fits()
+        if self.target == "gcp" and self.scaling.autoscale is not None:
+            _check_gcp_autoscale(self.scaling.autoscale)
         if self.gcp is not None and self.gcp.zones and not self.scaling.is_fleet:
             raise setting_error("zones", list(self.gcp.zones), "no zones for one VM (it runs in gcp:zone); zones "
                                 "apply to a fleet (pixtral:replicas above 1, or pixtral:autoscale)")
@@ -187,6 +189,17 @@ class Deployment:
 
     def describe(self) -> str:
         return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
+
+
+# The GCP autoscaler's scale-in control window (time_window_sec) takes 60 to 3600 seconds.
+GCP_SCALE_IN_WINDOW_SECONDS = (60, 3600)
+
+
+def _check_gcp_autoscale(autoscale) -> None:
+    low, high = GCP_SCALE_IN_WINDOW_SECONDS
+    if not low <= autoscale.downscale_delay_seconds <= high:
+        raise ConfigError(f"pixtral:autoscale: downscaleDelaySeconds={autoscale.downscale_delay_seconds} is not "
+                          f"allowed on target gcp; expected {low} to {high} (the autoscaler's scale-in window)")
 
 
 @dataclass(frozen=True)
