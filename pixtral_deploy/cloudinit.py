@@ -184,6 +184,6 @@ def declared_user_data(resource: dict[str, Any]) -> str | None:
     inputs = resource["inputs"]
     if resource["type"] == "aws:ec2/instance:Instance":
         return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
-    if resource["type"] == "gcp:compute/instance:Instance":
+    if resource["type"] in ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate"):
         return inputs["metadata"]["user-data"]
     return None
