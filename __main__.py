@@ -32,7 +32,7 @@ def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
                                                    api_key=api_key, hf_token=stack.secrets.hf_token))
     return {"endpoint": fleet.endpoint, "address": fleet.address, "project": stack.gcp.project,
             "region": fleet.region, "zones": list(fleet.zones), "instanceGroups": fleet.group_names,
-            "backendService": fleet.backend_service_name}
+            "backendService": fleet.backend_service_name, "internal": stack.deployment.scaling.internal}
 
 
 def _workload(stack: StackConfig, api_key: pulumi.Output[str], cluster) -> dict:
