@@ -17,6 +17,7 @@ import pulumi_gcp as gcp
 
 from components.boot_image import looked_up_image_options
 from components.gcp_shared import (
+    VmIdentity,
     api_firewalls,
     boot_disk,
     gpu_scheduling,
@@ -29,8 +30,10 @@ from components.gcp_shared import (
     vm_metadata,
 )
 from pixtral_deploy.catalog import region_of
+from pixtral_deploy.cloudinit import MetricsScrape
 from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds, slowest_cold_start
 from pixtral_deploy.network import covers_a_whole_family
+from pixtral_deploy.ops_agent import QUEUE_METRIC, ops_agent_scrape
 from pixtral_deploy.scaling import Scaling
 from pixtral_deploy.spec import Deployment
 
@@ -136,7 +139,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
         api_firewalls(f"{name}-from-lb", lb_sources, port, args.network, args.project, tag, parent=self)
 
         health_check = self._health_check()
-        user_data = replica_user_data(deployment, identity)
+        user_data = replica_user_data(deployment, identity, metrics=self._metrics_agent(identity))
         groups = []
         for group in capacity_groups(deployment.scaling):
             template = self._template(group, user_data, identity.service_account.email, tag)
@@ -157,6 +160,17 @@ class GcpGpuFleet(pulumi.ComponentResource):
                                "backend_service_name": self.backend_service_name})
 
     # -- replicas ---------------------------------------------------------------------------------------------
+
+    def _metrics_agent(self, identity: VmIdentity) -> MetricsScrape | None:
+        """With targetQueuePerReplica, each replica runs the Ops Agent scraping vLLM's queue into Cloud Monitoring,
+        and its identity may write metrics (nothing else: the agent's log collection is off)."""
+        autoscale = self._deployment.scaling.autoscale
+        if autoscale is None or autoscale.metric != "queue":
+            return None
+        gcp.projects.IAMMember(
+            f"{self._name}-metric-writer", project=self._args.project, role="roles/monitoring.metricWriter",
+            member=identity.service_account.email.apply(lambda email: f"serviceAccount:{email}"), opts=self._child)
+        return ops_agent_scrape(self._deployment.server.port)
 
     def _template(self, group: Group, user_data: pulumi.Output[str], service_account: pulumi.Output[str],
                   tag: str) -> gcp.compute.InstanceTemplate:
@@ -251,8 +265,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
                 # GCP has no "load above target this long" delay; its knob is how long a new replica's numbers are
                 # ignored. The upscale delay, and never less than a cold start (a loading replica serves nothing).
                 cooldown_period=max(autoscale.upscale_delay_seconds, math.ceil(estimate.total) if estimate else 0),
-                load_balancing_utilization=gcp.compute.RegionAutoscalerAutoscalingPolicyLoadBalancingUtilizationArgs(
-                    target=LB_UTILIZATION_TARGET),
+                **self._scaling_signal(autoscale),
                 # Scale in by at most one replica per downscaleDelaySeconds.
                 scale_in_control=gcp.compute.RegionAutoscalerAutoscalingPolicyScaleInControlArgs(
                     time_window_sec=autoscale.downscale_delay_seconds,
@@ -262,6 +275,18 @@ class GcpGpuFleet(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
+
+    @staticmethod
+    def _scaling_signal(autoscale) -> dict:
+        """QPS: the load balancer's serving capacity (see max_rate_per_instance). Queue: vLLM's requests waiting,
+        per instance, held at targetQueuePerReplica (a gauge)."""
+        if autoscale.metric == "qps":
+            return {"load_balancing_utilization":
+                    gcp.compute.RegionAutoscalerAutoscalingPolicyLoadBalancingUtilizationArgs(
+                        target=LB_UTILIZATION_TARGET)}
+        return {"metrics": [gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
+            name=QUEUE_METRIC, target=autoscale.target_queue_per_replica, type="GAUGE",
+            filter='resource.type = "prometheus_target"')]}
 
     # -- load balancer ----------------------------------------------------------------------------------------
 

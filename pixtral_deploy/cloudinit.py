@@ -59,6 +59,18 @@ class SecretStore:
     settings: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MetricsScrape:
+    """A metrics agent that scrapes vLLM's /metrics for an autoscaler: its configuration file, the root-only file
+    the boot writes the API key into for the scrape's Bearer token (the key guard protects /metrics), and how it is
+    installed."""
+
+    config_path: str
+    config: dict
+    token_file: str
+    install: list[str]
+
+
 def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict[str, str]:
     """Non-secret settings every boot script and the service read (/etc/pixtral/pixtral.env)."""
     return {
@@ -115,10 +127,14 @@ def _file(path: str, content: str, permissions: str) -> dict:
     return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
 
 
-def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict:
+def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
+                 metrics: MetricsScrape | None = None) -> dict:
     """The cloud-config as data; `render_cloud_init` serialises it."""
+    env = environment(server, store, local_nvme)
+    if metrics is not None:
+        env["PIXTRAL_METRICS_TOKEN_FILE"] = metrics.token_file
     files = [
-        _file(f"{CONFIG_DIR}/pixtral.env", env_file(environment(server, store, local_nvme)), "0644"),
+        _file(f"{CONFIG_DIR}/pixtral.env", env_file(env), "0644"),
         _file(f"{CONFIG_DIR}/vllm.args", "".join(f"{arg}\n" for arg in vllm_args(server)), "0644"),
     ]
     files += [
@@ -127,15 +143,24 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
     ]
     files += [_file(f"/etc/systemd/system/{name}", (USERDATA_DIR / name).read_text(), "0644") for name in UNITS]
     files.append(_file(f"{LIB_DIR}/python/{GUARD_FILE}", (USERDATA_DIR / GUARD_FILE).read_text(), "0644"))
+    runcmd = [
+        ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR],
+        ["systemctl", "daemon-reload"],
+        # --no-block: cloud-init must finish while the install and download run for minutes.
+        ["systemctl", "enable", "--now", "--no-block", SERVICE],
+    ]
+    if metrics is not None:
+        files.append(_file(metrics.config_path, yaml.safe_dump(metrics.config, sort_keys=False), "0644"))
+        runcmd += [
+            # The agent refuses a configuration whose token file is missing: an empty one until the boot writes
+            # the key into it (fetch-secrets.sh); the scrape reads the file on every request.
+            ["install", "-m", "0600", "/dev/null", metrics.token_file],
+            metrics.install,
+        ]
     return {
         "users": ["default", {"name": "vllm", "system": True, "homedir": STATE_DIR, "shell": "/usr/sbin/nologin"}],
         "write_files": files,
-        "runcmd": [
-            ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR],
-            ["systemctl", "daemon-reload"],
-            # --no-block: cloud-init must finish while the install and download run for minutes.
-            ["systemctl", "enable", "--now", "--no-block", SERVICE],
-        ],
+        "runcmd": runcmd,
     }
 
 
@@ -149,8 +174,9 @@ _Dumper.add_representer(
 )
 
 
-def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> str:
-    config = cloud_config(server, store, local_nvme)
+def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
+                      metrics: MetricsScrape | None = None) -> str:
+    config = cloud_config(server, store, local_nvme, metrics)
     return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
 
 

@@ -196,9 +196,6 @@ GCP_SCALE_IN_WINDOW_SECONDS = (60, 3600)
 
 
 def _check_gcp_autoscale(autoscale) -> None:
-    if autoscale.metric == "queue":
-        raise ConfigError("pixtral:autoscale: targetQueuePerReplica is not built on target gcp yet; expected "
-                          "targetQpsPerReplica (the load balancer's serving capacity)")
     low, high = GCP_SCALE_IN_WINDOW_SECONDS
     if not low <= autoscale.downscale_delay_seconds <= high:
         raise ConfigError(f"pixtral:autoscale: downscaleDelaySeconds={autoscale.downscale_delay_seconds} is not "

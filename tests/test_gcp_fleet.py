@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
+import subprocess
 
 import pytest
-from conftest import resources_of, run_stack, vm_user_data
+import yaml
+from conftest import environment_file, required_tool, resources_of, run_stack, vm_files, vm_user_data
+from test_vm_updates import _fake_store_cli
 
 from components.gcp_fleet import GOOGLE_LB_RANGES, LB_UTILIZATION_TARGET, PROXY_ONLY_SUBNET_RANGE
 from pixtral_deploy.catalog import GPU_ZONES
 from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds, slowest_cold_start
+from pixtral_deploy.ops_agent import METRICS_TOKEN_FILE, OPS_AGENT_CONFIG, QUEUE_METRIC
 from pixtral_deploy.spec import load_deployment
 
 STACK = "gcp-fleet"
@@ -220,10 +226,10 @@ def test_zones_are_those_of_the_region_that_offer_the_gpu():
     ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQps": 2}'}, "targetQpsPerReplica"),
     ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQpsPerReplica": 2, '
                            '"downscaleDelaySeconds": 7200}'}, "downscaleDelaySeconds"),
-    ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQueuePerReplica": 4}'}, "targetQueue"),
+    ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQueuePerReplica": 0}'}, "targetQueue"),
     ({"pixtral:zones": '["us-central1-f"]'}, "offers nvidia-l4"),
     ({"pixtral:onDemandBaseReplicas": "9"}, "at most the 4"),
-], ids=["min-above-max", "no-target", "misspelt-target", "gcp-scale-in-window", "queue-not-built", "zones",
+], ids=["min-above-max", "no-target", "misspelt-target", "gcp-scale-in-window", "queue-target-zero", "zones",
         "base-above-max"])
 def test_bad_fleet_settings_are_refused_by_name_before_any_resource(settings, named):
     run = run_stack(STACK, settings)
@@ -250,3 +256,67 @@ def test_outputs_name_the_load_balancer_and_the_groups():
     assert outputs["endpoint"] == f"http://{outputs['address']}:8081"
     assert outputs["instanceGroups"] == sorted(outputs["instanceGroups"], key=lambda n: "spot" in n)
     assert len(outputs["instanceGroups"]) == 2 and outputs["region"] == "us-central1"
+
+
+QUEUE = {"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 4, "targetQueuePerReplica": 4}'}
+API_KEY = "sk-queue-test-key-0123456789abcdef"
+
+
+def test_queue_target_scales_on_vllms_waiting_requests_per_instance():
+    run = _ok(STACK, QUEUE)
+    policy = _autoscalers(run)["spot"]
+    assert policy["metrics"] == [{"name": QUEUE_METRIC, "target": 4, "type": "GAUGE",
+                                  "filter": 'resource.type = "prometheus_target"'}]
+    assert "loadBalancingUtilization" not in policy
+    # The Ops Agent writes the metric with the replicas' own identity, allowed to write metrics and nothing more.
+    (writer,) = resources_of(run, "gcp:projects/iAMMember:IAMMember")
+    (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
+    assert (writer["inputs"]["role"], writer["inputs"]["member"]) == (
+        "roles/monitoring.metricWriter", f"serviceAccount:{account['outputs']['email']}")
+    assert not resources_of(_ok(), "gcp:projects/iAMMember:IAMMember"), "QPS scaling needs no metric writer"
+
+
+def test_ops_agent_scrapes_vllm_metrics_with_the_key_from_a_root_only_file():
+    run = run_stack(STACK, {**QUEUE, "pixtral:port": "9000"}, secrets={"pixtral:apiKey": API_KEY})
+    files = vm_files(run)
+    config = yaml.safe_load(files[OPS_AGENT_CONFIG])
+    (scrape,) = config["metrics"]["receivers"]["vllm"]["config"]["scrape_configs"]
+    assert scrape["static_configs"] == [{"targets": ["localhost:9000"]}] and scrape["metrics_path"] == "/metrics"
+    assert scrape["authorization"] == {"type": "Bearer", "credentials_file": METRICS_TOKEN_FILE}
+    assert config["metrics"]["service"]["pipelines"]["vllm"]["receivers"] == ["vllm"]
+    assert API_KEY not in vm_user_data(run)
+    runcmd = yaml.safe_load(vm_user_data(run))["runcmd"]
+    # The agent validates that the token file exists: it is made (empty, root-only) before the agent installs.
+    placeholder = runcmd.index(["install", "-m", "0600", "/dev/null", METRICS_TOKEN_FILE])
+    assert any("google-cloud-ops-agent" in " ".join(cmd) for cmd in runcmd[placeholder + 1:])
+    assert OPS_AGENT_CONFIG not in vm_files(_ok()), "no agent without the queue target"
+
+
+def test_fetch_secrets_writes_the_scrape_token_root_only(tmp_path):
+    run = run_stack(STACK, QUEUE, secrets={"pixtral:apiKey": API_KEY})
+    files = vm_files(run)
+    env = environment_file(files)
+    assert env["PIXTRAL_METRICS_TOKEN_FILE"] == METRICS_TOKEN_FILE
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("pixtral-lib.sh", "fetch-secrets.sh"):
+        (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
+    (version,) = [v["outputs"]["version"] for v in resources_of(run, "gcp:secretmanager/secretVersion:SecretVersion")]
+    fake = _fake_store_cli(tmp_path / "bin", {env["PIXTRAL_API_KEY_SECRET"]: {version: API_KEY}}, "gcloud")
+    token = tmp_path / "metrics-token"
+    env.update({"PIXTRAL_LIB": str(lib), "PIXTRAL_STATE_DIR": str(tmp_path / "state"), "PIXTRAL_RETRY_SECONDS": "0",
+                "PIXTRAL_SECRETS_FILE": str(tmp_path / "secrets.env"), "PIXTRAL_METRICS_TOKEN_FILE": str(token),
+                "PATH": f"{fake}:{os.environ['PATH']}", "HOME": str(tmp_path)})
+    done = subprocess.run(["bash", str(lib / "fetch-secrets.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert token.read_text() == API_KEY, "the Bearer token is the key alone, no newline"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+
+
+def test_queue_template_cloud_init_passes_cloud_inits_own_schema(tmp_path):
+    cloud_init = required_tool("cloud-init", "apt-get install cloud-init")
+    path = tmp_path / "user-data"
+    path.write_text(vm_user_data(_ok(STACK, QUEUE)))
+    done = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0 and "Valid cloud-config" in done.stdout, done.stdout + done.stderr
