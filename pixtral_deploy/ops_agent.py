@@ -18,6 +18,7 @@ QUEUE_METRIC = "prometheus.googleapis.com/vllm:num_requests_waiting/gauge"
 OPS_AGENT_VERSION = "2.*.*"
 # The agent takes no scrape interval under 10 s; 15 s gives the autoscaler four points a minute.
 SCRAPE_INTERVAL = "15s"
+KEPT_METRICS = "vllm:num_requests_(waiting|running)"
 
 
 def ops_agent_config(port: int) -> dict:
@@ -32,6 +33,8 @@ def ops_agent_config(port: int) -> dict:
                 "metrics_path": "/metrics",
                 "authorization": {"type": "Bearer", "credentials_file": METRICS_TOKEN_FILE},
                 "static_configs": [{"targets": [f"localhost:{port}"]}],
+                # Only the queue gauges: Cloud Monitoring bills per sample, and vLLM exports dozens of histograms.
+                "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": KEPT_METRICS, "action": "keep"}],
             }]}}},
             "service": {"pipelines": {"vllm": {"receivers": ["vllm"]}}},
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import subprocess
 
@@ -284,6 +285,8 @@ def test_ops_agent_scrapes_vllm_metrics_with_the_key_from_a_root_only_file():
     assert scrape["static_configs"] == [{"targets": ["localhost:9000"]}] and scrape["metrics_path"] == "/metrics"
     assert scrape["authorization"] == {"type": "Bearer", "credentials_file": METRICS_TOKEN_FILE}
     assert config["metrics"]["service"]["pipelines"]["vllm"]["receivers"] == ["vllm"]
+    (keep,) = scrape["metric_relabel_configs"]
+    assert keep["action"] == "keep" and re.fullmatch(keep["regex"], "vllm:num_requests_waiting")
     assert API_KEY not in vm_user_data(run)
     runcmd = yaml.safe_load(vm_user_data(run))["runcmd"]
     # The agent validates that the token file exists: it is made (empty, root-only) before the agent installs.
