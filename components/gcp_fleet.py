@@ -196,7 +196,12 @@ class GcpGpuFleet(pulumi.ComponentResource):
             )],
             service_account=gcp.compute.InstanceTemplateServiceAccountArgs(email=service_account,
                                                                            scopes=["cloud-platform"]),
-            metadata=vm_metadata(user_data),
+            # Project-wide SSH keys would let any project key holder in; access is OS Login (IAM) only.
+            metadata={**vm_metadata(user_data), "block-project-ssh-keys": "TRUE"},
+            # vTPM and integrity monitoring; Secure Boot stays off, since it refuses the NVIDIA kernel module the
+            # Deep Learning VM image builds on the machine, which no Secure Boot key has signed.
+            shielded_instance_config=gcp.compute.InstanceTemplateShieldedInstanceConfigArgs(
+                enable_secure_boot=False, enable_vtpm=True, enable_integrity_monitoring=True),
             tags=[tag],
             labels={**stack_labels(), "capacity": group.capacity},
             opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.image,
