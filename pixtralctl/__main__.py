@@ -10,10 +10,10 @@ import argparse
 import json
 import sys
 
-from . import bench, render, smoke, status_codes, timeline, wait
+from . import bench, render, smoke, status, status_codes, timeline, wait
 from .errors import Failure, UsageError
 
-SUBCOMMANDS = (wait, smoke, bench, render, timeline)
+SUBCOMMANDS = (wait, smoke, bench, render, timeline, status)
 
 
 def parser() -> argparse.ArgumentParser:

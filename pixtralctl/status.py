@@ -12,7 +12,14 @@ import importlib
 import json
 from dataclasses import asdict, dataclass
 
+from . import status_codes
 from .target import TargetError, stack_outputs
+
+EXIT_CODES = {
+    status_codes.SUCCESS: "the replicas were listed (none too, while a fleet scales from zero)",
+    status_codes.USAGE_ERROR: "the platform's CLI (gcloud) is missing or failed, or the stack's outputs name no "
+                              "replicas",
+}
 
 # The module that lists a target's replicas; a target without one has no `status` yet.
 PLATFORM_MODULES = {"aws": "status_aws", "gcp": "status_gcp", "kubernetes": "status_kubernetes",
@@ -37,7 +44,9 @@ class Replica:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("status", help="one line per replica: where it runs and whether it serves",
-                                   description=__doc__.split("\n\n")[0])
+                                   description=__doc__.split("\n\n")[0],
+                                   epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
+                                   formatter_class=status_codes.HelpFormatter)
     parser.add_argument("--stack", help="Pulumi stack whose outputs name the deployment")
     parser.add_argument("--json", action="store_true", help="print the replicas as JSON")
     parser.set_defaults(handler=run)
@@ -63,11 +72,10 @@ def table(replicas: list[Replica]) -> str:
                      for row in rows)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     replicas = replicas_of(stack_outputs(args.stack, instead="`status` reads the stack's outputs; select the stack"))
     if args.json:
         print(json.dumps([asdict(replica) for replica in replicas], indent=2))
     else:
         print(table(replicas))
         print(f"{len(replicas)} replica(s)")
-    return 0

@@ -295,6 +295,8 @@ EXIT_CODE_TESTS = {
     ("render", 0): "test_render.py::test_render_lists_the_files_it_wrote",
     ("render", 1): "test_render.py::test_render_reports_bad_config_and_writes_nothing",
     ("render", 2): "test_render.py::test_render_into_a_file_is_a_one_line_error",
+    ("status", 0): "test_status_gcp.py::test_pixtralctl_status_prints_the_table_from_the_stack_outputs",
+    ("status", 2): "test_status_gcp.py::test_pixtralctl_status_without_gcloud_exits_2_saying_why",
 }
 # Ctrl-C is handled once, in main, for every command.
 INTERRUPT_TESTED_WITH = "wait"

@@ -110,3 +110,27 @@ def test_missing_gcloud_is_a_clear_error(tmp_path, monkeypatch):
 def test_a_failing_gcloud_call_says_which_and_why(fake_gcloud):
     with pytest.raises(TargetError, match="unexpected call"):
         replicas_of({**OUTPUTS, "instanceGroups": ["no-such-group"]})
+
+
+def _fake_pulumi(folder: Path) -> None:
+    script = folder / "pulumi"
+    script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({OUTPUTS!r}))\n")
+    script.chmod(0o755)
+
+
+def test_pixtralctl_status_prints_the_table_from_the_stack_outputs(fake_gcloud, capsys):
+    from pixtralctl.__main__ import main
+
+    _fake_pulumi(fake_gcloud.parent)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "pixtral-fleet-spot-y2" in out and "UNHEALTHY" in out and out.rstrip().endswith("3 replica(s)")
+
+
+def test_pixtralctl_status_without_gcloud_exits_2_saying_why(tmp_path, monkeypatch, capsys):
+    from pixtralctl.__main__ import main
+
+    _fake_pulumi(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["status"]) == 2
+    assert "gcloud CLI is not on PATH" in capsys.readouterr().err
