@@ -31,13 +31,14 @@ MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
 MOCK_INSTANCE_ID = "i-0123456789abcdef0"
 MOCK_ACCOUNT = "123456789012"
 # What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
-MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID, f":{MOCK_ACCOUNT}:")
+MOCK_LB_ADDRESS = "198.51.100.20"
+MOCK_INTERNAL_ADDRESS = "10.128.0.50"
+MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_ADDRESS, MOCK_INTERNAL_ADDRESS, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID,
+                     f":{MOCK_ACCOUNT}:")
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
 MOCK_GCP_PROJECT = "pixtral-mock-project"
-MOCK_LB_ADDRESS = "198.51.100.20"
-MOCK_INTERNAL_ADDRESS = "10.128.0.50"
 
 
 @dataclass
