@@ -67,6 +67,7 @@ class GcpSettings:
 
     def __post_init__(self) -> None:
         self._check_zones()
+        self._check_candidates()
         known = MACHINE_TYPES.get(self.machine_type)
         if known is not None and known.cloud != "gcp":
             raise setting_error("machineType", self.machine_type, "a Compute Engine machine type, e.g. g2-standard-24")
@@ -77,6 +78,16 @@ class GcpSettings:
                 f"pixtral:machineType {self.machine_type} comes with {known.gpu_count}x {known.gpu}; "
                 f"pixtral:acceleratorType/acceleratorCount say {self.accelerator_count}x {self.accelerator_type}. "
                 "Set them to match, or pick another machine type")
+
+    def _check_candidates(self) -> None:
+        """A fleet's group runs one instance template, whose attached GPUs are fixed: every candidate type must carry
+        the same GPU (the group's instance flexibility changes the machine type only)."""
+        for name in self.machine_types:
+            known = MACHINE_TYPES.get(name)
+            if known is not None and known.accelerators_built_in and known.gpu != self.accelerator_type:
+                raise setting_error("machineTypes", list(self.machine_types),
+                                    f"candidates with the same GPU: {self.machine_types[0]} has "
+                                    f"{self.accelerator_type}, {name} has {known.gpu}")
 
     def _check_zones(self) -> None:
         if not self.zones:

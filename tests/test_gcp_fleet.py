@@ -230,8 +230,9 @@ def test_zones_are_those_of_the_region_that_offer_the_gpu():
     ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQueuePerReplica": 0}'}, "targetQueue"),
     ({"pixtral:zones": '["us-central1-f"]'}, "offers nvidia-l4"),
     ({"pixtral:onDemandBaseReplicas": "9"}, "at most the 4"),
+    ({"pixtral:machineTypes": '["g2-standard-24", "a2-highgpu-2g"]', "pixtral:machineType": ""}, "same GPU"),
 ], ids=["min-above-max", "no-target", "misspelt-target", "gcp-scale-in-window", "queue-target-zero", "zones",
-        "base-above-max"])
+        "base-above-max", "candidates-with-other-gpus"])
 def test_bad_fleet_settings_are_refused_by_name_before_any_resource(settings, named):
     run = run_stack(STACK, settings)
     key = next(iter(settings)).split(":")[1]
@@ -323,3 +324,18 @@ def test_queue_template_cloud_init_passes_cloud_inits_own_schema(tmp_path):
     path.write_text(vm_user_data(_ok(STACK, QUEUE)))
     done = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
     assert done.returncode == 0 and "Valid cloud-config" in done.stdout, done.stdout + done.stderr
+
+
+def test_candidate_machine_types_are_the_groups_ranked_choices():
+    candidates = ["g2-standard-8", "g2-standard-16", "g2-standard-12"]
+    run = _ok(STACK, {"pixtral:machineType": "", "pixtral:machineTypes": json.dumps(candidates),
+                      "pixtral:acceleratorCount": "1"})
+    for group in _groups(run).values():
+        selections = group["instanceFlexibilityPolicy"]["instanceSelections"]
+        assert [(s["rank"], s["machineTypes"]) for s in selections] == [(0, ["g2-standard-8"]),
+                                                                        (1, ["g2-standard-16"]),
+                                                                        (2, ["g2-standard-12"])]
+        assert group["template"]["machineType"] == "g2-standard-8"
+    # One L4 holds Pixtral only in fp8: one command line for every candidate.
+    assert "--quantization" in vm_files(run)["/etc/pixtral/vllm.args"]
+    assert "instanceFlexibilityPolicy" not in next(iter(_groups(_ok()).values()))
