@@ -29,12 +29,24 @@ def aws_region() -> pulumi.Output[str]:
 
 
 def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+    if stack.deployment.scaling.is_fleet:
+        return deploy_gcp_fleet(stack, api_key)
     from components.gcp_vm import GcpGpuVm, GcpGpuVmArgs
 
     vm = GcpGpuVm("pixtral", GcpGpuVmArgs(stack.deployment, project=stack.gcp.project, zone=stack.gcp.zone,
                                           api_key=api_key, hf_token=stack.secrets.hf_token))
     return {"endpoint": vm.endpoint, "instanceName": vm.instance_name, "zone": stack.gcp.zone,
             "publicIp": vm.public_ip}
+
+
+def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+    from components.gcp_fleet import GcpGpuFleet, GcpGpuFleetArgs
+
+    fleet = GcpGpuFleet("pixtral", GcpGpuFleetArgs(stack.deployment, project=stack.gcp.project, zone=stack.gcp.zone,
+                                                   api_key=api_key, hf_token=stack.secrets.hf_token))
+    return {"endpoint": fleet.endpoint, "address": fleet.address, "project": stack.gcp.project,
+            "region": fleet.region, "zones": list(fleet.zones), "instanceGroups": fleet.group_names,
+            "backendService": fleet.backend_service_name, "internal": stack.deployment.scaling.internal}
 
 
 def _workload(stack: StackConfig, api_key: pulumi.Output[str], cluster) -> dict:

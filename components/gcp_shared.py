@@ -13,9 +13,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from pixtral_deploy.cloudinit import SecretStore, StoredSecret
+from pixtral_deploy.catalog import has_local_nvme
+from pixtral_deploy.cloudinit import SecretStore, StoredSecret, render_cloud_init
 from pixtral_deploy.config import stored_secret
 from pixtral_deploy.network import by_ip_family
+from pixtral_deploy.spec import Deployment
+from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
 
 # Deep Learning VM images with the NVIDIA driver installed, so the first boot does not build a kernel module.
 DLVM_PROJECT = "deeplearning-platform-release"
@@ -166,10 +169,44 @@ def shielded_vm() -> dict:
     return {"enable_secure_boot": False, "enable_vtpm": True, "enable_integrity_monitoring": True}
 
 
-def gpu_scheduling(spot: bool) -> dict:
-    """Scheduling of a GPU VM, as instance or instance-template fields."""
+def gpu_scheduling(spot: bool, on_preemption: str = "STOP") -> dict:
+    """Scheduling of a GPU VM, as instance or instance-template fields. A single Spot VM stops when preempted and
+    keeps its disk; a fleet's Spot replicas are deleted and the group recreates them where capacity returns."""
     # GPU VMs cannot live-migrate: Compute Engine requires TERMINATE on host maintenance.
     if spot:
         return {"on_host_maintenance": "TERMINATE", "automatic_restart": False, "preemptible": True,
-                "provisioning_model": "SPOT", "instance_termination_action": "STOP"}
+                "provisioning_model": "SPOT", "instance_termination_action": on_preemption}
     return {"on_host_maintenance": "TERMINATE", "automatic_restart": True}
+
+
+@dataclass(frozen=True)
+class BootDisk:
+    """The boot disk of every GPU replica: the image, the size the weights need and the disk type the cold-start
+    plan reads them from."""
+
+    image: pulumi.Input[str]
+    size_gb: int
+    type: str
+
+
+def boot_disk(deployment: Deployment, parent: pulumi.Resource) -> BootDisk:
+    return BootDisk(deployment.gcp.image or dlvm_image(parent=parent), deployment.disk_size_gb, GCP_BOOT_DISK_TYPE)
+
+
+def guest_accelerator(deployment: Deployment) -> dict:
+    """The attached GPUs, as instance or instance-template fields."""
+    return {"type": deployment.gcp.accelerator_type, "count": deployment.gcp.accelerator_count}
+
+
+def replica_user_data(deployment: Deployment, identity: VmIdentity, **options) -> pulumi.Output[str]:
+    """The cloud-init every replica boots with (`options` go to render_cloud_init): secrets named, never carried."""
+    return identity.secret_store.apply(lambda store: render_cloud_init(
+        deployment.server, store, local_nvme=has_local_nvme(deployment.gcp.machine_type), **options))
+
+
+def vm_metadata(user_data: pulumi.Input[str]) -> dict:
+    return {"user-data": user_data, **LOGIN_METADATA, "install-nvidia-driver": "True"}
+
+
+def stack_labels() -> dict[str, str]:
+    return {"app": "pixtral", "stack": slug(pulumi.get_stack())}

@@ -9,20 +9,19 @@ import pulumi_gcp as gcp
 
 from components.boot_image import looked_up_image_options
 from components.gcp_shared import (
-    LOGIN_METADATA,
     api_firewalls,
-    dlvm_image,
+    boot_disk,
     gpu_scheduling,
+    guest_accelerator,
     network_tag,
+    replica_user_data,
     shielded_vm,
-    slug,
+    stack_labels,
     stack_network,
     vm_identity,
+    vm_metadata,
 )
-from pixtral_deploy.catalog import has_local_nvme
-from pixtral_deploy.cloudinit import render_cloud_init
 from pixtral_deploy.spec import Deployment
-from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
 
 
 @dataclass
@@ -57,8 +56,8 @@ class GcpGpuVm(pulumi.ComponentResource):
                       tag, parent=self)
         address = gcp.compute.Address(f"{name}-address", region=region, project=args.project, opts=self._child)
 
-        self.user_data = identity.secret_store.apply(lambda store: render_cloud_init(
-            deployment.server, store, local_nvme=has_local_nvme(settings.machine_type)))
+        self.user_data = replica_user_data(deployment, identity)
+        disk = boot_disk(deployment, parent=self)
         instance = gcp.compute.Instance(
             name,
             project=args.project,
@@ -66,14 +65,9 @@ class GcpGpuVm(pulumi.ComponentResource):
             machine_type=settings.machine_type,
             boot_disk=gcp.compute.InstanceBootDiskArgs(
                 initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
-                    image=settings.image or dlvm_image(parent=self),
-                    size=deployment.disk_size_gb,
-                    type=GCP_BOOT_DISK_TYPE,
-                ),
+                    image=disk.image, size=disk.size_gb, type=disk.type),
             ),
-            guest_accelerators=[gcp.compute.InstanceGuestAcceleratorArgs(
-                type=settings.accelerator_type, count=settings.accelerator_count
-            )],
+            guest_accelerators=[gcp.compute.InstanceGuestAcceleratorArgs(**guest_accelerator(deployment))],
             scheduling=gcp.compute.InstanceSchedulingArgs(**gpu_scheduling(deployment.spot)),
             shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(**shielded_vm()),
             network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(
@@ -83,10 +77,10 @@ class GcpGpuVm(pulumi.ComponentResource):
             )],
             service_account=gcp.compute.InstanceServiceAccountArgs(email=identity.service_account.email,
                                                                    scopes=["cloud-platform"]),
-            metadata={"user-data": self.user_data, **LOGIN_METADATA, "install-nvidia-driver": "True"},
+            metadata=vm_metadata(self.user_data),
             tags=[tag],
             allow_stopping_for_update=True,
-            labels={"app": "pixtral", "stack": slug(pulumi.get_stack())},
+            labels=stack_labels(),
             # GCP updates metadata in place, but cloud-init reads user-data once per instance: without a
             # replacement a changed server description or a rotated key would never reach the running VM. The old
             # VM goes first because the new one takes over its static address.

@@ -121,3 +121,39 @@ def machine_types_for(cloud: str) -> list[MachineType]:
 def has_local_nvme(machine_type: str) -> bool:
     known = MACHINE_TYPES.get(machine_type)
     return known is not None and known.local_nvme_gb > 0
+
+
+# Compute Engine zones that offer each GPU, per region, as Google's "GPU regions and zones" table lists them
+# (https://cloud.google.com/compute/docs/gpus/gpu-regions-zones). Not exhaustive: a region missing here is not
+# judged (the fleet then uses gcp:zone, or pixtral:zones as given). Check a zone with
+# `gcloud compute accelerator-types list --filter="name=nvidia-l4"`.
+GPU_ZONES: dict[str, dict[str, tuple[str, ...]]] = {
+    "nvidia-l4": {
+        "us-central1": ("us-central1-a", "us-central1-b", "us-central1-c"),
+        "us-east1": ("us-east1-b", "us-east1-c", "us-east1-d"),
+        "us-east4": ("us-east4-a", "us-east4-c"),
+        "us-west1": ("us-west1-a", "us-west1-b", "us-west1-c"),
+        "us-west4": ("us-west4-a", "us-west4-c"),
+        "europe-west4": ("europe-west4-a", "europe-west4-b", "europe-west4-c"),
+        "asia-southeast1": ("asia-southeast1-a", "asia-southeast1-b", "asia-southeast1-c"),
+    },
+    "nvidia-tesla-t4": {
+        "us-central1": ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"),
+        "us-east1": ("us-east1-c", "us-east1-d"),
+        "europe-west4": ("europe-west4-a", "europe-west4-b", "europe-west4-c"),
+    },
+    "nvidia-tesla-a100": {
+        "us-central1": ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"),
+        "europe-west4": ("europe-west4-a", "europe-west4-b"),
+    },
+}
+
+
+def region_of(zone: str) -> str:
+    """us-central1-a -> us-central1."""
+    return zone.rsplit("-", 1)[0]
+
+
+def gpu_zones(gpu: str, region: str) -> tuple[str, ...] | None:
+    """The region's zones that offer `gpu`, or None when the catalog does not know the region for it."""
+    return GPU_ZONES.get(gpu, {}).get(region)

@@ -60,6 +60,18 @@ class SecretStore:
     settings: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MetricsScrape:
+    """A metrics agent that scrapes vLLM's /metrics for an autoscaler: its configuration file, the root-only file
+    the boot writes the API key into for the scrape's Bearer token (the key guard protects /metrics), and how it is
+    installed."""
+
+    config_path: str
+    config: dict
+    token_file: str
+    install: list[str]
+
+
 def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict[str, str]:
     """Non-secret settings every boot script and the service read (/etc/pixtral/pixtral.env)."""
     return {
@@ -117,10 +129,13 @@ def _file(path: str, content: str, permissions: str) -> dict:
 
 
 def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
-                 fleet: FleetBoot | None = None) -> dict:
-    """The cloud-config as data; `render_cloud_init` serialises it. `fleet` adds what a fleet replica does beyond
-    a single VM (pixtral_deploy/fleetboot.py)."""
+                 fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None) -> dict:
+    """The cloud-config as data; `render_cloud_init` serialises it. `fleet` adds what an AWS fleet replica does
+    beyond a single VM (pixtral_deploy/fleetboot.py); `metrics` a metrics agent scraping vLLM for a GCP fleet's
+    autoscaler."""
     settings = {**environment(server, store, local_nvme), **(fleet.environment() if fleet else {})}
+    if metrics is not None:
+        settings["PIXTRAL_METRICS_TOKEN_FILE"] = metrics.token_file
     scripts = SCRIPTS + (fleet.scripts if fleet else ())
     units = UNITS + (fleet.units if fleet else ())
     files = [
@@ -135,15 +150,24 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
     ]
     files += [_file(f"/etc/systemd/system/{name}", (USERDATA_DIR / name).read_text(), "0644") for name in units]
     files.append(_file(f"{LIB_DIR}/python/{GUARD_FILE}", (USERDATA_DIR / GUARD_FILE).read_text(), "0644"))
+    runcmd = [
+        ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR],
+        ["systemctl", "daemon-reload"],
+        # --no-block: cloud-init must finish while the install and download run for minutes.
+        ["systemctl", "enable", "--now", "--no-block", SERVICE, *(fleet.units if fleet else ())],
+    ]
+    if metrics is not None:
+        files.append(_file(metrics.config_path, yaml.safe_dump(metrics.config, sort_keys=False), "0644"))
+        runcmd += [
+            # The agent refuses a configuration whose token file is missing: an empty one until the boot writes
+            # the key into it (fetch-secrets.sh); the scrape reads the file on every request.
+            ["install", "-m", "0600", "/dev/null", metrics.token_file],
+            metrics.install,
+        ]
     return {
         "users": ["default", {"name": "vllm", "system": True, "homedir": STATE_DIR, "shell": "/usr/sbin/nologin"}],
         "write_files": files,
-        "runcmd": [
-            ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR],
-            ["systemctl", "daemon-reload"],
-            # --no-block: cloud-init must finish while the install and download run for minutes.
-            ["systemctl", "enable", "--now", "--no-block", SERVICE, *(fleet.units if fleet else ())],
-        ],
+        "runcmd": runcmd,
     }
 
 
@@ -158,8 +182,8 @@ _Dumper.add_representer(
 
 
 def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
-                      fleet: FleetBoot | None = None) -> str:
-    config = cloud_config(server, store, local_nvme, fleet)
+                      fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None) -> str:
+    config = cloud_config(server, store, local_nvme, fleet, metrics)
     return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
@@ -195,6 +219,6 @@ def declared_user_data(resource: dict[str, Any]) -> str | None:
         return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
     if resource["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
         return gzip.decompress(base64.b64decode(inputs["userData"])).decode()
-    if resource["type"] == "gcp:compute/instance:Instance":
+    if resource["type"] in ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate"):
         return inputs["metadata"]["user-data"]
     return None

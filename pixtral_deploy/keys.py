@@ -196,6 +196,11 @@ CONFIG_KEYS: tuple[Key, ...] = (
         shown_default="unset (required for `keda`)"),
     Key("sharedCache", Boolean(), False, "One `ReadWriteMany` model cache for every pod (EFS, Filestore, ...) instead "
         "of a `ReadWriteOnce` cache per pod; pods then roll out with a surge pod first.", targets=KUBERNETES_TARGETS),
+    Key("zones", StringList(Text(r"[a-z]+-[a-z]+[0-9]+-[a-z]", "a Compute Engine zone such as us-central1-a"),
+                            "at least one zone"), None,
+        "Zones of a fleet's regional instance group, all in one region; those that do not offer the GPU are left "
+        "out, and a list with none that does is refused.", targets=("gcp",),
+        shown_default="the zones of gcp:zone's region that offer the GPU"),
     Key("internal", Boolean(), False, "The fleet's load balancer gets no public address (reachable from the VPC "
         "only).", targets=VM_TARGETS),
 )

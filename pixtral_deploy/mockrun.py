@@ -32,7 +32,10 @@ MOCK_INSTANCE_ID = "i-0123456789abcdef0"
 MOCK_ACCOUNT = "123456789012"
 MOCK_ALB_DNS_NAME = "pixtral-0123456789.us-east-1.elb.amazonaws.com"
 # What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
-MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID, f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME)
+MOCK_LB_ADDRESS = "198.51.100.20"
+MOCK_INTERNAL_ADDRESS = "10.128.0.50"
+MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_ADDRESS, MOCK_INTERNAL_ADDRESS, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID,
+                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME)
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -223,6 +226,12 @@ def _mock_arn(type_: str, region: str, name: str, resource_id: str) -> str:
     return f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter/{name.lstrip('/')}"
 
 
+def _gcp_link(inputs: dict[str, Any], collection: str, name: str) -> str:
+    where = f"regions/{inputs['region']}" if inputs.get("region") else "global"
+    return (f"https://www.googleapis.com/compute/v1/projects/{inputs.get('project', MOCK_GCP_PROJECT)}/{where}/"
+            f"{collection}/{name}")
+
+
 def _make_mocks(config: dict[str, str], run: ProgramRun,
                 options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
@@ -269,7 +278,12 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 where = "global/" if kind == "networks" else ""
                 outputs.update(selfLink=f"projects/{inputs.get('project')}/{where}{kind}/{args.name}")
             elif args.typ == "gcp:compute/address:Address":
-                outputs.update(address=MOCK_PUBLIC_IP)
+                outputs.update(address=MOCK_INTERNAL_ADDRESS if inputs.get("addressType") == "INTERNAL"
+                               else MOCK_PUBLIC_IP)
+            elif args.typ == "gcp:compute/globalAddress:GlobalAddress":
+                outputs.update(address=MOCK_LB_ADDRESS)
+            elif args.typ == "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager":
+                outputs.update(instanceGroup=f"{_gcp_link(inputs, 'instanceGroups', args.name)}")
             elif args.typ == "gcp:serviceaccount/account:Account":
                 outputs.update(email=f"{inputs['accountId']}@{inputs.get('project', 'p')}.iam.gserviceaccount.com")
             elif args.typ == "aws:eks/cluster:Cluster":
@@ -283,6 +297,11 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             if args.typ == "kubernetes:core/v1:Service":
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
             outputs.setdefault("name", args.name)
+            if args.typ.startswith("gcp:compute/"):
+                # Compute Engine names every resource by a link; templates also by one that pins their version.
+                collection = args.typ.split(":")[-1][0].lower() + args.typ.split(":")[-1][1:] + "s"
+                outputs.setdefault("selfLink", _gcp_link(inputs, collection, outputs["name"]))
+                outputs.setdefault("selfLinkUnique", f"{outputs['selfLink']}?uniqueId=1234567890")
             options = options_by_resource.pop((args.typ, args.name), {})
             parent = options.pop("parent", None)
             run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import GPUS, MACHINE_TYPES, MODELS, has_local_nvme, machine_types_for
+from .catalog import GPUS, MACHINE_TYPES, MODELS, gpu_zones, has_local_nvme, machine_types_for, region_of
 from .cloudinit import USER_DATA_LIMIT_BYTES, compressed_size
 from .errors import ConfigError
 from .keys import (
@@ -43,7 +43,7 @@ _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
 
 # The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
 # Kubernetes: autoscaling); the others refuse those settings instead of ignoring them.
-FLEET_TARGETS: tuple[str, ...] = ("aws", "kubernetes", "eks", "gke")
+FLEET_TARGETS: tuple[str, ...] = ("aws", "gcp", "kubernetes", "eks", "gke")
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,15 @@ class GcpSettings:
     # The user's VPC network and subnetwork; None: the stack makes its own.
     network: str | None = None
     subnetwork: str | None = None
+    # A fleet's zones as the user listed them (pixtral:zones); empty: derived from gcp:zone's region.
+    zones: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.subnetwork and not self.network:
             raise setting_error("subnetwork", self.subnetwork, "a subnetwork of pixtral:network: set "
                                 "pixtral:network too (the firewall rules go on the network)")
+        self._check_zones()
+        self._check_candidates()
         known = MACHINE_TYPES.get(self.machine_type)
         if known is not None and known.cloud != "gcp":
             raise setting_error("machineType", self.machine_type, "a Compute Engine machine type, e.g. g2-standard-24")
@@ -82,6 +86,37 @@ class GcpSettings:
                 f"pixtral:machineType {self.machine_type} comes with {known.gpu_count}x {known.gpu}; "
                 f"pixtral:acceleratorType/acceleratorCount say {self.accelerator_count}x {self.accelerator_type}. "
                 "Set them to match, or pick another machine type")
+
+    def _check_candidates(self) -> None:
+        """A fleet's group runs one instance template, whose attached GPUs are fixed: every candidate type must carry
+        the same GPU (the group's instance flexibility changes the machine type only)."""
+        for name in self.machine_types:
+            known = MACHINE_TYPES.get(name)
+            if known is not None and known.accelerators_built_in and known.gpu != self.accelerator_type:
+                raise setting_error("machineTypes", list(self.machine_types),
+                                    f"candidates with the same GPU: {self.machine_types[0]} has "
+                                    f"{self.accelerator_type}, {name} has {known.gpu}")
+
+    def _check_zones(self) -> None:
+        if not self.zones:
+            return
+        regions = sorted({region_of(zone) for zone in self.zones})
+        if len(regions) > 1:
+            raise setting_error("zones", list(self.zones), "zones of one region (a regional managed instance group "
+                                f"spans one region); found {', '.join(regions)}")
+        offered = gpu_zones(self.accelerator_type, regions[0])
+        if offered is not None and not set(self.zones) & set(offered):
+            raise setting_error("zones", list(self.zones), f"at least one zone that offers {self.accelerator_type}; "
+                                f"in {regions[0]} those are {', '.join(offered)}")
+
+    def fleet_zones(self, zone: str) -> tuple[str, ...]:
+        """Where a fleet's regional group places replicas: the listed zones that offer the GPU, else every zone of
+        gcp:zone's region that does, else gcp:zone alone (a region the catalog does not know)."""
+        region = region_of(self.zones[0] if self.zones else zone)
+        offered = gpu_zones(self.accelerator_type, region)
+        if self.zones:
+            return tuple(z for z in self.zones if offered is None or z in offered)
+        return offered or (zone,)
 
 
 @dataclass(frozen=True)
@@ -161,6 +196,11 @@ class Deployment:
             self._check_user_data_fits()
         if self.aws is not None and self.target == "aws" and self.scaling.is_fleet:
             self._check_aws_fleet(self.aws)
+        if self.target == "gcp" and self.scaling.autoscale is not None:
+            _check_gcp_autoscale(self.scaling.autoscale)
+        if self.gcp is not None and self.gcp.zones and not self.scaling.is_fleet:
+            raise setting_error("zones", list(self.gcp.zones), "no zones for one VM (it runs in gcp:zone); zones "
+                                "apply to a fleet (pixtral:replicas above 1, or pixtral:autoscale)")
         kubernetes = self.kubernetes
         if kubernetes is None:
             return
@@ -232,6 +272,17 @@ class Deployment:
 
     def describe(self) -> str:
         return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
+
+
+# The GCP autoscaler's scale-in control window (time_window_sec) takes 60 to 3600 seconds.
+GCP_SCALE_IN_WINDOW_SECONDS = (60, 3600)
+
+
+def _check_gcp_autoscale(autoscale) -> None:
+    low, high = GCP_SCALE_IN_WINDOW_SECONDS
+    if not low <= autoscale.downscale_delay_seconds <= high:
+        raise ConfigError(f"pixtral:autoscale: downscaleDelaySeconds={autoscale.downscale_delay_seconds} is not "
+                          f"allowed on target gcp; expected {low} to {high} (the autoscaler's scale-in window)")
 
 
 @dataclass(frozen=True)
@@ -339,6 +390,7 @@ def _gcp_settings(settings: Settings) -> GcpSettings:
         machine_types=candidates,
         network=settings["network"],
         subnetwork=settings["subnetwork"],
+        zones=settings["zones"] or (),
     )
 
 
@@ -471,6 +523,15 @@ def _internal_fleet_warning(target: str, scaling: Scaling) -> list[str]:
     return []
 
 
+def _zones_left_out(gcp: GcpSettings | None) -> list[str]:
+    if gcp is None or not gcp.zones:
+        return []
+    kept = gcp.fleet_zones(gcp.zones[0])
+    left_out = [zone for zone in gcp.zones if zone not in kept]
+    return [f"pixtral:zones: {', '.join(left_out)} do not offer {gcp.accelerator_type}; the fleet uses "
+            f"{', '.join(kept)}"] if left_out else []
+
+
 def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> Deployment:
     """Validate every `pixtral:*` key (namespace stripped) and derive the deployment; `other_errors` (settings of
     other namespaces found wrong) are reported together with any bad key."""
@@ -497,7 +558,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gcp=gcp,
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
-        warnings=tuple(warnings + _open_to_everyone_warnings(cidrs, kubernetes)
+        warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)
                        + _internal_fleet_warning(target, scaling)),
     )
 

@@ -66,9 +66,10 @@ SUMMARIES: dict[str, Fields] = {
     "gcp:compute/instance:Instance": fields("machineType", "zone", "guestAccelerators", "scheduling",
                                             "bootDisk.initializeParams", "serviceAccount",
                                             "networkInterfaces.*.accessConfigs", "tags", "shieldedInstanceConfig"),
-    "gcp:compute/address:Address": fields("region", "addressType", "networkTier"),
+    "gcp:compute/address:Address": fields("region", "addressType", "networkTier", "purpose", "subnetwork"),
     "gcp:compute/network:Network": fields("autoCreateSubnetworks"),
-    "gcp:compute/subnetwork:Subnetwork": fields("region", "ipCidrRange", "privateIpGoogleAccess", "logConfig"),
+    "gcp:compute/subnetwork:Subnetwork": fields("region", "ipCidrRange", "purpose", "role", "network",
+                                                "privateIpGoogleAccess", "logConfig"),
     "gcp:compute/firewall:Firewall": fields("direction", "allows", "sourceRanges", "targetTags", "network"),
     "gcp:secretmanager/secret:Secret": fields("secretId", "replication"),
     "gcp:secretmanager/secretVersion:SecretVersion": fields("!secretData"),
@@ -85,6 +86,33 @@ SUMMARIES: dict[str, Fields] = {
                                               "nodeConfig.diskSizeGb", "nodeConfig.diskType",
                                               "nodeConfig.workloadMetadataConfig", "nodeConfig.oauthScopes",
                                               "nodeConfig.serviceAccount"),
+    # GCP fleet
+    "gcp:compute/instanceTemplate:InstanceTemplate": fields(
+        "machineType", "guestAccelerators", "scheduling", "disks.*.diskType", "disks.*.diskSizeGb", "serviceAccount",
+        "networkInterfaces.*.accessConfigs", "tags", "labels.capacity"),
+    "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager": fields(
+        "region", "targetSize", "distributionPolicyZones", "distributionPolicyTargetShape", "autoHealingPolicies",
+        "updatePolicy", "instanceFlexibilityPolicy", "namedPorts"),
+    "gcp:compute/regionAutoscaler:RegionAutoscaler": fields("autoscalingPolicy"),
+    "gcp:compute/healthCheck:HealthCheck": fields("httpHealthCheck", "checkIntervalSec", "unhealthyThreshold"),
+    "gcp:compute/regionHealthCheck:RegionHealthCheck": fields("region", "httpHealthCheck", "checkIntervalSec",
+                                                              "unhealthyThreshold"),
+    "gcp:compute/backendService:BackendService": fields(
+        "loadBalancingScheme", "localityLbPolicy", "timeoutSec", "connectionDrainingTimeoutSec",
+        "backends.*.balancingMode", "backends.*.maxRatePerInstance", "securityPolicy"),
+    "gcp:compute/regionBackendService:RegionBackendService": fields(
+        "region", "loadBalancingScheme", "localityLbPolicy", "timeoutSec", "connectionDrainingTimeoutSec",
+        "backends.*.balancingMode", "backends.*.maxRatePerInstance", "securityPolicy"),
+    "gcp:compute/securityPolicy:SecurityPolicy": fields("type", "rules"),
+    "gcp:compute/regionSecurityPolicy:RegionSecurityPolicy": fields("region", "type", "rules"),
+    "gcp:compute/globalAddress:GlobalAddress": fields("addressType", "ipVersion"),
+    "gcp:compute/globalForwardingRule:GlobalForwardingRule": fields("loadBalancingScheme", "ipProtocol", "portRange"),
+    "gcp:compute/forwardingRule:ForwardingRule": fields("region", "loadBalancingScheme", "ipProtocol", "portRange",
+                                                        "network", "subnetwork"),
+    "gcp:compute/targetHttpProxy:TargetHttpProxy": fields("urlMap"),
+    "gcp:compute/regionTargetHttpProxy:RegionTargetHttpProxy": fields("region", "urlMap"),
+    "gcp:compute/uRLMap:URLMap": fields("defaultService"),
+    "gcp:compute/regionUrlMap:RegionUrlMap": fields("region", "defaultService"),
     # Kubernetes
     "pulumi:providers:kubernetes": fields("kubeconfig.users.*.user.exec.command", "context", "namespace",
                                           otherwise="kubeconfig=the ambient one (KUBECONFIG or ~/.kube/config), "

@@ -15,6 +15,12 @@ from dataclasses import asdict, dataclass
 from . import status_codes
 from .target import TargetError, stack_outputs
 
+EXIT_CODES = {
+    status_codes.SUCCESS: "the replicas were listed (none too, while a fleet scales from zero)",
+    status_codes.USAGE_ERROR: "the platform's CLI (gcloud) is missing or failed, or the stack's outputs name no "
+                              "replicas",
+}
+
 # The module that lists a target's replicas; a target without one has no `status` yet.
 PLATFORM_MODULES = {"aws": "status_aws", "gcp": "status_gcp", "kubernetes": "status_kubernetes",
                     "eks": "status_kubernetes", "gke": "status_kubernetes"}

@@ -54,8 +54,9 @@ def resources_of(run: dict, type_: str) -> list[dict]:
 
 
 def vm_user_data(run: dict) -> str:
-    """The plain cloud-config of the one VM a program run declares."""
-    (document,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
+    """The plain cloud-config of the one VM a program run declares, or the one every template of a fleet shares
+    (a fleet's standard and Spot templates boot the same document)."""
+    (document,) = {declared_user_data(r) for r in run["resources"] if declared_user_data(r)}
     return document
 
 

@@ -206,8 +206,12 @@ def test_storage_settings_of_every_shipped_vm_stack():
                     resources_of(run, LAUNCH_TEMPLATE)[0]["inputs"]["blockDeviceMappings"][0]["ebs"])
             assert (disk["volumeType"], disk["throughput"], disk["iops"]) == ("gp3", 1000, 6000)
         elif target_of(stack) == "gcp":
-            (instance,) = resources_of(run, "gcp:compute/instance:Instance")
-            assert instance["inputs"]["bootDisk"]["initializeParams"]["type"] == "pd-ssd"
+            instances = resources_of(run, "gcp:compute/instance:Instance")
+            templates = resources_of(run, "gcp:compute/instanceTemplate:InstanceTemplate")  # a fleet's
+            assert len(instances) + len(templates) >= 1
+            disk_types = [i["inputs"]["bootDisk"]["initializeParams"]["type"] for i in instances]
+            disk_types += [disk["diskType"] for t in templates for disk in t["inputs"]["disks"] if disk.get("boot")]
+            assert set(disk_types) == {"pd-ssd"}, disk_types
         else:
             continue
         files = vm_files(run)

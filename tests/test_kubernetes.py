@@ -70,7 +70,8 @@ def test_pod_and_vm_get_identical_vllm_arguments_for_the_same_server(stack, vm_s
     pod_args = _container(run_stack(stack, shared))["args"]
     vm_settings = {k: v for k, v in shared.items() if k != "pixtral:gpusPerReplica"}
     vm_run = run_stack(vm_stack, vm_settings)
-    (user_data,) = [declared_user_data(r) for r in vm_run["resources"] if declared_user_data(r)]
+    # A fleet's templates (standard and Spot) boot one document.
+    (user_data,) = {declared_user_data(r) for r in vm_run["resources"] if declared_user_data(r)}
     (args_file,) = [f for f in yaml.safe_load(user_data)["write_files"] if f["path"] == "/etc/pixtral/vllm.args"]
     assert args_file["content"].splitlines() == pod_args
 

@@ -14,6 +14,10 @@ AWS = [s for s in STACKS if target_of(s) == "aws"]
 # One VM per stack (a fleet's replicas are checked through its launch template in tests/test_aws_fleet.py).
 AWS_VMS = [s for s in AWS if resources_of(run_stack(s), "aws:ec2/instance:Instance")]
 GCP = [s for s in STACKS if target_of(s) == "gcp"]
+# One VM (replicas 1, no autoscale); the fleet's own checks are in test_gcp_fleet.py.
+GCP_VM = [s for s in GCP if resources_of(run_stack(s), "gcp:compute/instance:Instance")]
+# What a GCP replica boots from: the VM itself, or each instance template of a fleet.
+GCP_MACHINES = ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate")
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -65,12 +69,16 @@ def test_aws_spot_keeps_the_disk_through_interruptions(stack):
 @pytest.mark.parametrize("stack", GCP)
 def test_gcp_gpu_vm_terminates_on_host_maintenance(stack):
     for spot in ("false", "true"):
-        (instance,) = resources_of(run_stack(stack, {"pixtral:spot": spot}), "gcp:compute/instance:Instance")
-        assert instance["inputs"]["scheduling"]["onHostMaintenance"] == "TERMINATE"
-        assert instance["inputs"]["guestAccelerators"][0]["type"] == "nvidia-l4"
+        run = run_stack(stack, {"pixtral:spot": spot} if spot == "true" else
+                        {"pixtral:spot": spot, "pixtral:onDemandBaseReplicas": "0"})
+        machines = [r for r in run["resources"] if r["type"] in GCP_MACHINES]
+        assert machines, run["error"]
+        for machine in machines:
+            assert machine["inputs"]["scheduling"]["onHostMaintenance"] == "TERMINATE"
+            assert machine["inputs"]["guestAccelerators"][0]["type"] == "nvidia-l4"
 
 
-@pytest.mark.parametrize("stack", GCP)
+@pytest.mark.parametrize("stack", GCP_VM)
 def test_gcp_firewall_opens_only_the_api_port_to_allowed_cidrs(stack):
     run = run_stack(stack, {"pixtral:allowedCidrs": '["198.51.100.0/24", "2001:db8::/32"]'})
     walls = resources_of(run, "gcp:compute/firewall:Firewall")

@@ -27,9 +27,20 @@ HF_TOKEN = "hf_version_one_0123456789abcdef"
 SECRETS = {"pixtral:apiKey": API_KEY, "pixtral:hfToken": HF_TOKEN}
 
 
+def _machines(run: dict) -> list[dict]:
+    """The VM, or each instance template of a fleet."""
+    machines = [r for r in run["resources"] if declared_user_data(r)]
+    assert machines, run["error"]
+    return machines
+
+
 def _instance(run: dict) -> dict:
-    (instance,) = [r for r in run["resources"] if declared_user_data(r)]
+    (instance,) = _machines(run)
     return instance
+
+
+def _is_fleet(run: dict) -> bool:
+    return any(r["type"] == "gcp:compute/instanceTemplate:InstanceTemplate" for r in run["resources"])
 
 
 @pytest.mark.parametrize("stack", VM_STACKS)
@@ -37,6 +48,14 @@ def test_a_changed_setting_replaces_the_vm_with_one_that_boots_it(stack):
     before, after = run_stack(stack), run_stack(stack, {"pixtral:maxModelLen": "16384"})
     assert "16384" in vm_files(after)["/etc/pixtral/vllm.args"]
     assert vm_user_data(before) != vm_user_data(after)
+    if _is_fleet(after):
+        # A template cannot change in place: the provider replaces it (create first, since the groups use it) and
+        # each group rolls its replicas onto the new one, new ones first.
+        for template in _machines(after):
+            assert not template["options"].get("deleteBeforeReplace"), "the groups still reference the old one"
+        for group in resources_of(after, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"):
+            assert group["inputs"]["updatePolicy"]["type"] == "PROACTIVE"
+        return
     instance = _instance(after)
     if instance["type"] == LAUNCH_TEMPLATE:
         # A fleet: the changed template is a new version, and the group rolls replicas onto it, new ones first.
@@ -134,17 +153,23 @@ def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack,
 IMAGE_SETTING = {"aws": ("pixtral:amiId", "ami-0fedcba9876543210", "ami"),
                  "gcp": ("pixtral:image", "projects/my-project/global/images/my-dlvm",
                          "bootDisk.initializeParams.image")}
+TEMPLATE_IMAGE = "disks[0].sourceImage"
 
 
 @pytest.mark.parametrize("stack", VM_STACKS)
 def test_a_newer_published_image_does_not_replace_a_serving_vm(stack):
     key, chosen, path = IMAGE_SETTING[target_of(stack)]
-    carrier = _instance(run_stack(stack))
-    if carrier["type"] == LAUNCH_TEMPLATE:
-        path = "imageId"  # a fleet: the launch template's image (replicas roll by instance refresh)
+
+    def image_path(machine: dict) -> str:
+        # A fleet: the template's image (replicas roll by instance refresh / rolling update).
+        return {LAUNCH_TEMPLATE: "imageId"}.get(machine["type"], TEMPLATE_IMAGE if machine["type"].endswith(
+            "InstanceTemplate") else path)
+
     # Looked up (newest DLAMI / DLVM family): fixed at creation, ignored on later runs.
-    assert path in carrier["options"].get("ignoreChanges", [])
+    for machine in _machines(run_stack(stack)):
+        assert image_path(machine) in machine["options"].get("ignoreChanges", [])
     # Chosen by the user: a new value must take effect, so it is not ignored.
-    pinned = _instance(run_stack(stack, {key: chosen}))
-    assert path not in pinned["options"].get("ignoreChanges", [])
-    assert chosen in json.dumps(pinned["inputs"])
+    for pinned in _machines(run_stack(stack, {key: chosen})):
+        where = image_path(pinned)
+        assert where not in pinned["options"].get("ignoreChanges", [])
+        assert chosen in json.dumps(pinned["inputs"])

@@ -44,4 +44,10 @@ if [ -n "${PIXTRAL_HF_TOKEN_SECRET:-}" ]; then
   env_line HF_TOKEN "$hf_token" >>"$tmp"
 fi
 mv "$tmp" "$secrets_file"
+# A metrics agent scraping /metrics for an autoscaler sends the key as its Bearer token, read from this file.
+if [ -n "${PIXTRAL_METRICS_TOKEN_FILE:-}" ]; then
+  token_tmp=$(mktemp "$PIXTRAL_METRICS_TOKEN_FILE.XXXXXX")
+  printf '%s' "$api_key" >"$token_tmp"
+  mv "$token_tmp" "$PIXTRAL_METRICS_TOKEN_FILE"
+fi
 phase secrets end

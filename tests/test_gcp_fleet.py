@@ -1,0 +1,341 @@
+"""Pixtral as a service on GCP (stack gcp-fleet): what `pulumi up` declares, run through the real program."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+import yaml
+from conftest import environment_file, required_tool, resources_of, run_stack, vm_files, vm_user_data
+from test_vm_updates import _fake_store_cli
+
+from components.gcp_fleet import GOOGLE_LB_RANGES, LB_UTILIZATION_TARGET, PROXY_ONLY_SUBNET_RANGE
+from pixtral_deploy.catalog import GPU_ZONES
+from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds, slowest_cold_start
+from pixtral_deploy.ops_agent import METRICS_TOKEN_FILE, OPS_AGENT_CONFIG, QUEUE_METRIC
+from pixtral_deploy.spec import load_deployment
+
+STACK = "gcp-fleet"
+GROUP = "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"
+TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
+AUTOSCALER = "gcp:compute/regionAutoscaler:RegionAutoscaler"
+BACKEND = "gcp:compute/backendService:BackendService"
+FIREWALL = "gcp:compute/firewall:Firewall"
+HEALTH_CHECK = "gcp:compute/healthCheck:HealthCheck"
+NARROW = ["198.51.100.0/24", "2001:db8::/32"]
+
+
+def _ok(stack: str = STACK, settings: dict | None = None) -> dict:
+    run = run_stack(stack, settings)
+    assert run["error"] is None, run["error"]
+    return run
+
+
+def _groups(run: dict) -> dict[str, dict]:
+    """Each group's inputs by capacity (the template it runs says standard or Spot)."""
+    templates = {t["outputs"]["selfLinkUnique"]: t for t in resources_of(run, TEMPLATE)}
+    groups = {}
+    for group in resources_of(run, GROUP):
+        template = templates[group["inputs"]["versions"][0]["instanceTemplate"]]
+        groups[template["inputs"]["labels"]["capacity"]] = {**group["inputs"], "template": template["inputs"]}
+    return groups
+
+
+def _autoscalers(run: dict) -> dict[str, dict]:
+    """Each autoscaler's policy by the capacity of the group it drives."""
+    by_group = {f"{g['name']}-id": capacity for capacity, g in
+                ((g["inputs"]["baseInstanceName"].rsplit("-", 1)[1], g) for g in resources_of(run, GROUP))}
+    return {by_group[a["inputs"]["target"]]: a["inputs"]["autoscalingPolicy"] for a in resources_of(run, AUTOSCALER)}
+
+
+def _deployment(run: dict):
+    return load_deployment({k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")})
+
+
+def _shape(run: dict) -> list[tuple[str, str]]:
+    return sorted((r["type"], r["name"]) for r in run["resources"])
+
+
+def test_one_replica_keeps_the_single_vm():
+    run = _ok("gcp")
+    assert resources_of(run, "gcp:compute/instance:Instance") and not resources_of(run, GROUP)
+
+
+@pytest.mark.parametrize("settings", [
+    ({"pixtral:replicas": "2"}, {"pixtral:replicas": "50"}),
+    ({"pixtral:autoscale": '{"minReplicas": 2, "maxReplicas": 2, "targetQpsPerReplica": 2}'},
+     {"pixtral:autoscale": '{"minReplicas": 2, "maxReplicas": 50, "targetQpsPerReplica": 2}'}),
+], ids=["fixed", "autoscaled"])
+def test_two_and_fifty_replicas_declare_the_same_resources(settings):
+    small, large = (_ok(STACK, {"pixtral:spot": "false", "pixtral:onDemandBaseReplicas": "0",
+                                **({"pixtral:autoscale": ""} if "pixtral:replicas" in s else {}), **s})
+                    for s in settings)
+    assert _shape(small) == _shape(large)
+    assert len(resources_of(large, GROUP)) == 1
+
+
+def test_autoscaled_spot_fleet_keeps_the_on_demand_base_and_scales_the_rest_on_spot():
+    run = _ok()  # the stack: autoscale 1-4, spot, onDemandBaseReplicas 1
+    groups = _groups(run)
+    assert set(groups) == {"standard", "spot"}
+    assert groups["standard"]["targetSize"] == 1, "the on-demand base is fixed"
+    assert "provisioningModel" not in groups["standard"]["template"]["scheduling"]
+    assert groups["spot"]["template"]["scheduling"]["provisioningModel"] == "SPOT"
+    assert "targetSize" not in groups["spot"], "the autoscaler owns the Spot group's size"
+    policies = _autoscalers(run)
+    assert set(policies) == {"spot"}, "the base group is not autoscaled"
+    assert (policies["spot"]["minReplicas"], policies["spot"]["maxReplicas"]) == (0, 3)
+    for group in groups.values():
+        assert group["template"]["scheduling"]["onHostMaintenance"] == "TERMINATE"
+
+
+def test_fixed_spot_fleet_splits_base_and_spot():
+    run = _ok("gcp", {"pixtral:replicas": "5", "pixtral:spot": "true", "pixtral:onDemandBaseReplicas": "2"})
+    groups = _groups(run)
+    assert (groups["standard"]["targetSize"], groups["spot"]["targetSize"]) == (2, 3)
+    assert not resources_of(run, AUTOSCALER)
+
+
+def test_without_spot_every_replica_is_standard():
+    run = _ok(STACK, {"pixtral:spot": "false", "pixtral:onDemandBaseReplicas": "0"})
+    groups = _groups(run)
+    assert set(groups) == {"standard"}
+    assert groups["standard"]["template"]["scheduling"].get("provisioningModel") in (None, "STANDARD")
+    assert (_autoscalers(run)["standard"]["minReplicas"], _autoscalers(run)["standard"]["maxReplicas"]) == (1, 4)
+
+
+def test_health_check_is_vllms_health_on_the_api_port():
+    run = _ok(STACK, {"pixtral:port": "9000"})
+    (check,) = resources_of(run, HEALTH_CHECK)
+    assert check["inputs"]["httpHealthCheck"] == {"port": 9000, "requestPath": "/health"}
+    (backend,) = resources_of(run, BACKEND)
+    assert backend["inputs"]["healthChecks"] == f"{check['name']}-id"
+    for group in _groups(run).values():
+        assert group["namedPorts"] == [{"name": backend["inputs"]["portName"], "port": 9000}]
+        assert group["autoHealingPolicies"]["healthCheck"] == f"{check['name']}-id"
+    assert run["outputs"]["endpoint"] == "http://198.51.100.20:9000"
+
+
+def test_autohealing_waits_for_the_cold_start():
+    run = _ok()
+    deployment = _deployment(run)
+    estimate = slowest_cold_start(deployment)
+    for group in _groups(run).values():
+        delay = group["autoHealingPolicies"]["initialDelaySec"]
+        assert delay == health_grace_seconds(deployment)
+        assert delay >= 2 * estimate.total, f"{delay} s would recreate replicas still loading ({estimate.total:.0f} s)"
+        assert delay > 300, "never the platform's default of a few minutes"
+
+
+def test_updates_add_new_replicas_before_removing_old_ones():
+    run = _ok()
+    for group in _groups(run).values():
+        policy = group["updatePolicy"]
+        assert policy["type"] == "PROACTIVE" and policy["maxUnavailableFixed"] == 0
+        assert policy["maxSurgeFixed"] >= max(1, len(group["distributionPolicyZones"]))
+    for template in resources_of(run, TEMPLATE):
+        assert not template["options"].get("deleteBeforeReplace")
+
+
+def test_replicas_take_the_api_port_only_from_googles_load_balancer_ranges():
+    run = _ok(STACK, {"pixtral:allowedCidrs": json.dumps(NARROW)})
+    (wall,) = resources_of(run, FIREWALL)
+    assert sorted(wall["inputs"]["sourceRanges"]) == sorted(GOOGLE_LB_RANGES)
+    assert wall["inputs"]["allows"] == [{"protocol": "tcp", "ports": ["8081"]}]
+    for template in resources_of(run, TEMPLATE):
+        assert set(wall["inputs"]["targetTags"]) <= set(template["inputs"]["tags"])
+
+
+def test_allowed_cidrs_are_enforced_by_cloud_armor_at_the_load_balancer():
+    cidrs = [f"198.51.{i}.0/24" for i in range(11)] + ["2001:db8::/32"]
+    run = _ok(STACK, {"pixtral:allowedCidrs": json.dumps(cidrs)})
+    (policy,) = resources_of(run, "gcp:compute/securityPolicy:SecurityPolicy")
+    rules = sorted(policy["inputs"]["rules"], key=lambda rule: rule["priority"])
+    allowed = [c for rule in rules if rule["action"] == "allow" for c in rule["match"]["config"]["srcIpRanges"]]
+    assert sorted(allowed) == sorted(cidrs)
+    assert rules[-1]["action"].startswith("deny") and rules[-1]["match"]["config"]["srcIpRanges"] == ["*"]
+    assert rules[-1]["priority"] == 2147483647, "the default rule denies"
+    (backend,) = resources_of(run, BACKEND)
+    assert backend["inputs"]["securityPolicy"] == policy["outputs"]["selfLink"]
+    # Everyone allowed: no policy to pay for.
+    assert not resources_of(_ok(), "gcp:compute/securityPolicy:SecurityPolicy")
+
+
+def test_internal_load_balancer_has_an_internal_scheme_and_no_public_address():
+    run = _ok(STACK, {"pixtral:internal": "true"})
+    types = {r["type"] for r in run["resources"]}
+    public = {"gcp:compute/globalAddress:GlobalAddress", "gcp:compute/globalForwardingRule:GlobalForwardingRule",
+              BACKEND}
+    assert not types & public
+    (address,) = resources_of(run, "gcp:compute/address:Address")
+    assert address["inputs"]["addressType"] == "INTERNAL"
+    (rule,) = resources_of(run, "gcp:compute/forwardingRule:ForwardingRule")
+    (backend,) = resources_of(run, "gcp:compute/regionBackendService:RegionBackendService")
+    assert rule["inputs"]["loadBalancingScheme"] == backend["inputs"]["loadBalancingScheme"] == "INTERNAL_MANAGED"
+    assert run["outputs"]["endpoint"].startswith("http://10."), run["outputs"]["endpoint"]
+    (wall,) = resources_of(run, FIREWALL)
+    assert sorted(wall["inputs"]["sourceRanges"]) == sorted(GOOGLE_LB_RANGES + (PROXY_ONLY_SUBNET_RANGE,))
+
+
+def test_external_load_balancer_balances_on_least_requests_and_never_cuts_a_long_answer():
+    run = _ok()
+    (backend,) = resources_of(run, BACKEND)
+    inputs = backend["inputs"]
+    assert inputs["loadBalancingScheme"] == "EXTERNAL_MANAGED" and inputs["localityLbPolicy"] == "LEAST_REQUEST"
+    generation = long_generation_seconds(_deployment(run).server)
+    assert inputs["timeoutSec"] == generation >= 32768 / 10
+    assert inputs["connectionDrainingTimeoutSec"] == min(generation, 3600)
+    (rule,) = resources_of(run, "gcp:compute/globalForwardingRule:GlobalForwardingRule")
+    assert rule["inputs"]["portRange"] == "8081"
+    groups = {g["outputs"]["instanceGroup"] for g in resources_of(run, GROUP)}
+    assert {entry["group"] for entry in inputs["backends"]} == groups and len(groups) == 2
+
+
+def test_autoscaler_numbers_follow_from_the_targets():
+    autoscale = {"minReplicas": 2, "maxReplicas": 6, "targetQpsPerReplica": 1.5, "upscaleDelaySeconds": 900,
+                 "downscaleDelaySeconds": 1800}
+    run = _ok(STACK, {"pixtral:autoscale": json.dumps(autoscale)})
+    policy = _autoscalers(run)["spot"]
+    assert (policy["minReplicas"], policy["maxReplicas"]) == (1, 5), "the base replica is outside the Spot range"
+    (backend,) = resources_of(run, BACKEND)
+    for entry in backend["inputs"]["backends"]:
+        assert entry["balancingMode"] == "RATE"
+        # per-instance rate x utilization target = the QPS target per replica
+        assert math.isclose(entry["maxRatePerInstance"] * policy["loadBalancingUtilization"]["target"], 1.5)
+    assert policy["loadBalancingUtilization"]["target"] == LB_UTILIZATION_TARGET
+    assert policy["cooldownPeriod"] == 900
+    assert policy["scaleInControl"] == {"timeWindowSec": 1800, "maxScaledInReplicas": {"fixed": 1}}
+
+
+def test_zones_are_those_of_the_region_that_offer_the_gpu():
+    (group, *_) = _groups(_ok()).values()
+    assert group["distributionPolicyZones"] == list(GPU_ZONES["nvidia-l4"]["us-central1"])
+    run = _ok(STACK, {"pixtral:zones": '["us-central1-b", "us-central1-f"]'})
+    for group in _groups(run).values():
+        assert group["distributionPolicyZones"] == ["us-central1-b"]
+    assert any("us-central1-f do not offer nvidia-l4" in line for line in run["log"])
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"pixtral:autoscale": '{"minReplicas": 3, "maxReplicas": 2, "targetQpsPerReplica": 2}'}, "maxReplicas"),
+    ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2}'}, "exactly one target"),
+    ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQps": 2}'}, "targetQpsPerReplica"),
+    ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQpsPerReplica": 2, '
+                           '"downscaleDelaySeconds": 7200}'}, "downscaleDelaySeconds"),
+    ({"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 2, "targetQueuePerReplica": 0}'}, "targetQueue"),
+    ({"pixtral:zones": '["us-central1-f"]'}, "offers nvidia-l4"),
+    ({"pixtral:onDemandBaseReplicas": "9"}, "at most the 4"),
+    ({"pixtral:machineTypes": '["g2-standard-24", "a2-highgpu-2g"]', "pixtral:machineType": ""}, "same GPU"),
+], ids=["min-above-max", "no-target", "misspelt-target", "gcp-scale-in-window", "queue-target-zero", "zones",
+        "base-above-max", "candidates-with-other-gpus"])
+def test_bad_fleet_settings_are_refused_by_name_before_any_resource(settings, named):
+    run = run_stack(STACK, settings)
+    key = next(iter(settings)).split(":")[1]
+    assert run["error"] and f"pixtral:{key}" in run["error"] and named in run["error"], run["error"]
+    assert run["resources"] == []
+
+
+def test_both_templates_boot_the_single_vms_cloud_init():
+    run = _ok()
+    documents = {t["inputs"]["metadata"]["user-data"] for t in resources_of(run, TEMPLATE)}
+    assert len(documents) == 1 and vm_user_data(run) in documents
+    single = vm_user_data(_ok("gcp"))
+    # The same boot plan as the single VM's, to the secret names (the fleet's stack differs only in its name).
+    assert documents.pop().replace("gcp-fleet", "gcp") == single
+    (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
+    for template in resources_of(run, TEMPLATE):
+        assert template["inputs"]["serviceAccount"]["email"] == account["outputs"]["email"]
+        assert template["inputs"]["disks"][0]["diskType"] == "pd-ssd"
+
+
+def test_outputs_name_the_load_balancer_and_the_groups():
+    outputs = _ok()["outputs"]
+    assert outputs["endpoint"] == f"http://{outputs['address']}:8081"
+    assert outputs["instanceGroups"] == sorted(outputs["instanceGroups"], key=lambda n: "spot" in n)
+    assert len(outputs["instanceGroups"]) == 2 and outputs["region"] == "us-central1"
+
+
+QUEUE = {"pixtral:autoscale": '{"minReplicas": 1, "maxReplicas": 4, "targetQueuePerReplica": 4}'}
+API_KEY = "sk-queue-test-key-0123456789abcdef"
+
+
+def test_queue_target_scales_on_vllms_waiting_requests_per_instance():
+    run = _ok(STACK, QUEUE)
+    policy = _autoscalers(run)["spot"]
+    assert policy["metrics"] == [{"name": QUEUE_METRIC, "target": 4, "type": "GAUGE",
+                                  "filter": 'resource.type = "prometheus_target"'}]
+    assert "loadBalancingUtilization" not in policy
+    # The Ops Agent writes the metric with the replicas' own identity, allowed to write metrics and nothing more.
+    (writer,) = resources_of(run, "gcp:projects/iAMMember:IAMMember")
+    (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
+    assert (writer["inputs"]["role"], writer["inputs"]["member"]) == (
+        "roles/monitoring.metricWriter", f"serviceAccount:{account['outputs']['email']}")
+    assert not resources_of(_ok(), "gcp:projects/iAMMember:IAMMember"), "QPS scaling needs no metric writer"
+
+
+def test_ops_agent_scrapes_vllm_metrics_with_the_key_from_a_root_only_file():
+    run = run_stack(STACK, {**QUEUE, "pixtral:port": "9000"}, secrets={"pixtral:apiKey": API_KEY})
+    files = vm_files(run)
+    config = yaml.safe_load(files[OPS_AGENT_CONFIG])
+    (scrape,) = config["metrics"]["receivers"]["vllm"]["config"]["scrape_configs"]
+    assert scrape["static_configs"] == [{"targets": ["localhost:9000"]}] and scrape["metrics_path"] == "/metrics"
+    assert scrape["authorization"] == {"type": "Bearer", "credentials_file": METRICS_TOKEN_FILE}
+    assert config["metrics"]["service"]["pipelines"]["vllm"]["receivers"] == ["vllm"]
+    (keep,) = scrape["metric_relabel_configs"]
+    assert keep["action"] == "keep" and re.fullmatch(keep["regex"], "vllm:num_requests_waiting")
+    assert API_KEY not in vm_user_data(run)
+    runcmd = yaml.safe_load(vm_user_data(run))["runcmd"]
+    # The agent validates that the token file exists: it is made (empty, root-only) before the agent installs.
+    placeholder = runcmd.index(["install", "-m", "0600", "/dev/null", METRICS_TOKEN_FILE])
+    assert any("google-cloud-ops-agent" in " ".join(cmd) for cmd in runcmd[placeholder + 1:])
+    assert OPS_AGENT_CONFIG not in vm_files(_ok()), "no agent without the queue target"
+
+
+def test_fetch_secrets_writes_the_scrape_token_root_only(tmp_path):
+    run = run_stack(STACK, QUEUE, secrets={"pixtral:apiKey": API_KEY})
+    files = vm_files(run)
+    env = environment_file(files)
+    assert env["PIXTRAL_METRICS_TOKEN_FILE"] == METRICS_TOKEN_FILE
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("pixtral-lib.sh", "fetch-secrets.sh"):
+        (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
+    (version,) = [v["outputs"]["version"] for v in resources_of(run, "gcp:secretmanager/secretVersion:SecretVersion")]
+    fake = _fake_store_cli(tmp_path / "bin", {env["PIXTRAL_API_KEY_SECRET"]: {version: API_KEY}}, "gcloud")
+    token = tmp_path / "metrics-token"
+    env.update({"PIXTRAL_LIB": str(lib), "PIXTRAL_STATE_DIR": str(tmp_path / "state"), "PIXTRAL_RETRY_SECONDS": "0",
+                "PIXTRAL_SECRETS_FILE": str(tmp_path / "secrets.env"), "PIXTRAL_METRICS_TOKEN_FILE": str(token),
+                "PATH": f"{fake}:{os.environ['PATH']}", "HOME": str(tmp_path)})
+    done = subprocess.run(["bash", str(lib / "fetch-secrets.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert token.read_text() == API_KEY, "the Bearer token is the key alone, no newline"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+
+
+def test_queue_template_cloud_init_passes_cloud_inits_own_schema(tmp_path):
+    cloud_init = required_tool("cloud-init", "apt-get install cloud-init")
+    path = tmp_path / "user-data"
+    path.write_text(vm_user_data(_ok(STACK, QUEUE)))
+    done = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0 and "Valid cloud-config" in done.stdout, done.stdout + done.stderr
+
+
+def test_candidate_machine_types_are_the_groups_ranked_choices():
+    candidates = ["g2-standard-8", "g2-standard-16", "g2-standard-12"]
+    run = _ok(STACK, {"pixtral:machineType": "", "pixtral:machineTypes": json.dumps(candidates),
+                      "pixtral:acceleratorCount": "1"})
+    for group in _groups(run).values():
+        selections = group["instanceFlexibilityPolicy"]["instanceSelections"]
+        assert [(s["rank"], s["machineTypes"]) for s in selections] == [(0, ["g2-standard-8"]),
+                                                                        (1, ["g2-standard-16"]),
+                                                                        (2, ["g2-standard-12"])]
+        assert group["template"]["machineType"] == "g2-standard-8"
+    # One L4 holds Pixtral only in fp8: one command line for every candidate.
+    assert "--quantization" in vm_files(run)["/etc/pixtral/vllm.args"]
+    assert "instanceFlexibilityPolicy" not in next(iter(_groups(_ok()).values()))

@@ -1,0 +1,136 @@
+"""`pixtralctl status` on a GCP fleet: one line per replica, read through a stand-in `gcloud` that answers with
+the real CLI's JSON shapes (ManagedInstance, Instance, BackendServiceGroupHealth)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from pixtralctl.status import replicas_of, table
+from pixtralctl.target import TargetError
+
+PROJECT, REGION = "my-project", "us-central1"
+LINK = f"https://www.googleapis.com/compute/v1/projects/{PROJECT}"
+OUTPUTS = {"target": "gcp", "project": PROJECT, "region": REGION, "instanceGroups": ["pixtral-standard-1a2b",
+           "pixtral-spot-3c4d"], "backendService": "pixtral-backend-5e6f", "internal": False}
+
+
+def _managed(zone: str, name: str, status: str, action: str = "NONE") -> dict:
+    return {"currentAction": action, "id": "123", "instance": f"{LINK}/zones/{zone}/instances/{name}",
+            "instanceStatus": status, "version": {"instanceTemplate": f"{LINK}/global/instanceTemplates/t"},
+            "instanceHealth": [{"detailedHealthState": "HEALTHY" if status == "RUNNING" else "UNKNOWN",
+                                "healthCheck": f"{LINK}/global/healthChecks/pixtral-health"}]}
+
+
+def _instance(zone: str, name: str, spot: bool) -> dict:
+    scheduling = {"provisioningModel": "SPOT", "preemptible": True} if spot else \
+        {"provisioningModel": "STANDARD", "preemptible": False}
+    return {"name": name, "zone": f"{LINK}/zones/{zone}", "status": "RUNNING", "scheduling": scheduling,
+            "machineType": f"{LINK}/zones/{zone}/machineTypes/g2-standard-24"}
+
+
+ANSWERS = {
+    "list-instances pixtral-standard-1a2b": [_managed("us-central1-a", "pixtral-fleet-standard-x1", "RUNNING")],
+    "list-instances pixtral-spot-3c4d": [_managed("us-central1-b", "pixtral-fleet-spot-y2", "RUNNING"),
+                                         _managed("us-central1-c", "pixtral-fleet-spot-z3", "STAGING", "CREATING")],
+    "instances list": [_instance("us-central1-a", "pixtral-fleet-standard-x1", spot=False),
+                       _instance("us-central1-b", "pixtral-fleet-spot-y2", spot=True),
+                       _instance("us-central1-c", "pixtral-fleet-spot-z3", spot=True)],
+    "get-health pixtral-backend-5e6f": [
+        {"backend": f"{LINK}/regions/{REGION}/instanceGroups/pixtral-standard-1a2b",
+         "status": {"kind": "compute#backendServiceGroupHealth", "healthStatus": [
+             {"healthState": "HEALTHY", "instance": f"{LINK}/zones/us-central1-a/instances/pixtral-fleet-standard-x1",
+              "ipAddress": "10.128.0.2", "port": 8081}]}},
+        {"backend": f"{LINK}/regions/{REGION}/instanceGroups/pixtral-spot-3c4d",
+         "status": {"kind": "compute#backendServiceGroupHealth", "healthStatus": [
+             {"healthState": "UNHEALTHY", "instance": f"{LINK}/zones/us-central1-b/instances/pixtral-fleet-spot-y2",
+              "ipAddress": "10.128.0.3", "port": 8081}]}}],
+}
+
+FAKE_GCLOUD = r'''#!{python}
+import json, sys
+args = sys.argv[1:]
+open({log!r}, "a").write(json.dumps(args) + "\n")
+answers = json.load(open({answers!r}))
+if "--format=json" not in args:
+    sys.exit("expected --format=json")
+words = [a for a in args if not a.startswith("--")]
+for key, answer in answers.items():
+    if all(word in words for word in key.split()):
+        print(json.dumps(answer))
+        sys.exit(0)
+sys.exit("ERROR: (gcloud) unexpected call: " + " ".join(args))
+'''
+
+
+@pytest.fixture
+def fake_gcloud(tmp_path, monkeypatch) -> Path:
+    (tmp_path / "answers.json").write_text(json.dumps(ANSWERS))
+    script = tmp_path / "gcloud"
+    script.write_text(FAKE_GCLOUD.format(python=sys.executable, log=str(tmp_path / "calls.log"),
+                                         answers=str(tmp_path / "answers.json")))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    return tmp_path / "calls.log"
+
+
+def test_one_line_per_replica_with_zone_type_capacity_state_and_load_balancer_health(fake_gcloud):
+    listed = replicas_of(OUTPUTS)
+    rows = [(r.name, r.zone, r.type, r.capacity, r.state, r.health) for r in listed]
+    assert rows == [
+        ("pixtral-fleet-standard-x1", "us-central1-a", "g2-standard-24", "standard", "RUNNING", "HEALTHY"),
+        ("pixtral-fleet-spot-y2", "us-central1-b", "g2-standard-24", "Spot", "RUNNING", "UNHEALTHY"),
+        ("pixtral-fleet-spot-z3", "us-central1-c", "g2-standard-24", "Spot", "STAGING (creating)", "UNKNOWN"),
+    ]
+    assert "pixtral-fleet-spot-z3" in table(listed).splitlines()[3]
+    calls = [json.loads(line) for line in fake_gcloud.read_text().splitlines()]
+    (health,) = [call for call in calls if "get-health" in call]
+    assert "--global" in health and f"--project={PROJECT}" in health
+    for call in calls:
+        if "list-instances" in call:
+            assert f"--region={REGION}" in call
+
+
+def test_internal_fleet_reads_the_regional_backend_service(fake_gcloud):
+    replicas_of({**OUTPUTS, "internal": True})
+    calls = [json.loads(line) for line in fake_gcloud.read_text().splitlines()]
+    (health,) = [call for call in calls if "get-health" in call]
+    assert f"--region={REGION}" in health and "--global" not in health
+
+
+def test_missing_gcloud_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(TargetError, match="gcloud CLI is not on PATH"):
+        replicas_of(OUTPUTS)
+
+
+def test_a_failing_gcloud_call_says_which_and_why(fake_gcloud):
+    with pytest.raises(TargetError, match="unexpected call"):
+        replicas_of({**OUTPUTS, "instanceGroups": ["no-such-group"]})
+
+
+def _fake_pulumi(folder: Path) -> None:
+    script = folder / "pulumi"
+    script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({OUTPUTS!r}))\n")
+    script.chmod(0o755)
+
+
+def test_pixtralctl_status_prints_the_table_from_the_stack_outputs(fake_gcloud, capsys):
+    from pixtralctl.__main__ import main
+
+    _fake_pulumi(fake_gcloud.parent)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "pixtral-fleet-spot-y2" in out and "UNHEALTHY" in out and out.rstrip().endswith("3 replica(s)")
+
+
+def test_pixtralctl_status_without_gcloud_exits_2_saying_why(tmp_path, monkeypatch, capsys):
+    from pixtralctl.__main__ import main
+
+    _fake_pulumi(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["status"]) == 2
+    assert "gcloud CLI is not on PATH" in capsys.readouterr().err
