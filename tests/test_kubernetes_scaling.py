@@ -154,7 +154,8 @@ def test_gke_scrapes_vllm_with_the_api_key_into_managed_prometheus_and_keda_read
     (keda,) = resources_of(run, "kubernetes:helm.sh/v3:Release")
     assert (keda["inputs"]["chart"], keda["inputs"]["version"]) == ("keda", KEDA_CHART_VERSION)
     assert keda["inputs"]["repositoryOpts"]["repo"] == "https://kedacore.github.io/charts"
-    (reader,) = resources_of(run, "gcp:serviceaccount/account:Account")
+    (reader,) = [a for a in resources_of(run, "gcp:serviceaccount/account:Account")
+                 if a["inputs"]["accountId"].endswith("-keda")]
     email = reader["outputs"]["email"]
     assert keda["inputs"]["values"]["serviceAccount"]["operator"]["annotations"] == {
         "iam.gke.io/gcp-service-account": email}

@@ -44,6 +44,7 @@ VALUES = {
     "--tensor-parallel-size": "8",
     "--gpu-memory-utilization": "0.5",
     "--middleware": "evil.Middleware",
+    "--shutdown-timeout": "0",
     "--quantization": "fp8",
     "--api-key": "sk-other",
     "--root-path": "/v2",

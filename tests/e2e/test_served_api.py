@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_DIR, e2e_python, resources_of, run_stack
+from conftest import PROJECT_DIR, e2e_python, run_stack
 
 from pixtral_deploy.cloudinit import declared_user_data
 
@@ -331,8 +331,10 @@ def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(ti
     # Runs after the VM tests (module order) and stops their server first: two CPU servers would not fit 2 cores.
     vm_server.stop()
     run = run_stack(K8S_STACK, {"pixtral:maxImagesPerPrompt": str(MAX_IMAGES)})
-    (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
-    (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
+    # The pods' controller: a StatefulSet (a cache per pod), or a Deployment with pixtral:sharedCache.
+    (workload,) = [r for r in run["resources"]
+                   if r["type"] in ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")]
+    (container,) = workload["inputs"]["spec"]["template"]["spec"]["containers"]
     uid = container["securityContext"]["runAsUser"]
     # The pod's volumes, in a folder the container's user can reach: the cache volume (fsGroup makes it the
     # user's), the guard ConfigMap, and the model (in the pod it would be in the cache).
