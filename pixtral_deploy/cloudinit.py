@@ -217,7 +217,8 @@ def declared_user_data(resource: dict[str, Any]) -> str | None:
     inputs = resource["inputs"]
     if resource["type"] == "aws:ec2/instance:Instance":
         return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
-    if resource["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
+    if resource["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and "userData" in inputs:
+        # A fleet's replicas (EKS node templates carry none of ours).
         return gzip.decompress(base64.b64decode(inputs["userData"])).decode()
     if resource["type"] in ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate"):
         return inputs["metadata"]["user-data"]
