@@ -17,6 +17,7 @@ import pulumi_gcp as gcp
 
 from components.boot_image import looked_up_image_options
 from components.gcp_shared import (
+    GcpServerArgs,
     VmIdentity,
     api_firewalls,
     boot_disk,
@@ -37,7 +38,6 @@ from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seco
 from pixtral_deploy.network import covers_a_whole_family
 from pixtral_deploy.ops_agent import QUEUE_METRIC, ops_agent_scrape
 from pixtral_deploy.scaling import Scaling
-from pixtral_deploy.spec import Deployment
 
 # Where Google's load-balancer proxies and health checkers reach backends from (IPv4; the replicas have no IPv6):
 # https://cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges and
@@ -98,13 +98,7 @@ def max_rate_per_instance(target_qps_per_replica: float) -> float:
     return target_qps_per_replica / LB_UTILIZATION_TARGET
 
 
-@dataclass
-class GcpGpuFleetArgs:
-    deployment: Deployment
-    project: str
-    zone: str
-    api_key: pulumi.Input[str]
-    hf_token: pulumi.Input[str] | None = None
+GcpGpuFleetArgs = GcpServerArgs
 
 
 class GcpGpuFleet(pulumi.ComponentResource):

@@ -49,6 +49,17 @@ def service_account_id(stack: str, name: str) -> str:
 
 
 @dataclass
+class GcpServerArgs:
+    """What every GCP shape of the server is made from: the single VM and the fleet take the same arguments."""
+
+    deployment: Deployment
+    project: str
+    zone: str
+    api_key: pulumi.Input[str]
+    hf_token: pulumi.Input[str] | None = None
+
+
+@dataclass
 class VmIdentity:
     """What a replica needs to read its secrets: the service account, and where the secrets are for cloud-init."""
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_gcp as gcp
 
 from components.boot_image import looked_up_image_options
 from components.gcp_shared import (
+    GcpServerArgs,
     api_firewalls,
     boot_disk,
     gpu_scheduling,
@@ -21,16 +20,8 @@ from components.gcp_shared import (
     vm_identity,
     vm_metadata,
 )
-from pixtral_deploy.spec import Deployment
 
-
-@dataclass
-class GcpGpuVmArgs:
-    deployment: Deployment
-    project: str
-    zone: str
-    api_key: pulumi.Input[str]
-    hf_token: pulumi.Input[str] | None = None
+GcpGpuVmArgs = GcpServerArgs
 
 
 class GcpGpuVm(pulumi.ComponentResource):
