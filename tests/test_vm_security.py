@@ -89,7 +89,7 @@ def test_gcp_firewall_opens_only_the_api_port_to_allowed_cidrs(stack):
     assert set(walls[0]["inputs"]["targetTags"]) <= set(instance["inputs"]["tags"])
 
 
-@pytest.mark.parametrize("stack", GCP)
+@pytest.mark.parametrize("stack", GCP_VM)
 def test_gcp_vm_lives_in_the_stacks_own_network_not_the_projects_default(stack):
     # The project's `default` network usually carries default-allow-ssh / -rdp rules open to the Internet.
     run = run_stack(stack)
@@ -104,7 +104,7 @@ def test_gcp_vm_lives_in_the_stacks_own_network_not_the_projects_default(stack):
         assert wall["inputs"]["network"] == network["outputs"]["selfLink"], "a rule on another network"
 
 
-@pytest.mark.parametrize("stack", GCP)
+@pytest.mark.parametrize("stack", GCP_VM)
 def test_gcp_vm_uses_the_network_the_user_names(stack):
     run = run_stack(stack, {"pixtral:network": "team-vpc", "pixtral:subnetwork": "team-subnet"})
     assert resources_of(run, "gcp:compute/network:Network") == []
@@ -115,7 +115,7 @@ def test_gcp_vm_uses_the_network_the_user_names(stack):
     assert "pixtral:subnetwork: team-subnet is not allowed" in refused["error"] and refused["resources"] == []
 
 
-@pytest.mark.parametrize("stack", GCP)
+@pytest.mark.parametrize("stack", GCP_VM)
 def test_gcp_vm_blocks_project_ssh_keys_and_is_a_shielded_vm(stack):
     (instance,) = resources_of(run_stack(stack), "gcp:compute/instance:Instance")
     assert instance["inputs"]["metadata"]["block-project-ssh-keys"] == "TRUE"
