@@ -150,3 +150,15 @@ def test_gcp_service_account_ids_are_valid_and_apart_for_every_stack_name():
     assert len(set(ids)) == len(ids), ids
     for account_id in ids:
         assert re.fullmatch(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", account_id), account_id
+
+
+@pytest.mark.parametrize("stack", [s for s in GCP if s not in GCP_VM])
+def test_gcp_fleet_replicas_live_in_the_stacks_own_network(stack):
+    run = run_stack(stack)
+    (network,) = resources_of(run, "gcp:compute/network:Network")
+    templates = resources_of(run, "gcp:compute/instanceTemplate:InstanceTemplate")
+    assert templates
+    for template in templates:
+        assert template["inputs"]["networkInterfaces"][0]["network"] == network["outputs"]["selfLink"]
+    for wall in resources_of(run, "gcp:compute/firewall:Firewall"):
+        assert wall["inputs"]["network"] == network["outputs"]["selfLink"], "a rule on another network"
