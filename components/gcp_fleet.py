@@ -34,7 +34,8 @@ from components.gcp_shared import (
 )
 from pixtral_deploy.catalog import region_of
 from pixtral_deploy.cloudinit import MetricsScrape
-from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds, slowest_cold_start
+from pixtral_deploy.coldstart import cold_start
+from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds
 from pixtral_deploy.network import covers_a_whole_family
 from pixtral_deploy.ops_agent import QUEUE_METRIC, ops_agent_scrape
 from pixtral_deploy.scaling import Scaling
@@ -205,7 +206,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
     def _group(self, group: Group, template: gcp.compute.InstanceTemplate,
                health_check: pulumi.Resource) -> gcp.compute.RegionInstanceGroupManager:
         deployment = self._deployment
-        estimate = slowest_cold_start(deployment)
+        estimate = cold_start(deployment)
         settings = deployment.gcp
         return gcp.compute.RegionInstanceGroupManager(
             f"{self._name}-{group.capacity}",
@@ -252,7 +253,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
 
     def _autoscaler(self, group: Group, manager: gcp.compute.RegionInstanceGroupManager) -> None:
         autoscale = self._deployment.scaling.autoscale
-        estimate = slowest_cold_start(self._deployment)
+        estimate = cold_start(self._deployment)
         gcp.compute.RegionAutoscaler(
             f"{self._name}-{group.capacity}",
             project=self._args.project,

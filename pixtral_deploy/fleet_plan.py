@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 
-from .catalog import MACHINE_TYPES, model_download_gb
-from .coldstart import ColdStart, estimate_cold_start
-from .storage import vm_storage
+from .catalog import MACHINE_TYPES
+from .coldstart import cold_start
 
 # The estimate is an estimate (Hugging Face throughput varies by hour and region): the grace period doubles it.
 GRACE_FACTOR = 2.0
@@ -30,20 +29,12 @@ def candidate_types(deployment) -> tuple[str, ...]:
     return ()
 
 
-def slowest_cold_start(deployment) -> ColdStart | None:
-    """The longest cold-start estimate over the candidates the catalog knows; None when it knows none."""
-    estimates = [estimate_cold_start(MACHINE_TYPES[name], model_download_gb(deployment.server.model),
-                                     vm_storage(MACHINE_TYPES[name], deployment.disk_size_gb))
-                 for name in candidate_types(deployment) if name in MACHINE_TYPES]
-    return max(estimates, key=lambda estimate: estimate.total, default=None)
-
-
 def health_grace_seconds(deployment) -> int:
     """Seconds a new replica is left alone before failed health checks count: twice the slowest candidate's
     cold-start estimate, at least MIN_GRACE_SECONDS, rounded up to a minute; UNKNOWN_TYPE_GRACE_SECONDS when a
     candidate has no estimate. Platforms with a ceiling (GCP autohealing: 3600 s) clip it themselves."""
     unknown = any(name not in MACHINE_TYPES for name in candidate_types(deployment))
-    slowest = slowest_cold_start(deployment)
+    slowest = cold_start(deployment)
     seconds = max(MIN_GRACE_SECONDS, GRACE_FACTOR * slowest.total if slowest else 0,
                   UNKNOWN_TYPE_GRACE_SECONDS if unknown or slowest is None else 0)
     return int(math.ceil(seconds / 60) * 60)

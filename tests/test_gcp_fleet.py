@@ -16,7 +16,8 @@ from test_vm_updates import _fake_store_cli
 
 from components.gcp_fleet import GOOGLE_LB_RANGES, LB_UTILIZATION_TARGET, PROXY_ONLY_SUBNET_RANGE
 from pixtral_deploy.catalog import GPU_ZONES
-from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds, slowest_cold_start
+from pixtral_deploy.coldstart import cold_start
+from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds
 from pixtral_deploy.ops_agent import METRICS_TOKEN_FILE, OPS_AGENT_CONFIG, QUEUE_METRIC
 from pixtral_deploy.spec import load_deployment
 
@@ -124,7 +125,7 @@ def test_health_check_is_vllms_health_on_the_api_port():
 def test_autohealing_waits_for_the_cold_start():
     run = _ok()
     deployment = _deployment(run)
-    estimate = slowest_cold_start(deployment)
+    estimate = cold_start(deployment)
     for group in _groups(run).values():
         delay = group["autoHealingPolicies"]["initialDelaySec"]
         assert delay == health_grace_seconds(deployment)
