@@ -37,23 +37,27 @@ class VmIdentity:
 
 
 def vm_identity(name: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[str] | None,
-                parent: pulumi.Resource) -> VmIdentity:
-    """The API key (and HF token) as SSM SecureStrings, and an instance role that may read exactly them."""
+                parent: pulumi.Resource, tls_key: pulumi.Input[str] | None = None) -> VmIdentity:
+    """The API key (and HF token, and the TLS private key) as SSM SecureStrings, and an instance role that may read
+    exactly them."""
     child = pulumi.ResourceOptions(parent=parent)
     region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=parent)).region
     api_key_param = _secure_parameter(name, "api-key", api_key, child)
     hf_token_param = _secure_parameter(name, "hf-token", hf_token, child) if hf_token is not None else None
-    parameters = [p for p in (api_key_param, hf_token_param) if p is not None]
+    tls_key_param = _secure_parameter(name, "tls-key", tls_key, child) if tls_key is not None else None
+    parameters = [p for p in (api_key_param, hf_token_param, tls_key_param) if p is not None]
     store = pulumi.Output.all(
         region,
         stored_secret(api_key_param.name, api_key_param.version),
         stored_secret(hf_token_param.name, hf_token_param.version) if hf_token_param else None,
-    ).apply(lambda values: _ssm_store(values[0], values[1], values[2]))
+        stored_secret(tls_key_param.name, tls_key_param.version) if tls_key_param else None,
+    ).apply(lambda values: _ssm_store(*values))
     return VmIdentity(_instance_profile(name, parameters, child), store)
 
 
-def _ssm_store(region: str, api_key: StoredSecret, hf_token: StoredSecret | None) -> SecretStore:
-    return SecretStore("aws-ssm", api_key, hf_token, {"PIXTRAL_AWS_REGION": region})
+def _ssm_store(region: str, api_key: StoredSecret, hf_token: StoredSecret | None,
+               tls_key: StoredSecret | None) -> SecretStore:
+    return SecretStore("aws-ssm", api_key, hf_token, {"PIXTRAL_AWS_REGION": region}, tls_key)
 
 
 def _secure_parameter(name: str, what: str, value: pulumi.Input[str],
@@ -101,6 +105,12 @@ def api_ingress_from_cidrs(name: str, group: aws.ec2.SecurityGroup, cidrs: tuple
             description="Pixtral OpenAI-compatible API",
             opts=pulumi.ResourceOptions(parent=parent),
         )
+
+
+def dns_record(name: str, zone_id: str, domain: str, address: pulumi.Input[str], parent: pulumi.Resource) -> None:
+    """pixtral:domain in the user's Route 53 hosted zone, pointing at the endpoint's address."""
+    aws.route53.Record(f"{name}-dns", zone_id=zone_id, name=domain, type="A", ttl=300, records=[address],
+                       opts=pulumi.ResourceOptions(parent=parent))
 
 
 def egress_everywhere(name: str, group: aws.ec2.SecurityGroup, parent: pulumi.Resource) -> None:

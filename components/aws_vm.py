@@ -1,4 +1,5 @@
-"""One EC2 GPU instance serving Pixtral: network access, identity, the API key in SSM, and the VM itself."""
+"""One EC2 GPU instance serving Pixtral: network access, identity, the API key and TLS key in SSM, its address
+(and DNS name), and the VM itself."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import pulumi_aws as aws
 from components.aws_shared import (
     api_ingress_from_cidrs,
     default_vpc_subnets_offering,
+    dns_record,
     egress_everywhere,
     newest_dlami,
     vm_identity,
 )
 from components.boot_image import looked_up_image_options
+from components.stack_ca import StackCa
 from pixtral_deploy.catalog import has_local_nvme
-from pixtral_deploy.cloudinit import compress_user_data, render_cloud_init
+from pixtral_deploy.cloudinit import TlsFiles, compress_user_data, render_cloud_init
 from pixtral_deploy.spec import Deployment
 from pixtral_deploy.storage import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
 
@@ -26,6 +29,8 @@ class AwsGpuVmArgs:
     deployment: Deployment
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
+    # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
+    ca: StackCa | None = None
 
 
 def root_volume(disk_size_gb: int) -> dict:
@@ -56,14 +61,26 @@ class AwsGpuVm(pulumi.ComponentResource):
         deployment = args.deployment
         settings = deployment.aws
 
-        identity = vm_identity(name, args.api_key, args.hf_token, parent=self)
+        tls = deployment.tls
+        # An Elastic IP keeps `endpoint` valid across stop/start and spot interruptions. It is allocated before the
+        # instance: the certificate the instance boots with names it.
+        address = aws.ec2.Eip(f"{name}-address", domain="vpc", tags={"Name": f"pixtral-{name}"}, opts=self._child)
+        certificate = args.ca.issue(name, ip_addresses=[address.public_ip], dns_names=[tls.domain] if tls.domain
+                                    else [], parent=self) if args.ca else None
+        identity = vm_identity(name, args.api_key, args.hf_token, parent=self,
+                               tls_key=certificate.private_key_pem if certificate else None)
         subnet_id = settings.subnet_id or default_vpc_subnets_offering(
             [settings.instance_type], settings.vpc_id, parent=self).apply(lambda ids: ids[0])
         vpc_id = aws.ec2.get_subnet_output(id=subnet_id, opts=pulumi.InvokeOptions(parent=self)).vpc_id
         security_group = self._security_group(vpc_id, deployment)
 
-        self.user_data = identity.secret_store.apply(lambda store: render_cloud_init(
-            deployment.server, store, local_nvme=has_local_nvme(settings.instance_type)))
+        self.user_data = pulumi.Output.all(
+            identity.secret_store,
+            certificate.cert_pem if certificate else None,
+            args.ca.cert_pem if args.ca else None,
+        ).apply(lambda values: render_cloud_init(
+            deployment.server, values[0], local_nvme=has_local_nvme(settings.instance_type),
+            tls=TlsFiles(values[1], values[2]) if certificate else None))
         instance = aws.ec2.Instance(
             name,
             ami=settings.ami_id or newest_dlami(parent=self),
@@ -72,7 +89,8 @@ class AwsGpuVm(pulumi.ComponentResource):
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=identity.instance_profile.name,
             user_data_base64=self.user_data.apply(compress_user_data),
-            # A changed server description must reach the VM: replace it rather than keep stale cloud-init.
+            # A changed server description (or a renewed certificate) must reach the VM: replace it rather than keep
+            # stale cloud-init.
             user_data_replace_on_change=True,
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
@@ -85,13 +103,15 @@ class AwsGpuVm(pulumi.ComponentResource):
             tags={"Name": f"pixtral-{name}", "pixtral:model": deployment.server.model},
             opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.ami_id, "ami")),
         )
-        # An Elastic IP keeps `endpoint` valid across stop/start and spot interruptions.
-        address = aws.ec2.Eip(f"{name}-address", domain="vpc", instance=instance.id,
-                              tags={"Name": f"pixtral-{name}"}, opts=self._child)
+        aws.ec2.EipAssociation(f"{name}-address-association", allocation_id=address.allocation_id,
+                               instance_id=instance.id, opts=self._child)
+        if tls.domain:
+            dns_record(name, tls.dns_zone, tls.domain, address.public_ip, parent=self)
 
         self.instance_id = instance.id
         self.public_ip = address.public_ip
-        self.endpoint = pulumi.Output.concat("http://", address.public_ip, f":{deployment.server.port}")
+        host = tls.domain or address.public_ip
+        self.endpoint = pulumi.Output.from_input(host).apply(deployment.server.url)
         self.register_outputs({"endpoint": self.endpoint, "instance_id": self.instance_id,
                                "public_ip": self.public_ip})
 

@@ -54,8 +54,9 @@ class VmIdentity:
 
 
 def vm_identity(name: str, project: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[str] | None,
-                parent: pulumi.Resource) -> VmIdentity:
-    """A service account of the stack's own, and the secrets in Secret Manager that exactly it may read."""
+                parent: pulumi.Resource, tls_key: pulumi.Input[str] | None = None) -> VmIdentity:
+    """A service account of the stack's own, and the secrets in Secret Manager (the API key, the HF token, the TLS
+    private key) that exactly it may read."""
     child = pulumi.ResourceOptions(parent=parent)
     api = gcp.projects.Service(
         f"{name}-secretmanager-api", service="secretmanager.googleapis.com", project=project,
@@ -68,12 +69,15 @@ def vm_identity(name: str, project: str, api_key: pulumi.Input[str], hf_token: p
     )
     api_key_secret = _secret(name, "api-key", api_key, project, account, api, parent)
     hf_secret = _secret(name, "hf-token", hf_token, project, account, api, parent) if hf_token else None
-    store = pulumi.Output.all(api_key_secret, hf_secret).apply(lambda stored: _secret_manager_store(project, *stored))
+    tls_secret = _secret(name, "tls-key", tls_key, project, account, api, parent) if tls_key is not None else None
+    store = pulumi.Output.all(api_key_secret, hf_secret, tls_secret).apply(
+        lambda stored: _secret_manager_store(project, *stored))
     return VmIdentity(account, store)
 
 
-def _secret_manager_store(project: str, api_key: StoredSecret, hf_token: StoredSecret | None) -> SecretStore:
-    return SecretStore("gcp-secret-manager", api_key, hf_token, {"PIXTRAL_GCP_PROJECT": project})
+def _secret_manager_store(project: str, api_key: StoredSecret, hf_token: StoredSecret | None,
+                          tls_key: StoredSecret | None) -> SecretStore:
+    return SecretStore("gcp-secret-manager", api_key, hf_token, {"PIXTRAL_GCP_PROJECT": project}, tls_key)
 
 
 def _secret(name: str, what: str, value: pulumi.Input[str], project: str, account: gcp.serviceaccount.Account,
@@ -117,6 +121,13 @@ def api_firewalls(name: str, source_ranges: tuple[str, ...], port: int, network:
                 description="Pixtral OpenAI-compatible API",
                 opts=pulumi.ResourceOptions(parent=parent),
             )
+
+
+def dns_record(name: str, project: str, zone: str, domain: str, address: pulumi.Input[str],
+               parent: pulumi.Resource) -> None:
+    """pixtral:domain in the user's Cloud DNS managed zone, pointing at the endpoint's address."""
+    gcp.dns.RecordSet(f"{name}-dns", project=project, managed_zone=zone, name=f"{domain}.", type="A", ttl=300,
+                      rrdatas=[address], opts=pulumi.ResourceOptions(parent=parent))
 
 
 def dlvm_image(parent: pulumi.Resource) -> pulumi.Output[str]:

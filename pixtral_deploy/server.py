@@ -22,6 +22,13 @@ VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 GUARD_MIDDLEWARE = "pixtral_guard.RequireApiKey"
 GUARD_FILE = "pixtral_guard.py"
 DEFAULT_PORT = 8081
+# Where the server's certificate and key are on every target: the VM's fetch-secrets.sh writes them here, the pod
+# mounts its kubernetes.io/tls Secret here (whose keys are these file names).
+TLS_DIR = "/etc/pixtral/tls"
+TLS_CERT_FILE = "tls.crt"
+TLS_KEY_FILE = "tls.key"
+# The stack CA's certificate, beside them on a VM: its own health check verifies the server with it.
+TLS_CA_FILE = "ca.crt"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,16 @@ class ServerSpec:
     extra_args: tuple[str, ...] = ()
     # Mistral's own checkpoints (consolidated.safetensors + params.json + tekken.json) need vLLM told so.
     mistral_format: bool = True
+    # vLLM serves HTTPS itself with the stack's certificate (pixtral:tls).
+    tls: bool = True
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def url(self, host: str) -> str:
+        """The endpoint clients call at `host` (an address or DNS name)."""
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def image(self) -> str:
@@ -48,7 +65,7 @@ class ServerSpec:
         return (
             f"vLLM {self.vllm_version} serving {self.model} as '{self.served_model_name}' on port {self.port}: "
             f"up to {self.max_images_per_prompt} images per prompt, {self.max_model_len} tokens of context, "
-            f"tensor parallel {self.tensor_parallel_size}, {precision} weights"
+            f"tensor parallel {self.tensor_parallel_size}, {precision} weights, {self.scheme.upper()}"
         )
 
 
@@ -72,6 +89,9 @@ def vllm_args(spec: ServerSpec) -> list[str]:
     ]
     if spec.quantization:
         args += ["--quantization", spec.quantization]
+    if spec.tls:
+        # vLLM 0.32.0 hands both to uvicorn, which then serves only HTTPS on the port.
+        args += ["--ssl-keyfile", f"{TLS_DIR}/{TLS_KEY_FILE}", "--ssl-certfile", f"{TLS_DIR}/{TLS_CERT_FILE}"]
     return args + list(spec.extra_args)
 
 

@@ -33,7 +33,7 @@ from .sizing import GpuPlan, SizingRequest, plan_gpus
 from .vllm_flags import check_extra_args
 
 __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE", "TARGETS", "VM_TARGETS",
-           "ConfigError", "Deployment", "load_deployment", "raw_config_from"]
+           "ConfigError", "Deployment", "TlsSettings", "load_deployment", "raw_config_from"]
 
 # The Kubernetes minor version EKS and GKE clusters are created with, and manifests are validated against.
 KUBERNETES_VERSION = "1.34"
@@ -115,6 +115,30 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """How the endpoint is reached: HTTPS with the stack CA's certificate (or plain HTTP), at an address or a DNS
+    name the program keeps in the user's zone."""
+
+    enabled: bool = True
+    domain: str | None = None
+    dns_zone: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.domain and not self.dns_zone:
+            raise setting_error("domain", self.domain, "pixtral:dnsZone set with it: the zone (Route 53 hosted zone "
+                                "id on AWS, Cloud DNS managed zone name on GCP) the program creates the record in")
+        if self.dns_zone and not self.domain:
+            raise setting_error("dnsZone", self.dns_zone, "pixtral:domain set with it: the zone only holds the "
+                                "record of pixtral:domain; remove dnsZone or set domain")
+
+    def warnings(self) -> list[str]:
+        if self.enabled:
+            return []
+        return ["pixtral:tls is false: the endpoint serves plain HTTP, so the API key and every image cross the "
+                "network unencrypted; remove pixtral:tls to serve HTTPS"]
+
+
+@dataclass(frozen=True)
 class Deployment:
     target: str
     server: ServerSpec
@@ -128,6 +152,7 @@ class Deployment:
     # Whether the user set allowedCidrs, or the default applies (the default is no promise a Service can break).
     allowed_cidrs_set: bool = False
     warnings: tuple[str, ...] = ()
+    tls: TlsSettings = TlsSettings()
 
     @property
     def spot(self) -> bool:
@@ -330,6 +355,7 @@ def _server(settings: Settings, plan: GpuPlan) -> ServerSpec:
         quantization=plan.quantization,
         extra_args=_extra_args(settings),
         mistral_format=model.startswith("mistralai/"),
+        tls=settings["tls"],
     )
 
 
@@ -409,6 +435,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
                       internal=settings["internal"], replicas_set=settings.is_set("replicas"))
     plan, warnings = _plan_candidates(settings, candidates)
     cidrs = settings["allowedCidrs"]
+    tls = TlsSettings(enabled=settings["tls"], domain=settings["domain"], dns_zone=settings["dnsZone"])
     return Deployment(
         target=target,
         server=_server(settings, plan),
@@ -420,7 +447,8 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gcp=gcp,
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
-        warnings=tuple(warnings + _open_to_everyone_warnings(cidrs, kubernetes)),
+        warnings=tuple(warnings + _open_to_everyone_warnings(cidrs, kubernetes) + tls.warnings()),
+        tls=tls,
     )
 
 

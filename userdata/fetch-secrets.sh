@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reads the API key (and the Hugging Face token, when set) from the cloud's secret store with the VM's own
-# identity, into a root-only environment file. It reads the exact versions the stack wrote (named in pixtral.env):
+# identity, into a root-only environment file; and the TLS private key, when the server serves HTTPS, into a file
+# only root and the service's group can read. It reads the exact versions the stack wrote (named in pixtral.env):
 # a rotated key is a new version, which changes the user data, so `pulumi up` replaces the VM.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
@@ -44,4 +45,13 @@ if [ -n "${PIXTRAL_HF_TOKEN_SECRET:-}" ]; then
   env_line HF_TOKEN "$hf_token" >>"$tmp"
 fi
 mv "$tmp" "$secrets_file"
+if [ -n "${PIXTRAL_TLS_KEY_SECRET:-}" ]; then
+  key_file=${PIXTRAL_TLS_KEY_FILE:-/etc/pixtral/tls/tls.key}
+  tmp=$(mktemp "$key_file.XXXXXX")
+  retry read_secret "$PIXTRAL_TLS_KEY_SECRET" "$PIXTRAL_TLS_KEY_VERSION" >"$tmp"
+  # vLLM runs as the service user and opens the key itself: group-readable, by that group only.
+  chgrp "${PIXTRAL_USER:-vllm}" "$tmp"
+  chmod 0640 "$tmp"
+  mv "$tmp" "$key_file"
+fi
 phase secrets end
