@@ -222,13 +222,13 @@ def _mock_arn(type_: str, region: str, name: str, resource_id: str) -> str:
     return f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter/{name.lstrip('/')}"
 
 
-def _tls_outputs(type_: str, inputs: dict[str, Any]) -> dict[str, Any]:
+def _tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     try:
         from .mock_tls import tls_outputs
     except ImportError as error:
         raise RuntimeError(f"mockrun makes the stack's keys and certificates with the `cryptography` package, which "
                            f"is not installed ({error}): pip install 'pixtral-deploy[test]'") from None
-    return tls_outputs(type_, inputs)
+    return tls_outputs(type_, name, inputs)
 
 
 def _make_mocks(config: dict[str, str], run: ProgramRun,
@@ -272,7 +272,7 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             elif args.typ == "gcp:container/cluster:Cluster":
                 outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
             elif args.typ.startswith("tls:"):
-                outputs.update(_tls_outputs(args.typ, inputs))
+                outputs.update(_tls_outputs(args.typ, args.name, inputs))
             elif args.typ.startswith("kubernetes:") and _declared_without_name(inputs):
                 # The provider names an object declared without one: the resource name and a random suffix.
                 outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name)}"}
