@@ -27,6 +27,11 @@ def _deployment_of(run: dict) -> dict:
     return deployment["inputs"]
 
 
+def _opaque_secrets(run: dict) -> list[dict]:
+    """The Secret with the API key (and HF token); the other one is the server's kubernetes.io/tls certificate."""
+    return [s for s in resources_of(run, "kubernetes:core/v1:Secret") if s["inputs"]["type"] == "Opaque"]
+
+
 def _container(run: dict) -> dict:
     (container,) = _deployment_of(run)["spec"]["template"]["spec"]["containers"]
     return container
@@ -59,11 +64,6 @@ def test_pod_and_vm_get_identical_vllm_arguments_for_the_same_server(stack, vm_s
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
-def _opaque_secrets(run: dict) -> list[dict]:
-    """The Secret with the API key (and HF token); the other one is the server's kubernetes.io/tls certificate."""
-    return [s for s in resources_of(run, "kubernetes:core/v1:Secret") if s["inputs"]["type"] == "Opaque"]
-
-
 def test_api_key_reaches_vllm_from_the_secret_never_as_an_argument(stack):
     run = run_stack(stack, secrets={"pixtral:apiKey": "sk-k8s-known-key"})
     container = _container(run)

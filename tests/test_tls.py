@@ -177,7 +177,15 @@ def test_tls_false_serves_plain_http_with_a_warning(stack):
     assert any(line.startswith("warning: pixtral:tls is false") for line in run["log"]), run["log"]
     text = json.dumps([r["inputs"] for r in run["resources"]]) + "".join(
         declared_user_data(r) or "" for r in run["resources"])
-    assert "--ssl-keyfile" not in text and "HTTPS" not in text
+    assert "--ssl-" not in text and "kubernetes.io/tls" not in text
+    if target_of(stack) in ("aws", "gcp"):
+        files = _write_files(run)
+        assert "PIXTRAL_SCHEME=http\n" in files["/etc/pixtral/pixtral.env"]
+        assert not [path for path in files if path.startswith(TLS_DIR)]
+    else:
+        (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
+        (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
 
 
 def test_the_default_https_run_logs_no_plain_http_warning(deployed):
