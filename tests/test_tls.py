@@ -237,7 +237,7 @@ def test_domain_is_refused_on_kubernetes_targets_for_now(stack):
 
 def test_ssl_flags_in_extra_args_are_refused():
     run = run_stack("aws", {"pixtral:extraArgs": json.dumps(["--ssl-certfile", "/tmp/c.pem"])})
-    assert "no --ssl-certfile: it is set from pixtral:tls" in (run["error"] or ""), run["error"]
+    assert "reads it as --ssl-certfile, which is set from pixtral:tls" in (run["error"] or ""), run["error"]
 
 
 def test_load_balancer_service_waits_only_for_its_address():

@@ -32,6 +32,7 @@ PROVIDERS = {"aws": ("aws", "registry.terraform.io/hashicorp/aws"),
 TERRAFORM_TYPES = {
     "aws:cloudwatch/logGroup:LogGroup": "aws_cloudwatch_log_group",
     "aws:ec2/eip:Eip": "aws_eip",
+    "aws:ec2/eipAssociation:EipAssociation": "aws_eip_association",
     "aws:ec2/instance:Instance": "aws_instance",
     "aws:ec2/launchTemplate:LaunchTemplate": "aws_launch_template",
     "aws:ec2/securityGroup:SecurityGroup": "aws_security_group",
@@ -45,6 +46,7 @@ TERRAFORM_TYPES = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "aws_iam_role_policy_attachment",
     "aws:kms/alias:Alias": "aws_kms_alias",
     "aws:kms/key:Key": "aws_kms_key",
+    "aws:route53/record:Record": "aws_route53_record",
     "aws:ssm/parameter:Parameter": "aws_ssm_parameter",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "aws_vpc_security_group_egress_rule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "aws_vpc_security_group_ingress_rule",
@@ -57,6 +59,7 @@ TERRAFORM_TYPES = {
     "gcp:compute/subnetwork:Subnetwork": "google_compute_subnetwork",
     "gcp:container/cluster:Cluster": "google_container_cluster",
     "gcp:container/nodePool:NodePool": "google_container_node_pool",
+    "gcp:dns/recordSet:RecordSet": "google_dns_record_set",
     "gcp:projects/iAMMember:IAMMember": "google_project_iam_member",
     "gcp:projects/service:Service": "google_project_service",
     "gcp:secretmanager/secret:Secret": "google_secret_manager_secret",
@@ -73,7 +76,7 @@ PLURAL_BLOCK_NAMES = {
     "google_container_cluster": {"cidrBlocks"},
 }
 # Outputs another resource's input can hold, that is, what Terraform references resolve to.
-_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address")
+_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address", "allocationId")
 
 
 class UntranslatableResource(Exception):
