@@ -49,7 +49,7 @@ def test_aws_instance_role_reads_only_its_own_parameters(stack):
     run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
     params = resources_of(run, "aws:ssm/parameter:Parameter")
     assert {p["inputs"]["type"] for p in params} == {"SecureString"}
-    assert len(params) == 2, "one parameter for the API key, one for the HF token"
+    assert len(params) == 3, "one parameter each for the API key, the HF token and the TLS private key"
     (policy,) = [p for p in resources_of(run, "aws:iam/rolePolicy:RolePolicy") if p["name"].endswith("-read-secrets")]
     (statement,) = json.loads(policy["inputs"]["policy"])["Statement"]
     assert (statement["Effect"], statement["Action"]) == ("Allow", "ssm:GetParameter")
@@ -129,7 +129,8 @@ def test_gcp_vm_identity_reads_only_its_own_secrets(stack):
     run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
     members = resources_of(run, "gcp:secretmanager/secretIamMember:SecretIamMember")
     secrets = {s["inputs"]["secretId"] for s in resources_of(run, "gcp:secretmanager/secret:Secret")}
-    assert {m["inputs"]["secretId"] for m in members} == secrets and len(secrets) == 2
+    # The API key, the HF token and the TLS private key.
+    assert {m["inputs"]["secretId"] for m in members} == secrets and len(secrets) == 3
     (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
     assert {m["inputs"]["member"] for m in members} == {f"serviceAccount:{account['outputs']['email']}"}
     assert {m["inputs"]["role"] for m in members} == {"roles/secretmanager.secretAccessor"}
