@@ -258,7 +258,8 @@ def declared_user_data(resource: dict[str, Any]) -> str | None:
     if resource["type"] == "aws:ec2/instance:Instance":
         return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
     if resource["type"] == "aws:ec2/launchTemplate:LaunchTemplate":
-        return gzip.decompress(base64.b64decode(inputs["userData"])).decode()
+        # An EKS node group's template carries none (the node's own bootstrap runs).
+        return gzip.decompress(base64.b64decode(inputs["userData"])).decode() if inputs.get("userData") else None
     if resource["type"] in ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate"):
         return inputs["metadata"]["user-data"]
     return None

@@ -223,8 +223,12 @@ class Deployment:
         if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.enabled:
             # The fleets (components/aws_fleet.py, gcp_fleet.py) put a plain-HTTP load balancer in front: serving
             # HTTPS there needs a certificate on the load balancer, which is not built yet.
-            raise ConfigError("pixtral:tls: HTTPS at a fleet's load balancer is not built yet; expected pixtral:tls "
-                              "false on a fleet (its endpoint is then plain HTTP)")
+            raise ConfigError("pixtral:tls: true (the default): HTTPS at a fleet's load balancer is not built yet; "
+                              "expected pixtral:tls false on a fleet (its endpoint is then plain HTTP)")
+        if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.domain:
+            # The fleets create no DNS record: a domain would be silently ignored.
+            raise setting_error("domain", self.tls.domain, "no domain on a fleet yet (it creates no DNS record): "
+                                "point your own record at the fleet's endpoint")
         if self.target == "aws":
             self._check_user_data_fits()
         if self.aws is not None and self.target == "aws" and self.scaling.is_fleet:

@@ -72,8 +72,11 @@ def test_pod_and_vm_get_identical_vllm_arguments_for_the_same_server(stack, vm_s
     # The same server settings on a VM and in a pod: the arguments must match flag for flag.
     shared = {"pixtral:maxImagesPerPrompt": "2", "pixtral:port": "9001", "pixtral:maxModelLen": "16384",
               "pixtral:quantization": "fp8", "pixtral:tensorParallelSize": "1", "pixtral:gpusPerReplica": "1"}
-    pod_args = _container(run_stack(stack, shared))["args"]
     vm_settings = {k: v for k, v in shared.items() if k != "pixtral:gpusPerReplica"}
+    if run_stack(vm_stack)["config"].get("pixtral:tls") == "false":
+        # A fleet stack serves plain HTTP (no --ssl-* flags): compare with a pod that does too.
+        shared = {**shared, "pixtral:tls": "false"}
+    pod_args = _container(run_stack(stack, shared))["args"]
     vm_run = run_stack(vm_stack, vm_settings)
     # A fleet's templates (standard and Spot) boot one document.
     (user_data,) = {declared_user_data(r) for r in vm_run["resources"] if declared_user_data(r)}

@@ -9,16 +9,19 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
-from conftest import STACKS, resources_of, run_stack, target_of
+from conftest import STACKS, resources_of, run_stack, target_of, vm_files
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE
 
-VM_STACKS = [s for s in STACKS if target_of(s) in ("aws", "gcp")]
-KUBERNETES_STACKS = [s for s in STACKS if s not in VM_STACKS]
+# The shipped stacks that serve HTTPS: every stack but the fleets, whose load balancers speak plain HTTP for now
+# (their stack files set pixtral:tls false; tests/test_config_errors.py checks a fleet refuses tls).
+TLS_STACKS = [s for s in STACKS if run_stack(s)["config"].get("pixtral:tls", "true") != "false"]
+VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp")]
+KUBERNETES_STACKS = [s for s in TLS_STACKS if s not in VM_STACKS]
+WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
 # Where the server's private key may be: the cloud's secret stores and the Kubernetes Secret (encrypted in state).
 SECRET_HOLDERS = {
     "aws:ssm/parameter:Parameter": "value",
@@ -33,8 +36,22 @@ def _pem_body(pem: str) -> str:
 
 
 def _write_files(run: dict) -> dict[str, str]:
-    (document,) = [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]
-    return {entry["path"]: entry["content"] for entry in yaml.safe_load(document)["write_files"]}
+    # The one VM's cloud-config, or the one every template of a fleet shares.
+    return vm_files(run)
+
+
+def _workload(run: dict) -> dict:
+    """The pods' controller: a StatefulSet (a cache per pod), or a Deployment (pixtral:sharedCache)."""
+    (workload,) = [r for r in run["resources"] if r["type"] in WORKLOAD_TYPES]
+    return workload
+
+
+@pytest.fixture(params=TLS_STACKS)
+def deployed(request) -> dict:
+    """A shipped stack that serves HTTPS, run as shipped."""
+    run = run_stack(request.param)
+    assert run["error"] is None, f"stack {request.param} failed: {run['error']}"
+    return run
 
 
 def _tls_secret(run: dict) -> dict:
@@ -45,8 +62,7 @@ def _tls_secret(run: dict) -> dict:
 
 def _served_certificate(run: dict) -> x509.Certificate:
     """The certificate the server is given: in the VM's user data, or in the pods' TLS Secret."""
-    if declared := [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
-        assert len(declared) == 1
+    if [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
         pem = _write_files(run)[f"{TLS_DIR}/{TLS_CERT_FILE}"]
     else:
         pem = _tls_secret(run)["inputs"]["stringData"][TLS_CERT_FILE]
@@ -130,7 +146,7 @@ def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed
         assert args[args.index("--ssl-keyfile") + 1] == env["PIXTRAL_TLS_KEY_FILE"]
         assert env["PIXTRAL_TLS_KEY_SECRET"] and f"{TLS_DIR}/{TLS_KEY_FILE}" not in files
         return
-    (deployment,) = resources_of(deployed, "kubernetes:apps/v1:Deployment")
+    deployment = _workload(deployed)
     pod = deployment["inputs"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     args = container["args"]
@@ -148,7 +164,7 @@ def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_kubelet_probes_speak_https(stack):
-    (deployment,) = resources_of(run_stack(stack), "kubernetes:apps/v1:Deployment")
+    deployment = _workload(run_stack(stack))
     (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
@@ -183,7 +199,7 @@ def test_tls_false_serves_plain_http_with_a_warning(stack):
         assert "PIXTRAL_SCHEME=http\n" in files["/etc/pixtral/pixtral.env"]
         assert not [path for path in files if path.startswith(TLS_DIR)]
     else:
-        (deployment,) = resources_of(run, "kubernetes:apps/v1:Deployment")
+        deployment = _workload(run)
         (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
 
