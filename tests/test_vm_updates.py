@@ -89,7 +89,14 @@ def test_the_vm_reads_the_secret_versions_the_stack_wrote(stack):
     env, versions = environment_file(vm_files(run)), _stored_versions(run)
     assert env["PIXTRAL_API_KEY_VERSION"] == versions[env["PIXTRAL_API_KEY_SECRET"]]
     assert env["PIXTRAL_HF_TOKEN_VERSION"] == versions[env["PIXTRAL_HF_TOKEN_SECRET"]]
-    assert env["PIXTRAL_TLS_KEY_VERSION"] == versions[env["PIXTRAL_TLS_KEY_SECRET"]]
+    if _serves_tls(run):
+        assert env["PIXTRAL_TLS_KEY_VERSION"] == versions[env["PIXTRAL_TLS_KEY_SECRET"]]
+    else:  # the fleet stacks serve plain HTTP for now: no key to read
+        assert env["PIXTRAL_TLS_KEY_SECRET"] == "" and len(versions) == 2
+
+
+def _serves_tls(run: dict) -> bool:
+    return run["config"].get("pixtral:tls", "true") != "false"
 
 
 FAKE_CLI = r'''#!{python}
@@ -133,8 +140,10 @@ def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack,
         (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
     # Each secret's store holds the value at the version the stack wrote, and a newer one written since:
     # reading "latest" (or any other version) would give the VM the wrong key.
-    values = {env["PIXTRAL_API_KEY_SECRET"]: API_KEY, env["PIXTRAL_HF_TOKEN_SECRET"]: HF_TOKEN,
-              env["PIXTRAL_TLS_KEY_SECRET"]: TLS_KEY}
+    tls = _serves_tls(run)
+    values = {env["PIXTRAL_API_KEY_SECRET"]: API_KEY, env["PIXTRAL_HF_TOKEN_SECRET"]: HF_TOKEN}
+    if tls:
+        values[env["PIXTRAL_TLS_KEY_SECRET"]] = TLS_KEY
     store = {name: {version: values[name], str(int(version) + 1): "rotated-later", "latest": "rotated-later"}
              for name, version in _stored_versions(run).items()}
     cli = "aws" if target_of(stack) == "aws" else "gcloud"
@@ -152,11 +161,15 @@ def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack,
     assert done.returncode == 0, done.stderr
     assert systemd_environment(secrets_file) == {"VLLM_API_KEY": API_KEY, "HF_TOKEN": HF_TOKEN}
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
-    # vLLM (the service user) opens the TLS key itself: readable by root and the service's group, nobody else.
-    assert key_file.read_text().strip() == TLS_KEY.strip()
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o640 and key_file.stat().st_gid == grp.getgrnam(group).gr_gid
+    if tls:
+        # vLLM (the service user) opens the TLS key itself: readable by root and the service's group, nobody else.
+        assert key_file.read_text().strip() == TLS_KEY.strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o640
+        assert key_file.stat().st_gid == grp.getgrnam(group).gr_gid
+    else:
+        assert not key_file.exists()
     calls = [json.loads(line) for line in (fake / "calls.log").read_text().splitlines()]
-    assert len(calls) == 3, calls
+    assert len(calls) == 2 + tls, calls
     assert API_KEY not in done.stdout + done.stderr and "PRIVATE KEY" not in done.stdout + done.stderr
 
 
