@@ -2,12 +2,13 @@
 
 import pulumi
 
+from components.stack_ca import StackCa
 from pixtral_deploy.coldstart import cold_start, warm_start
 from pixtral_deploy.config import StackConfig, read_stack
 from pixtral_deploy.errors import ConfigError
 
 
-def deploy_aws(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+def deploy_aws(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     if stack.deployment.scaling.is_fleet:
         from components.aws_fleet import AwsGpuFleet, AwsGpuFleetArgs
 
@@ -17,7 +18,8 @@ def deploy_aws(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
                 "targetGroup": fleet.target_group, "region": aws_region()}
     from components.aws_vm import AwsGpuVm, AwsGpuVmArgs
 
-    vm = AwsGpuVm("pixtral", AwsGpuVmArgs(stack.deployment, api_key=api_key, hf_token=stack.secrets.hf_token))
+    vm = AwsGpuVm("pixtral", AwsGpuVmArgs(stack.deployment, api_key=api_key, hf_token=stack.secrets.hf_token,
+                                          ca=ca))
     return {"endpoint": vm.endpoint, "instanceId": vm.instance_id, "publicIp": vm.public_ip}
 
 
@@ -28,13 +30,13 @@ def aws_region() -> pulumi.Output[str]:
     return aws.get_region_output().region
 
 
-def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     if stack.deployment.scaling.is_fleet:
         return deploy_gcp_fleet(stack, api_key)
     from components.gcp_vm import GcpGpuVm, GcpGpuVmArgs
 
     vm = GcpGpuVm("pixtral", GcpGpuVmArgs(stack.deployment, project=stack.gcp.project, zone=stack.gcp.zone,
-                                          api_key=api_key, hf_token=stack.secrets.hf_token))
+                                          api_key=api_key, hf_token=stack.secrets.hf_token, ca=ca))
     return {"endpoint": vm.endpoint, "instanceName": vm.instance_name, "zone": stack.gcp.zone,
             "publicIp": vm.public_ip}
 
@@ -49,7 +51,7 @@ def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
             "backendService": fleet.backend_service_name, "internal": stack.deployment.scaling.internal}
 
 
-def _workload(stack: StackConfig, api_key: pulumi.Output[str], cluster) -> dict:
+def _workload(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None, cluster) -> dict:
     """The one Kubernetes workload, on whatever cluster the target provides, and what scales it."""
     from components.vllm_workload import VllmWorkload, VllmWorkloadArgs
 
@@ -57,7 +59,7 @@ def _workload(stack: StackConfig, api_key: pulumi.Output[str], cluster) -> dict:
     on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
     workload = VllmWorkload("pixtral", VllmWorkloadArgs(
         deployment, api_key=api_key, hf_token=stack.secrets.hf_token, node_selector=cluster.node_selector,
-        storage_class=cluster.storage_class, instance=pulumi.get_stack()), opts=on_cluster)
+        storage_class=cluster.storage_class, instance=pulumi.get_stack(), ca=ca), opts=on_cluster)
     if deployment.scaling.autoscale:
         _autoscaler(stack, workload, on_cluster)
     return {"endpoint": workload.endpoint, "namespace": workload.namespace, "service": workload.service_name,
@@ -84,26 +86,26 @@ def _autoscaler(stack: StackConfig, workload, on_cluster: pulumi.ResourceOptions
             on_cluster, pulumi.ResourceOptions(depends_on=ready)))
 
 
-def deploy_kubernetes(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+def deploy_kubernetes(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     from components.existing_cluster import ExistingCluster
 
     cluster = ExistingCluster("cluster", stack.secrets.kubeconfig, stack.deployment.kubernetes.context)
-    return _workload(stack, api_key, cluster)
+    return _workload(stack, api_key, ca, cluster)
 
 
-def deploy_eks(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+def deploy_eks(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     from components.eks_cluster import EksGpuCluster, EksGpuClusterArgs
 
     cluster = EksGpuCluster("pixtral", EksGpuClusterArgs(stack.deployment))
-    return {**_workload(stack, api_key, cluster), "clusterName": cluster.cluster_name}
+    return {**_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
 
 
-def deploy_gke(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+def deploy_gke(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     from components.gke_cluster import GkeGpuCluster, GkeGpuClusterArgs
 
     cluster = GkeGpuCluster("pixtral", GkeGpuClusterArgs(stack.deployment, project=stack.gcp.project,
                                                          zone=stack.gcp.zone))
-    return {**_workload(stack, api_key, cluster), "clusterName": cluster.cluster_name}
+    return {**_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
 
 
 TARGETS = {"aws": deploy_aws, "gcp": deploy_gcp, "kubernetes": deploy_kubernetes, "eks": deploy_eks,
@@ -124,11 +126,15 @@ def deploy() -> None:
     for warning in deployment.warnings:
         pulumi.log.warn(warning)
     api_key = ApiKey("pixtral", stack.secrets.api_key).value
-    outputs = TARGETS[deployment.target](stack, api_key)
+    ca = StackCa("pixtral") if deployment.tls.enabled else None
+    outputs = TARGETS[deployment.target](stack, api_key, ca)
     pulumi.export("target", deployment.target)
     pulumi.export("model", deployment.server.served_model_name)
     pulumi.export("baseUrl", pulumi.Output.concat(outputs["endpoint"], "/v1"))
     pulumi.export("apiKey", api_key)
+    if ca is not None:
+        # Public: what clients trust to verify the endpoint (curl --cacert, httpx verify=, pixtralctl).
+        pulumi.export("caCertificate", ca.cert_pem)
     for name, value in outputs.items():
         pulumi.export(name, value)
 

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.ssm_agent_policy import ssm_agent_policy
-from pixtral_deploy.cloudinit import SecretStore, StoredSecret, render_cloud_init
+from pixtral_deploy.cloudinit import SecretStore, StoredSecret, TlsFiles, render_cloud_init
 from pixtral_deploy.config import stored_secret
 from pixtral_deploy.fleetboot import FleetBoot
 from pixtral_deploy.network import ip_version
@@ -52,24 +52,28 @@ class VmIdentity:
 
 
 def vm_identity(name: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[str] | None,
-                parent: pulumi.Resource) -> VmIdentity:
-    """The API key (and HF token) as SSM SecureStrings, and an instance role that may read exactly them."""
+                parent: pulumi.Resource, tls_key: pulumi.Input[str] | None = None) -> VmIdentity:
+    """The API key (and HF token, and the TLS private key) as SSM SecureStrings, and an instance role that may read
+    exactly them."""
     child = pulumi.ResourceOptions(parent=parent)
     region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=parent)).region
     api_key_param = _secure_parameter(name, "api-key", api_key, child)
     hf_token_param = _secure_parameter(name, "hf-token", hf_token, child) if hf_token is not None else None
-    parameters = [p for p in (api_key_param, hf_token_param) if p is not None]
+    tls_key_param = _secure_parameter(name, "tls-key", tls_key, child) if tls_key is not None else None
+    parameters = [p for p in (api_key_param, hf_token_param, tls_key_param) if p is not None]
     store = pulumi.Output.all(
         region,
         stored_secret(api_key_param.name, api_key_param.version),
         stored_secret(hf_token_param.name, hf_token_param.version) if hf_token_param else None,
-    ).apply(lambda values: _ssm_store(values[0], values[1], values[2]))
+        stored_secret(tls_key_param.name, tls_key_param.version) if tls_key_param else None,
+    ).apply(lambda values: _ssm_store(*values))
     role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), opts=child)
     return VmIdentity(_instance_profile(name, role, parameters, child), store, role)
 
 
-def _ssm_store(region: str, api_key: StoredSecret, hf_token: StoredSecret | None) -> SecretStore:
-    return SecretStore("aws-ssm", api_key, hf_token, {"PIXTRAL_AWS_REGION": region})
+def _ssm_store(region: str, api_key: StoredSecret, hf_token: StoredSecret | None,
+               tls_key: StoredSecret | None) -> SecretStore:
+    return SecretStore("aws-ssm", api_key, hf_token, {"PIXTRAL_AWS_REGION": region}, tls_key)
 
 
 def _secure_parameter(name: str, what: str, value: pulumi.Input[str],
@@ -101,11 +105,12 @@ def _instance_profile(name: str, role: aws.iam.Role, parameters: list[aws.ssm.Pa
 
 
 def replica_user_data(server: ServerSpec, identity: VmIdentity, local_nvme: bool,
-                      fleet: FleetBoot | None = None) -> pulumi.Output[str]:
+                      fleet: FleetBoot | None = None,
+                      tls: pulumi.Input[TlsFiles] | None = None) -> pulumi.Output[str]:
     """The plain cloud-config every AWS replica boots with (one VM, or each of a fleet's): it names where the
-    secrets are, never their values."""
-    return identity.secret_store.apply(lambda store: render_cloud_init(server, store, local_nvme=local_nvme,
-                                                                       fleet=fleet))
+    secrets are, never their values; with `tls`, the server's public certificates (its key is in the store)."""
+    return pulumi.Output.all(identity.secret_store, tls).apply(lambda values: render_cloud_init(
+        server, values[0], local_nvme=local_nvme, fleet=fleet, tls=values[1]))
 
 
 def root_volume(disk_size_gb: int) -> dict:
@@ -151,6 +156,12 @@ def api_ingress_from_cidrs(name: str, group: aws.ec2.SecurityGroup, cidrs: tuple
             description="Pixtral OpenAI-compatible API",
             opts=pulumi.ResourceOptions(parent=parent),
         )
+
+
+def dns_record(name: str, zone_id: str, domain: str, address: pulumi.Input[str], parent: pulumi.Resource) -> None:
+    """pixtral:domain in the user's Route 53 hosted zone, pointing at the endpoint's address."""
+    aws.route53.Record(f"{name}-dns", zone_id=zone_id, name=domain, type="A", ttl=300, records=[address],
+                       opts=pulumi.ResourceOptions(parent=parent))
 
 
 def egress_everywhere(name: str, group: aws.ec2.SecurityGroup, parent: pulumi.Resource) -> None:

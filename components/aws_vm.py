@@ -1,6 +1,9 @@
-"""One EC2 GPU instance serving Pixtral: network access, identity, the API key in SSM, and the VM itself."""
+"""One EC2 GPU instance serving Pixtral: network access, identity, the API key and TLS key in SSM, its address
+(and DNS name), and the VM itself."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -9,6 +12,7 @@ from components.aws_shared import (
     AwsServerArgs,
     api_ingress_from_cidrs,
     default_vpc_subnets_offering,
+    dns_record,
     metadata_options,
     newest_dlami,
     replica_security_group,
@@ -17,11 +21,16 @@ from components.aws_shared import (
     vm_identity,
 )
 from components.boot_image import looked_up_image_options
+from components.stack_ca import StackCa
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
 from pixtral_deploy.spec import Deployment
 
-AwsGpuVmArgs = AwsServerArgs
+
+@dataclass
+class AwsGpuVmArgs(AwsServerArgs):
+    # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
+    ca: StackCa | None = None
 
 
 class AwsGpuVm(pulumi.ComponentResource):
@@ -39,13 +48,21 @@ class AwsGpuVm(pulumi.ComponentResource):
         deployment = args.deployment
         settings = deployment.aws
 
-        identity = vm_identity(name, args.api_key, args.hf_token, parent=self)
+        tls = deployment.tls
+        # An Elastic IP keeps `endpoint` valid across stop/start and spot interruptions. It is allocated before the
+        # instance: the certificate the instance boots with names it.
+        address = aws.ec2.Eip(f"{name}-address", domain="vpc", tags={"Name": f"pixtral-{name}"}, opts=self._child)
+        certificate = args.ca.issue(name, ip_addresses=[address.public_ip], dns_names=[tls.domain] if tls.domain
+                                    else [], parent=self) if args.ca else None
+        identity = vm_identity(name, args.api_key, args.hf_token, parent=self,
+                               tls_key=certificate.private_key_pem if certificate else None)
         subnet_id = settings.subnet_id or default_vpc_subnets_offering(
             [settings.instance_type], settings.vpc_id, parent=self).apply(lambda ids: ids[0])
         vpc_id = aws.ec2.get_subnet_output(id=subnet_id, opts=pulumi.InvokeOptions(parent=self)).vpc_id
         security_group = self._security_group(vpc_id, deployment)
 
-        self.user_data = replica_user_data(deployment.server, identity, has_local_nvme(settings.instance_type))
+        self.user_data = replica_user_data(deployment.server, identity, has_local_nvme(settings.instance_type),
+                                           tls=args.ca.tls_files(certificate) if certificate else None)
         instance = aws.ec2.Instance(
             name,
             ami=settings.ami_id or newest_dlami(parent=self),
@@ -54,7 +71,8 @@ class AwsGpuVm(pulumi.ComponentResource):
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=identity.instance_profile.name,
             user_data_base64=self.user_data.apply(compress_user_data),
-            # A changed server description must reach the VM: replace it rather than keep stale cloud-init.
+            # A changed server description (or a renewed certificate) must reach the VM: replace it rather than keep
+            # stale cloud-init.
             user_data_replace_on_change=True,
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**metadata_options()),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(**root_volume(deployment.disk_size_gb)),
@@ -65,13 +83,15 @@ class AwsGpuVm(pulumi.ComponentResource):
             tags={"Name": f"pixtral-{name}", "pixtral:model": deployment.server.model},
             opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.ami_id, "ami")),
         )
-        # An Elastic IP keeps `endpoint` valid across stop/start and spot interruptions.
-        address = aws.ec2.Eip(f"{name}-address", domain="vpc", instance=instance.id,
-                              tags={"Name": f"pixtral-{name}"}, opts=self._child)
+        aws.ec2.EipAssociation(f"{name}-address-association", allocation_id=address.allocation_id,
+                               instance_id=instance.id, opts=self._child)
+        if tls.domain:
+            dns_record(name, tls.dns_zone, tls.domain, address.public_ip, parent=self)
 
         self.instance_id = instance.id
         self.public_ip = address.public_ip
-        self.endpoint = pulumi.Output.concat("http://", address.public_ip, f":{deployment.server.port}")
+        host = tls.domain or address.public_ip
+        self.endpoint = pulumi.Output.from_input(host).apply(deployment.server.url)
         self.register_outputs({"endpoint": self.endpoint, "instance_id": self.instance_id,
                                "public_ip": self.public_ip})
 

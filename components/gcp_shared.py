@@ -14,7 +14,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from pixtral_deploy.catalog import has_local_nvme
-from pixtral_deploy.cloudinit import SecretStore, StoredSecret, render_cloud_init
+from pixtral_deploy.cloudinit import SecretStore, StoredSecret, TlsFiles, render_cloud_init
 from pixtral_deploy.config import stored_secret
 from pixtral_deploy.network import by_ip_family
 from pixtral_deploy.spec import Deployment
@@ -68,8 +68,9 @@ class VmIdentity:
 
 
 def vm_identity(name: str, project: str, api_key: pulumi.Input[str], hf_token: pulumi.Input[str] | None,
-                parent: pulumi.Resource) -> VmIdentity:
-    """A service account of the stack's own, and the secrets in Secret Manager that exactly it may read."""
+                parent: pulumi.Resource, tls_key: pulumi.Input[str] | None = None) -> VmIdentity:
+    """A service account of the stack's own, and the secrets in Secret Manager (the API key, the HF token, the TLS
+    private key) that exactly it may read."""
     child = pulumi.ResourceOptions(parent=parent)
     api = gcp.projects.Service(
         f"{name}-secretmanager-api", service="secretmanager.googleapis.com", project=project,
@@ -82,12 +83,15 @@ def vm_identity(name: str, project: str, api_key: pulumi.Input[str], hf_token: p
     )
     api_key_secret = _secret(name, "api-key", api_key, project, account, api, parent)
     hf_secret = _secret(name, "hf-token", hf_token, project, account, api, parent) if hf_token else None
-    store = pulumi.Output.all(api_key_secret, hf_secret).apply(lambda stored: _secret_manager_store(project, *stored))
+    tls_secret = _secret(name, "tls-key", tls_key, project, account, api, parent) if tls_key is not None else None
+    store = pulumi.Output.all(api_key_secret, hf_secret, tls_secret).apply(
+        lambda stored: _secret_manager_store(project, *stored))
     return VmIdentity(account, store)
 
 
-def _secret_manager_store(project: str, api_key: StoredSecret, hf_token: StoredSecret | None) -> SecretStore:
-    return SecretStore("gcp-secret-manager", api_key, hf_token, {"PIXTRAL_GCP_PROJECT": project})
+def _secret_manager_store(project: str, api_key: StoredSecret, hf_token: StoredSecret | None,
+                          tls_key: StoredSecret | None) -> SecretStore:
+    return SecretStore("gcp-secret-manager", api_key, hf_token, {"PIXTRAL_GCP_PROJECT": project}, tls_key)
 
 
 def _secret(name: str, what: str, value: pulumi.Input[str], project: str, account: gcp.serviceaccount.Account,
@@ -131,6 +135,13 @@ def api_firewalls(name: str, source_ranges: tuple[str, ...], port: int, network:
                 description="Pixtral OpenAI-compatible API",
                 opts=pulumi.ResourceOptions(parent=parent),
             )
+
+
+def dns_record(name: str, project: str, zone: str, domain: str, address: pulumi.Input[str],
+               parent: pulumi.Resource) -> None:
+    """pixtral:domain in the user's Cloud DNS managed zone, pointing at the endpoint's address."""
+    gcp.dns.RecordSet(f"{name}-dns", project=project, managed_zone=zone, name=f"{domain}.", type="A", ttl=300,
+                      rrdatas=[address], opts=pulumi.ResourceOptions(parent=parent))
 
 
 def dlvm_image(parent: pulumi.Resource) -> pulumi.Output[str]:
@@ -209,10 +220,13 @@ def guest_accelerator(deployment: Deployment) -> dict:
     return {"type": deployment.gcp.accelerator_type, "count": deployment.gcp.accelerator_count}
 
 
-def replica_user_data(deployment: Deployment, identity: VmIdentity, **options) -> pulumi.Output[str]:
-    """The cloud-init every replica boots with (`options` go to render_cloud_init): secrets named, never carried."""
-    return identity.secret_store.apply(lambda store: render_cloud_init(
-        deployment.server, store, local_nvme=has_local_nvme(deployment.gcp.machine_type), **options))
+def replica_user_data(deployment: Deployment, identity: VmIdentity, tls: pulumi.Input[TlsFiles] | None = None,
+                      **options) -> pulumi.Output[str]:
+    """The cloud-init every replica boots with (`options` go to render_cloud_init): secrets named, never carried;
+    with `tls`, the server's public certificates (its key is in the store)."""
+    return pulumi.Output.all(identity.secret_store, tls).apply(lambda values: render_cloud_init(
+        deployment.server, values[0], local_nvme=has_local_nvme(deployment.gcp.machine_type), tls=values[1],
+        **options))
 
 
 def vm_metadata(user_data: pulumi.Input[str]) -> dict:

@@ -1,6 +1,9 @@
-"""One Compute Engine GPU VM serving Pixtral: firewall, identity, the API key in Secret Manager, and the VM."""
+"""One Compute Engine GPU VM serving Pixtral: firewall, identity, the API key and TLS key in Secret Manager, its
+address (and DNS name), and the VM."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
@@ -10,6 +13,7 @@ from components.gcp_shared import (
     GcpServerArgs,
     api_firewalls,
     boot_disk,
+    dns_record,
     gpu_scheduling,
     guest_accelerator,
     network_tag,
@@ -20,8 +24,13 @@ from components.gcp_shared import (
     vm_identity,
     vm_metadata,
 )
+from components.stack_ca import StackCa
 
-GcpGpuVmArgs = GcpServerArgs
+
+@dataclass
+class GcpGpuVmArgs(GcpServerArgs):
+    # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
+    ca: StackCa | None = None
 
 
 class GcpGpuVm(pulumi.ComponentResource):
@@ -41,13 +50,18 @@ class GcpGpuVm(pulumi.ComponentResource):
         region = args.zone.rsplit("-", 1)[0]
         tag = network_tag(name)
 
-        identity = vm_identity(name, args.project, args.api_key, args.hf_token, parent=self)
+        tls = deployment.tls
+        address = gcp.compute.Address(f"{name}-address", region=region, project=args.project, opts=self._child)
+        certificate = args.ca.issue(name, ip_addresses=[address.address], dns_names=[tls.domain] if tls.domain
+                                    else [], parent=self) if args.ca else None
+        identity = vm_identity(name, args.project, args.api_key, args.hf_token, parent=self,
+                               tls_key=certificate.private_key_pem if certificate else None)
         network = stack_network(name, args.project, region, settings.network, settings.subnetwork, parent=self)
         api_firewalls(f"{name}-api", deployment.allowed_cidrs, deployment.server.port, network.network, args.project,
                       tag, parent=self)
-        address = gcp.compute.Address(f"{name}-address", region=region, project=args.project, opts=self._child)
 
-        self.user_data = replica_user_data(deployment, identity)
+        self.user_data = replica_user_data(deployment, identity,
+                                           tls=args.ca.tls_files(certificate) if certificate else None)
         disk = boot_disk(deployment, parent=self)
         instance = gcp.compute.Instance(
             name,
@@ -79,8 +93,10 @@ class GcpGpuVm(pulumi.ComponentResource):
                 pulumi.ResourceOptions(replace_on_changes=["metadata"], delete_before_replace=True),
                 looked_up_image_options(settings.image, "bootDisk.initializeParams.image"))),
         )
+        if tls.domain:
+            dns_record(name, args.project, tls.dns_zone, tls.domain, address.address, parent=self)
         self.instance_name = instance.name
         self.public_ip = address.address
-        self.endpoint = pulumi.Output.concat("http://", address.address, f":{deployment.server.port}")
+        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.server.url)
         self.register_outputs({"endpoint": self.endpoint, "instance_name": self.instance_name,
                                "public_ip": self.public_ip})

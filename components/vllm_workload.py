@@ -1,7 +1,8 @@
-"""The vLLM workload on any Kubernetes cluster: namespace, secret, model cache, pods, Service.
+"""The vLLM workload on any Kubernetes cluster: namespace, secrets, model cache, pods, Service.
 
 The container starts vLLM with `vllm_args` (the same function the VMs' cloud-init uses), and gets the API key from
-the Secret as VLLM_API_KEY: never as a literal argument, which would be readable in the pod spec.
+the Secret as VLLM_API_KEY: never as a literal argument, which would be readable in the pod spec. With TLS, the
+server's certificate and key are a kubernetes.io/tls Secret mounted read-only where `vllm_args` points vLLM.
 
 The pods are a StatefulSet with a ReadWriteOnce cache claim per pod (what every default StorageClass provides): a
 pod scaled in keeps its claim, and when it comes back it finds its weights there. With pixtral:sharedCache the pods
@@ -10,13 +11,24 @@ are a Deployment on one ReadWriteMany claim instead, which lets a rollout start 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.stack_ca import StackCa
 from pixtral_deploy.cloudinit import USERDATA_DIR
-from pixtral_deploy.server import DRAIN_SECONDS, GUARD_FILE, VLLM_MODULE, vllm_args, vllm_command
+from pixtral_deploy.server import (
+    DRAIN_SECONDS,
+    GUARD_FILE,
+    TLS_CERT_FILE,
+    TLS_DIR,
+    TLS_KEY_FILE,
+    VLLM_MODULE,
+    vllm_args,
+    vllm_command,
+)
 from pixtral_deploy.spec import Deployment
 
 CACHE_MOUNT = "/cache"
@@ -40,6 +52,8 @@ PRESTOP_SLEEP_SECONDS = 15
 TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + DRAIN_SECONDS + 30
 # Spread replicas over nodes and zones, but never leave a pod pending for it: a free GPU anywhere beats none.
 SPREAD_TOPOLOGIES = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+# The TLS Secret's files: root-owned, readable by the pod's fsGroup (the server's group) and nobody else.
+TLS_FILE_MODE = 0o440
 
 
 @dataclass
@@ -52,6 +66,8 @@ class VllmWorkloadArgs:
     # The StorageClass the cluster the program created provides, when pixtral:storageClass names none.
     storage_class: str | None = None
     instance: str = "pixtral"
+    # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
+    ca: StackCa | None = None
 
 
 def labels(spec: Deployment, instance: str) -> dict[str, str]:
@@ -93,7 +109,10 @@ class VllmWorkload(pulumi.ComponentResource):
         ns = namespace.metadata["name"]
         secret = self._secret(ns, args)
         guard = self._guard(ns)
-        pod_template = self._pod_template(secret, guard, spec, args)
+        service = self._service(ns, spec)
+        host = _service_host(service, settings.service_type, settings.namespace)
+        tls_secret = self._tls_secret(ns, args.ca, host, settings.namespace) if args.ca else None
+        pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
         if settings.shared_cache:
             workload = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
         else:
@@ -102,14 +121,13 @@ class VllmWorkload(pulumi.ComponentResource):
         # Declared for any range above one pod, so 2 and 50 replicas declare the same resources.
         if spec.scaling.max_replicas > 1:
             self._disruption_budget(ns)
-        service = self._service(ns, spec)
         self.namespace = ns
         self.service_name = service.metadata["name"]
         self.workload_kind = "Deployment" if settings.shared_cache else "StatefulSet"
         self.workload_name = workload.metadata["name"]
         self.secret_name = secret.metadata["name"]
         self.selector = self._selector
-        self.endpoint = _service_endpoint(service, settings.service_type, settings.namespace, spec.server.port)
+        self.endpoint = host.apply(spec.server.url)
         self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "workload": workload.metadata["name"]})
 
     def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
@@ -128,6 +146,20 @@ class VllmWorkload(pulumi.ComponentResource):
             data["HF_TOKEN"] = pulumi.Output.secret(args.hf_token)
         return k8s.core.v1.Secret(
             f"{self._name}-secrets", metadata=self._generated_name(ns), type="Opaque", string_data=data,
+            opts=self._child,
+        )
+
+    def _tls_secret(self, ns: pulumi.Input[str], ca: StackCa, host: pulumi.Output[str],
+                    namespace: str) -> k8s.core.v1.Secret:
+        """The server's certificate for the endpoint's host and the Service's in-cluster names, with its key."""
+        names = [f"{self._name}.{namespace}.svc.cluster.local", f"{self._name}.{namespace}.svc",
+                 f"{self._name}.{namespace}", self._name]
+        ip_addresses = host.apply(lambda h: [h] if _is_ip(h) else [])
+        dns_names = host.apply(lambda h: list(dict.fromkeys(names + ([] if _is_ip(h) else [h]))))
+        certificate = ca.issue(self._name, ip_addresses=ip_addresses, dns_names=dns_names, parent=self)
+        return k8s.core.v1.Secret(
+            f"{self._name}-tls", metadata=self._generated_name(ns), type="kubernetes.io/tls",
+            string_data={TLS_CERT_FILE: certificate.cert_pem, TLS_KEY_FILE: certificate.private_key_pem},
             opts=self._child,
         )
 
@@ -173,7 +205,8 @@ class VllmWorkload(pulumi.ComponentResource):
         if has_hf_token:
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"],
                                                                            "key": "HF_TOKEN"}}})
-        health = {"path": "/health", "port": "http"}
+        # The kubelet speaks HTTPS where the server does; it does not verify the certificate (fine for a probe).
+        health = {"path": "/health", "port": "http", "scheme": server.scheme.upper()}
         return {
             "name": "vllm",
             "image": server.image,
@@ -206,11 +239,11 @@ class VllmWorkload(pulumi.ComponentResource):
                 {"name": "shm", "mountPath": "/dev/shm"},
                 {"name": "tmp", "mountPath": "/tmp"},
                 {"name": "guard", "mountPath": GUARD_MOUNT, "readOnly": True},
-            ],
+            ] + ([{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}] if server.tls else []),
         }
 
-    def _pod_template(self, secret: k8s.core.v1.Secret, guard: k8s.core.v1.ConfigMap, spec: Deployment,
-                      args: VllmWorkloadArgs) -> dict:
+    def _pod_template(self, secret: k8s.core.v1.Secret, guard: k8s.core.v1.ConfigMap,
+                      tls_secret: k8s.core.v1.Secret | None, spec: Deployment, args: VllmWorkloadArgs) -> dict:
         settings = spec.kubernetes
         gpus = settings.gpus_per_replica
         pod_spec = {
@@ -229,6 +262,9 @@ class VllmWorkload(pulumi.ComponentResource):
             ],
             "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         }
+        if tls_secret is not None:
+            pod_spec["volumes"].append({"name": "tls", "secret": {"secretName": tls_secret.metadata["name"],
+                                                                  "defaultMode": TLS_FILE_MODE}})
         node_selector = {**args.node_selector, **dict(settings.node_selector)}
         if node_selector:
             pod_spec["nodeSelector"] = node_selector
@@ -315,24 +351,39 @@ class VllmWorkload(pulumi.ComponentResource):
             "selector": self._selector,
             "ports": [{"name": "http", "port": spec.server.port, "targetPort": "http", "protocol": "TCP"}],
         }
+        metadata = self._metadata(ns)
         if settings.service_type == "LoadBalancer":
             service["loadBalancerSourceRanges"] = list(spec.allowed_cidrs)
+            if spec.server.tls:
+                # The certificate names the load balancer's address, so the pods (which mount it) come after the
+                # Service has one: wait for the address alone, not for the default "a pod is selected", which
+                # would never happen before the pods exist.
+                metadata["annotations"] = {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress}"}
         # Pulumi awaits a Service until its Endpoints list a pod (ready or not) and, for a load balancer, an
         # address: 10 minutes by default. A GPU node scaled up from zero can take longer than that to take the pod.
         timeouts = pulumi.CustomTimeouts(create=SERVICE_AWAIT, update=SERVICE_AWAIT)
         waits = pulumi.ResourceOptions(custom_timeouts=timeouts)
-        return k8s.core.v1.Service(self._name, metadata=self._metadata(ns), spec=service,
+        return k8s.core.v1.Service(self._name, metadata=metadata, spec=service,
                                    opts=pulumi.ResourceOptions.merge(self._child, waits))
 
 
-def _service_endpoint(service: k8s.core.v1.Service, service_type: str, namespace: str, port: int) -> pulumi.Output:
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _service_host(service: k8s.core.v1.Service, service_type: str, namespace: str) -> pulumi.Output[str]:
+    """Where clients reach the Service: the load balancer's address, else its in-cluster DNS name."""
     if service_type != "LoadBalancer":
         # Reachable from inside the cluster (or through `kubectl port-forward`).
-        return pulumi.Output.concat("http://", service.metadata["name"], f".{namespace}.svc.cluster.local:{port}")
+        return pulumi.Output.concat(service.metadata["name"], f".{namespace}.svc.cluster.local")
 
     def address(status) -> str:
         # AWS load balancers publish a hostname, GCP and most others an IP.
         first = status.load_balancer.ingress[0]
-        return f"http://{first.hostname or first.ip}:{port}"
+        return first.hostname or first.ip
 
     return service.status.apply(address)

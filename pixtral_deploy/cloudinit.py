@@ -1,13 +1,14 @@
 """The VM's `#cloud-config`: the files under userdata/ plus two rendered from the spec, and the service enabled.
 
-No secret ever enters this document: it names where the API key lives (SSM / Secret Manager) and the VM reads it
-at boot with its own identity.
+No secret ever enters this document: it names where the API key and the TLS private key live (SSM / Secret
+Manager) and the VM reads them at boot with its own identity. The server's certificate is public and written here.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from .fleetboot import FleetBoot, metric_files
-from .server import GUARD_FILE, VLLM_MODULE, ServerSpec, vllm_args
+from .server import GUARD_FILE, TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE, VLLM_MODULE, ServerSpec, vllm_args
 
 USERDATA_DIR = Path(__file__).resolve().parent.parent / "userdata"
 LIB_DIR = "/usr/local/lib/pixtral"
@@ -58,6 +59,16 @@ class SecretStore:
     api_key: StoredSecret
     hf_token: StoredSecret | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    # The server certificate's private key (pixtral:tls).
+    tls_key: StoredSecret | None = None
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The public half of the server's TLS: its certificate, and the stack CA's (for the VM's own health check)."""
+
+    certificate: str
+    ca_certificate: str
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,11 @@ def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False
         "PIXTRAL_API_KEY_VERSION": store.api_key.version,
         "PIXTRAL_HF_TOKEN_SECRET": store.hf_token.name if store.hf_token else "",
         "PIXTRAL_HF_TOKEN_VERSION": store.hf_token.version if store.hf_token else "",
+        "PIXTRAL_TLS_KEY_SECRET": store.tls_key.name if store.tls_key else "",
+        "PIXTRAL_TLS_KEY_VERSION": store.tls_key.version if store.tls_key else "",
+        "PIXTRAL_TLS_KEY_FILE": f"{TLS_DIR}/{TLS_KEY_FILE}",
+        "PIXTRAL_TLS_CA_FILE": f"{TLS_DIR}/{TLS_CA_FILE}",
+        "PIXTRAL_SCHEME": server.scheme,
         **store.settings,
         "PIXTRAL_CACHE_DIR": CACHE_DIR,
         "PIXTRAL_LOCAL_NVME": "1" if local_nvme else "0",
@@ -129,10 +145,13 @@ def _file(path: str, content: str, permissions: str) -> dict:
 
 
 def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
-                 fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None) -> dict:
+                 fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None,
+                 tls: TlsFiles | None = None) -> dict:
     """The cloud-config as data; `render_cloud_init` serialises it. `fleet` adds what an AWS fleet replica does
     beyond a single VM (pixtral_deploy/fleetboot.py); `metrics` a metrics agent scraping vLLM for a GCP fleet's
-    autoscaler."""
+    autoscaler. With TLS, `tls` has the certificates and `store` names the private key."""
+    if server.tls and not (tls and store.tls_key):
+        raise ValueError("a TLS server needs its certificates and its private key in the secret store")
     settings = {**environment(server, store, local_nvme), **(fleet.environment() if fleet else {})}
     if metrics is not None:
         settings["PIXTRAL_METRICS_TOKEN_FILE"] = metrics.token_file
@@ -164,6 +183,10 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
             ["install", "-m", "0600", "/dev/null", metrics.token_file],
             metrics.install,
         ]
+    if server.tls:
+        # Public; the key beside it is written by fetch-secrets.sh, readable by root and the vllm group only.
+        files.append(_file(f"{TLS_DIR}/{TLS_CERT_FILE}", tls.certificate, "0644"))
+        files.append(_file(f"{TLS_DIR}/{TLS_CA_FILE}", tls.ca_certificate, "0644"))
     return {
         "users": ["default", {"name": "vllm", "system": True, "homedir": STATE_DIR, "shell": "/usr/sbin/nologin"}],
         "write_files": files,
@@ -182,8 +205,9 @@ _Dumper.add_representer(
 
 
 def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
-                      fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None) -> str:
-    config = cloud_config(server, store, local_nvme, fleet, metrics)
+                      fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None,
+                      tls: TlsFiles | None = None) -> str:
+    config = cloud_config(server, store, local_nvme, fleet, metrics, tls)
     return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
@@ -194,12 +218,28 @@ _LONGEST_STORE = SecretStore(
     StoredSecret(f"/pixtral/{'s' * 100}/pixtral/api-key", "99999"),
     StoredSecret(f"/pixtral/{'s' * 100}/pixtral/hf-token", "99999"),
     {"PIXTRAL_AWS_REGION": "ap-southeast-4"},
+    StoredSecret(f"/pixtral/{'s' * 100}/pixtral/tls-key", "99999"),
 )
 
 
+def _incompressible_pem(kind: str, body_bytes: int) -> str:
+    """A PEM block as large as the biggest the stack makes, whose body gzip cannot shrink (as a real one's)."""
+    body = b"".join(hashlib.sha256(f"{kind}{i}".encode()).digest() for i in range(body_bytes // 32 + 1))
+    text = base64.b64encode(body[:body_bytes]).decode()
+    lines = "\n".join(text[i:i + 64] for i in range(0, len(text), 64))
+    return f"-----BEGIN {kind}-----\n{lines}\n-----END {kind}-----\n"
+
+
+# ECDSA P-256 certificates are 400-600 DER bytes; a 253-character domain adds at most that much again.
+_LARGEST_TLS = TlsFiles(_incompressible_pem("CERTIFICATE", 1200), _incompressible_pem("CERTIFICATE", 800))
+
+
 def compressed_size(server: ServerSpec, local_nvme: bool) -> int:
-    """Bytes of the gzip user data an EC2 VM with this server would get, with the longest secret names."""
-    return len(gzip.compress(render_cloud_init(server, _LONGEST_STORE, local_nvme).encode(), mtime=0))
+    """Bytes of the gzip user data an EC2 VM with this server would get, with the longest secret names (and, with
+    TLS, the largest certificates)."""
+    document = render_cloud_init(server, _LONGEST_STORE, local_nvme,
+                                 tls=_LARGEST_TLS if server.tls else None)
+    return len(gzip.compress(document.encode(), mtime=0))
 
 
 def compress_user_data(document: str) -> str:

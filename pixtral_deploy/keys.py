@@ -57,6 +57,8 @@ _RELEASE = r"\d+\.\d+\.\d+(\.post\d+)?"
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
 _MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._/-]*"
+# A fully qualified host name: dot-separated DNS labels, at least two, no trailing dot (it goes into a URL).
+_DOMAIN = r"(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,14 @@ CONFIG_KEYS: tuple[Key, ...] = (
         shown_default="generated (pulumi-random)"),
     Key("hfToken", Text(), None, "Hugging Face token, for gated models (same rules as `apiKey`). **Secret**.",
         secret=True, shown_default="unset"),
+    Key("tls", Boolean(), True, "Serve HTTPS with a certificate from the stack's own CA (output `caCertificate`); "
+        "`false` serves plain HTTP (a warning says so)."),
+    Key("domain", Text(_DOMAIN, "a lowercase DNS name such as pixtral.example.com"), None,
+        "DNS name of the endpoint: the program creates its record in `dnsZone`, the endpoint and the certificate "
+        "use it.", targets=VM_TARGETS, shown_default="unset (the address)"),
+    Key("dnsZone", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a Route 53 hosted zone id (AWS) or a Cloud DNS managed "
+        "zone name (GCP)"), None, "Zone that holds `domain`: a Route 53 hosted zone id on AWS, a Cloud DNS "
+        "managed zone name on GCP; set with `domain` only.", targets=VM_TARGETS, shown_default="unset"),
     Key("allowedCidrs", StringList(cidr, "at least one CIDR (an empty list would make the endpoint unreachable)"),
         ("0.0.0.0/0",), "Networks that may reach the port (IPv4 or IPv6 CIDRs)."),
     Key("diskSizeGb", Whole(100, 16384), 200, "Disk of the VM or GPU node in GB (the OS image, vLLM and the "

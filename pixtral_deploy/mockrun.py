@@ -232,6 +232,15 @@ def _gcp_link(inputs: dict[str, Any], collection: str, name: str) -> str:
             f"{collection}/{name}")
 
 
+def _tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from .mock_tls import tls_outputs
+    except ImportError as error:
+        raise RuntimeError(f"mockrun makes the stack's keys and certificates with the `cryptography` package, which "
+                           f"is not installed ({error}): pip install 'pixtral-deploy[test]'") from None
+    return tls_outputs(type_, name, inputs)
+
+
 def _make_mocks(config: dict[str, str], run: ProgramRun,
                 options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
@@ -249,7 +258,7 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
                 outputs.update(latestVersion=1)
             elif args.typ == "aws:ec2/eip:Eip":
-                outputs.update(publicIp=MOCK_PUBLIC_IP)
+                outputs.update(publicIp=MOCK_PUBLIC_IP, allocationId="eipalloc-0123456789abcdef0")
             elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role", "aws:kms/key:Key"):
                 outputs.setdefault("name", mock_name(args.name))
                 outputs.update(arn=_mock_arn(args.typ, region, outputs["name"], resource_id))
@@ -291,6 +300,8 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                                certificateAuthority={"data": "bW9jay1jYQ=="})
             elif args.typ == "gcp:container/cluster:Cluster":
                 outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
+            elif args.typ.startswith("tls:"):
+                outputs.update(_tls_outputs(args.typ, args.name, inputs))
             elif args.typ.startswith("kubernetes:") and _declared_without_name(inputs):
                 # The provider names an object declared without one: the resource name and a random suffix.
                 outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name)}"}

@@ -26,6 +26,13 @@ DEFAULT_PORT = 8081
 # means abort). A replica scaled in or rolled over finishes what it is generating for up to this long: a long
 # answer (thousands of tokens) takes minutes. Pods get a termination grace period to match.
 DRAIN_SECONDS = 600
+# Where the server's certificate and key are on every target: the VM's fetch-secrets.sh writes them here, the pod
+# mounts its kubernetes.io/tls Secret here (whose keys are these file names).
+TLS_DIR = "/etc/pixtral/tls"
+TLS_CERT_FILE = "tls.crt"
+TLS_KEY_FILE = "tls.key"
+# The stack CA's certificate, beside them on a VM: its own health check verifies the server with it.
+TLS_CA_FILE = "ca.crt"
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,16 @@ class ServerSpec:
     extra_args: tuple[str, ...] = ()
     # Mistral's own checkpoints (consolidated.safetensors + params.json + tekken.json) need vLLM told so.
     mistral_format: bool = True
+    # vLLM serves HTTPS itself with the stack's certificate (pixtral:tls).
+    tls: bool = True
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def url(self, host: str) -> str:
+        """The endpoint clients call at `host` (an address or DNS name)."""
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def image(self) -> str:
@@ -52,7 +69,7 @@ class ServerSpec:
         return (
             f"vLLM {self.vllm_version} serving {self.model} as '{self.served_model_name}' on port {self.port}: "
             f"up to {self.max_images_per_prompt} images per prompt, {self.max_model_len} tokens of context, "
-            f"tensor parallel {self.tensor_parallel_size}, {precision} weights"
+            f"tensor parallel {self.tensor_parallel_size}, {precision} weights, {self.scheme.upper()}"
         )
 
 
@@ -77,6 +94,9 @@ def vllm_args(spec: ServerSpec) -> list[str]:
     ]
     if spec.quantization:
         args += ["--quantization", spec.quantization]
+    if spec.tls:
+        # vLLM 0.32.0 hands both to uvicorn, which then serves only HTTPS on the port.
+        args += ["--ssl-keyfile", f"{TLS_DIR}/{TLS_KEY_FILE}", "--ssl-certfile", f"{TLS_DIR}/{TLS_CERT_FILE}"]
     return args + list(spec.extra_args)
 
 

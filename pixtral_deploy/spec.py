@@ -33,7 +33,7 @@ from .sizing import GpuPlan, SizingRequest, plan_gpus
 from .vllm_flags import check_extra_args
 
 __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE", "TARGETS", "VM_TARGETS",
-           "ConfigError", "Deployment", "load_deployment", "raw_config_from"]
+           "ConfigError", "Deployment", "TlsSettings", "load_deployment", "raw_config_from"]
 
 # The Kubernetes minor version EKS and GKE clusters are created with, and manifests are validated against.
 KUBERNETES_VERSION = "1.34"
@@ -166,6 +166,33 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """How the endpoint is reached: HTTPS with the stack CA's certificate (or plain HTTP), at an address or a DNS
+    name the program keeps in the user's zone."""
+
+    enabled: bool = True
+    domain: str | None = None
+    dns_zone: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.domain and not self.dns_zone:
+            raise setting_error("domain", self.domain, "pixtral:dnsZone set with it: the zone (Route 53 hosted zone "
+                                "id on AWS, Cloud DNS managed zone name on GCP) the program creates the record in")
+        if self.dns_zone and not self.domain:
+            raise setting_error("dnsZone", self.dns_zone, "pixtral:domain set with it: the zone only holds the "
+                                "record of pixtral:domain; remove dnsZone or set domain")
+
+    def warnings(self, fleet: bool = False) -> list[str]:
+        if self.enabled:
+            return []
+        # A fleet cannot serve HTTPS yet (Deployment refuses tls on one), so "remove pixtral:tls" would not help.
+        remedy = ("HTTPS at a fleet's load balancer is not built yet" if fleet
+                  else "remove pixtral:tls to serve HTTPS")
+        return ["pixtral:tls is false: the endpoint serves plain HTTP, so the API key and every image cross the "
+                f"network unencrypted; {remedy}"]
+
+
+@dataclass(frozen=True)
 class Deployment:
     target: str
     server: ServerSpec
@@ -179,6 +206,7 @@ class Deployment:
     # Whether the user set allowedCidrs, or the default applies (the default is no promise a Service can break).
     allowed_cidrs_set: bool = False
     warnings: tuple[str, ...] = ()
+    tls: TlsSettings = TlsSettings()
 
     @property
     def spot(self) -> bool:
@@ -192,6 +220,15 @@ class Deployment:
             if self.scaling.autoscale and self.target in KUBERNETES_TARGETS:
                 raise ConfigError(f"pixtral:autoscale: autoscaling on target {self.target} is not built yet; "
                                   "expected a fixed pixtral:replicas")
+        if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.enabled:
+            # The fleets (components/aws_fleet.py, gcp_fleet.py) put a plain-HTTP load balancer in front: serving
+            # HTTPS there needs a certificate on the load balancer, which is not built yet.
+            raise ConfigError("pixtral:tls: true (the default): HTTPS at a fleet's load balancer is not built yet; "
+                              "expected pixtral:tls false on a fleet (its endpoint is then plain HTTP)")
+        if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.domain:
+            # The fleets create no DNS record: a domain would be silently ignored.
+            raise setting_error("domain", self.tls.domain, "no domain on a fleet yet (it creates no DNS record): "
+                                "point your own record at the fleet's endpoint")
         if self.target == "aws":
             self._check_user_data_fits()
         if self.aws is not None and self.target == "aws" and self.scaling.is_fleet:
@@ -451,6 +488,7 @@ def _server(settings: Settings, plan: GpuPlan) -> ServerSpec:
         quantization=plan.quantization,
         extra_args=_extra_args(settings),
         mistral_format=model.startswith("mistralai/"),
+        tls=settings["tls"],
     )
 
 
@@ -547,6 +585,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
                       replicas_set=settings.is_set("replicas"))
     plan, warnings = _plan_candidates(settings, candidates)
     cidrs = settings["allowedCidrs"]
+    tls = TlsSettings(enabled=settings["tls"], domain=settings["domain"], dns_zone=settings["dnsZone"])
     return Deployment(
         target=target,
         server=_server(settings, plan),
@@ -559,7 +598,9 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
         warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)
-                       + _internal_fleet_warning(target, scaling)),
+                       + _internal_fleet_warning(target, scaling) + tls.warnings(fleet=target in VM_TARGETS
+                                                                                 and scaling.is_fleet)),
+        tls=tls,
     )
 
 

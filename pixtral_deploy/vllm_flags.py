@@ -39,6 +39,8 @@ MANAGED_FLAGS: dict[str, str] = {
     "--shutdown-timeout": "the program",
     "--quantization": "quantization",
     "--api-key": "apiKey",
+    "--ssl-keyfile": "tls",
+    "--ssl-certfile": "tls",
 }
 
 # Why the program keeps the flags no key sets.

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
     target = resolve(args)
     content = guide_content(args.image)
     model = served_model(target)
-    client = openai.OpenAI(base_url=target.base_url, api_key=target.api_key, timeout=args.timeout, max_retries=0)
+    client = target.openai_client(args.timeout)
     origin = time.monotonic()
     deadline = origin + duration
     issued = 0

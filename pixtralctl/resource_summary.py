@@ -31,10 +31,19 @@ _RULE = ("ipProtocol", "fromPort", "toPort", "cidrIpv4", "cidrIpv6", "referenced
 _POD = "spec.template.spec"
 
 SUMMARIES: dict[str, Fields] = {
+    # The stack CA and the server certificates (pulumi-tls, made locally; keys are secrets)
+    "tls:index/privateKey:PrivateKey": fields("algorithm", "ecdsaCurve"),
+    "tls:index/selfSignedCert:SelfSignedCert": fields("subject", "isCaCertificate", "allowedUses",
+                                                      "validityPeriodHours", "earlyRenewalHours", "!privateKeyPem"),
+    "tls:index/certRequest:CertRequest": fields("ipAddresses", "dnsNames", "subject", "!privateKeyPem"),
+    "tls:index/locallySignedCert:LocallySignedCert": fields("allowedUses", "validityPeriodHours",
+                                                            "earlyRenewalHours", "!caPrivateKeyPem"),
     # AWS
     "aws:ec2/instance:Instance": fields("instanceType", "ami", "subnetId", "iamInstanceProfile", "metadataOptions",
                                         "rootBlockDevice", "instanceMarketOptions", "associatePublicIpAddress"),
     "aws:ec2/eip:Eip": fields("domain", "instance"),
+    "aws:ec2/eipAssociation:EipAssociation": fields("allocationId", "instanceId"),
+    "aws:route53/record:Record": fields("zoneId", "name", "type", "records"),
     "aws:ec2/securityGroup:SecurityGroup": fields("vpcId", "description"),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": fields(*_RULE),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": fields(*_RULE),
@@ -67,6 +76,7 @@ SUMMARIES: dict[str, Fields] = {
                                             "bootDisk.initializeParams", "serviceAccount",
                                             "networkInterfaces.*.accessConfigs", "tags", "shieldedInstanceConfig"),
     "gcp:compute/address:Address": fields("region", "addressType", "networkTier", "purpose", "subnetwork"),
+    "gcp:dns/recordSet:RecordSet": fields("managedZone", "name", "type", "rrdatas"),
     "gcp:compute/network:Network": fields("autoCreateSubnetworks"),
     "gcp:compute/subnetwork:Subnetwork": fields("region", "ipCidrRange", "purpose", "role", "network",
                                                 "privateIpGoogleAccess", "logConfig"),

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _unauthenticated_status(target: Target, model: str, key: str | None) -> int | str:
     """Status of a chat request without the key (no header) or with a wrong one."""
     try:
-        return api.call(f"{target.base_url}/chat/completions", key, api.readiness_request(model), timeout=60).status
+        return api.call(f"{target.base_url}/chat/completions", key, api.readiness_request(model), timeout=60,
+                        context=target.ssl_context()).status
     except api.NoAnswer as error:
         return f"no answer ({error})"
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
         result["model"] = model = served_model(target)
     except Failure as error:
         raise failed(str(error)) from None
-    client = openai.OpenAI(base_url=target.base_url, api_key=target.api_key, timeout=args.timeout, max_retries=0)
+    client = target.openai_client(args.timeout)
     started = time.monotonic()
     try:
         response = client.chat.completions.create(
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> None:
     except openai.APIStatusError as error:
         raise failed(f"the request was answered with status {error.status_code}: {error.message}") from None
     except openai.APIConnectionError as error:
-        raise failed(f"no complete answer from {target.base_url} ({error.__cause__ or error})") from None
+        raise failed(target.certificate_error(error)
+                     or f"no complete answer from {target.base_url} ({error.__cause__ or error})") from None
     result["latency_seconds"] = round(time.monotonic() - started, 3)
     answer = (response.choices[0].message.content or "") if response.choices else ""
     usage = response.usage

@@ -6,11 +6,17 @@ import argparse
 import json
 import os
 import shutil
+import ssl
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import api
 from .errors import Failure, UsageError
+
+if TYPE_CHECKING:
+    import openai
 
 
 class TargetError(UsageError):
@@ -23,10 +29,34 @@ class Target:
     api_key: str
     model: str | None
     show_secrets: bool = False
+    # PEM of the CA that signs the server's certificate (the stack's caCertificate); None: the system's CAs.
+    ca_cert: str | None = None
 
     @property
     def base_url(self) -> str:
         return f"{self.endpoint}/v1"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Certificates are always verified: against the stack CA alone when known, else the system's CAs."""
+        return ssl.create_default_context(cadata=self.ca_cert) if self.ca_cert else ssl.create_default_context()
+
+    def openai_client(self, timeout: float) -> openai.OpenAI:
+        import openai  # only smoke and bench need it; `wait` starts faster without it
+
+        return openai.OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=timeout, max_retries=0,
+                             http_client=openai.DefaultHttpxClient(verify=self.ssl_context(), timeout=timeout))
+
+    def untrusted(self, reason: object) -> str:
+        """The one line for a certificate that failed verification."""
+        hint = ("the CA given (the stack's caCertificate or --ca-cert) did not sign it" if self.ca_cert else
+                "pass the stack's CA with --ca-cert FILE or PIXTRAL_CA_CERT (pulumi stack output caCertificate > "
+                "ca.pem)")
+        return f"the TLS certificate of {self.endpoint} is not trusted ({reason}); {hint}"
+
+    def certificate_error(self, error: BaseException) -> str | None:
+        """That line when `error` (or what caused it) is a failed certificate check, else None."""
+        failed = api.verification_failure(error)
+        return self.untrusted(failed.verify_message or failed.reason) if failed else None
 
     def shown_key(self) -> str:
         """The key as it may be printed: masked unless the user asked for secrets."""
@@ -41,9 +71,12 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("deployment (default: the current Pulumi stack's outputs)")
     group.add_argument("--stack", help="Pulumi stack whose outputs to read")
     group.add_argument("--endpoint", default=os.environ.get("PIXTRAL_ENDPOINT"),
-                       help="http://HOST:PORT of the server (env PIXTRAL_ENDPOINT)")
+                       help="https://HOST:PORT of the server (env PIXTRAL_ENDPOINT)")
     group.add_argument("--api-key", default=os.environ.get("PIXTRAL_API_KEY"),
                        help="Bearer key (env PIXTRAL_API_KEY)")
+    group.add_argument("--ca-cert", type=Path, default=os.environ.get("PIXTRAL_CA_CERT"), metavar="FILE",
+                       help="PEM file of the CA to verify the server with (env PIXTRAL_CA_CERT; default: the stack's "
+                            "`caCertificate` output, else the system's CAs)")
     group.add_argument("--model", help="served model name (default: the stack's `model` output, else the first "
                                        "model the server lists)")
     group.add_argument("--show-secrets", action="store_true", help="print the API key instead of masking it")
@@ -64,18 +97,29 @@ def stack_outputs(stack: str | None, instead: str = ENDPOINT_HINT) -> dict:
     return json.loads(done.stdout or "{}")
 
 
+def _read_ca(path: Path | str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise TargetError(f"--ca-cert {path}: cannot read it ({error.strerror})") from None
+
+
 def resolve(args: argparse.Namespace) -> Target:
     endpoint, api_key, model = args.endpoint, args.api_key, args.model
+    ca_cert = _read_ca(getattr(args, "ca_cert", None))
     if not (endpoint and api_key):
         outputs = stack_outputs(args.stack)
         endpoint = endpoint or outputs.get("endpoint")
         api_key = api_key or outputs.get("apiKey")
         model = model or outputs.get("model")
+        ca_cert = ca_cert or outputs.get("caCertificate")
     if not endpoint or not api_key:
         raise TargetError("the stack has no `endpoint`/`apiKey` outputs; pass --endpoint and --api-key")
     if not endpoint.startswith(("http://", "https://")):
-        raise TargetError(f"--endpoint {endpoint!r} is not a URL; expected http://HOST:PORT")
-    return Target(endpoint.rstrip("/"), api_key, model, args.show_secrets)
+        raise TargetError(f"--endpoint {endpoint!r} is not a URL; expected https://HOST:PORT")
+    return Target(endpoint.rstrip("/"), api_key, model, args.show_secrets, ca_cert)
 
 
 def served_model(target: Target, timeout: float = 10) -> str:
@@ -83,7 +127,9 @@ def served_model(target: Target, timeout: float = 10) -> str:
     if target.model:
         return target.model
     try:
-        reply = api.call(f"{target.base_url}/models", target.api_key, timeout=timeout)
+        reply = api.call(f"{target.base_url}/models", target.api_key, timeout=timeout, context=target.ssl_context())
+    except api.Untrusted as error:
+        raise Failure(target.untrusted(error)) from None
     except api.NoAnswer as error:
         raise Failure(f"no answer from {target.endpoint} ({error}); is it up? (pixtralctl wait)") from None
     if reply.status in (401, 403):

@@ -65,24 +65,27 @@ def _refused(target: Target, status: int) -> Probe:
 
 
 def probe(target: Target, timeout: float = 30) -> Probe:
-    """One look at the server: how far it has come."""
+    """One look at the server: how far it has come. An untrusted certificate is final: waiting does not fix it."""
+    context = target.ssl_context()
     try:
-        reply = api.call(f"{target.endpoint}/health", timeout=timeout)
+        reply = api.call(f"{target.endpoint}/health", timeout=timeout, context=context)
         if reply.status != 200:
             return Probe("loading", f"/health answered {reply.status}")
-        reply = api.call(f"{target.base_url}/models", target.api_key, timeout=timeout)
+        reply = api.call(f"{target.base_url}/models", target.api_key, timeout=timeout, context=context)
         if reply.status in (401, 403):
             return _refused(target, reply.status)
         if reply.status != 200:
             return Probe("loading", f"/v1/models answered {reply.status}")
         model = target.model or (reply.json().get("data") or [{}])[0].get("id")
         reply = api.call(f"{target.base_url}/chat/completions", target.api_key, api.readiness_request(model),
-                         timeout=timeout)
+                         timeout=timeout, context=context)
         if reply.status == 200:
             return Probe("ready", f"answered a chat request as {model!r}")
         if reply.status in (401, 403):
             return _refused(target, reply.status)
         return Probe("warming", f"a chat request answered {reply.status}: {reply.text[:160]}")
+    except api.Untrusted as error:
+        raise Failure(target.untrusted(error)) from None
     except api.NoAnswer as error:
         return Probe("starting", f"no answer from {target.endpoint} yet ({error})")
 

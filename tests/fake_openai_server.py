@@ -9,6 +9,7 @@ does during a rolling update. Every request is recorded.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,8 +19,10 @@ MODEL = "mistralai/Pixtral-12B-2409"
 
 class FakeVllm:
     def __init__(self, api_key: str = "sk-fake", mode: str = "ok", ready_after: float = 0.0,
-                 old_key_for: float = 0.0):
+                 old_key_for: float = 0.0, tls: ssl.SSLContext | None = None):
+        """`tls`: a server-side context with a certificate, to serve HTTPS as vLLM does with --ssl-*."""
         self.api_key = api_key
+        self.tls = tls
         self.mode = mode
         self.ready_after = ready_after
         self.old_key_for = old_key_for
@@ -27,11 +30,14 @@ class FakeVllm:
         self._first_request_at: float | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FakeVllm:
         self._thread.start()

@@ -42,6 +42,9 @@ PLAUSIBLE: dict[str, list[str]] = {
     "nodeSelector": ['{"pool": "gpu"}', '{"a": 1}'],
     "serviceType": ["LoadBalancer", "ClusterIP", "NodePort"],
     "namespace": ["pixtral", "default", "team-a"],
+    "tls": ["true", "false"],
+    "domain": ["pixtral.example.com", "pixtral.example.com.", "Pixtral.Example.com", "localhost"],
+    "dnsZone": ["Z0123456789ABCDEFGHIJ", "example-com"],
 }
 SECRET_KEYS = {key.name for key in CONFIG_KEYS if key.secret}
 

@@ -96,7 +96,8 @@ def test_autoscaled_spot_fleet_keeps_the_on_demand_base_and_scales_the_rest_on_s
 
 
 def test_fixed_spot_fleet_splits_base_and_spot():
-    run = _ok("gcp", {"pixtral:replicas": "5", "pixtral:spot": "true", "pixtral:onDemandBaseReplicas": "2"})
+    run = _ok("gcp", {"pixtral:replicas": "5", "pixtral:spot": "true", "pixtral:onDemandBaseReplicas": "2",
+                      "pixtral:tls": "false"})
     groups = _groups(run)
     assert (groups["standard"]["targetSize"], groups["spot"]["targetSize"]) == (2, 3)
     assert not resources_of(run, AUTOSCALER)
@@ -245,7 +246,8 @@ def test_both_templates_boot_the_single_vms_cloud_init():
     run = _ok()
     documents = {t["inputs"]["metadata"]["user-data"] for t in resources_of(run, TEMPLATE)}
     assert len(documents) == 1 and vm_user_data(run) in documents
-    single = vm_user_data(_ok("gcp"))
+    # The fleet serves plain HTTP (its stack sets pixtral:tls false): compare with a single VM that does too.
+    single = vm_user_data(_ok("gcp", {"pixtral:tls": "false"}))
     # The same boot plan as the single VM's, to the secret names (the fleet's stack differs only in its name).
     assert documents.pop().replace("gcp-fleet", "gcp") == single
     (account,) = resources_of(run, "gcp:serviceaccount/account:Account")

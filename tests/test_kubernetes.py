@@ -44,6 +44,11 @@ def _deployment_of(run: dict) -> dict:
     return workload["inputs"]
 
 
+def _opaque_secrets(run: dict) -> list[dict]:
+    """The Secret with the API key (and HF token); the other one is the server's kubernetes.io/tls certificate."""
+    return [s for s in resources_of(run, "kubernetes:core/v1:Secret") if s["inputs"]["type"] == "Opaque"]
+
+
 def _container(run: dict) -> dict:
     (container,) = _deployment_of(run)["spec"]["template"]["spec"]["containers"]
     return container
@@ -67,8 +72,11 @@ def test_pod_and_vm_get_identical_vllm_arguments_for_the_same_server(stack, vm_s
     # The same server settings on a VM and in a pod: the arguments must match flag for flag.
     shared = {"pixtral:maxImagesPerPrompt": "2", "pixtral:port": "9001", "pixtral:maxModelLen": "16384",
               "pixtral:quantization": "fp8", "pixtral:tensorParallelSize": "1", "pixtral:gpusPerReplica": "1"}
-    pod_args = _container(run_stack(stack, shared))["args"]
     vm_settings = {k: v for k, v in shared.items() if k != "pixtral:gpusPerReplica"}
+    if run_stack(vm_stack)["config"].get("pixtral:tls") == "false":
+        # A fleet stack serves plain HTTP (no --ssl-* flags): compare with a pod that does too.
+        shared = {**shared, "pixtral:tls": "false"}
+    pod_args = _container(run_stack(stack, shared))["args"]
     vm_run = run_stack(vm_stack, vm_settings)
     # A fleet's templates (standard and Spot) boot one document.
     (user_data,) = {declared_user_data(r) for r in vm_run["resources"] if declared_user_data(r)}
@@ -82,7 +90,7 @@ def test_api_key_reaches_vllm_from_the_secret_never_as_an_argument(stack):
     container = _container(run)
     assert "sk-k8s-known-key" not in json.dumps(container)
     (key_env,) = [e for e in container["env"] if e["name"] == "VLLM_API_KEY"]
-    (secret,) = resources_of(run, "kubernetes:core/v1:Secret")
+    (secret,) = _opaque_secrets(run)
     assert key_env["valueFrom"]["secretKeyRef"] == {"name": secret["outputs"]["metadata"]["name"],
                                                     "key": "VLLM_API_KEY"}
     assert secret["inputs"]["stringData"]["VLLM_API_KEY"] == "sk-k8s-known-key"
@@ -160,10 +168,10 @@ def test_service_type_port_and_endpoint(stack):
     assert spec["type"] == "LoadBalancer" and spec["ports"][0]["port"] == 8081
     assert spec["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
     hostname = service["outputs"]["status"]["loadBalancer"]["ingress"][0]["hostname"]
-    assert run["outputs"]["endpoint"] == f"http://{hostname}:8081"
+    assert run["outputs"]["endpoint"] == f"https://{hostname}:8081"
 
     private = run_stack(stack, {"pixtral:serviceType": "ClusterIP"})
-    assert private["outputs"]["endpoint"] == "http://pixtral.pixtral.svc.cluster.local:8081"
+    assert private["outputs"]["endpoint"] == "https://pixtral.pixtral.svc.cluster.local:8081"
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
@@ -172,7 +180,7 @@ def test_a_rotated_key_or_a_new_guard_rolls_the_pods(stack):
     # ConfigMap whose data changes (unless the provider makes them mutable); declared without a name, the
     # replacement gets a new generated name, the pod template that refers to it changes, and the pods roll.
     run = run_stack(stack)
-    (secret,) = resources_of(run, "kubernetes:core/v1:Secret")
+    (secret,) = _opaque_secrets(run)
     (guard,) = resources_of(run, "kubernetes:core/v1:ConfigMap")
     for obj in (secret, guard):
         assert "name" not in obj["inputs"]["metadata"], f"{obj['name']}: a fixed name would keep the pods as they are"
@@ -253,8 +261,9 @@ def test_schema_validation_catches_a_misspelt_field():
 
 def test_rendered_secrets_are_redacted():
     documents = manifests(run_stack(K8S_STACKS[0], secrets={"pixtral:apiKey": "sk-render-known-key"})["resources"])
-    (secret,) = [d for d in documents if d["kind"] == "Secret"]
-    assert secret["stringData"] == {"VLLM_API_KEY": REDACTED}
+    secrets = sorted((d for d in documents if d["kind"] == "Secret"), key=lambda d: d["type"])
+    assert [secret["stringData"] for secret in secrets] == [
+        {"VLLM_API_KEY": REDACTED}, {"tls.crt": REDACTED, "tls.key": REDACTED}]
 
 
 def _checkov(directory: Path) -> list[dict]:

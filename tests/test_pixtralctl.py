@@ -6,14 +6,18 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import tls_test_ca
 from conftest import PROJECT_DIR
 from fake_openai_server import FakeVllm
+from tls_test_ca import LoopbackTls
 
 from pixtralctl import status_codes
 from pixtralctl.__main__ import SUBCOMMANDS, main, parser
@@ -365,3 +369,81 @@ def test_interrupted_command_exits_130():
         out, err = process.communicate(timeout=30)
     assert process.returncode == 130, out + err
     assert "pixtralctl wait: interrupted" in err and "Traceback" not in err
+
+
+# --- TLS ----------------------------------------------------------------------------------------------------------
+
+def _https_server(issued: LoopbackTls, **options) -> FakeVllm:
+    """The fake server behind the certificate a stack CA issued, as vLLM serves it with --ssl-keyfile/certfile."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = issued.write(Path(folder))
+        context.load_cert_chain(paths["tls.crt"], paths["tls.key"])
+    return FakeVllm(KEY, tls=context, **options)
+
+
+@pytest.fixture(scope="module")
+def stack_tls() -> LoopbackTls:
+    return tls_test_ca.issue()
+
+
+def test_wait_and_smoke_verify_the_server_with_the_stack_ca(stack_tls, tmp_path, capsys):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(stack_tls.ca_pem)
+    with _https_server(stack_tls) as server:
+        assert server.endpoint.startswith("https://")
+        assert main(["wait", *_target(server), "--ca-cert", str(ca_file), "--timeout", "10", "--interval", "0.1"]) == 0
+        assert main(["smoke", *_target(server), "--ca-cert", str(ca_file)]) == 0
+        assert any(r["path"] == "/v1/chat/completions" and r["authorized"] for r in server.requests)
+    out = capsys.readouterr().out
+    assert "ready after" in out and "OK:" in out
+
+
+def test_the_ca_file_can_come_from_the_environment(stack_tls, tmp_path, monkeypatch, capsys):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(stack_tls.ca_pem)
+    monkeypatch.setenv("PIXTRAL_CA_CERT", str(ca_file))
+    with _https_server(stack_tls) as server:
+        assert main(["wait", *_target(server), "--timeout", "10", "--interval", "0.1"]) == 0
+
+
+def test_wait_reads_the_ca_from_the_stack_outputs(stack_tls, tmp_path, monkeypatch, capsys):
+    with _https_server(stack_tls) as server:
+        outputs = {"endpoint": server.endpoint, "apiKey": KEY, "caCertificate": stack_tls.ca_pem}
+        cli = tmp_path / "pulumi"
+        cli.write_text(f"#!/bin/sh\ncat <<'JSON'\n{json.dumps(outputs)}\nJSON\n")
+        cli.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+        monkeypatch.delenv("PIXTRAL_ENDPOINT", raising=False)
+        monkeypatch.delenv("PIXTRAL_API_KEY", raising=False)
+        monkeypatch.delenv("PIXTRAL_CA_CERT", raising=False)
+        assert main(["wait", "--timeout", "10", "--interval", "0.1"]) == 0
+    assert "ready after" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("trusted", ["system CAs", "another CA"])
+def test_an_untrusted_certificate_fails_at_once_with_one_line_naming_the_endpoint(stack_tls, tmp_path, capsys,
+                                                                                  trusted):
+    extra = []
+    if trusted == "another CA":
+        (tmp_path / "other.pem").write_text(tls_test_ca.issue(common_name="someone else's CA").ca_pem)
+        extra = ["--ca-cert", str(tmp_path / "other.pem")]
+    with _https_server(stack_tls) as server:
+        started = time.monotonic()
+        assert main(["wait", *_target(server), *extra, "--timeout", "30", "--interval", "0.2"]) == 1
+        assert time.monotonic() - started < 5, "a certificate error does not go away by waiting"
+        assert main(["smoke", *_target(server), *extra]) != 0
+        assert not any(r["authorized"] for r in server.requests), "the key was sent to an unverified server"
+    captured = capsys.readouterr()
+    for line in (captured.out + captured.err).strip().splitlines():
+        if "not trusted" in line:
+            assert f"the TLS certificate of {server.endpoint} is not trusted" in line, line
+    assert (captured.out + captured.err).count("not trusted") == 2, captured
+    hint = "did not sign it" if extra else "--ca-cert"
+    assert hint in captured.out + captured.err
+
+
+def test_an_unreadable_ca_file_is_named(capsys):
+    assert main(["wait", "--endpoint", "https://127.0.0.1:9", "--api-key", KEY, "--ca-cert", "/nonexistent/ca.pem"]) \
+        == 2
+    assert "--ca-cert /nonexistent/ca.pem: cannot read it" in capsys.readouterr().err

@@ -4,23 +4,42 @@ from __future__ import annotations
 
 import re
 
-from conftest import resources_of
+from conftest import resources_of, run_stack
 
 VM_INSTANCE_TYPES = {"aws": "aws:ec2/instance:Instance", "gcp": "gcp:compute/instance:Instance"}
+
+
+def _serves_tls(run: dict) -> bool:
+    """Whether the stack file leaves pixtral:tls on (the default); the fleet stacks set it false for now."""
+    return run["config"].get("pixtral:tls", "true") != "false"
 
 
 def test_outputs_ci_reads_are_present_and_well_formed(deployed):
     outputs = deployed["outputs"]
     port = int(deployed["config"].get("pixtral:port", 8081))
-    assert re.fullmatch(rf"http://[^/:]+:{port}", outputs["endpoint"]), outputs["endpoint"]
+    scheme = "https" if _serves_tls(deployed) else "http"
+    assert re.fullmatch(rf"{scheme}://[^/:]+:{port}", outputs["endpoint"]), outputs["endpoint"]
     assert outputs["baseUrl"] == outputs["endpoint"] + "/v1"
     assert outputs["model"] == deployed["config"].get("pixtral:servedModelName", "mistralai/Pixtral-12B-2409")
     assert outputs["target"] == deployed["config"]["pixtral:target"]
     assert outputs["apiKey"], "apiKey output is empty"
+    if _serves_tls(deployed):
+        assert outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----"), "clients need the CA to verify"
+    else:
+        assert "caCertificate" not in outputs
 
 
 def test_api_key_output_is_secret_and_the_only_secret(deployed):
+    # caCertificate is deliberately plain: clients read it to trust the endpoint.
     assert deployed["secret_outputs"] == ["apiKey"]
+    assert ("caCertificate" in deployed["outputs"]) == _serves_tls(deployed)
+
+
+def test_tls_false_keeps_the_plain_http_contract(stack):
+    run = run_stack(stack, {"pixtral:tls": "false"})
+    port = int(run["config"].get("pixtral:port", 8081))
+    assert re.fullmatch(rf"http://[^/:]+:{port}", run["outputs"]["endpoint"]), run["outputs"]["endpoint"]
+    assert run["secret_outputs"] == ["apiKey"] and "caCertificate" not in run["outputs"]
 
 
 def test_generated_api_key_when_none_is_configured(deployed):

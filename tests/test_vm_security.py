@@ -20,6 +20,10 @@ GCP_VM = [s for s in GCP if resources_of(run_stack(s), "gcp:compute/instance:Ins
 GCP_MACHINES = ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate")
 
 
+def _serves_tls(run: dict) -> bool:
+    return run["config"].get("pixtral:tls", "true") != "false"
+
+
 @pytest.mark.parametrize("stack", AWS)
 def test_aws_only_the_api_port_is_open_and_only_to_allowed_cidrs(stack):
     run = run_stack(stack, {"pixtral:allowedCidrs": '["198.51.100.0/24", "2001:db8::/32"]', "pixtral:port": "9443"})
@@ -49,7 +53,8 @@ def test_aws_instance_role_reads_only_its_own_parameters(stack):
     run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
     params = resources_of(run, "aws:ssm/parameter:Parameter")
     assert {p["inputs"]["type"] for p in params} == {"SecureString"}
-    assert len(params) == 2, "one parameter for the API key, one for the HF token"
+    # The TLS private key's parameter only where the stack serves HTTPS (the fleet stacks set pixtral:tls false).
+    assert len(params) == 2 + _serves_tls(run), "one parameter each for the API key, the HF token (and the TLS key)"
     (policy,) = [p for p in resources_of(run, "aws:iam/rolePolicy:RolePolicy") if p["name"].endswith("-read-secrets")]
     (statement,) = json.loads(policy["inputs"]["policy"])["Statement"]
     assert (statement["Effect"], statement["Action"]) == ("Allow", "ssm:GetParameter")
@@ -129,7 +134,8 @@ def test_gcp_vm_identity_reads_only_its_own_secrets(stack):
     run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
     members = resources_of(run, "gcp:secretmanager/secretIamMember:SecretIamMember")
     secrets = {s["inputs"]["secretId"] for s in resources_of(run, "gcp:secretmanager/secret:Secret")}
-    assert {m["inputs"]["secretId"] for m in members} == secrets and len(secrets) == 2
+    # The API key, the HF token and (serving HTTPS) the TLS private key.
+    assert {m["inputs"]["secretId"] for m in members} == secrets and len(secrets) == 2 + _serves_tls(run)
     (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
     assert {m["inputs"]["member"] for m in members} == {f"serviceAccount:{account['outputs']['email']}"}
     assert {m["inputs"]["role"] for m in members} == {"roles/secretmanager.secretAccessor"}

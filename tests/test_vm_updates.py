@@ -8,6 +8,7 @@ each secret, so a rotated key changes it too. `fetch-secrets.sh` runs for real h
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import stat
@@ -25,6 +26,8 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 API_KEY = "sk-pixtral-version-one-0123456789abcdef"
 HF_TOKEN = "hf_version_one_0123456789abcdef"
 SECRETS = {"pixtral:apiKey": API_KEY, "pixtral:hfToken": HF_TOKEN}
+# What the store holds for the TLS private key in this test (the fake CLI serves it; any text goes).
+TLS_KEY = "-----BEGIN EC PRIVATE KEY-----\nversion-one-key\n-----END EC PRIVATE KEY-----\n"
 
 
 def _machines(run: dict) -> list[dict]:
@@ -86,6 +89,14 @@ def test_the_vm_reads_the_secret_versions_the_stack_wrote(stack):
     env, versions = environment_file(vm_files(run)), _stored_versions(run)
     assert env["PIXTRAL_API_KEY_VERSION"] == versions[env["PIXTRAL_API_KEY_SECRET"]]
     assert env["PIXTRAL_HF_TOKEN_VERSION"] == versions[env["PIXTRAL_HF_TOKEN_SECRET"]]
+    if _serves_tls(run):
+        assert env["PIXTRAL_TLS_KEY_VERSION"] == versions[env["PIXTRAL_TLS_KEY_SECRET"]]
+    else:  # the fleet stacks serve plain HTTP for now: no key to read
+        assert env["PIXTRAL_TLS_KEY_SECRET"] == "" and len(versions) == 2
+
+
+def _serves_tls(run: dict) -> bool:
+    return run["config"].get("pixtral:tls", "true") != "false"
 
 
 FAKE_CLI = r'''#!{python}
@@ -129,24 +140,37 @@ def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack,
         (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
     # Each secret's store holds the value at the version the stack wrote, and a newer one written since:
     # reading "latest" (or any other version) would give the VM the wrong key.
+    tls = _serves_tls(run)
     values = {env["PIXTRAL_API_KEY_SECRET"]: API_KEY, env["PIXTRAL_HF_TOKEN_SECRET"]: HF_TOKEN}
+    if tls:
+        values[env["PIXTRAL_TLS_KEY_SECRET"]] = TLS_KEY
     store = {name: {version: values[name], str(int(version) + 1): "rotated-later", "latest": "rotated-later"}
              for name, version in _stored_versions(run).items()}
     cli = "aws" if target_of(stack) == "aws" else "gcloud"
     fake = _fake_store_cli(tmp_path / "bin", store, cli)
     secrets_file = tmp_path / "etc/secrets.env"
     secrets_file.parent.mkdir()
+    key_file = tmp_path / "etc/tls.key"
+    # The service user's group on the VM; here, this test's own group.
+    group = grp.getgrgid(os.getgid()).gr_name
     env.update({"PIXTRAL_LIB": str(lib), "PIXTRAL_STATE_DIR": str(tmp_path / "state"), "PIXTRAL_RETRY_SECONDS": "0",
                 "PIXTRAL_SECRETS_FILE": str(secrets_file), "PATH": f"{fake}:{os.environ['PATH']}",
-                "HOME": str(tmp_path)})
+                "HOME": str(tmp_path), "PIXTRAL_TLS_KEY_FILE": str(key_file), "PIXTRAL_USER": group})
     done = subprocess.run(["bash", str(lib / "fetch-secrets.sh")], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert systemd_environment(secrets_file) == {"VLLM_API_KEY": API_KEY, "HF_TOKEN": HF_TOKEN}
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    if tls:
+        # vLLM (the service user) opens the TLS key itself: readable by root and the service's group, nobody else.
+        assert key_file.read_text().strip() == TLS_KEY.strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o640
+        assert key_file.stat().st_gid == grp.getgrnam(group).gr_gid
+    else:
+        assert not key_file.exists()
     calls = [json.loads(line) for line in (fake / "calls.log").read_text().splitlines()]
-    assert len(calls) == 2, calls
-    assert API_KEY not in done.stdout + done.stderr
+    assert len(calls) == 2 + tls, calls
+    assert API_KEY not in done.stdout + done.stderr and "PRIVATE KEY" not in done.stdout + done.stderr
 
 
 # Where each VM's boot image is, as an input and as an ignoreChanges path.

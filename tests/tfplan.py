@@ -34,6 +34,7 @@ TERRAFORM_TYPES = {
     "aws:autoscaling/policy:Policy": "aws_autoscaling_policy",
     "aws:cloudwatch/logGroup:LogGroup": "aws_cloudwatch_log_group",
     "aws:ec2/eip:Eip": "aws_eip",
+    "aws:ec2/eipAssociation:EipAssociation": "aws_eip_association",
     "aws:ec2/instance:Instance": "aws_instance",
     "aws:ec2/launchTemplate:LaunchTemplate": "aws_launch_template",
     "aws:ec2/securityGroup:SecurityGroup": "aws_security_group",
@@ -50,6 +51,7 @@ TERRAFORM_TYPES = {
     "aws:lb/listener:Listener": "aws_lb_listener",
     "aws:lb/loadBalancer:LoadBalancer": "aws_lb",
     "aws:lb/targetGroup:TargetGroup": "aws_lb_target_group",
+    "aws:route53/record:Record": "aws_route53_record",
     "aws:ssm/parameter:Parameter": "aws_ssm_parameter",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "aws_vpc_security_group_egress_rule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "aws_vpc_security_group_ingress_rule",
@@ -78,6 +80,7 @@ TERRAFORM_TYPES = {
     "gcp:compute/uRLMap:URLMap": "google_compute_url_map",
     "gcp:container/cluster:Cluster": "google_container_cluster",
     "gcp:container/nodePool:NodePool": "google_container_node_pool",
+    "gcp:dns/recordSet:RecordSet": "google_dns_record_set",
     "gcp:projects/iAMMember:IAMMember": "google_project_iam_member",
     "gcp:projects/service:Service": "google_project_service",
     "gcp:secretmanager/secret:Secret": "google_secret_manager_secret",
@@ -94,7 +97,7 @@ PLURAL_BLOCK_NAMES = {
     "google_container_cluster": {"cidrBlocks"},
 }
 # Outputs another resource's input can hold, that is, what Terraform references resolve to.
-_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address")
+_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address", "allocationId")
 
 
 class UntranslatableResource(Exception):

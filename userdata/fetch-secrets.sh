@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reads the API key (and the Hugging Face token, when set) from the cloud's secret store with the VM's own
-# identity, into a root-only environment file. It reads the exact versions the stack wrote (named in pixtral.env):
+# identity, into a root-only environment file; and the TLS private key, when the server serves HTTPS, into a file
+# only root and the service's group can read. It reads the exact versions the stack wrote (named in pixtral.env):
 # a rotated key is a new version, which changes the user data, so `pulumi up` replaces the VM.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
@@ -49,5 +50,14 @@ if [ -n "${PIXTRAL_METRICS_TOKEN_FILE:-}" ]; then
   token_tmp=$(mktemp "$PIXTRAL_METRICS_TOKEN_FILE.XXXXXX")
   printf '%s' "$api_key" >"$token_tmp"
   mv "$token_tmp" "$PIXTRAL_METRICS_TOKEN_FILE"
+fi
+if [ -n "${PIXTRAL_TLS_KEY_SECRET:-}" ]; then
+  key_file=${PIXTRAL_TLS_KEY_FILE:-/etc/pixtral/tls/tls.key}
+  key_tmp=$(mktemp "$key_file.XXXXXX")
+  retry read_secret "$PIXTRAL_TLS_KEY_SECRET" "$PIXTRAL_TLS_KEY_VERSION" >"$key_tmp"
+  # vLLM runs as the service user and opens the key itself: group-readable, by that group only.
+  chgrp "${PIXTRAL_USER:-vllm}" "$key_tmp"
+  chmod 0640 "$key_tmp"
+  mv "$key_tmp" "$key_file"
 fi
 phase secrets end

@@ -47,6 +47,8 @@ VALUES = {
     "--shutdown-timeout": "0",
     "--quantization": "fp8",
     "--api-key": "sk-other",
+    "--ssl-keyfile": "/tmp/other.key",
+    "--ssl-certfile": "/tmp/other.crt",
     "--root-path": "/v2",
 }
 # The spellings issue 10 found getting through an exact-match check.

@@ -3,18 +3,22 @@
 The server is the CPU build of the pinned vLLM (the venv .ci/install-e2e builds) serving a tiny, randomly
 initialised Pixtral that the test writes. It is started through the VM's start path: the launcher, library,
 environment file and argument file are taken out of the rendered cloud-init of a shipped stack and run for real.
-The only changes are the ones in `CPU_SUBSTITUTIONS` / `_vm_environment`, in one visible place.
+The only changes are the ones in `CPU_SUBSTITUTIONS` / `_vm_environment`, in one visible place. The server
+serves HTTPS with the --ssl-* flags the program generates, pointed at a certificate for 127.0.0.1 that a test CA
+signs (tests/tls_test_ca.py, made as the stack CA makes it); every client verifies it with that CA.
 """
 
 from __future__ import annotations
 
 import base64
 import getpass
+import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import tls_test_ca
 import yaml
 from conftest import PROJECT_DIR, e2e_python, run_stack
 
@@ -54,11 +59,14 @@ def _substitute(args: list[str], replacements: dict[str, str], extra: list[str])
     return args + extra
 
 
-def cpu_substitutions(model_dir: Path, port: int) -> tuple[dict[str, str], list[str]]:
-    """Everything that differs from a GPU VM: where the model is, the port, and what a 2-core CPU can hold."""
+def cpu_substitutions(model_dir: Path, port: int, tls: dict[str, Path]) -> tuple[dict[str, str], list[str]]:
+    """Everything that differs from a GPU VM: where the model is, the port, where the test's certificate is, and
+    what a 2-core CPU can hold."""
     return (
         {
             "--model": str(model_dir),
+            "--ssl-keyfile": str(tls["tls.key"]),
+            "--ssl-certfile": str(tls["tls.crt"]),
             "--port": str(port),
             # Loopback only: the test never listens on a routable address.
             "--host": "127.0.0.1",
@@ -95,15 +103,20 @@ def _png(color: tuple[int, int, int], size: int = 64) -> bytes:
 
 
 class Server:
-    def __init__(self, command: list[str], env: dict[str, str], port: int, log: Path):
+    def __init__(self, command: list[str], env: dict[str, str], port: int, log: Path, ca_file: Path):
         self.port = port
         self.log = log
+        self.ca_file = ca_file
         self.process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    def client_context(self) -> ssl.SSLContext:
+        """What a client that trusts the stack CA uses."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -149,7 +162,13 @@ def _vm_environment(files: dict[str, str], root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def vm_server(tiny_model, tmp_path_factory):
+def loopback_tls(tmp_path_factory) -> dict[str, Path]:
+    """ca.crt, tls.crt (for 127.0.0.1) and tls.key."""
+    return tls_test_ca.issue().write(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def vm_server(tiny_model, loopback_tls, tmp_path_factory):
     root = tmp_path_factory.mktemp("vm-root")
     files = _cloud_init_files(VM_STACK)
     (root / "lib/python").mkdir(parents=True)
@@ -159,14 +178,14 @@ def vm_server(tiny_model, tmp_path_factory):
             target.write_text(content)
             target.chmod(0o755)
     port = _free_port()
-    replacements, extra = cpu_substitutions(tiny_model, port)
+    replacements, extra = cpu_substitutions(tiny_model, port, loopback_tls)
     args = _substitute(files["/etc/pixtral/vllm.args"].splitlines(), replacements, extra)
     (root / "vllm.args").write_text("".join(f"{arg}\n" for arg in args))
     env = _vm_environment(files, root)
     # The VM's first unit prepares the cache and starts the timeline; then the service runs the launcher.
     storage = subprocess.run(["bash", str(root / "lib/prepare-storage.sh")], env=env, capture_output=True, text=True)
     assert storage.returncode == 0, storage.stderr
-    server = Server(["bash", str(root / "lib/launch-vllm.sh")], env, port, root / "vllm.log")
+    server = Server(["bash", str(root / "lib/launch-vllm.sh")], env, port, root / "vllm.log", loopback_tls["ca.crt"])
     yield server
     server.stop()
 
@@ -174,7 +193,8 @@ def vm_server(tiny_model, tmp_path_factory):
 def _wait_ready(server: Server) -> subprocess.CompletedProcess:
     """`pixtralctl wait` against the server; a server that dies meanwhile fails the test at once, with its log."""
     waiting = subprocess.Popen([sys.executable, "-m", "pixtralctl", "wait", "--endpoint", server.endpoint,
-                                "--api-key", API_KEY, "--timeout", str(READY_TIMEOUT_SECONDS), "--interval", "2"],
+                                "--api-key", API_KEY, "--ca-cert", str(server.ca_file),
+                                "--timeout", str(READY_TIMEOUT_SECONDS), "--interval", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR)
     while waiting.poll() is None:
         if server.process.poll() is not None:
@@ -187,8 +207,9 @@ def _wait_ready(server: Server) -> subprocess.CompletedProcess:
 
 
 def _pixtralctl(*args: str, timeout: float = READY_TIMEOUT_SECONDS + 60) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PIXTRAL_CA_CERT"}
     return subprocess.run([sys.executable, "-m", "pixtralctl", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=PROJECT_DIR)
+                          timeout=timeout, cwd=PROJECT_DIR, env=env)
 
 
 def _post(server: Server, path: str, body: dict, key: str | None = API_KEY) -> tuple[int, dict]:
@@ -196,7 +217,7 @@ def _post(server: Server, path: str, body: dict, key: str | None = API_KEY) -> t
                                      headers={"Content-Type": "application/json",
                                               **({"Authorization": f"Bearer {key}"} if key else {})})
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with urllib.request.urlopen(request, timeout=120, context=server.client_context()) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
@@ -226,8 +247,28 @@ def test_smoke_sends_the_seed_request_shape(vm_server, tmp_path):
         images += ["--image", str(tmp_path / f"image-{index}.png")]
         (tmp_path / f"image-{index}.png").write_bytes(_png(color))
     done = _pixtralctl("smoke", "--endpoint", vm_server.endpoint, "--api-key", API_KEY, "--expect-tokens",
-                       "--max-tokens", "8", *images, timeout=300)
+                       "--ca-cert", str(vm_server.ca_file), "--max-tokens", "8", *images, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr + "\n--- server log ---\n" + vm_server.tail()
+
+
+def test_a_client_that_does_not_trust_the_ca_fails_with_a_clear_error(vm_server, tmp_path):
+    # The server is up (the tests above waited for it): only the missing trust makes these fail.
+    done = _pixtralctl("wait", "--endpoint", vm_server.endpoint, "--api-key", API_KEY, "--timeout", "20", timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"the TLS certificate of {vm_server.endpoint} is not trusted" in done.stdout, done.stdout
+    (tmp_path / "other.pem").write_text(tls_test_ca.issue(common_name="someone else's CA").ca_pem)
+    done = _pixtralctl("smoke", "--endpoint", vm_server.endpoint, "--api-key", API_KEY, "--ca-cert",
+                       str(tmp_path / "other.pem"), timeout=120)
+    assert done.returncode != 0 and "is not trusted" in done.stdout + done.stderr, done.stdout + done.stderr
+    with pytest.raises(urllib.error.URLError) as refused:
+        urllib.request.urlopen(f"{vm_server.endpoint}/health", timeout=30, context=ssl.create_default_context())
+    assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+
+
+def test_plain_http_is_not_served(vm_server):
+    # The key and the images never cross in clear: an http:// request gets no API answer.
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(f"http://127.0.0.1:{vm_server.port}/health", timeout=30)
 
 
 def test_image_tokens_count_in_the_prompt(vm_server):
@@ -257,7 +298,7 @@ def test_one_image_more_than_the_limit_is_refused(vm_server):
 def test_metrics_serve_prometheus_text(vm_server):
     request = urllib.request.Request(f"{vm_server.endpoint}/metrics",
                                      headers={"Authorization": f"Bearer {API_KEY}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30, context=vm_server.client_context()) as response:
         text = response.read().decode()
     assert text.startswith("# HELP") and "\nvllm:" in text, text[:300]
 
@@ -268,7 +309,7 @@ PREFLIGHT = {"Origin": "https://app.example.com", "Access-Control-Request-Method
 def _options(server: Server, path: str, headers: dict[str, str]) -> tuple[int, str]:
     request = urllib.request.Request(f"{server.endpoint}{path}", method="OPTIONS", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=server.client_context()) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -327,7 +368,7 @@ def _as_container_user(container: dict, command: list[str]) -> list[str]:
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
 
 
-def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(tiny_model, vm_server):
+def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(tiny_model, vm_server, loopback_tls):
     # Runs after the VM tests (module order) and stops their server first: two CPU servers would not fit 2 cores.
     vm_server.stop()
     run = run_stack(K8S_STACK, {"pixtral:maxImagesPerPrompt": str(MAX_IMAGES)})
@@ -342,13 +383,21 @@ def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(ti
         root = Path(scratch)
         root.chmod(0o755)
         mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
-        cache, guard = root / "cache", root / "guard"
+        cache, guard, tls = root / "cache", root / "guard", root / "tls"
         shutil.copytree(tiny_model, root / "model")
         for path in (root / "model", *(root / "model").iterdir()):
             path.chmod(0o755 if path.is_dir() else 0o644)
         guard.mkdir()
         (guard / "pixtral_guard.py").write_text((PROJECT_DIR / "userdata/pixtral_guard.py").read_text())
         cache.mkdir()
+        # The TLS Secret's volume: the files the Secret holds, group-readable by the pod's fsGroup only.
+        (volume,) = [v for v in deployment["inputs"]["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls"]
+        tls.mkdir()
+        for name in ("tls.crt", "tls.key"):
+            shutil.copy(loopback_tls[name], tls / name)
+            (tls / name).chmod(volume["secret"]["defaultMode"])
+            if os.geteuid() == 0:
+                os.chown(tls / name, 0, uid)
         if os.geteuid() == 0:
             os.chown(cache, uid, uid)
         env = {e["name"]: e["value"].replace(mounts["cache"], str(cache)).replace(mounts["guard"], str(guard))
@@ -356,11 +405,14 @@ def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(ti
         env.update({"VLLM_API_KEY": API_KEY, "PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1",
                     "VLLM_CPU_KVCACHE_SPACE": "2"})
         port = _free_port()
-        replacements, extra = cpu_substitutions(root / "model", port)
+        pod_tls = {name: tls / name for name in ("tls.crt", "tls.key")}
+        # The program's flags point into the Secret's mount; the test's copy of the mount is `tls`.
+        assert container["args"][container["args"].index("--ssl-keyfile") + 1] == f"{mounts['tls']}/tls.key"
+        replacements, extra = cpu_substitutions(root / "model", port, pod_tls)
         args = _substitute(container["args"], replacements, extra)
         # The container's command, with the e2e venv's python for the image's python3.
         command = _as_container_user(container, [e2e_python(), *container["command"][1:], *args])
-        server = Server(command, env, port, root / "vllm.log")
+        server = Server(command, env, port, root / "vllm.log", loopback_tls["ca.crt"])
         try:
             _wait_ready(server)
             assert _post(server, "/v1/chat/completions", _chat(MAX_IMAGES))[0] == 200

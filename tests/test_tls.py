@@ -1,0 +1,273 @@
+"""HTTPS by default: every shipped stack serves TLS with a certificate its own CA signs for the endpoint's address,
+the private key stays a secret end to end, and `pixtral:tls false` brings plain HTTP back with a warning."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import STACKS, resources_of, run_stack, target_of, vm_files
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from pixtral_deploy.cloudinit import declared_user_data
+from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE
+
+# The shipped stacks that serve HTTPS: every stack but the fleets, whose load balancers speak plain HTTP for now
+# (their stack files set pixtral:tls false; tests/test_config_errors.py checks a fleet refuses tls).
+TLS_STACKS = [s for s in STACKS if run_stack(s)["config"].get("pixtral:tls", "true") != "false"]
+VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp")]
+KUBERNETES_STACKS = [s for s in TLS_STACKS if s not in VM_STACKS]
+WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
+# Where the server's private key may be: the cloud's secret stores and the Kubernetes Secret (encrypted in state).
+SECRET_HOLDERS = {
+    "aws:ssm/parameter:Parameter": "value",
+    "gcp:secretmanager/secretVersion:SecretVersion": "secretData",
+    "kubernetes:core/v1:Secret": "stringData",
+}
+
+
+def _pem_body(pem: str) -> str:
+    """The base64 body of a PEM block: what would give the key away, however it is wrapped or re-encoded."""
+    return "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+
+
+def _write_files(run: dict) -> dict[str, str]:
+    # The one VM's cloud-config, or the one every template of a fleet shares.
+    return vm_files(run)
+
+
+def _workload(run: dict) -> dict:
+    """The pods' controller: a StatefulSet (a cache per pod), or a Deployment (pixtral:sharedCache)."""
+    (workload,) = [r for r in run["resources"] if r["type"] in WORKLOAD_TYPES]
+    return workload
+
+
+@pytest.fixture(params=TLS_STACKS)
+def deployed(request) -> dict:
+    """A shipped stack that serves HTTPS, run as shipped."""
+    run = run_stack(request.param)
+    assert run["error"] is None, f"stack {request.param} failed: {run['error']}"
+    return run
+
+
+def _tls_secret(run: dict) -> dict:
+    (secret,) = [s for s in resources_of(run, "kubernetes:core/v1:Secret")
+                 if s["inputs"]["type"] == "kubernetes.io/tls"]
+    return secret
+
+
+def _served_certificate(run: dict) -> x509.Certificate:
+    """The certificate the server is given: in the VM's user data, or in the pods' TLS Secret."""
+    if [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
+        pem = _write_files(run)[f"{TLS_DIR}/{TLS_CERT_FILE}"]
+    else:
+        pem = _tls_secret(run)["inputs"]["stringData"][TLS_CERT_FILE]
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def _stored_private_key(run: dict) -> str:
+    """The server's private key, where the stack stores it for the server."""
+    for parameter in resources_of(run, "aws:ssm/parameter:Parameter"):
+        if parameter["inputs"]["name"].endswith("/tls-key"):
+            return parameter["inputs"]["value"]
+    for version in resources_of(run, "gcp:secretmanager/secretVersion:SecretVersion"):
+        if version["name"].endswith("-tls-key-version"):
+            return version["inputs"]["secretData"]
+    return _tls_secret(run)["inputs"]["stringData"][TLS_KEY_FILE]
+
+
+def _sans(certificate: x509.Certificate) -> tuple[list[str], list[str]]:
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return ([str(ip) for ip in names.get_values_for_type(x509.IPAddress)],
+            names.get_values_for_type(x509.DNSName))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def test_endpoint_is_https_and_the_ca_is_a_plain_output(deployed):
+    outputs = deployed["outputs"]
+    assert outputs["endpoint"].startswith("https://"), outputs["endpoint"]
+    assert outputs["baseUrl"] == outputs["endpoint"] + "/v1"
+    ca = x509.load_pem_x509_certificate(outputs["caCertificate"].encode())
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert "caCertificate" not in deployed["secret_outputs"], "the CA certificate is public: users must read it"
+
+
+def test_certificate_names_the_endpoint_and_is_signed_by_the_stack_ca(deployed):
+    certificate = _served_certificate(deployed)
+    host = urlsplit(deployed["outputs"]["endpoint"]).hostname
+    ips, dns_names = _sans(certificate)
+    assert host in (ips if _is_ip(host) else dns_names), f"{host} is not in the certificate: {ips}, {dns_names}"
+    ca = x509.load_pem_x509_certificate(deployed["outputs"]["caCertificate"].encode())
+    certificate.verify_directly_issued_by(ca)
+    usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usages
+
+
+def test_certificate_is_reissued_before_it_expires(deployed):
+    (signed,) = resources_of(deployed, "tls:index/locallySignedCert:LocallySignedCert")
+    renewal, validity = signed["inputs"]["earlyRenewalHours"], signed["inputs"]["validityPeriodHours"]
+    assert 7 * 24 <= renewal < validity, "pulumi up must re-issue the certificate well before it expires"
+
+
+def test_private_key_is_in_the_secret_store_and_nowhere_else(deployed):
+    key = _stored_private_key(deployed)
+    assert "PRIVATE KEY-----" in key
+    body = _pem_body(key)
+    for resource in deployed["resources"]:
+        if resource["type"].startswith("tls:"):
+            continue  # the key's own provider resources: it is made there, as a Pulumi secret
+        holder_field = SECRET_HOLDERS.get(resource["type"])
+        inputs = {k: v for k, v in resource["inputs"].items() if k != holder_field}
+        text = json.dumps(inputs) + (declared_user_data(resource) or "")
+        assert body not in text and body[:64] not in text, \
+            f"{resource['type']} {resource['name']} carries the TLS private key outside a secret store"
+    assert body[:64] not in json.dumps(deployed["outputs"]), "the TLS private key is in an output"
+    assert body[:64] not in "\n".join(deployed["log"]), "the TLS private key is in the log"
+
+
+def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed):
+    if deployed["config"]["pixtral:target"] in ("aws", "gcp"):
+        files = _write_files(deployed)
+        args = files["/etc/pixtral/vllm.args"].splitlines()
+        env = dict(line.split("=", 1) for line in files["/etc/pixtral/pixtral.env"].splitlines() if line)
+        assert args[args.index("--ssl-certfile") + 1] in files, "vLLM's certificate file is not written"
+        # fetch-secrets.sh writes the key there (tests/test_vm_updates.py runs it).
+        assert args[args.index("--ssl-keyfile") + 1] == env["PIXTRAL_TLS_KEY_FILE"]
+        assert env["PIXTRAL_TLS_KEY_SECRET"] and f"{TLS_DIR}/{TLS_KEY_FILE}" not in files
+        return
+    deployment = _workload(deployed)
+    pod = deployment["inputs"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert mount["readOnly"] is True
+    assert args[args.index("--ssl-keyfile") + 1] == f"{mount['mountPath']}/{TLS_KEY_FILE}"
+    assert args[args.index("--ssl-certfile") + 1] == f"{mount['mountPath']}/{TLS_CERT_FILE}"
+    secret = _tls_secret(deployed)
+    # Generated name: a renewed certificate is a new Secret, so the pod template changes and the pods roll.
+    assert "name" not in secret["inputs"]["metadata"]
+    assert volume["secret"]["secretName"] == secret["outputs"]["metadata"]["name"]
+    assert volume["secret"]["defaultMode"] & 0o007 == 0, "the key must not be readable by every user in the pod"
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_kubelet_probes_speak_https(stack):
+    deployment = _workload(run_stack(stack))
+    (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_the_vms_health_check_verifies_the_server_with_the_stack_ca(stack):
+    run = run_stack(stack)
+    files = _write_files(run)
+    env = dict(line.split("=", 1) for line in files["/etc/pixtral/pixtral.env"].splitlines() if line)
+    assert env["PIXTRAL_SCHEME"] == "https"
+    assert files[env["PIXTRAL_TLS_CA_FILE"]] == run["outputs"]["caCertificate"]
+    assert env["PIXTRAL_TLS_CA_FILE"] == f"{TLS_DIR}/{TLS_CA_FILE}"
+    # await-ready.sh calls 127.0.0.1 and verifies with --cacert: the certificate must name it.
+    assert "127.0.0.1" in _sans(_served_certificate(run))[0]
+    assert '--cacert "$PIXTRAL_TLS_CA_FILE"' in files["/usr/local/lib/pixtral/await-ready.sh"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_tls_false_serves_plain_http_with_a_warning(stack):
+    run = run_stack(stack, {"pixtral:tls": "false"})
+    assert run["error"] is None, run["error"]
+    assert run["outputs"]["endpoint"].startswith("http://"), run["outputs"]["endpoint"]
+    assert "caCertificate" not in run["outputs"]
+    assert not [r for r in run["resources"] if r["type"].startswith("tls:")]
+    assert any(line.startswith("warning: pixtral:tls is false") for line in run["log"]), run["log"]
+    text = json.dumps([r["inputs"] for r in run["resources"]]) + "".join(
+        declared_user_data(r) or "" for r in run["resources"])
+    assert "--ssl-" not in text and "kubernetes.io/tls" not in text
+    if target_of(stack) in ("aws", "gcp"):
+        files = _write_files(run)
+        assert "PIXTRAL_SCHEME=http\n" in files["/etc/pixtral/pixtral.env"]
+        assert not [path for path in files if path.startswith(TLS_DIR)]
+    else:
+        deployment = _workload(run)
+        (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+
+
+def test_the_default_https_run_logs_no_plain_http_warning(deployed):
+    assert not any("pixtral:tls" in line for line in deployed["log"])
+
+
+DOMAIN = "pixtral.example.com"
+ZONES = {"aws": "Z0123456789ABCDEFGHIJ", "gcp": "example-com"}
+
+
+@pytest.mark.parametrize("stack", VM_STACKS)
+def test_domain_gets_a_dns_record_the_endpoint_and_the_certificate(stack):
+    target = target_of(stack)
+    run = run_stack(stack, {"pixtral:domain": DOMAIN, "pixtral:dnsZone": ZONES[target]})
+    assert run["error"] is None, run["error"]
+    assert run["outputs"]["endpoint"] == f"https://{DOMAIN}:8081"
+    address = run["outputs"]["publicIp"]
+    if target == "aws":
+        (record,) = resources_of(run, "aws:route53/record:Record")
+        assert (record["inputs"]["zoneId"], record["inputs"]["name"], record["inputs"]["type"],
+                record["inputs"]["records"]) == (ZONES[target], DOMAIN, "A", [address])
+    else:
+        (record,) = resources_of(run, "gcp:dns/recordSet:RecordSet")
+        assert (record["inputs"]["managedZone"], record["inputs"]["name"], record["inputs"]["type"],
+                record["inputs"]["rrdatas"]) == (ZONES[target], f"{DOMAIN}.", "A", [address])
+    assert record["parent"].startswith("pixtral:")
+    ips, dns_names = _sans(_served_certificate(run))
+    assert DOMAIN in dns_names and address in ips
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"pixtral:domain": DOMAIN}, "pixtral:domain: pixtral.example.com is not allowed; expected pixtral:dnsZone"),
+    ({"pixtral:dnsZone": "Z0123"}, "pixtral:dnsZone: Z0123 is not allowed; expected pixtral:domain"),
+    ({"pixtral:domain": "https://pixtral.example.com", "pixtral:dnsZone": "Z0123"},
+     "pixtral:domain: https://pixtral.example.com is not allowed; expected a lowercase DNS name"),
+    ({"pixtral:tls": "yes"}, "pixtral:tls: yes is not allowed; expected true or false"),
+])
+def test_bad_tls_settings_name_the_key(settings, message):
+    run = run_stack("aws", settings)
+    assert run["error"] is not None and message in run["error"], run["error"]
+    assert not [r for r in run["resources"] if not r["type"].startswith("pixtral:")], "declared before the error"
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+def test_domain_is_refused_on_kubernetes_targets_for_now(stack):
+    run = run_stack(stack, {"pixtral:domain": DOMAIN, "pixtral:dnsZone": "zone"})
+    assert "pixtral:domain only applies to target aws or gcp" in (run["error"] or "")
+
+
+def test_ssl_flags_in_extra_args_are_refused():
+    run = run_stack("aws", {"pixtral:extraArgs": json.dumps(["--ssl-certfile", "/tmp/c.pem"])})
+    assert "reads it as --ssl-certfile, which is set from pixtral:tls" in (run["error"] or ""), run["error"]
+
+
+def test_load_balancer_service_waits_only_for_its_address():
+    # The pods mount a certificate naming the load balancer's address: the Service must not wait for the pods.
+    run = run_stack("eks")
+    (service,) = resources_of(run, "kubernetes:core/v1:Service")
+    assert service["inputs"]["metadata"]["annotations"]["pulumi.com/waitFor"] == \
+        "jsonpath={.status.loadBalancer.ingress}"
+
+
+def test_mock_key_pem_is_real(deployed):
+    # Guards the searches above: the key they look for must be a real PEM key, not an empty or fixed string.
+    key = _stored_private_key(deployed)
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    assert load_pem_private_key(key.encode(), password=None).key_size >= 256
+    assert base64.b64decode(_pem_body(key))
