@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -21,15 +25,53 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACKS = sorted(stack_files(PROJECT_DIR))
 
 
+class _Zygote:
+    """tests/mockrun_zygote.py, started on first use: one forked process per program run (the Pulumi SDK keeps its
+    runtime in globals, see pixtral_deploy.mockrun), forked from a process that has imported the providers once."""
+
+    TIMEOUT_S = 300
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen | None = None
+        self._scratch = Path(tempfile.mkdtemp(prefix="pixtral-mockrun-"))
+
+    def run(self, argv: list[str]) -> tuple[str, str]:
+        """(stdout, stderr) of `python -m pixtral_deploy.mockrun ARGV`, as a subprocess would give them."""
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "mockrun_zygote.py")],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                             cwd=PROJECT_DIR, start_new_session=True)
+        out, err = self._scratch / "stdout", self._scratch / "stderr"
+        request = {"argv": argv, "stdout": str(out), "stderr": str(err)}
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        ready, _, _ = select.select([self._process.stdout], [], [], self.TIMEOUT_S)
+        reply = self._process.stdout.readline() if ready else ""
+        if not reply:
+            # Hung or dead: stop it and its child, so the next run starts afresh.
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+            raise AssertionError(f"mockrun did not finish within {self.TIMEOUT_S} s: {argv}")
+        return out.read_text(), err.read_text()
+
+    def close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.stdin.close()
+            self._process.wait(timeout=30)
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+_ZYGOTE = _Zygote()
+atexit.register(_ZYGOTE.close)
+
+
 @cache
 def _run(stack: str, settings: tuple[tuple[str, str], ...], secrets: tuple[tuple[str, str], ...]) -> dict:
-    # One process per program run: the Pulumi SDK keeps its runtime in globals (see pixtral_deploy.mockrun).
-    command = [sys.executable, "-m", "pixtral_deploy.mockrun", "--stack", stack]
-    command += [f"--set={k}={v}" for k, v in settings] + [f"--secret={k}={v}" for k, v in secrets]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=300)
-    if not done.stdout:
-        raise AssertionError(f"mockrun crashed for stack {stack}:\n{done.stderr}")
-    return json.loads(done.stdout)
+    argv = ["--stack", stack, *(f"--set={k}={v}" for k, v in settings), *(f"--secret={k}={v}" for k, v in secrets)]
+    stdout, stderr = _ZYGOTE.run(argv)
+    if not stdout:
+        raise AssertionError(f"mockrun crashed for stack {stack}:\n{stderr}")
+    return json.loads(stdout)
 
 
 def run_stack(stack: str, settings: dict[str, str] | None = None, secrets: dict[str, str] | None = None) -> dict:
@@ -51,6 +93,20 @@ def deployed(stack) -> dict:
 
 def resources_of(run: dict, type_: str) -> list[dict]:
     return [r for r in run["resources"] if r["type"] == type_]
+
+
+POD_CONTROLLER_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
+
+
+def pod_controller(run: dict) -> dict:
+    """The pods' controller: a StatefulSet (a cache per pod), or a Deployment (pixtral:sharedCache)."""
+    (controller,) = [r for r in run["resources"] if r["type"] in POD_CONTROLLER_TYPES]
+    return controller
+
+
+def opaque_secrets(run: dict) -> list[dict]:
+    """The Secret with the API key (and HF token); the other one is the server's kubernetes.io/tls certificate."""
+    return [s for s in resources_of(run, "kubernetes:core/v1:Secret") if s["inputs"]["type"] == "Opaque"]
 
 
 def vm_user_data(run: dict) -> str:

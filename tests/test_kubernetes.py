@@ -10,7 +10,17 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import PROJECT_DIR, VM_STACKS, required_tool, resources_of, run_stack, stacks_of, target_of
+from conftest import (
+    PROJECT_DIR,
+    VM_STACKS,
+    opaque_secrets,
+    pod_controller,
+    required_tool,
+    resources_of,
+    run_stack,
+    stacks_of,
+    target_of,
+)
 from manifest_schemas import validate
 
 from pixtral_deploy.cloudinit import declared_user_data
@@ -24,7 +34,6 @@ K8S_STACKS = [s for s in stacks_of(*KUBERNETES_TARGETS) if "pixtral:autoscale" n
 SKIPS_FILE = Path(__file__).parent / "checkov-skips.yaml"
 
 
-WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
 # Variants every manifest check also covers: autoscaled through KEDA and through an HPA, and a shared cache.
 AUTOSCALE = '{"minReplicas": 2, "maxReplicas": 5, "targetQueuePerReplica": 3}'
 VARIANTS = ({"pixtral:autoscale": AUTOSCALE, "pixtral:prometheusUrl": "http://prometheus.monitoring.svc:9090"},
@@ -39,14 +48,7 @@ def variants(stack: str) -> list[dict[str, str]]:
 
 
 def _deployment_of(run: dict) -> dict:
-    """The pods' controller: a StatefulSet (a cache per pod), or a Deployment (pixtral:sharedCache)."""
-    (workload,) = [r for r in run["resources"] if r["type"] in WORKLOAD_TYPES]
-    return workload["inputs"]
-
-
-def _opaque_secrets(run: dict) -> list[dict]:
-    """The Secret with the API key (and HF token); the other one is the server's kubernetes.io/tls certificate."""
-    return [s for s in resources_of(run, "kubernetes:core/v1:Secret") if s["inputs"]["type"] == "Opaque"]
+    return pod_controller(run)["inputs"]
 
 
 def _container(run: dict) -> dict:
@@ -90,7 +92,7 @@ def test_api_key_reaches_vllm_from_the_secret_never_as_an_argument(stack):
     container = _container(run)
     assert "sk-k8s-known-key" not in json.dumps(container)
     (key_env,) = [e for e in container["env"] if e["name"] == "VLLM_API_KEY"]
-    (secret,) = _opaque_secrets(run)
+    (secret,) = opaque_secrets(run)
     assert key_env["valueFrom"]["secretKeyRef"] == {"name": secret["outputs"]["metadata"]["name"],
                                                     "key": "VLLM_API_KEY"}
     assert secret["inputs"]["stringData"]["VLLM_API_KEY"] == "sk-k8s-known-key"
@@ -180,7 +182,7 @@ def test_a_rotated_key_or_a_new_guard_rolls_the_pods(stack):
     # ConfigMap whose data changes (unless the provider makes them mutable); declared without a name, the
     # replacement gets a new generated name, the pod template that refers to it changes, and the pods roll.
     run = run_stack(stack)
-    (secret,) = _opaque_secrets(run)
+    (secret,) = opaque_secrets(run)
     (guard,) = resources_of(run, "kubernetes:core/v1:ConfigMap")
     for obj in (secret, guard):
         assert "name" not in obj["inputs"]["metadata"], f"{obj['name']}: a fixed name would keep the pods as they are"

@@ -8,7 +8,7 @@ import math
 
 import jsonschema
 import pytest
-from conftest import resources_of, run_stack, stacks_of, target_of
+from conftest import opaque_secrets, pod_controller, resources_of, run_stack, stacks_of, target_of
 from manifest_schemas import validate
 
 from components.gke_managed_metrics import KEDA_CHART_VERSION
@@ -22,7 +22,6 @@ K8S_STACKS = stacks_of("kubernetes", "eks", "gke")
 K8S_STACKS = [s for s in K8S_STACKS if "pixtral:autoscale" not in run_stack(s)["config"]]
 CLUSTER_STACKS = ["eks", "gke"]
 PROMETHEUS = "http://prometheus.monitoring.svc:9090"
-WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 
@@ -46,8 +45,7 @@ def ok(stack: str, settings: dict[str, str] | None = None) -> dict:
 
 
 def workload(run: dict) -> dict:
-    (found,) = [r for r in run["resources"] if r["type"] in WORKLOAD_TYPES]
-    return found
+    return pod_controller(run)
 
 
 def pod_spec(run: dict) -> dict:
@@ -135,7 +133,7 @@ def test_fixed_replicas_on_an_existing_cluster_keep_working_without_an_autoscale
 
 def test_gke_scrapes_vllm_with_the_api_key_into_managed_prometheus_and_keda_reads_it():
     run = ok("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)})
-    (secret,) = resources_of(run, "kubernetes:core/v1:Secret")
+    (secret,) = opaque_secrets(run)
     secret_name = secret["outputs"]["metadata"]["name"]
     (monitoring,) = resources_of(run, "kubernetes:monitoring.googleapis.com/v1:PodMonitoring")
     (endpoint,) = monitoring["inputs"]["spec"]["endpoints"]

@@ -9,7 +9,7 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import STACKS, resources_of, run_stack, target_of, vm_files
+from conftest import STACKS, pod_controller, resources_of, run_stack, target_of, vm_files
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -21,7 +21,6 @@ from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_F
 TLS_STACKS = [s for s in STACKS if run_stack(s)["config"].get("pixtral:tls", "true") != "false"]
 VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp")]
 KUBERNETES_STACKS = [s for s in TLS_STACKS if s not in VM_STACKS]
-WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
 # Where the server's private key may be: the cloud's secret stores and the Kubernetes Secret (encrypted in state).
 SECRET_HOLDERS = {
     "aws:ssm/parameter:Parameter": "value",
@@ -38,12 +37,6 @@ def _pem_body(pem: str) -> str:
 def _write_files(run: dict) -> dict[str, str]:
     # The one VM's cloud-config, or the one every template of a fleet shares.
     return vm_files(run)
-
-
-def _workload(run: dict) -> dict:
-    """The pods' controller: a StatefulSet (a cache per pod), or a Deployment (pixtral:sharedCache)."""
-    (workload,) = [r for r in run["resources"] if r["type"] in WORKLOAD_TYPES]
-    return workload
 
 
 @pytest.fixture(params=TLS_STACKS)
@@ -146,7 +139,7 @@ def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed
         assert args[args.index("--ssl-keyfile") + 1] == env["PIXTRAL_TLS_KEY_FILE"]
         assert env["PIXTRAL_TLS_KEY_SECRET"] and f"{TLS_DIR}/{TLS_KEY_FILE}" not in files
         return
-    deployment = _workload(deployed)
+    deployment = pod_controller(deployed)
     pod = deployment["inputs"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     args = container["args"]
@@ -164,7 +157,7 @@ def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed
 
 @pytest.mark.parametrize("stack", KUBERNETES_STACKS)
 def test_kubelet_probes_speak_https(stack):
-    deployment = _workload(run_stack(stack))
+    deployment = pod_controller(run_stack(stack))
     (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
@@ -199,7 +192,7 @@ def test_tls_false_serves_plain_http_with_a_warning(stack):
         assert "PIXTRAL_SCHEME=http\n" in files["/etc/pixtral/pixtral.env"]
         assert not [path for path in files if path.startswith(TLS_DIR)]
     else:
-        deployment = _workload(run)
+        deployment = pod_controller(run)
         (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
 

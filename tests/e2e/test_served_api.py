@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import tls_test_ca
 import yaml
-from conftest import PROJECT_DIR, e2e_python, run_stack
+from conftest import PROJECT_DIR, e2e_python, pod_controller, run_stack
 
 from pixtral_deploy.cloudinit import declared_user_data
 
@@ -372,9 +372,7 @@ def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(ti
     # Runs after the VM tests (module order) and stops their server first: two CPU servers would not fit 2 cores.
     vm_server.stop()
     run = run_stack(K8S_STACK, {"pixtral:maxImagesPerPrompt": str(MAX_IMAGES)})
-    # The pods' controller: a StatefulSet (a cache per pod), or a Deployment with pixtral:sharedCache.
-    (workload,) = [r for r in run["resources"]
-                   if r["type"] in ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")]
+    workload = pod_controller(run)
     (container,) = workload["inputs"]["spec"]["template"]["spec"]["containers"]
     uid = container["securityContext"]["runAsUser"]
     # The pod's volumes, in a folder the container's user can reach: the cache volume (fsGroup makes it the
@@ -391,7 +389,7 @@ def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(ti
         (guard / "pixtral_guard.py").write_text((PROJECT_DIR / "userdata/pixtral_guard.py").read_text())
         cache.mkdir()
         # The TLS Secret's volume: the files the Secret holds, group-readable by the pod's fsGroup only.
-        (volume,) = [v for v in deployment["inputs"]["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls"]
+        (volume,) = [v for v in workload["inputs"]["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls"]
         tls.mkdir()
         for name in ("tls.crt", "tls.key"):
             shutil.copy(loopback_tls[name], tls / name)

@@ -10,7 +10,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import e2e_python, resources_of, run_stack, vm_files
+from conftest import e2e_python, pod_controller, run_stack, vm_files
 
 pytestmark = pytest.mark.e2e
 
@@ -41,8 +41,7 @@ def _value(args: list[str], flag: str) -> str:
 
 def test_vllms_parser_takes_the_generated_tls_flags():
     vm_args = vm_files(run_stack("aws"))["/etc/pixtral/vllm.args"].splitlines()
-    (deployment,) = resources_of(run_stack("k8s"), "kubernetes:apps/v1:Deployment")
-    (container,) = deployment["inputs"]["spec"]["template"]["spec"]["containers"]
+    (container,) = pod_controller(run_stack("k8s"))["inputs"]["spec"]["template"]["spec"]["containers"]
     plain_args = vm_files(run_stack("aws", {"pixtral:tls": "false"}))["/etc/pixtral/vllm.args"].splitlines()
     parsed = _parsed_by_vllm({"vm": vm_args, "pod": container["args"], "plain": plain_args})
     for name, args in (("vm", vm_args), ("pod", container["args"])):
