@@ -26,13 +26,20 @@ def _render(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=PROJECT_DIR, env=env, timeout=300)
 
 
+_RENDERED: dict[str, Path] = {}
+
+
 @pytest.fixture
-def rendered(stack, tmp_path) -> Path:
-    done = _render(stack, tmp_path / "out")
-    assert done.returncode == 0, done.stdout + done.stderr
-    # A review step that ends in a traceback (even an "ignored" one from the SDK's event loops) reads as a crash.
-    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
-    return tmp_path / "out"
+def rendered(stack, tmp_path_factory) -> Path:
+    """`pixtralctl render` of `stack`, run once per stack: the tests below only read what it wrote."""
+    if stack not in _RENDERED:
+        out = tmp_path_factory.mktemp(f"render-{stack}") / "out"
+        done = _render(stack, out)
+        assert done.returncode == 0, done.stdout + done.stderr
+        # A review step that ends in a traceback (even an "ignored" one from the SDK's event loops) reads as a crash.
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+        _RENDERED[stack] = out
+    return _RENDERED[stack]
 
 
 def test_render_writes_the_cloud_init_the_program_declares(stack, rendered):
