@@ -99,7 +99,7 @@ PLURAL_BLOCK_NAMES = {
     "google_container_cluster": {"cidrBlocks"},
 }
 # Outputs another resource's input can hold, that is, what Terraform references resolve to.
-_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address", "allocationId")
+_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address", "allocationId", "dnsName", "zoneId")
 
 
 class UntranslatableResource(Exception):
