@@ -185,7 +185,7 @@ class TlsSettings:
     def warnings(self, fleet: bool = False) -> list[str]:
         if self.enabled:
             return []
-        # A fleet cannot serve HTTPS yet (Deployment refuses tls on one), so "remove pixtral:tls" would not help.
+        # The GCP fleet cannot serve HTTPS yet (Deployment refuses tls on it), so "remove pixtral:tls" would not help.
         remedy = ("HTTPS at a fleet's load balancer is not built yet" if fleet
                   else "remove pixtral:tls to serve HTTPS")
         return ["pixtral:tls is false: the endpoint serves plain HTTP, so the API key and every image cross the "
