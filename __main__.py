@@ -13,7 +13,7 @@ def deploy_aws(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | No
         from components.aws_fleet import AwsGpuFleet, AwsGpuFleetArgs
 
         fleet = AwsGpuFleet("pixtral", AwsGpuFleetArgs(stack.deployment, api_key=api_key,
-                                                       hf_token=stack.secrets.hf_token))
+                                                       hf_token=stack.secrets.hf_token, ca=ca))
         return {"endpoint": fleet.endpoint, "autoScalingGroup": fleet.auto_scaling_group,
                 "targetGroup": fleet.target_group, "region": aws_region()}
     from components.aws_vm import AwsGpuVm, AwsGpuVmArgs
@@ -126,7 +126,7 @@ def deploy() -> None:
     for warning in deployment.warnings:
         pulumi.log.warn(warning)
     api_key = ApiKey("pixtral", stack.secrets.api_key).value
-    ca = StackCa("pixtral") if deployment.tls.enabled else None
+    ca = StackCa("pixtral") if deployment.stack_ca_needed else None
     outputs = TARGETS[deployment.target](stack, api_key, ca)
     pulumi.export("target", deployment.target)
     pulumi.export("model", deployment.server.served_model_name)

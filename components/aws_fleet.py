@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_balancer_tls import SSL_POLICY, domain_alias, imported_certificate, public_certificate
 from components.aws_shared import (
     AwsServerArgs,
     api_ingress_from_cidrs,
@@ -26,6 +28,7 @@ from components.aws_shared import (
     vm_identity,
 )
 from components.boot_image import looked_up_image_options
+from components.stack_ca import StackCa
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
 from pixtral_deploy.coldstart import cold_start, keeps_weights_across_stop
@@ -86,7 +89,11 @@ def requests_per_target_per_minute(target_qps_per_replica: float) -> float:
     return target_qps_per_replica * QPS_WINDOW_SECONDS
 
 
-AwsGpuFleetArgs = AwsServerArgs
+@dataclass
+class AwsGpuFleetArgs(AwsServerArgs):
+    # The stack CA that signs the balancer's certificate when there is no pixtral:domain; None with a domain (a
+    # public ACM certificate) or with pixtral:tls false (plain HTTP).
+    ca: StackCa | None = None
 
 
 class AwsGpuFleet(pulumi.ComponentResource):
@@ -136,7 +143,8 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=self._child,
         )
         target_group = self._target_group(vpc_id, deployment.server)
-        listener = self.listener(balancer, target_group, port)
+        certificate_arn = self._certificate(deployment, balancer, args.ca)
+        listener = self.listener(balancer, target_group, port, certificate_arn)
         group = self._group(deployment, template, target_group, subnet_ids, opts=pulumi.ResourceOptions(
             parent=self, depends_on=[listener]))
         self._role_extras(identity.role, boot, group)
@@ -145,19 +153,38 @@ class AwsGpuFleet(pulumi.ComponentResource):
 
         self.auto_scaling_group = group.name
         self.target_group = target_group.arn
-        self.endpoint = pulumi.Output.concat("http://", balancer.dns_name, f":{port}")
+        tls = deployment.tls
+        if tls.domain:
+            domain_alias(name, tls.dns_zone, tls.domain, balancer, parent=self)
+        self.endpoint = pulumi.Output.concat("https://" if tls.enabled else "http://", tls.domain or balancer.dns_name,
+                                             f":{port}")
         self.register_outputs({"endpoint": self.endpoint, "auto_scaling_group": self.auto_scaling_group,
                                "target_group": self.target_group})
 
-    def listener(self, balancer: aws.lb.LoadBalancer, target_group: aws.lb.TargetGroup,
-                 port: int) -> aws.lb.Listener:
-        """The one place the balancer's protocol is chosen: plain HTTP on the API port today. HTTPS (the `tls`
-        work) swaps this listener for one with a certificate; the replicas stay plain HTTP inside the VPC."""
+    def _certificate(self, deployment: Deployment, balancer: aws.lb.LoadBalancer,
+                     ca: StackCa | None) -> pulumi.Output[str] | None:
+        """The ARN of the certificate the balancer serves: public for pixtral:domain, else the stack CA's; None
+        with pixtral:tls false."""
+        tls = deployment.tls
+        if not tls.enabled:
+            return None
+        if tls.domain:
+            return public_certificate(self._name, tls.domain, tls.dns_zone, parent=self)
+        assert ca is not None, "HTTPS without a domain needs the stack CA (__main__ makes it when tls is on)"
+        return imported_certificate(self._name, ca, balancer, parent=self)
+
+    def listener(self, balancer: aws.lb.LoadBalancer, target_group: aws.lb.TargetGroup, port: int,
+                 certificate_arn: pulumi.Output[str] | None) -> aws.lb.Listener:
+        """The API port: HTTPS with the certificate (TLS ends here), or plain HTTP with pixtral:tls false. Either
+        way the balancer forwards plain HTTP to the replicas inside the VPC."""
+        https = certificate_arn is not None
         return aws.lb.Listener(
             f"{self._name}-api",
             load_balancer_arn=balancer.arn,
             port=port,
-            protocol="HTTP",
+            protocol="HTTPS" if https else "HTTP",
+            certificate_arn=certificate_arn,
+            ssl_policy=SSL_POLICY if https else None,
             default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)],
             opts=self._child,
         )

@@ -67,12 +67,15 @@ class StackCa(pulumi.ComponentResource):
         self.register_outputs({"cert_pem": self.cert_pem})
 
     def issue(self, name: str, ip_addresses: pulumi.Input[Sequence[pulumi.Input[str]]],
-              dns_names: pulumi.Input[Sequence[pulumi.Input[str]]], parent: pulumi.Resource) -> ServerCertificate:
+              dns_names: pulumi.Input[Sequence[pulumi.Input[str]]], parent: pulumi.Resource,
+              loopback: bool = True) -> ServerCertificate:
         """A server certificate for exactly these names (the subject alternative names clients check), declared as
-        children of `parent`, the component that serves with it."""
+        children of `parent`, the component that serves with it. `loopback=False` leaves out the loopback names,
+        for a certificate no one reaches at 127.0.0.1 (a load balancer's)."""
         child = pulumi.ResourceOptions(parent=parent)
-        ip_addresses = pulumi.Output.from_input(ip_addresses).apply(lambda ips: [*ips, *LOOPBACK_IPS])
-        dns_names = pulumi.Output.from_input(dns_names).apply(lambda names: [*names, *LOOPBACK_NAMES])
+        loopback_ips, loopback_names = (LOOPBACK_IPS, LOOPBACK_NAMES) if loopback else ((), ())
+        ip_addresses = pulumi.Output.from_input(ip_addresses).apply(lambda ips: [*ips, *loopback_ips])
+        dns_names = pulumi.Output.from_input(dns_names).apply(lambda names: [*names, *loopback_names])
         key = tls.PrivateKey(f"{name}-tls-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
         private_key_pem = pulumi.Output.secret(key.private_key_pem)
         request = tls.CertRequest(

@@ -31,11 +31,16 @@ MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
 MOCK_INSTANCE_ID = "i-0123456789abcdef0"
 MOCK_ACCOUNT = "123456789012"
 MOCK_ALB_DNS_NAME = "pixtral-0123456789.us-east-1.elb.amazonaws.com"
+# The Route 53 zone that Elastic Load Balancing keeps an ALB's name in (us-east-1's), for alias records.
+MOCK_ALB_ZONE_ID = "Z35SXDOTRQ7X7K"
+# ACM's DNS validation answer: the CNAME it asks for in the domain's zone.
+MOCK_ACM_VALIDATION_NAME = "_0123456789abcdef"
+MOCK_ACM_VALIDATION_VALUE = "_fedcba9876543210.mock.acm-validations.aws."
 # What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
 MOCK_LB_ADDRESS = "198.51.100.20"
 MOCK_INTERNAL_ADDRESS = "10.128.0.50"
 MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_ADDRESS, MOCK_INTERNAL_ADDRESS, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID,
-                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME)
+                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME, MOCK_ACM_VALIDATION_NAME, MOCK_ACM_VALIDATION_VALUE)
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -269,11 +274,20 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
                 suffix = f"app/{args.name}/0123456789abcdef"
                 outputs.update(dnsName=MOCK_ALB_DNS_NAME if not inputs.get("internal") else
-                               f"internal-{MOCK_ALB_DNS_NAME}", arnSuffix=suffix,
+                               f"internal-{MOCK_ALB_DNS_NAME}", arnSuffix=suffix, zoneId=MOCK_ALB_ZONE_ID,
                                arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:loadbalancer/{suffix}")
             elif args.typ == "aws:lb/targetGroup:TargetGroup":
                 suffix = f"targetgroup/{args.name}/fedcba9876543210"
                 outputs.update(arnSuffix=suffix, arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:{suffix}")
+            elif args.typ == "aws:acm/certificate:Certificate":
+                outputs.update(arn=f"arn:aws:acm:{region}:{MOCK_ACCOUNT}:certificate/{resource_id}")
+                if inputs.get("domainName"):
+                    outputs.update(domainValidationOptions=[{
+                        "domainName": inputs["domainName"], "resourceRecordType": "CNAME",
+                        "resourceRecordName": f"{MOCK_ACM_VALIDATION_NAME}.{inputs['domainName']}.",
+                        "resourceRecordValue": MOCK_ACM_VALIDATION_VALUE}])
+            elif args.typ == "aws:route53/record:Record":
+                outputs.update(fqdn=inputs["name"].rstrip("."))
             elif args.typ == "aws:autoscaling/group:Group":
                 group_name = inputs.get("name", f"{args.name}-{_suffix(args.name)}")
                 outputs.update(name=group_name, arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:autoScalingGroup:"

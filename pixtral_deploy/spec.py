@@ -185,7 +185,7 @@ class TlsSettings:
     def warnings(self, fleet: bool = False) -> list[str]:
         if self.enabled:
             return []
-        # A fleet cannot serve HTTPS yet (Deployment refuses tls on one), so "remove pixtral:tls" would not help.
+        # The GCP fleet cannot serve HTTPS yet (Deployment refuses tls on it), so "remove pixtral:tls" would not help.
         remedy = ("HTTPS at a fleet's load balancer is not built yet" if fleet
                   else "remove pixtral:tls to serve HTTPS")
         return ["pixtral:tls is false: the endpoint serves plain HTTP, so the API key and every image cross the "
@@ -220,13 +220,13 @@ class Deployment:
             if self.scaling.autoscale and self.target in KUBERNETES_TARGETS:
                 raise ConfigError(f"pixtral:autoscale: autoscaling on target {self.target} is not built yet; "
                                   "expected a fixed pixtral:replicas")
-        if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.enabled:
-            # The fleets (components/aws_fleet.py, gcp_fleet.py) put a plain-HTTP load balancer in front: serving
-            # HTTPS there needs a certificate on the load balancer, which is not built yet.
+        if self.target == "gcp" and self.scaling.is_fleet and self.tls.enabled:
+            # The GCP fleet (components/gcp_fleet.py) puts a plain-HTTP load balancer in front: serving HTTPS there
+            # needs a certificate on the load balancer, which is not built yet. The AWS fleet's ALB serves HTTPS.
             raise ConfigError("pixtral:tls: true (the default): HTTPS at a fleet's load balancer is not built yet; "
                               "expected pixtral:tls false on a fleet (its endpoint is then plain HTTP)")
-        if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.domain:
-            # The fleets create no DNS record: a domain would be silently ignored.
+        if self.target == "gcp" and self.scaling.is_fleet and self.tls.domain:
+            # The GCP fleet creates no DNS record: a domain would be silently ignored.
             raise setting_error("domain", self.tls.domain, "no domain on a fleet yet (it creates no DNS record): "
                                 "point your own record at the fleet's endpoint")
         if self.target == "aws":
@@ -307,8 +307,17 @@ class Deployment:
         return (kubernetes.nodes_needed(self.scaling.min_replicas),
                 kubernetes.nodes_needed(self.scaling.max_replicas + kubernetes.surge_pods))
 
+    @property
+    def stack_ca_needed(self) -> bool:
+        """HTTPS with a certificate the stack's own CA signs: everywhere TLS is on, except where a load balancer
+        serves a public certificate for pixtral:domain (the AWS fleet's ACM certificate)."""
+        return self.tls.enabled and not (balancer_terminates_tls(self.target, self.scaling) and self.tls.domain)
+
     def describe(self) -> str:
-        return f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
+        described = f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
+        if self.tls.enabled and balancer_terminates_tls(self.target, self.scaling):
+            described += "; HTTPS at the load balancer, which forwards plain HTTP to the replicas inside the VPC"
+        return described
 
 
 # The GCP autoscaler's scale-in control window (time_window_sec) takes 60 to 3600 seconds.
@@ -474,7 +483,12 @@ def _extra_args(settings: Settings) -> tuple[str, ...]:
     return settings["extraArgs"]
 
 
-def _server(settings: Settings, plan: GpuPlan) -> ServerSpec:
+def balancer_terminates_tls(target: str, scaling: Scaling) -> bool:
+    """The AWS fleet's load balancer serves HTTPS and forwards plain HTTP to the replicas inside the VPC."""
+    return target == "aws" and scaling.is_fleet
+
+
+def _server(settings: Settings, plan: GpuPlan, vllm_tls: bool) -> ServerSpec:
     model = settings["model"]
     return ServerSpec(
         model=model,
@@ -488,7 +502,7 @@ def _server(settings: Settings, plan: GpuPlan) -> ServerSpec:
         quantization=plan.quantization,
         extra_args=_extra_args(settings),
         mistral_format=model.startswith("mistralai/"),
-        tls=settings["tls"],
+        tls=vllm_tls,
     )
 
 
@@ -588,7 +602,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
     tls = TlsSettings(enabled=settings["tls"], domain=settings["domain"], dns_zone=settings["dnsZone"])
     return Deployment(
         target=target,
-        server=_server(settings, plan),
+        server=_server(settings, plan, settings["tls"] and not balancer_terminates_tls(target, scaling)),
         gpus=plan,
         allowed_cidrs=cidrs,
         disk_size_gb=settings["diskSizeGb"],
@@ -598,7 +612,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
         warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)
-                       + _internal_fleet_warning(target, scaling) + tls.warnings(fleet=target in VM_TARGETS
+                       + _internal_fleet_warning(target, scaling) + tls.warnings(fleet=target == "gcp"
                                                                                  and scaling.is_fleet)),
         tls=tls,
     )

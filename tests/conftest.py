@@ -126,6 +126,13 @@ def environment_file(files: dict[str, str]) -> dict[str, str]:
     return dict(line.split("=", 1) for line in files["/etc/pixtral/pixtral.env"].splitlines() if line)
 
 
+def replicas_serve_tls(run: dict) -> bool:
+    """Whether the VMs' vLLM serves HTTPS itself (and so reads a TLS key from the secret store): pixtral:tls on,
+    except on the AWS fleet, whose load balancer ends TLS and forwards plain HTTP inside the VPC."""
+    tls = run["config"].get("pixtral:tls", "true") != "false"
+    return tls and not resources_of(run, "aws:lb/listener:Listener")
+
+
 def target_of(stack: str) -> str:
     return run_stack(stack)["config"]["pixtral:target"]
 

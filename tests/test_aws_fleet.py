@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import yaml
 from conftest import PROJECT_DIR, environment_file, required_tool, resources_of, run_stack, vm_files, vm_user_data
+from cryptography import x509
 
 from pixtral_deploy.catalog import MACHINE_TYPES, model_download_gb
 from pixtral_deploy.coldstart import estimate_cold_start
@@ -27,6 +28,10 @@ BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+ACM_CERTIFICATE = "aws:acm/certificate:Certificate"
+VALIDATION = "aws:acm/certificateValidation:CertificateValidation"
+RECORD = "aws:route53/record:Record"
+DOMAIN = {"pixtral:domain": "pixtral.example.com", "pixtral:dnsZone": "Z0123456789ABCDEFGHIJ"}
 QUEUE = {"pixtral:autoscale": '{"minReplicas": 2, "maxReplicas": 6, "targetQueuePerReplica": 4}'}
 # A warm pool: on-demand, one type (AWS keeps warm pools for no other group).
 WARM = {"pixtral:warmPool": "2", "pixtral:spot": "false", "pixtral:onDemandBaseReplicas": "0",
@@ -51,9 +56,8 @@ def declared(run: dict) -> list[tuple[str, str]]:
 
 
 def test_two_and_fifty_replicas_declare_the_same_resources():
-    # A fleet serves plain HTTP for now (pixtral:tls false; with tls the program refuses a fleet).
-    two = run_stack("aws", {"pixtral:replicas": "2", "pixtral:tls": "false"})
-    fifty = run_stack("aws", {"pixtral:replicas": "50", "pixtral:tls": "false"})
+    two = run_stack("aws", {"pixtral:replicas": "2"})
+    fifty = run_stack("aws", {"pixtral:replicas": "50"})
     assert two["error"] is None and fifty["error"] is None
     assert declared(two) == declared(fifty)
     assert (one(two, GROUP)["inputs"]["minSize"], one(fifty, GROUP)["inputs"]["maxSize"]) == (2, 50)
@@ -162,7 +166,7 @@ def test_health_check_is_vllms_health_on_the_replicas_port():
     assert (check["path"], check["port"], check["matcher"]) == ("/health", "traffic-port", "200")
     assert target_group["loadBalancingAlgorithmType"] == "least_outstanding_requests"
     assert one(run, LISTENER)["inputs"]["port"] == 9001
-    assert run["outputs"]["endpoint"] == f"http://{one(run, BALANCER)['outputs']['dnsName']}:9001"
+    assert run["outputs"]["endpoint"] == f"https://{one(run, BALANCER)['outputs']['dnsName']}:9001"
     assert one(run, GROUP)["inputs"]["healthCheckType"] == "ELB"
 
 
@@ -286,3 +290,96 @@ def test_fleet_settings_aws_cannot_honour_are_refused_before_any_resource(settin
 def test_warm_pool_on_a_single_vm_is_refused():
     run = run_stack("aws", {"pixtral:warmPool": "1"})
     assert run["error"] and "pixtral:warmPool" in run["error"] and run["resources"] == []
+
+
+# HTTPS at the balancer (pixtral:tls, on by default; issue 11's contract for the fleets).
+
+def _pem_body(pem: str) -> str:
+    return "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+
+
+def test_the_balancer_serves_https_with_a_tls13_policy_and_forwards_plain_http():
+    run = fleet()
+    listener = one(run, LISTENER)["inputs"]
+    assert (listener["protocol"], listener["port"]) == ("HTTPS", 8081)
+    assert listener["certificateArn"] == one(run, ACM_CERTIFICATE)["outputs"]["arn"]
+    # TLS 1.3 and 1.2 only: the ELB documentation's recommended policy, not the API's default ELBSecurityPolicy-2016-08
+    # (which still accepts TLS 1.0).
+    assert listener["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
+    target_group = one(run, TARGET_GROUP)["inputs"]
+    assert (target_group["protocol"], target_group["healthCheck"]["protocol"]) == ("HTTP", "HTTP")
+    # The replicas serve plain HTTP inside the VPC: no TLS flags, files or key to fetch.
+    files = vm_files(run)
+    assert "--ssl-" not in files["/etc/pixtral/vllm.args"]
+    env = environment_file(files)
+    assert (env["PIXTRAL_SCHEME"], env["PIXTRAL_TLS_KEY_SECRET"]) == ("http", "")
+    assert not [path for path in files if path.startswith("/etc/pixtral/tls")]
+    assert not [p for p in resources_of(run, "aws:ssm/parameter:Parameter") if p["name"].endswith("tls-key")]
+    assert run["outputs"]["endpoint"] == f"https://{one(run, BALANCER)['outputs']['dnsName']}:8081"
+
+
+@pytest.mark.parametrize("settings", [{}, {"pixtral:internal": "true"}], ids=["public", "internal"])
+def test_the_balancers_certificate_names_its_dns_name_and_is_signed_by_the_stack_ca(settings):
+    run = fleet(settings)
+    imported = one(run, ACM_CERTIFICATE)["inputs"]
+    certificate = x509.load_pem_x509_certificate(imported["certificateBody"].encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    # Only the balancer's DNS name: its addresses change, and no one calls it at 127.0.0.1.
+    assert names.get_values_for_type(x509.DNSName) == [one(run, BALANCER)["outputs"]["dnsName"]]
+    assert names.get_values_for_type(x509.IPAddress) == []
+    ca_pem = run["outputs"]["caCertificate"]
+    certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem.encode()))
+    assert imported["certificateChain"] == ca_pem, "ACM serves the chain clients verify against caCertificate"
+    assert "domainName" not in imported and "validationMethod" not in imported, "an import, not an ACM request"
+
+
+def test_the_balancers_private_key_is_only_in_the_acm_certificates_secret_input():
+    run = fleet(QUEUE, {"pixtral:apiKey": API_KEY})
+    imported = one(run, ACM_CERTIFICATE)["inputs"]
+    body = _pem_body(imported["privateKey"])
+    assert "PRIVATE KEY-----" in imported["privateKey"] and len(body) > 64
+    (template,) = resources_of(run, TEMPLATE)
+    assert body[:64] not in vm_user_data(run) and body[:64] not in json.dumps(template["inputs"])
+    for resource in run["resources"]:
+        if resource["type"].startswith("tls:") or resource["type"] == ACM_CERTIFICATE:
+            continue
+        assert body[:64] not in json.dumps(resource["inputs"]), f"{resource['type']} {resource['name']} has the key"
+    assert body[:64] not in json.dumps(run["outputs"]) and body[:64] not in "\n".join(run["log"])
+
+
+def test_a_domain_gets_a_public_dns_validated_certificate_and_an_alias_to_the_balancer():
+    run = fleet(DOMAIN)
+    zone, domain = DOMAIN["pixtral:dnsZone"], DOMAIN["pixtral:domain"]
+    certificate = one(run, ACM_CERTIFICATE)
+    assert (certificate["inputs"]["domainName"], certificate["inputs"]["validationMethod"]) == (domain, "DNS")
+    assert "privateKey" not in certificate["inputs"], "ACM makes and keeps the key of a public certificate"
+    (asked,) = certificate["outputs"]["domainValidationOptions"]
+    records = {r["inputs"]["type"]: r for r in resources_of(run, RECORD)}
+    validation_record = records[asked["resourceRecordType"]]
+    assert (validation_record["inputs"]["zoneId"], validation_record["inputs"]["name"],
+            validation_record["inputs"]["records"]) == (zone, asked["resourceRecordName"],
+                                                        [asked["resourceRecordValue"]])
+    validation = one(run, VALIDATION)["inputs"]
+    assert validation["certificateArn"] == certificate["outputs"]["arn"]
+    assert validation["validationRecordFqdns"] == [validation_record["outputs"]["fqdn"]]
+    # The listener takes the certificate once validated, never a pending one.
+    assert one(run, LISTENER)["inputs"]["certificateArn"] == one(run, VALIDATION)["outputs"]["certificateArn"]
+    balancer = one(run, BALANCER)["outputs"]
+    alias = records["A"]["inputs"]
+    assert (alias["zoneId"], alias["name"]) == (zone, domain) and "records" not in alias
+    assert alias["aliases"] == [{"name": balancer["dnsName"], "zoneId": balancer["zoneId"],
+                                 "evaluateTargetHealth": True}]
+    assert run["outputs"]["endpoint"] == f"https://{domain}:8081"
+    # No stack CA: clients verify the public certificate against their system's CAs.
+    assert not [r for r in run["resources"] if r["type"].startswith("tls:")]
+    assert "caCertificate" not in run["outputs"]
+
+
+def test_tls_false_keeps_a_plain_http_listener_and_warns():
+    run = fleet({"pixtral:tls": "false"})
+    listener = one(run, LISTENER)["inputs"]
+    assert listener["protocol"] == "HTTP" and "sslPolicy" not in listener and "certificateArn" not in listener
+    assert not resources_of(run, ACM_CERTIFICATE) and "caCertificate" not in run["outputs"]
+    assert run["outputs"]["endpoint"].startswith("http://")
+    (warning,) = [line for line in run["log"] if line.startswith("warning: pixtral:tls is false")]
+    assert "remove pixtral:tls to serve HTTPS" in warning

@@ -407,17 +407,34 @@ def test_the_ca_file_can_come_from_the_environment(stack_tls, tmp_path, monkeypa
         assert main(["wait", *_target(server), "--timeout", "10", "--interval", "0.1"]) == 0
 
 
+def _stack_with_outputs(outputs: dict, folder: Path, monkeypatch) -> None:
+    """A `pulumi` on PATH that answers `stack output --json` with `outputs`, and no target in the environment."""
+    cli = folder / "pulumi"
+    cli.write_text(f"#!/bin/sh\ncat <<'JSON'\n{json.dumps(outputs)}\nJSON\n")
+    cli.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    for variable in ("PIXTRAL_ENDPOINT", "PIXTRAL_API_KEY", "PIXTRAL_CA_CERT"):
+        monkeypatch.delenv(variable, raising=False)
+
+
 def test_wait_reads_the_ca_from_the_stack_outputs(stack_tls, tmp_path, monkeypatch, capsys):
     with _https_server(stack_tls) as server:
-        outputs = {"endpoint": server.endpoint, "apiKey": KEY, "caCertificate": stack_tls.ca_pem}
-        cli = tmp_path / "pulumi"
-        cli.write_text(f"#!/bin/sh\ncat <<'JSON'\n{json.dumps(outputs)}\nJSON\n")
-        cli.chmod(0o755)
-        monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-        monkeypatch.delenv("PIXTRAL_ENDPOINT", raising=False)
-        monkeypatch.delenv("PIXTRAL_API_KEY", raising=False)
-        monkeypatch.delenv("PIXTRAL_CA_CERT", raising=False)
+        _stack_with_outputs({"endpoint": server.endpoint, "apiKey": KEY, "caCertificate": stack_tls.ca_pem}, tmp_path,
+                            monkeypatch)
         assert main(["wait", "--timeout", "10", "--interval", "0.1"]) == 0
+    assert "ready after" in capsys.readouterr().out
+
+
+def test_without_a_stack_ca_the_systems_trusted_cas_verify_the_server(stack_tls, tmp_path, monkeypatch, capsys):
+    # A stack whose balancer serves a public certificate (the AWS fleet with pixtral:domain) exports no
+    # caCertificate: pixtralctl then verifies against the system's CAs, which SSL_CERT_FILE stands in for here.
+    (tmp_path / "system-cas.pem").write_text(stack_tls.ca_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "system-cas.pem"))
+    with _https_server(stack_tls) as server:
+        _stack_with_outputs({"endpoint": server.endpoint, "apiKey": KEY}, tmp_path, monkeypatch)
+        assert main(["wait", "--timeout", "10", "--interval", "0.1"]) == 0
+        assert main(["smoke"]) == 0
+        assert any(r["path"] == "/v1/chat/completions" and r["authorized"] for r in server.requests)
     assert "ready after" in capsys.readouterr().out
 
 

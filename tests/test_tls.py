@@ -9,21 +9,26 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import STACKS, pod_controller, resources_of, run_stack, target_of, vm_files
+from conftest import STACKS, pod_controller, replicas_serve_tls, resources_of, run_stack, target_of, vm_files
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE
 
-# The shipped stacks that serve HTTPS: every stack but the fleets, whose load balancers speak plain HTTP for now
-# (their stack files set pixtral:tls false; tests/test_config_errors.py checks a fleet refuses tls).
+# The shipped stacks that serve HTTPS: every stack but the GCP fleet, whose load balancer speaks plain HTTP for now
+# (its stack file sets pixtral:tls false; tests/test_config_errors.py checks it refuses tls).
 TLS_STACKS = [s for s in STACKS if run_stack(s)["config"].get("pixtral:tls", "true") != "false"]
-VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp")]
-KUBERNETES_STACKS = [s for s in TLS_STACKS if s not in VM_STACKS]
+# Where TLS ends at a load balancer in front of plain-HTTP replicas (the AWS fleet: tests/test_aws_fleet.py).
+BALANCER_STACKS = [s for s in TLS_STACKS if not replicas_serve_tls(run_stack(s))]
+VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp") and s not in BALANCER_STACKS]
+KUBERNETES_STACKS = [s for s in TLS_STACKS if target_of(s) not in ("aws", "gcp")]
+ACM_CERTIFICATE = "aws:acm/certificate:Certificate"
 # Where the server's private key may be: the cloud's secret stores and the Kubernetes Secret (encrypted in state).
 SECRET_HOLDERS = {
     "aws:ssm/parameter:Parameter": "value",
+    # The AWS fleet's balancer: the stack CA's certificate imported into ACM (its key a secret input).
+    ACM_CERTIFICATE: "privateKey",
     "gcp:secretmanager/secretVersion:SecretVersion": "secretData",
     "kubernetes:core/v1:Secret": "stringData",
 }
@@ -54,8 +59,12 @@ def _tls_secret(run: dict) -> dict:
 
 
 def _served_certificate(run: dict) -> x509.Certificate:
-    """The certificate the server is given: in the VM's user data, or in the pods' TLS Secret."""
-    if [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
+    """The certificate the server is given: imported into ACM for a load balancer, in the VM's user data, or in the
+    pods' TLS Secret."""
+    if imported := resources_of(run, ACM_CERTIFICATE):
+        (certificate,) = imported
+        pem = certificate["inputs"]["certificateBody"]
+    elif [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
         pem = _write_files(run)[f"{TLS_DIR}/{TLS_CERT_FILE}"]
     else:
         pem = _tls_secret(run)["inputs"]["stringData"][TLS_CERT_FILE]
@@ -63,7 +72,9 @@ def _served_certificate(run: dict) -> x509.Certificate:
 
 
 def _stored_private_key(run: dict) -> str:
-    """The server's private key, where the stack stores it for the server."""
+    """The server's private key, where the stack stores it for the server (or gives it to the load balancer)."""
+    for certificate in resources_of(run, ACM_CERTIFICATE):
+        return certificate["inputs"]["privateKey"]
     for parameter in resources_of(run, "aws:ssm/parameter:Parameter"):
         if parameter["inputs"]["name"].endswith("/tls-key"):
             return parameter["inputs"]["value"]
@@ -130,6 +141,12 @@ def test_private_key_is_in_the_secret_store_and_nowhere_else(deployed):
 
 
 def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed):
+    if imported := resources_of(deployed, ACM_CERTIFICATE):
+        # The balancer serves it; the replicas behind it get neither key nor certificate.
+        (listener,) = resources_of(deployed, "aws:lb/listener:Listener")
+        assert listener["inputs"]["certificateArn"] == imported[0]["outputs"]["arn"]
+        assert "--ssl-keyfile" not in _write_files(deployed)["/etc/pixtral/vllm.args"]
+        return
     if deployed["config"]["pixtral:target"] in ("aws", "gcp"):
         files = _write_files(deployed)
         args = files["/etc/pixtral/vllm.args"].splitlines()

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import STACKS, resources_of, run_stack, target_of
+from conftest import STACKS, replicas_serve_tls, resources_of, run_stack, target_of
 
 from components.gcp_shared import service_account_id
 
@@ -18,10 +18,6 @@ GCP = [s for s in STACKS if target_of(s) == "gcp"]
 GCP_VM = [s for s in GCP if resources_of(run_stack(s), "gcp:compute/instance:Instance")]
 # What a GCP replica boots from: the VM itself, or each instance template of a fleet.
 GCP_MACHINES = ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate")
-
-
-def _serves_tls(run: dict) -> bool:
-    return run["config"].get("pixtral:tls", "true") != "false"
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -53,8 +49,9 @@ def test_aws_instance_role_reads_only_its_own_parameters(stack):
     run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
     params = resources_of(run, "aws:ssm/parameter:Parameter")
     assert {p["inputs"]["type"] for p in params} == {"SecureString"}
-    # The TLS private key's parameter only where the stack serves HTTPS (the fleet stacks set pixtral:tls false).
-    assert len(params) == 2 + _serves_tls(run), "one parameter each for the API key, the HF token (and the TLS key)"
+    # The TLS private key's parameter only where vLLM serves HTTPS (the AWS fleet's key is in ACM, for its balancer).
+    assert len(params) == 2 + replicas_serve_tls(run), \
+        "one parameter each for the API key, the HF token (and the TLS key)"
     (policy,) = [p for p in resources_of(run, "aws:iam/rolePolicy:RolePolicy") if p["name"].endswith("-read-secrets")]
     (statement,) = json.loads(policy["inputs"]["policy"])["Statement"]
     assert (statement["Effect"], statement["Action"]) == ("Allow", "ssm:GetParameter")
@@ -135,7 +132,7 @@ def test_gcp_vm_identity_reads_only_its_own_secrets(stack):
     members = resources_of(run, "gcp:secretmanager/secretIamMember:SecretIamMember")
     secrets = {s["inputs"]["secretId"] for s in resources_of(run, "gcp:secretmanager/secret:Secret")}
     # The API key, the HF token and (serving HTTPS) the TLS private key.
-    assert {m["inputs"]["secretId"] for m in members} == secrets and len(secrets) == 2 + _serves_tls(run)
+    assert {m["inputs"]["secretId"] for m in members} == secrets and len(secrets) == 2 + replicas_serve_tls(run)
     (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
     assert {m["inputs"]["member"] for m in members} == {f"serviceAccount:{account['outputs']['email']}"}
     assert {m["inputs"]["role"] for m in members} == {"roles/secretmanager.secretAccessor"}

@@ -17,7 +17,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import VM_STACKS, environment_file, resources_of, run_stack, target_of, vm_files, vm_user_data
+from conftest import (
+    VM_STACKS,
+    environment_file,
+    replicas_serve_tls,
+    resources_of,
+    run_stack,
+    target_of,
+    vm_files,
+    vm_user_data,
+)
 from systemd_env_file import systemd_environment
 
 from pixtral_deploy.cloudinit import declared_user_data
@@ -89,14 +98,10 @@ def test_the_vm_reads_the_secret_versions_the_stack_wrote(stack):
     env, versions = environment_file(vm_files(run)), _stored_versions(run)
     assert env["PIXTRAL_API_KEY_VERSION"] == versions[env["PIXTRAL_API_KEY_SECRET"]]
     assert env["PIXTRAL_HF_TOKEN_VERSION"] == versions[env["PIXTRAL_HF_TOKEN_SECRET"]]
-    if _serves_tls(run):
+    if replicas_serve_tls(run):
         assert env["PIXTRAL_TLS_KEY_VERSION"] == versions[env["PIXTRAL_TLS_KEY_SECRET"]]
-    else:  # the fleet stacks serve plain HTTP for now: no key to read
+    else:  # vLLM serves plain HTTP (tls false, or behind the AWS fleet's HTTPS balancer): no key to read
         assert env["PIXTRAL_TLS_KEY_SECRET"] == "" and len(versions) == 2
-
-
-def _serves_tls(run: dict) -> bool:
-    return run["config"].get("pixtral:tls", "true") != "false"
 
 
 FAKE_CLI = r'''#!{python}
@@ -140,7 +145,7 @@ def test_fetch_secrets_reads_exactly_those_versions_into_a_root_only_file(stack,
         (lib / name).write_text(files[f"/usr/local/lib/pixtral/{name}"])
     # Each secret's store holds the value at the version the stack wrote, and a newer one written since:
     # reading "latest" (or any other version) would give the VM the wrong key.
-    tls = _serves_tls(run)
+    tls = replicas_serve_tls(run)
     values = {env["PIXTRAL_API_KEY_SECRET"]: API_KEY, env["PIXTRAL_HF_TOKEN_SECRET"]: HF_TOKEN}
     if tls:
         values[env["PIXTRAL_TLS_KEY_SECRET"]] = TLS_KEY

@@ -30,6 +30,8 @@ PROVIDERS = {"aws": ("aws", "registry.terraform.io/hashicorp/aws"),
 # The bridge's type table (pulumi-aws / pulumi-gcp resources.go) for the types this program declares. A type
 # missing here fails the scan by name: add it, looked up in the provider's registry docs, rather than guess.
 TERRAFORM_TYPES = {
+    "aws:acm/certificate:Certificate": "aws_acm_certificate",
+    "aws:acm/certificateValidation:CertificateValidation": "aws_acm_certificate_validation",
     "aws:autoscaling/group:Group": "aws_autoscaling_group",
     "aws:autoscaling/policy:Policy": "aws_autoscaling_policy",
     "aws:cloudwatch/logGroup:LogGroup": "aws_cloudwatch_log_group",
@@ -97,7 +99,7 @@ PLURAL_BLOCK_NAMES = {
     "google_container_cluster": {"cidrBlocks"},
 }
 # Outputs another resource's input can hold, that is, what Terraform references resolve to.
-_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address", "allocationId")
+_REFERABLE = ("id", "arn", "name", "email", "selfLink", "address", "allocationId", "dnsName", "zoneId")
 
 
 class UntranslatableResource(Exception):
