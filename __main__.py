@@ -32,7 +32,7 @@ def aws_region() -> pulumi.Output[str]:
 
 def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     if stack.deployment.scaling.is_fleet:
-        return deploy_gcp_fleet(stack, api_key)
+        return deploy_gcp_fleet(stack, api_key, ca)
     from components.gcp_vm import GcpGpuVm, GcpGpuVmArgs
 
     vm = GcpGpuVm("pixtral", GcpGpuVmArgs(stack.deployment, project=stack.gcp.project, zone=stack.gcp.zone,
@@ -41,11 +41,11 @@ def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | No
             "publicIp": vm.public_ip}
 
 
-def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     from components.gcp_fleet import GcpGpuFleet, GcpGpuFleetArgs
 
     fleet = GcpGpuFleet("pixtral", GcpGpuFleetArgs(stack.deployment, project=stack.gcp.project, zone=stack.gcp.zone,
-                                                   api_key=api_key, hf_token=stack.secrets.hf_token))
+                                                   api_key=api_key, hf_token=stack.secrets.hf_token, ca=ca))
     return {"endpoint": fleet.endpoint, "address": fleet.address, "project": stack.gcp.project,
             "region": fleet.region, "zones": list(fleet.zones), "instanceGroups": fleet.group_names,
             "backendService": fleet.backend_service_name, "internal": stack.deployment.scaling.internal}
@@ -108,6 +108,19 @@ def deploy_gke(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | No
     return {**_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
 
 
+def needs_stack_ca(deployment) -> bool:
+    """Whether the stack makes its own CA: wherever it serves HTTPS, but where a public CA's certificate serves
+    (a Google-managed one at the GCP fleet's external load balancer with pixtral:domain). Without a CA there is no
+    caCertificate output, and clients (pixtralctl, curl, httpx) verify with the system's CAs."""
+    if not deployment.tls.enabled:
+        return False
+    if deployment.target == "gcp" and deployment.scaling.is_fleet:
+        from components.gcp_fleet import google_managed_certificate
+
+        return not google_managed_certificate(deployment)
+    return True
+
+
 TARGETS = {"aws": deploy_aws, "gcp": deploy_gcp, "kubernetes": deploy_kubernetes, "eks": deploy_eks,
            "gke": deploy_gke}
 
@@ -126,7 +139,7 @@ def deploy() -> None:
     for warning in deployment.warnings:
         pulumi.log.warn(warning)
     api_key = ApiKey("pixtral", stack.secrets.api_key).value
-    ca = StackCa("pixtral") if deployment.tls.enabled else None
+    ca = StackCa("pixtral") if needs_stack_ca(deployment) else None
     outputs = TARGETS[deployment.target](stack, api_key, ca)
     pulumi.export("target", deployment.target)
     pulumi.export("model", deployment.server.served_model_name)

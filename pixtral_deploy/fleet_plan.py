@@ -7,6 +7,7 @@ few minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from .catalog import MACHINE_TYPES
@@ -51,3 +52,10 @@ def long_generation_seconds(server) -> int:
     to a minute. The load balancer's response timeout and connection draining are set from it."""
     seconds = max(MIN_RESPONSE_SECONDS, server.max_model_len / SLOW_DECODE_TOKENS_PER_SECOND)
     return int(math.ceil(seconds / 60) * 60)
+
+
+def behind_the_load_balancer(deployment):
+    """The deployment each replica of a fleet serves: the load balancer terminates HTTPS (pixtral:tls), so the
+    replicas speak plain HTTP inside the VPC, to the balancer's proxies and health checkers only; no replica holds
+    a TLS key or starts vLLM with --ssl-* flags."""
+    return dataclasses.replace(deployment, server=dataclasses.replace(deployment.server, tls=False))

@@ -185,7 +185,7 @@ class TlsSettings:
     def warnings(self, fleet: bool = False) -> list[str]:
         if self.enabled:
             return []
-        # A fleet cannot serve HTTPS yet (Deployment refuses tls on one), so "remove pixtral:tls" would not help.
+        # The AWS fleet cannot serve HTTPS yet (Deployment refuses tls on it): "remove pixtral:tls" would not help.
         remedy = ("HTTPS at a fleet's load balancer is not built yet" if fleet
                   else "remove pixtral:tls to serve HTTPS")
         return ["pixtral:tls is false: the endpoint serves plain HTTP, so the API key and every image cross the "
@@ -220,13 +220,13 @@ class Deployment:
             if self.scaling.autoscale and self.target in KUBERNETES_TARGETS:
                 raise ConfigError(f"pixtral:autoscale: autoscaling on target {self.target} is not built yet; "
                                   "expected a fixed pixtral:replicas")
-        if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.enabled:
-            # The fleets (components/aws_fleet.py, gcp_fleet.py) put a plain-HTTP load balancer in front: serving
-            # HTTPS there needs a certificate on the load balancer, which is not built yet.
+        if self.target == "aws" and self.scaling.is_fleet and self.tls.enabled:
+            # The AWS fleet (components/aws_fleet.py) puts a plain-HTTP load balancer in front: serving HTTPS there
+            # needs a certificate on the load balancer, which is not built yet. The GCP fleet terminates HTTPS.
             raise ConfigError("pixtral:tls: true (the default): HTTPS at a fleet's load balancer is not built yet; "
                               "expected pixtral:tls false on a fleet (its endpoint is then plain HTTP)")
-        if self.target in VM_TARGETS and self.scaling.is_fleet and self.tls.domain:
-            # The fleets create no DNS record: a domain would be silently ignored.
+        if self.target == "aws" and self.scaling.is_fleet and self.tls.domain:
+            # The AWS fleet creates no DNS record: a domain would be silently ignored.
             raise setting_error("domain", self.tls.domain, "no domain on a fleet yet (it creates no DNS record): "
                                 "point your own record at the fleet's endpoint")
         if self.target == "aws":
@@ -598,7 +598,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
         warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)
-                       + _internal_fleet_warning(target, scaling) + tls.warnings(fleet=target in VM_TARGETS
+                       + _internal_fleet_warning(target, scaling) + tls.warnings(fleet=target == "aws"
                                                                                  and scaling.is_fleet)),
         tls=tls,
     )

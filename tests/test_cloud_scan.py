@@ -23,6 +23,11 @@ CLOUD_STACKS = [s for s in STACKS if any(is_cloud_resource(r) for r in run_stack
 NARROW_API = {"pixtral:clusterApiCidrs": '["198.51.100.0/24"]'}
 NARROWED = {f"{stack}-narrow-api": (stack, NARROW_API) for stack in ("eks", "gke") if stack in CLOUD_STACKS}
 OPEN_API_CHECKS = {"CKV_AWS_38", "CKV_GCP_18"}
+# The GCP fleet's other HTTPS shapes: a regional certificate and policy (internal), a Google-managed certificate.
+FLEET_SHAPES = {"gcp-fleet-internal": ("gcp-fleet", {"pixtral:internal": "true"}),
+                "gcp-fleet-domain": ("gcp-fleet", {"pixtral:domain": "pixtral.example.com",
+                                                   "pixtral:dnsZone": "example-com"})}
+VARIANTS = {**NARROWED, **({} if "gcp-fleet" not in CLOUD_STACKS else FLEET_SHAPES)}
 
 
 def _checkov() -> str:
@@ -56,7 +61,7 @@ def scan_stacks(folder: Path, runs: dict[str, tuple[str, dict[str, str]]]) -> Sc
 
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory) -> Scan:
-    return scan_stacks(tmp_path_factory.mktemp("plans"), {**{s: (s, {}) for s in CLOUD_STACKS}, **NARROWED})
+    return scan_stacks(tmp_path_factory.mktemp("plans"), {**{s: (s, {}) for s in CLOUD_STACKS}, **VARIANTS})
 
 
 def _skips() -> dict[str, str | dict[str, str]]:
@@ -80,12 +85,12 @@ def _count(results: dict[str, list[dict]]) -> str:
 
 def test_checkov_reads_every_declared_cloud_resource(scanned):
     # A resource the translation dropped, or one checkov could not read, would pass every rule unseen.
-    runs = [run_stack(s) for s in CLOUD_STACKS] + [run_stack(s, settings) for s, settings in NARROWED.values()]
+    runs = [run_stack(s) for s in CLOUD_STACKS] + [run_stack(s, settings) for s, settings in VARIANTS.values()]
     declared = sum(is_cloud_resource(r) for run in runs for r in run["resources"])
     assert scanned.resource_count == declared
 
 
-@pytest.mark.parametrize("stack", CLOUD_STACKS + list(NARROWED))
+@pytest.mark.parametrize("stack", CLOUD_STACKS + list(VARIANTS))
 def test_no_unexplained_cloud_finding(stack, scanned):
     results = scanned.results[stack]
     unexplained = sorted(f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in results["failed"]
