@@ -391,7 +391,7 @@ def test_kubernetes_container_starts_the_real_server_as_its_unprivileged_user(ti
         (guard / "pixtral_guard.py").write_text((PROJECT_DIR / "userdata/pixtral_guard.py").read_text())
         cache.mkdir()
         # The TLS Secret's volume: the files the Secret holds, group-readable by the pod's fsGroup only.
-        (volume,) = [v for v in deployment["inputs"]["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls"]
+        (volume,) = [v for v in workload["inputs"]["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls"]
         tls.mkdir()
         for name in ("tls.crt", "tls.key"):
             shutil.copy(loopback_tls[name], tls / name)
