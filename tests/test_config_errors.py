@@ -52,9 +52,8 @@ BAD_CONFIGS = [
     ("k8s", {"pixtral:instanceType": "g6e.xlarge"}, "pixtral:instanceType", "kubernetes", "remove it"),
     ("eks", {"pixtral:gpusPerReplica": "2"}, "pixtral:gpusPerReplica", "2", "g6e.xlarge"),
     ("gke", {"pixtral:replicas": "0"}, "pixtral:replicas", "0", "from 1"),
-    # The fleets' load balancers speak plain HTTP: a fleet with TLS on (the default) is refused, not served in clear.
+    # The AWS fleet's load balancer speaks plain HTTP: with TLS on (the default) it is refused, not served in clear.
     ("aws-fleet", {"pixtral:tls": "true"}, "pixtral:tls", "true", "expected pixtral:tls false on a fleet"),
-    ("gcp-fleet", {"pixtral:tls": "true"}, "pixtral:tls", "true", "expected pixtral:tls false on a fleet"),
     ("aws-fleet", {"pixtral:domain": "pixtral.example.com", "pixtral:dnsZone": "Z0123"}, "pixtral:domain",
      "pixtral.example.com", "no domain on a fleet"),
     # Non-finite numbers used to crash the sizing with a traceback.

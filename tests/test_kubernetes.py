@@ -73,8 +73,9 @@ def test_pod_and_vm_get_identical_vllm_arguments_for_the_same_server(stack, vm_s
     shared = {"pixtral:maxImagesPerPrompt": "2", "pixtral:port": "9001", "pixtral:maxModelLen": "16384",
               "pixtral:quantization": "fp8", "pixtral:tensorParallelSize": "1", "pixtral:gpusPerReplica": "1"}
     vm_settings = {k: v for k, v in shared.items() if k != "pixtral:gpusPerReplica"}
-    if run_stack(vm_stack)["config"].get("pixtral:tls") == "false":
-        # A fleet stack serves plain HTTP (no --ssl-* flags): compare with a pod that does too.
+    if any(r["type"].endswith(":GpuFleet") for r in run_stack(vm_stack)["resources"]):
+        # A fleet's replicas serve plain HTTP (no --ssl-* flags; TLS, if on, ends at the load balancer): compare
+        # with a pod that does too.
         shared = {**shared, "pixtral:tls": "false"}
     pod_args = _container(run_stack(stack, shared))["args"]
     vm_run = run_stack(vm_stack, vm_settings)

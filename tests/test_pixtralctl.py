@@ -421,6 +421,24 @@ def test_wait_reads_the_ca_from_the_stack_outputs(stack_tls, tmp_path, monkeypat
     assert "ready after" in capsys.readouterr().out
 
 
+def test_a_stack_without_a_ca_is_verified_with_the_system_cas(stack_tls, tmp_path, monkeypatch, capsys):
+    # A Google-managed certificate (the GCP fleet with pixtral:domain) exports no caCertificate: pixtralctl must
+    # then verify with the system's CAs, which OpenSSL reads from SSL_CERT_FILE here (the test CA stands in for a
+    # public one).
+    with _https_server(stack_tls) as server:
+        outputs = {"endpoint": server.endpoint, "apiKey": KEY}
+        cli = tmp_path / "pulumi"
+        cli.write_text(f"#!/bin/sh\ncat <<'JSON'\n{json.dumps(outputs)}\nJSON\n")
+        cli.chmod(0o755)
+        (tmp_path / "system-cas.pem").write_text(stack_tls.ca_pem)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "system-cas.pem"))
+        monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+        for name in ("PIXTRAL_ENDPOINT", "PIXTRAL_API_KEY", "PIXTRAL_CA_CERT"):
+            monkeypatch.delenv(name, raising=False)
+        assert main(["wait", "--timeout", "10", "--interval", "0.1"]) == 0
+    assert "ready after" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("trusted", ["system CAs", "another CA"])
 def test_an_untrusted_certificate_fails_at_once_with_one_line_naming_the_endpoint(stack_tls, tmp_path, capsys,
                                                                                   trusted):

@@ -16,18 +16,24 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE
 
-# The shipped stacks that serve HTTPS: every stack but the fleets, whose load balancers speak plain HTTP for now
-# (their stack files set pixtral:tls false; tests/test_config_errors.py checks a fleet refuses tls).
+# The shipped stacks that serve HTTPS: every stack but the AWS fleet, whose load balancer speaks plain HTTP for now
+# (its stack file sets pixtral:tls false; tests/test_config_errors.py checks it refuses tls).
 TLS_STACKS = [s for s in STACKS if run_stack(s)["config"].get("pixtral:tls", "true") != "false"]
-VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp")]
-KUBERNETES_STACKS = [s for s in TLS_STACKS if s not in VM_STACKS]
+# Where a cloud load balancer terminates HTTPS in front of the replicas (the GCP fleet).
+LB_STACKS = [s for s in TLS_STACKS if any(r["type"].endswith(":GpuFleet") for r in run_stack(s)["resources"])]
+VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp") and s not in LB_STACKS]
+KUBERNETES_STACKS = [s for s in TLS_STACKS if s not in VM_STACKS + LB_STACKS]
 WORKLOAD_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
 # Where the server's private key may be: the cloud's secret stores and the Kubernetes Secret (encrypted in state).
 SECRET_HOLDERS = {
     "aws:ssm/parameter:Parameter": "value",
     "gcp:secretmanager/secretVersion:SecretVersion": "secretData",
     "kubernetes:core/v1:Secret": "stringData",
+    # The load balancer's self-managed certificate (the provider marks the input secret).
+    "gcp:compute/sSLCertificate:SSLCertificate": "privateKey",
+    "gcp:compute/regionSslCertificate:RegionSslCertificate": "privateKey",
 }
+LB_CERTIFICATES = ("gcp:compute/sSLCertificate:SSLCertificate", "gcp:compute/regionSslCertificate:RegionSslCertificate")
 
 
 def _pem_body(pem: str) -> str:
@@ -60,8 +66,16 @@ def _tls_secret(run: dict) -> dict:
     return secret
 
 
+def _lb_certificate(run: dict) -> dict | None:
+    """The load balancer's self-managed certificate resource, where one terminates HTTPS."""
+    (certificate,) = [r for r in run["resources"] if r["type"] in LB_CERTIFICATES] or [None]
+    return certificate
+
+
 def _served_certificate(run: dict) -> x509.Certificate:
-    """The certificate the server is given: in the VM's user data, or in the pods' TLS Secret."""
+    """The certificate the server is given: the load balancer's, in the VM's user data, or in the pods' TLS Secret."""
+    if lb_certificate := _lb_certificate(run):
+        return x509.load_pem_x509_certificate(lb_certificate["inputs"]["certificate"].encode())
     if [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
         pem = _write_files(run)[f"{TLS_DIR}/{TLS_CERT_FILE}"]
     else:
@@ -71,6 +85,8 @@ def _served_certificate(run: dict) -> x509.Certificate:
 
 def _stored_private_key(run: dict) -> str:
     """The server's private key, where the stack stores it for the server."""
+    if lb_certificate := _lb_certificate(run):
+        return lb_certificate["inputs"]["privateKey"]
     for parameter in resources_of(run, "aws:ssm/parameter:Parameter"):
         if parameter["inputs"]["name"].endswith("/tls-key"):
             return parameter["inputs"]["value"]
@@ -137,6 +153,14 @@ def test_private_key_is_in_the_secret_store_and_nowhere_else(deployed):
 
 
 def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed):
+    if _lb_certificate(deployed):
+        # TLS ends at the load balancer: the replicas serve plain HTTP inside the VPC, and hold no key.
+        files = _write_files(deployed)
+        assert not [a for a in files["/etc/pixtral/vllm.args"].splitlines() if a.startswith("--ssl-")]
+        assert "PIXTRAL_SCHEME=http\n" in files["/etc/pixtral/pixtral.env"]
+        assert "PIXTRAL_TLS_KEY_SECRET=\n" in files["/etc/pixtral/pixtral.env"]
+        assert not [path for path in files if path.startswith(TLS_DIR)]
+        return
     if deployed["config"]["pixtral:target"] in ("aws", "gcp"):
         files = _write_files(deployed)
         args = files["/etc/pixtral/vllm.args"].splitlines()

@@ -21,7 +21,10 @@ GCP_MACHINES = ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:I
 
 
 def _serves_tls(run: dict) -> bool:
-    return run["config"].get("pixtral:tls", "true") != "false"
+    """Whether the VMs serve HTTPS themselves, and so hold a TLS key: pixtral:tls on, and no load balancer in front
+    that terminates it (the GCP fleet's does; the AWS fleet stack sets pixtral:tls false)."""
+    return run["config"].get("pixtral:tls", "true") != "false" and not any(
+        r["type"].endswith(":GpuFleet") for r in run["resources"])
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -53,7 +56,7 @@ def test_aws_instance_role_reads_only_its_own_parameters(stack):
     run = run_stack(stack, secrets={"pixtral:hfToken": "hf_test_token_value"})
     params = resources_of(run, "aws:ssm/parameter:Parameter")
     assert {p["inputs"]["type"] for p in params} == {"SecureString"}
-    # The TLS private key's parameter only where the stack serves HTTPS (the fleet stacks set pixtral:tls false).
+    # The TLS private key's parameter only where the VM serves HTTPS (the AWS fleet stack sets pixtral:tls false).
     assert len(params) == 2 + _serves_tls(run), "one parameter each for the API key, the HF token (and the TLS key)"
     (policy,) = [p for p in resources_of(run, "aws:iam/rolePolicy:RolePolicy") if p["name"].endswith("-read-secrets")]
     (statement,) = json.loads(policy["inputs"]["policy"])["Statement"]
