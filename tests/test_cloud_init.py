@@ -20,6 +20,7 @@ from pixtral_deploy.cloudinit import (
     compress_user_data,
     declared_user_data,
 )
+from pixtral_deploy.fleet_plan import behind_the_load_balancer
 from pixtral_deploy.fleetboot import LIFECYCLE_SCRIPTS, LIFECYCLE_UNITS, METRIC_SCRIPTS, METRIC_UNITS
 from pixtral_deploy.server import vllm_args
 from pixtral_deploy.spec import load_deployment
@@ -95,7 +96,9 @@ def test_aws_user_data_is_gzip_and_stable_across_runs(stack):
 def test_vm_starts_vllm_with_the_one_server_description(stack):
     run = run_stack(stack)
     raw = {k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")}
-    expected = vllm_args(load_deployment(raw).server)
+    deployment = load_deployment(raw)
+    # A fleet's replicas serve plain HTTP behind the load balancer that terminates HTTPS.
+    expected = vllm_args((behind_the_load_balancer(deployment) if deployment.scaling.is_fleet else deployment).server)
     args_file = written_file(user_data_of(stack), "/etc/pixtral/vllm.args")["content"]
     assert args_file.splitlines() == expected
     assert not any("api-key" in arg for arg in expected), "the key must not be on vLLM's command line"
