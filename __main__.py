@@ -32,7 +32,7 @@ def aws_region() -> pulumi.Output[str]:
 
 def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     if stack.deployment.scaling.is_fleet:
-        return deploy_gcp_fleet(stack, api_key)
+        return deploy_gcp_fleet(stack, api_key, ca)
     from components.gcp_vm import GcpGpuVm, GcpGpuVmArgs
 
     vm = GcpGpuVm("pixtral", GcpGpuVmArgs(stack.deployment, project=stack.gcp.project, zone=stack.gcp.zone,
@@ -41,11 +41,11 @@ def deploy_gcp(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | No
             "publicIp": vm.public_ip}
 
 
-def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str]) -> dict:
+def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None) -> dict:
     from components.gcp_fleet import GcpGpuFleet, GcpGpuFleetArgs
 
     fleet = GcpGpuFleet("pixtral", GcpGpuFleetArgs(stack.deployment, project=stack.gcp.project, zone=stack.gcp.zone,
-                                                   api_key=api_key, hf_token=stack.secrets.hf_token))
+                                                   api_key=api_key, hf_token=stack.secrets.hf_token, ca=ca))
     return {"endpoint": fleet.endpoint, "address": fleet.address, "project": stack.gcp.project,
             "region": fleet.region, "zones": list(fleet.zones), "instanceGroups": fleet.group_names,
             "backendService": fleet.backend_service_name, "internal": stack.deployment.scaling.internal}

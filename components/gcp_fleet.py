@@ -5,6 +5,10 @@ instance templates with the single VM's cloud-init, a regional managed instance 
 Spot) with autohealing on vLLM's /health and proactive rolling updates, an autoscaler on the load balancer's
 serving capacity, and a global external Application Load Balancer (a regional internal one with
 `pixtral:internal`). The number of resources does not depend on the number of replicas.
+
+With pixtral:tls (the default) HTTPS ends at the load balancer and the replicas speak plain HTTP inside the VPC:
+the certificate is the stack CA's for the static address (a self-managed certificate), or with pixtral:domain on
+the external load balancer a Google-managed one for the domain.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from components.gcp_shared import (
     VmIdentity,
     api_firewalls,
     boot_disk,
+    dns_record,
     gpu_scheduling,
     guest_accelerator,
     network_tag,
@@ -32,6 +37,7 @@ from components.gcp_shared import (
     vm_identity,
     vm_metadata,
 )
+from components.stack_ca import StackCa
 from pixtral_deploy.catalog import region_of
 from pixtral_deploy.cloudinit import MetricsScrape
 from pixtral_deploy.coldstart import cold_start
@@ -62,6 +68,10 @@ CIDRS_PER_ARMOR_RULE = 10
 ARMOR_FIRST_PRIORITY = 1000
 ARMOR_DEFAULT_PRIORITY = 2147483647
 API_PORT_NAME = "http"
+# What the HTTPS proxy accepts from clients: TLS 1.2 and up, with the MODERN profile's ciphers (forward secrecy;
+# no RC4 / 3DES). https://cloud.google.com/load-balancing/docs/ssl-policies-concepts
+SSL_PROFILE = "MODERN"
+MIN_TLS_VERSION = "TLS_1_2"
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,11 @@ def max_rate_per_instance(target_qps_per_replica: float) -> float:
     return target_qps_per_replica / LB_UTILIZATION_TARGET
 
 
-GcpGpuFleetArgs = GcpServerArgs
+@dataclass
+class GcpGpuFleetArgs(GcpServerArgs):
+    # The stack CA that signs the load balancer's certificate; None with pixtral:tls false, and where a
+    # Google-managed certificate serves (Deployment.public_certificate).
+    ca: StackCa | None = None
 
 
 class GcpGpuFleet(pulumi.ComponentResource):
@@ -137,7 +151,8 @@ class GcpGpuFleet(pulumi.ComponentResource):
         api_firewalls(f"{name}-from-lb", lb_sources, port, self._network.network, args.project, tag, parent=self)
 
         health_check = self._health_check()
-        user_data = replica_user_data(deployment, identity, metrics=self._metrics_agent(identity))
+        user_data = replica_user_data(deployment, identity,
+                                      metrics=self._metrics_agent(identity))
         groups = []
         for group in capacity_groups(deployment.scaling):
             template = self._template(group, user_data, identity.service_account.email, tag)
@@ -147,11 +162,14 @@ class GcpGpuFleet(pulumi.ComponentResource):
             if group.autoscaled:
                 self._autoscaler(group, manager)
         address = self._address()
-        proxy = self._proxy(self._url_map(backend))
+        proxy = self._proxy(self._url_map(backend), address)
         self._forwarding_rule(address, proxy, proxy_subnet)
+        tls = deployment.tls
+        if tls.domain:
+            dns_record(name, args.project, tls.dns_zone, tls.domain, address.address, parent=self)
 
         self.address = address.address
-        self.endpoint = pulumi.Output.concat("http://", address.address, f":{port}")
+        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.server.url)
         self.group_names = pulumi.Output.all(*[manager.name for _, manager in groups])
         self.backend_service_name = backend.name
         self.register_outputs({"endpoint": self.endpoint, "group_names": self.group_names,
@@ -376,14 +394,51 @@ class GcpGpuFleet(pulumi.ComponentResource):
         return gcp.compute.URLMap(f"{self._name}-urls", project=self._args.project, default_service=backend.id,
                                   opts=self._child)
 
-    def _proxy(self, url_map: pulumi.Resource) -> pulumi.Resource:
-        """The one place the protocol is chosen: plain HTTP to the load balancer today. HTTPS (the `tls` keys) swaps
-        this for a target HTTPS proxy with the certificate; nothing else in the fleet changes."""
+    def _proxy(self, url_map: pulumi.Resource, address: pulumi.Resource) -> pulumi.Resource:
+        """The one place the protocol is chosen: HTTPS ends here (pixtral:tls), behind it everything is plain HTTP
+        inside the VPC; with tls false a plain HTTP proxy."""
+        if self._deployment.tls.enabled:
+            return self._https_proxy(url_map, address)
         if self._internal:
             return gcp.compute.RegionTargetHttpProxy(f"{self._name}-proxy", project=self._args.project,
                                                      region=self.region, url_map=url_map.id, opts=self._child)
         return gcp.compute.TargetHttpProxy(f"{self._name}-proxy", project=self._args.project, url_map=url_map.id,
                                            opts=self._child)
+
+    def _https_proxy(self, url_map: pulumi.Resource, address: pulumi.Resource) -> pulumi.Resource:
+        certificate = self._certificate(address)
+        common = dict(project=self._args.project, url_map=url_map.id, ssl_certificates=[certificate.self_link],
+                      opts=self._child)
+        if self._internal:
+            policy = gcp.compute.RegionSslPolicy(f"{self._name}-tls-policy", project=self._args.project,
+                                                 region=self.region, profile=SSL_PROFILE,
+                                                 min_tls_version=MIN_TLS_VERSION, opts=self._child)
+            return gcp.compute.RegionTargetHttpsProxy(f"{self._name}-proxy", region=self.region,
+                                                      ssl_policy=policy.self_link, **common)
+        policy = gcp.compute.SSLPolicy(f"{self._name}-tls-policy", project=self._args.project, profile=SSL_PROFILE,
+                                       min_tls_version=MIN_TLS_VERSION, opts=self._child)
+        return gcp.compute.TargetHttpsProxy(f"{self._name}-proxy", ssl_policy=policy.self_link, **common)
+
+    def _certificate(self, address: pulumi.Resource) -> pulumi.Resource:
+        """The certificate the proxy serves. Google-managed for pixtral:domain on the external load balancer (Google
+        renews it); else the stack CA's for the static address (and the domain, internal), whose key is a secret
+        input of the certificate resource only. Every certificate resource is auto-named: a re-issued one is
+        created beside the old one, the proxy switches to it, then the old one is deleted (Pulumi's default
+        create-before-replace; Compute Engine refuses to delete a certificate a proxy still uses)."""
+        tls = self._deployment.tls
+        if self._deployment.public_certificate:
+            return gcp.compute.ManagedSslCertificate(
+                f"{self._name}-certificate", project=self._args.project,
+                managed=gcp.compute.ManagedSslCertificateManagedArgs(domains=[tls.domain]), opts=self._child)
+        issued = self._args.ca.issue(self._name, ip_addresses=[address.address],
+                                     dns_names=[tls.domain] if tls.domain else [], parent=self)
+        # The server certificate alone: the stack CA is the root clients already trust (caCertificate), and a
+        # server sends no root.
+        common = dict(project=self._args.project, certificate=issued.cert_pem, private_key=issued.private_key_pem,
+                      opts=self._child)
+        if self._internal:
+            return gcp.compute.RegionSslCertificate(f"{self._name}-certificate", region=self.region, **common)
+        return gcp.compute.SSLCertificate(f"{self._name}-certificate", **common)
 
     def _address(self) -> pulumi.Resource:
         """A static address, so `endpoint` survives every update; internal: a private one in the region."""

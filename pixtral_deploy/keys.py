@@ -109,8 +109,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("hfToken", Text(), None, "Hugging Face token, for gated models (same rules as `apiKey`). **Secret**.",
         secret=True, shown_default="unset"),
     Key("tls", Boolean(), True, "Serve HTTPS with a certificate from the stack's own CA (output `caCertificate`; "
-        "on the AWS fleet with `domain`, a public ACM certificate instead); `false` serves plain HTTP (a warning "
-        "says so)."),
+        "a fleet's load balancer with `domain` serves a public one instead: ACM's, or Google-managed on an external "
+        "GCP load balancer); `false` serves plain HTTP (a warning says so)."),
     Key("domain", Text(_DOMAIN, "a lowercase DNS name such as pixtral.example.com"), None,
         "DNS name of the endpoint: the program creates its record in `dnsZone`, the endpoint and the certificate "
         "use it.", targets=VM_TARGETS, shown_default="unset (the address)"),

@@ -182,14 +182,11 @@ class TlsSettings:
             raise setting_error("dnsZone", self.dns_zone, "pixtral:domain set with it: the zone only holds the "
                                 "record of pixtral:domain; remove dnsZone or set domain")
 
-    def warnings(self, fleet: bool = False) -> list[str]:
+    def warnings(self) -> list[str]:
         if self.enabled:
             return []
-        # The GCP fleet cannot serve HTTPS yet (Deployment refuses tls on it), so "remove pixtral:tls" would not help.
-        remedy = ("HTTPS at a fleet's load balancer is not built yet" if fleet
-                  else "remove pixtral:tls to serve HTTPS")
         return ["pixtral:tls is false: the endpoint serves plain HTTP, so the API key and every image cross the "
-                f"network unencrypted; {remedy}"]
+                "network unencrypted; remove pixtral:tls to serve HTTPS"]
 
 
 @dataclass(frozen=True)
@@ -220,15 +217,6 @@ class Deployment:
             if self.scaling.autoscale and self.target in KUBERNETES_TARGETS:
                 raise ConfigError(f"pixtral:autoscale: autoscaling on target {self.target} is not built yet; "
                                   "expected a fixed pixtral:replicas")
-        if self.target == "gcp" and self.scaling.is_fleet and self.tls.enabled:
-            # The GCP fleet (components/gcp_fleet.py) puts a plain-HTTP load balancer in front: serving HTTPS there
-            # needs a certificate on the load balancer, which is not built yet. The AWS fleet's ALB serves HTTPS.
-            raise ConfigError("pixtral:tls: true (the default): HTTPS at a fleet's load balancer is not built yet; "
-                              "expected pixtral:tls false on a fleet (its endpoint is then plain HTTP)")
-        if self.target == "gcp" and self.scaling.is_fleet and self.tls.domain:
-            # The GCP fleet creates no DNS record: a domain would be silently ignored.
-            raise setting_error("domain", self.tls.domain, "no domain on a fleet yet (it creates no DNS record): "
-                                "point your own record at the fleet's endpoint")
         if self.target == "aws":
             self._check_user_data_fits()
         if self.aws is not None and self.target == "aws" and self.scaling.is_fleet:
@@ -308,10 +296,19 @@ class Deployment:
                 kubernetes.nodes_needed(self.scaling.max_replicas + kubernetes.surge_pods))
 
     @property
+    def public_certificate(self) -> bool:
+        """Whether a public CA's managed certificate serves pixtral:domain at a fleet's load balancer: ACM's (an
+        internal ALB too: DNS validation needs only the public zone), or Google's, which serves only external load
+        balancers (an internal one keeps the stack CA's certificate, for the domain and the address)."""
+        return (self.tls.enabled and bool(self.tls.domain) and balancer_terminates_tls(self.target, self.scaling)
+                and not (self.target == "gcp" and self.scaling.internal))
+
+    @property
     def stack_ca_needed(self) -> bool:
-        """HTTPS with a certificate the stack's own CA signs: everywhere TLS is on, except where a load balancer
-        serves a public certificate for pixtral:domain (the AWS fleet's ACM certificate)."""
-        return self.tls.enabled and not (balancer_terminates_tls(self.target, self.scaling) and self.tls.domain)
+        """HTTPS with a certificate the stack's own CA signs: everywhere TLS is on, except where a public
+        certificate serves (public_certificate). Without a CA there is no caCertificate output, and clients
+        (pixtralctl, curl, httpx) verify with the system's CAs."""
+        return self.tls.enabled and not self.public_certificate
 
     def describe(self) -> str:
         described = f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
@@ -484,8 +481,9 @@ def _extra_args(settings: Settings) -> tuple[str, ...]:
 
 
 def balancer_terminates_tls(target: str, scaling: Scaling) -> bool:
-    """The AWS fleet's load balancer serves HTTPS and forwards plain HTTP to the replicas inside the VPC."""
-    return target == "aws" and scaling.is_fleet
+    """A fleet's load balancer serves HTTPS and forwards plain HTTP to the replicas inside the VPC, to the balancer
+    and its health checkers only: no replica holds a TLS key or starts vLLM with --ssl-* flags."""
+    return target in VM_TARGETS and scaling.is_fleet
 
 
 def _server(settings: Settings, plan: GpuPlan, vllm_tls: bool) -> ServerSpec:
@@ -612,8 +610,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
         warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)
-                       + _internal_fleet_warning(target, scaling) + tls.warnings(fleet=target == "gcp"
-                                                                                 and scaling.is_fleet)),
+                       + _internal_fleet_warning(target, scaling) + tls.warnings()),
         tls=tls,
     )
 

@@ -125,6 +125,15 @@ SUMMARIES: dict[str, Fields] = {
                                                         "network", "subnetwork"),
     "gcp:compute/targetHttpProxy:TargetHttpProxy": fields("urlMap"),
     "gcp:compute/regionTargetHttpProxy:RegionTargetHttpProxy": fields("region", "urlMap"),
+    "gcp:compute/targetHttpsProxy:TargetHttpsProxy": fields("urlMap", "sslCertificates", "sslPolicy"),
+    "gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy": fields("region", "urlMap", "sslCertificates",
+                                                                        "sslPolicy"),
+    "gcp:compute/sSLPolicy:SSLPolicy": fields("profile", "minTlsVersion"),
+    "gcp:compute/regionSslPolicy:RegionSslPolicy": fields("region", "profile", "minTlsVersion"),
+    # The load balancer's certificate: the stack CA's (its key a secret input), or Google-managed for the domain.
+    "gcp:compute/sSLCertificate:SSLCertificate": fields("!privateKey"),
+    "gcp:compute/regionSslCertificate:RegionSslCertificate": fields("region", "!privateKey"),
+    "gcp:compute/managedSslCertificate:ManagedSslCertificate": fields("managed.domains", "type"),
     "gcp:compute/uRLMap:URLMap": fields("defaultService"),
     "gcp:compute/regionUrlMap:RegionUrlMap": fields("region", "defaultService"),
     # Kubernetes

@@ -128,9 +128,9 @@ def environment_file(files: dict[str, str]) -> dict[str, str]:
 
 def replicas_serve_tls(run: dict) -> bool:
     """Whether the VMs' vLLM serves HTTPS itself (and so reads a TLS key from the secret store): pixtral:tls on,
-    except on the AWS fleet, whose load balancer ends TLS and forwards plain HTTP inside the VPC."""
+    except on a fleet, whose load balancer ends TLS and forwards plain HTTP inside the VPC."""
     tls = run["config"].get("pixtral:tls", "true") != "false"
-    return tls and not resources_of(run, "aws:lb/listener:Listener")
+    return tls and not any(r["type"].endswith(":GpuFleet") for r in run["resources"])
 
 
 def target_of(stack: str) -> str:

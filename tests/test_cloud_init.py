@@ -95,7 +95,9 @@ def test_aws_user_data_is_gzip_and_stable_across_runs(stack):
 def test_vm_starts_vllm_with_the_one_server_description(stack):
     run = run_stack(stack)
     raw = {k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")}
-    expected = vllm_args(load_deployment(raw).server)
+    deployment = load_deployment(raw)
+    # A fleet's replicas serve plain HTTP behind the load balancer that terminates HTTPS.
+    expected = vllm_args(deployment.server)
     args_file = written_file(user_data_of(stack), "/etc/pixtral/vllm.args")["content"]
     assert args_file.splitlines() == expected
     assert not any("api-key" in arg for arg in expected), "the key must not be on vLLM's command line"

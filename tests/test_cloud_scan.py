@@ -23,10 +23,15 @@ CLOUD_STACKS = [s for s in STACKS if any(is_cloud_resource(r) for r in run_stack
 NARROW_API = {"pixtral:clusterApiCidrs": '["198.51.100.0/24"]'}
 NARROWED = {f"{stack}-narrow-api": (stack, NARROW_API) for stack in ("eks", "gke") if stack in CLOUD_STACKS}
 OPEN_API_CHECKS = {"CKV_AWS_38", "CKV_GCP_18"}
-# The AWS fleet with a domain: its public ACM certificate, the validation record and the alias are scanned too.
-WITH_DOMAIN = {"aws-fleet-domain": ("aws-fleet", {"pixtral:domain": "pixtral.example.com",
-                                                  "pixtral:dnsZone": "Z0123456789ABCDEFGHIJ"})}
-VARIANTS = {**NARROWED, **(WITH_DOMAIN if "aws-fleet" in CLOUD_STACKS else {})}
+# The fleets' other HTTPS shapes: the AWS fleet's public ACM certificate with its validation record and alias; the
+# GCP fleet's regional certificate and policy (internal) and its Google-managed certificate.
+FLEET_SHAPES = {
+    "aws-fleet-domain": ("aws-fleet", {"pixtral:domain": "pixtral.example.com",
+                                       "pixtral:dnsZone": "Z0123456789ABCDEFGHIJ"}),
+    "gcp-fleet-internal": ("gcp-fleet", {"pixtral:internal": "true"}),
+    "gcp-fleet-domain": ("gcp-fleet", {"pixtral:domain": "pixtral.example.com", "pixtral:dnsZone": "example-com"}),
+}
+VARIANTS = {**NARROWED, **{name: shape for name, shape in FLEET_SHAPES.items() if shape[0] in CLOUD_STACKS}}
 
 
 def _checkov() -> str:

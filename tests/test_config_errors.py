@@ -52,9 +52,6 @@ BAD_CONFIGS = [
     ("k8s", {"pixtral:instanceType": "g6e.xlarge"}, "pixtral:instanceType", "kubernetes", "remove it"),
     ("eks", {"pixtral:gpusPerReplica": "2"}, "pixtral:gpusPerReplica", "2", "g6e.xlarge"),
     ("gke", {"pixtral:replicas": "0"}, "pixtral:replicas", "0", "from 1"),
-    # The GCP fleet's load balancer speaks plain HTTP: with TLS on (the default) it is refused, not served in clear.
-    # (The AWS fleet's balancer serves HTTPS: tests/test_aws_fleet.py.)
-    ("gcp-fleet", {"pixtral:tls": "true"}, "pixtral:tls", "true", "expected pixtral:tls false on a fleet"),
     # Non-finite numbers used to crash the sizing with a traceback.
     ("aws", {"pixtral:gpuMemoryGb": "nan"}, "pixtral:gpuMemoryGb", "nan", "finite number"),
     ("k8s", {"pixtral:gpuMemoryGb": "inf"}, "pixtral:gpuMemoryGb", "inf", "finite number"),

@@ -96,8 +96,7 @@ def test_autoscaled_spot_fleet_keeps_the_on_demand_base_and_scales_the_rest_on_s
 
 
 def test_fixed_spot_fleet_splits_base_and_spot():
-    run = _ok("gcp", {"pixtral:replicas": "5", "pixtral:spot": "true", "pixtral:onDemandBaseReplicas": "2",
-                      "pixtral:tls": "false"})
+    run = _ok("gcp", {"pixtral:replicas": "5", "pixtral:spot": "true", "pixtral:onDemandBaseReplicas": "2"})
     groups = _groups(run)
     assert (groups["standard"]["targetSize"], groups["spot"]["targetSize"]) == (2, 3)
     assert not resources_of(run, AUTOSCALER)
@@ -120,7 +119,7 @@ def test_health_check_is_vllms_health_on_the_api_port():
     for group in _groups(run).values():
         assert group["namedPorts"] == [{"name": backend["inputs"]["portName"], "port": 9000}]
         assert group["autoHealingPolicies"]["healthCheck"] == f"{check['name']}-id"
-    assert run["outputs"]["endpoint"] == "http://198.51.100.20:9000"
+    assert run["outputs"]["endpoint"] == "https://198.51.100.20:9000"
 
 
 def test_autohealing_waits_for_the_cold_start():
@@ -179,7 +178,7 @@ def test_internal_load_balancer_has_an_internal_scheme_and_no_public_address():
     (rule,) = resources_of(run, "gcp:compute/forwardingRule:ForwardingRule")
     (backend,) = resources_of(run, "gcp:compute/regionBackendService:RegionBackendService")
     assert rule["inputs"]["loadBalancingScheme"] == backend["inputs"]["loadBalancingScheme"] == "INTERNAL_MANAGED"
-    assert run["outputs"]["endpoint"].startswith("http://10."), run["outputs"]["endpoint"]
+    assert run["outputs"]["endpoint"].startswith("https://10."), run["outputs"]["endpoint"]
     (wall,) = resources_of(run, FIREWALL)
     assert sorted(wall["inputs"]["sourceRanges"]) == sorted(GOOGLE_LB_RANGES + (PROXY_ONLY_SUBNET_RANGE,))
 
@@ -246,7 +245,8 @@ def test_both_templates_boot_the_single_vms_cloud_init():
     run = _ok()
     documents = {t["inputs"]["metadata"]["user-data"] for t in resources_of(run, TEMPLATE)}
     assert len(documents) == 1 and vm_user_data(run) in documents
-    # The fleet serves plain HTTP (its stack sets pixtral:tls false): compare with a single VM that does too.
+    # The replicas serve plain HTTP behind the load balancer, which terminates HTTPS: compare with a single VM that
+    # serves plain HTTP too.
     single = vm_user_data(_ok("gcp", {"pixtral:tls": "false"}))
     # The same boot plan as the single VM's, to the secret names (the fleet's stack differs only in its name).
     assert documents.pop().replace("gcp-fleet", "gcp") == single
@@ -258,7 +258,7 @@ def test_both_templates_boot_the_single_vms_cloud_init():
 
 def test_outputs_name_the_load_balancer_and_the_groups():
     outputs = _ok()["outputs"]
-    assert outputs["endpoint"] == f"http://{outputs['address']}:8081"
+    assert outputs["endpoint"] == f"https://{outputs['address']}:8081"
     assert outputs["instanceGroups"] == sorted(outputs["instanceGroups"], key=lambda n: "spot" in n)
     assert len(outputs["instanceGroups"]) == 2 and outputs["region"] == "us-central1"
 
@@ -342,3 +342,140 @@ def test_candidate_machine_types_are_the_groups_ranked_choices():
     # One L4 holds Pixtral only in fp8: one command line for every candidate.
     assert "--quantization" in vm_files(run)["/etc/pixtral/vllm.args"]
     assert "instanceFlexibilityPolicy" not in next(iter(_groups(_ok()).values()))
+
+
+# -- HTTPS at the load balancer -------------------------------------------------------------------------------
+
+HTTPS_PROXY = "gcp:compute/targetHttpsProxy:TargetHttpsProxy"
+REGION_HTTPS_PROXY = "gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy"
+CERTIFICATE = "gcp:compute/sSLCertificate:SSLCertificate"
+REGION_CERTIFICATE = "gcp:compute/regionSslCertificate:RegionSslCertificate"
+MANAGED_CERTIFICATE = "gcp:compute/managedSslCertificate:ManagedSslCertificate"
+HTTP_PROXIES = ("gcp:compute/targetHttpProxy:TargetHttpProxy",
+                "gcp:compute/regionTargetHttpProxy:RegionTargetHttpProxy")
+DOMAIN = {"pixtral:domain": "pixtral.example.com", "pixtral:dnsZone": "example-com"}
+
+
+def _sans(pem: str) -> tuple[list[str], list[str]]:
+    from cryptography import x509
+
+    names = x509.load_pem_x509_certificate(pem.encode()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    return [str(ip) for ip in names.get_values_for_type(x509.IPAddress)], names.get_values_for_type(x509.DNSName)
+
+
+def _verify_with_stack_ca(run: dict, pem: str) -> None:
+    from cryptography import x509
+
+    ca = x509.load_pem_x509_certificate(run["outputs"]["caCertificate"].encode())
+    x509.load_pem_x509_certificate(pem.encode()).verify_directly_issued_by(ca)
+
+
+def _https_proxy(run: dict, proxy_type: str, policy_type: str) -> tuple[dict, dict]:
+    """The one HTTPS proxy, checked to be what the forwarding rule targets and to require TLS 1.2 and up."""
+    assert not [r for r in run["resources"] if r["type"] in HTTP_PROXIES], "a plain HTTP proxy beside HTTPS"
+    (proxy,) = resources_of(run, proxy_type)
+    (rule,) = [r for r in run["resources"] if r["type"].endswith("orwardingRule")]
+    assert rule["inputs"]["target"] == f"{proxy['name']}-id"
+    (policy,) = resources_of(run, policy_type)
+    assert proxy["inputs"]["sslPolicy"] == policy["outputs"]["selfLink"]
+    assert policy["inputs"]["minTlsVersion"] == "TLS_1_2"
+    assert policy["inputs"]["profile"] in ("MODERN", "RESTRICTED")
+    return proxy, rule
+
+
+def test_the_load_balancer_serves_https_with_the_stack_cas_certificate_for_its_address():
+    run = _ok()
+    proxy, rule = _https_proxy(run, HTTPS_PROXY, "gcp:compute/sSLPolicy:SSLPolicy")
+    (certificate,) = resources_of(run, CERTIFICATE)
+    assert proxy["inputs"]["sslCertificates"] == [certificate["outputs"]["selfLink"]]
+    address = run["outputs"]["address"]
+    assert address in _sans(certificate["inputs"]["certificate"])[0]
+    _verify_with_stack_ca(run, certificate["inputs"]["certificate"])
+    assert run["outputs"]["endpoint"] == f"https://{address}:8081" and rule["inputs"]["portRange"] == "8081"
+    assert not resources_of(run, MANAGED_CERTIFICATE) and not resources_of(run, "gcp:dns/recordSet:RecordSet")
+    # Auto-named and replaced create-first: a re-issued certificate exists beside the old one while the proxy
+    # switches to it (Compute Engine refuses to delete a certificate a proxy uses).
+    assert "name" not in certificate["inputs"] and not certificate["options"].get("deleteBeforeReplace")
+
+
+def test_behind_the_load_balancer_everything_is_plain_http_inside_the_vpc():
+    run = _ok()
+    (backend,) = resources_of(run, BACKEND)
+    assert backend["inputs"]["protocol"] == "HTTP"
+    (check,) = resources_of(run, HEALTH_CHECK)
+    assert "httpHealthCheck" in check["inputs"] and "httpsHealthCheck" not in check["inputs"]
+    files = vm_files(run)
+    assert not [a for a in files["/etc/pixtral/vllm.args"].splitlines() if a.startswith("--ssl-")]
+    assert environment_file(files)["PIXTRAL_SCHEME"] == "http"
+    # No replica holds a TLS key: no tls-key secret for their identity to read.
+    assert not [s for s in resources_of(run, "gcp:secretmanager/secret:Secret") if s["name"].endswith("-tls-key")]
+
+
+def test_the_tls_private_key_is_only_in_the_certificates_secret_input():
+    run = _ok()
+    (certificate,) = resources_of(run, CERTIFICATE)
+    key = certificate["inputs"]["privateKey"]
+    assert "PRIVATE KEY-----" in key
+    body = "".join(line for line in key.strip().splitlines() if not line.startswith("-----"))
+    for resource in run["resources"]:
+        if resource["type"].startswith("tls:") or resource is certificate:
+            continue
+        assert body[:64] not in json.dumps(resource["inputs"]), f"{resource['type']} {resource['name']} has the key"
+    for template in resources_of(run, TEMPLATE):
+        assert body[:64] not in json.dumps(template["inputs"]["metadata"])
+    assert body[:64] not in json.dumps(run["outputs"]) and body[:64] not in "\n".join(run["log"])
+
+
+def test_internal_https_uses_a_regional_certificate_for_the_internal_address():
+    run = _ok(STACK, {"pixtral:internal": "true"})
+    proxy, _ = _https_proxy(run, REGION_HTTPS_PROXY, "gcp:compute/regionSslPolicy:RegionSslPolicy")
+    (certificate,) = resources_of(run, REGION_CERTIFICATE)
+    assert certificate["inputs"]["region"] == proxy["inputs"]["region"] == "us-central1"
+    assert proxy["inputs"]["sslCertificates"] == [certificate["outputs"]["selfLink"]]
+    (address,) = resources_of(run, "gcp:compute/address:Address")
+    assert address["outputs"]["address"] in _sans(certificate["inputs"]["certificate"])[0]
+    assert run["outputs"]["endpoint"] == f"https://{address['outputs']['address']}:8081"
+    assert not resources_of(run, CERTIFICATE) and not resources_of(run, HTTPS_PROXY)
+
+
+def test_a_domain_gets_a_google_managed_certificate_and_its_dns_record():
+    run = _ok(STACK, DOMAIN)
+    proxy, _ = _https_proxy(run, HTTPS_PROXY, "gcp:compute/sSLPolicy:SSLPolicy")
+    (managed,) = resources_of(run, MANAGED_CERTIFICATE)
+    assert managed["inputs"]["managed"]["domains"] == ["pixtral.example.com"]
+    assert proxy["inputs"]["sslCertificates"] == [managed["outputs"]["selfLink"]]
+    (record,) = resources_of(run, "gcp:dns/recordSet:RecordSet")
+    assert (record["inputs"]["managedZone"], record["inputs"]["name"], record["inputs"]["type"],
+            record["inputs"]["rrdatas"]) == ("example-com", "pixtral.example.com.", "A", [run["outputs"]["address"]])
+    assert record["parent"] == "pixtral:gcp:GpuFleet"
+    assert run["outputs"]["endpoint"] == "https://pixtral.example.com:8081"
+    # A public certificate: no stack CA, so clients verify with their system CAs (pixtralctl too).
+    assert "caCertificate" not in run["outputs"]
+    assert not [r for r in run["resources"] if r["type"].startswith("tls:")]
+    assert not resources_of(run, CERTIFICATE)
+
+
+def test_an_internal_load_balancer_with_a_domain_keeps_the_stack_ca_for_the_domain_and_address():
+    # Google-managed (classic) certificates do not serve internal load balancers.
+    run = _ok(STACK, {**DOMAIN, "pixtral:internal": "true"})
+    assert not resources_of(run, MANAGED_CERTIFICATE)
+    (certificate,) = resources_of(run, REGION_CERTIFICATE)
+    ips, dns_names = _sans(certificate["inputs"]["certificate"])
+    (address,) = resources_of(run, "gcp:compute/address:Address")
+    assert "pixtral.example.com" in dns_names and address["outputs"]["address"] in ips
+    _verify_with_stack_ca(run, certificate["inputs"]["certificate"])
+    (record,) = resources_of(run, "gcp:dns/recordSet:RecordSet")
+    assert record["inputs"]["rrdatas"] == [address["outputs"]["address"]]
+    assert run["outputs"]["endpoint"] == "https://pixtral.example.com:8081"
+
+
+def test_tls_false_keeps_the_plain_http_proxy_and_warns():
+    run = _ok(STACK, {"pixtral:tls": "false"})
+    (proxy,) = resources_of(run, "gcp:compute/targetHttpProxy:TargetHttpProxy")
+    (rule,) = resources_of(run, "gcp:compute/globalForwardingRule:GlobalForwardingRule")
+    assert rule["inputs"]["target"] == f"{proxy['name']}-id"
+    assert not [r for r in run["resources"] if "ssl" in r["type"].lower() or "Https" in r["type"]]
+    assert run["outputs"]["endpoint"] == f"http://{run['outputs']['address']}:8081"
+    (warning,) = [line for line in run["log"] if "pixtral:tls is false" in line]
+    assert "remove pixtral:tls to serve HTTPS" in warning

@@ -426,7 +426,7 @@ def test_wait_reads_the_ca_from_the_stack_outputs(stack_tls, tmp_path, monkeypat
 
 
 def test_without_a_stack_ca_the_systems_trusted_cas_verify_the_server(stack_tls, tmp_path, monkeypatch, capsys):
-    # A stack whose balancer serves a public certificate (the AWS fleet with pixtral:domain) exports no
+    # A stack whose balancer serves a public certificate (a fleet with pixtral:domain: ACM's or Google's) exports no
     # caCertificate: pixtralctl then verifies against the system's CAs, which SSL_CERT_FILE stands in for here.
     (tmp_path / "system-cas.pem").write_text(stack_tls.ca_pem)
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "system-cas.pem"))

@@ -10,7 +10,7 @@ VM_INSTANCE_TYPES = {"aws": "aws:ec2/instance:Instance", "gcp": "gcp:compute/ins
 
 
 def _serves_tls(run: dict) -> bool:
-    """Whether the stack file leaves pixtral:tls on (the default); the GCP fleet's stack sets it false for now."""
+    """Whether the stack file leaves pixtral:tls on (the default)."""
     return run["config"].get("pixtral:tls", "true") != "false"
 
 

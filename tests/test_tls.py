@@ -16,22 +16,27 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE
 
-# The shipped stacks that serve HTTPS: every stack but the GCP fleet, whose load balancer speaks plain HTTP for now
-# (its stack file sets pixtral:tls false; tests/test_config_errors.py checks it refuses tls).
+# The shipped stacks that serve HTTPS (a stack file may set pixtral:tls false).
 TLS_STACKS = [s for s in STACKS if run_stack(s)["config"].get("pixtral:tls", "true") != "false"]
-# Where TLS ends at a load balancer in front of plain-HTTP replicas (the AWS fleet: tests/test_aws_fleet.py).
-BALANCER_STACKS = [s for s in TLS_STACKS if not replicas_serve_tls(run_stack(s))]
-VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp") and s not in BALANCER_STACKS]
+# Where TLS ends at a load balancer in front of plain-HTTP replicas (the fleets: tests/test_aws_fleet.py,
+# tests/test_gcp_fleet.py).
+LB_STACKS = [s for s in TLS_STACKS if not replicas_serve_tls(run_stack(s))]
+VM_STACKS = [s for s in TLS_STACKS if target_of(s) in ("aws", "gcp") and s not in LB_STACKS]
 KUBERNETES_STACKS = [s for s in TLS_STACKS if target_of(s) not in ("aws", "gcp")]
-ACM_CERTIFICATE = "aws:acm/certificate:Certificate"
 # Where the server's private key may be: the cloud's secret stores and the Kubernetes Secret (encrypted in state).
 SECRET_HOLDERS = {
     "aws:ssm/parameter:Parameter": "value",
     # The AWS fleet's balancer: the stack CA's certificate imported into ACM (its key a secret input).
-    ACM_CERTIFICATE: "privateKey",
+    "aws:acm/certificate:Certificate": "privateKey",
     "gcp:secretmanager/secretVersion:SecretVersion": "secretData",
     "kubernetes:core/v1:Secret": "stringData",
+    # The GCP fleet's balancer: its self-managed certificate (the provider marks the input secret).
+    "gcp:compute/sSLCertificate:SSLCertificate": "privateKey",
+    "gcp:compute/regionSslCertificate:RegionSslCertificate": "privateKey",
 }
+# A load balancer's certificate that holds the stack CA's server certificate and key.
+LB_CERTIFICATES = ("aws:acm/certificate:Certificate", "gcp:compute/sSLCertificate:SSLCertificate",
+                   "gcp:compute/regionSslCertificate:RegionSslCertificate")
 
 
 def _pem_body(pem: str) -> str:
@@ -58,13 +63,23 @@ def _tls_secret(run: dict) -> dict:
     return secret
 
 
+def _lb_certificate(run: dict) -> dict | None:
+    """The load balancer's certificate resource holding the stack CA's certificate, where one terminates HTTPS."""
+    (certificate,) = [r for r in run["resources"] if r["type"] in LB_CERTIFICATES] or [None]
+    return certificate
+
+
+def _lb_certificate_pem(resource: dict) -> str:
+    # ACM calls the certificate its body; Compute Engine calls it the certificate.
+    return resource["inputs"].get("certificateBody") or resource["inputs"]["certificate"]
+
+
 def _served_certificate(run: dict) -> x509.Certificate:
-    """The certificate the server is given: imported into ACM for a load balancer, in the VM's user data, or in the
-    pods' TLS Secret."""
-    if imported := resources_of(run, ACM_CERTIFICATE):
-        (certificate,) = imported
-        pem = certificate["inputs"]["certificateBody"]
-    elif [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
+    """The certificate the server is given: the load balancer's, in the VM's user data, or in the pods' TLS
+    Secret."""
+    if lb_certificate := _lb_certificate(run):
+        return x509.load_pem_x509_certificate(_lb_certificate_pem(lb_certificate).encode())
+    if [declared_user_data(r) for r in run["resources"] if declared_user_data(r)]:
         pem = _write_files(run)[f"{TLS_DIR}/{TLS_CERT_FILE}"]
     else:
         pem = _tls_secret(run)["inputs"]["stringData"][TLS_CERT_FILE]
@@ -73,8 +88,8 @@ def _served_certificate(run: dict) -> x509.Certificate:
 
 def _stored_private_key(run: dict) -> str:
     """The server's private key, where the stack stores it for the server (or gives it to the load balancer)."""
-    for certificate in resources_of(run, ACM_CERTIFICATE):
-        return certificate["inputs"]["privateKey"]
+    if lb_certificate := _lb_certificate(run):
+        return lb_certificate["inputs"]["privateKey"]
     for parameter in resources_of(run, "aws:ssm/parameter:Parameter"):
         if parameter["inputs"]["name"].endswith("/tls-key"):
             return parameter["inputs"]["value"]
@@ -141,11 +156,15 @@ def test_private_key_is_in_the_secret_store_and_nowhere_else(deployed):
 
 
 def test_the_server_is_started_with_the_key_and_certificate_it_is_given(deployed):
-    if imported := resources_of(deployed, ACM_CERTIFICATE):
-        # The balancer serves it; the replicas behind it get neither key nor certificate.
-        (listener,) = resources_of(deployed, "aws:lb/listener:Listener")
-        assert listener["inputs"]["certificateArn"] == imported[0]["outputs"]["arn"]
-        assert "--ssl-keyfile" not in _write_files(deployed)["/etc/pixtral/vllm.args"]
+    if lb_certificate := _lb_certificate(deployed):
+        # TLS ends at the load balancer: the replicas serve plain HTTP inside the VPC, and hold no key.
+        files = _write_files(deployed)
+        assert not [a for a in files["/etc/pixtral/vllm.args"].splitlines() if a.startswith("--ssl-")]
+        assert "PIXTRAL_SCHEME=http\n" in files["/etc/pixtral/pixtral.env"]
+        assert "PIXTRAL_TLS_KEY_SECRET=\n" in files["/etc/pixtral/pixtral.env"]
+        assert not [path for path in files if path.startswith(TLS_DIR)]
+        for listener in resources_of(deployed, "aws:lb/listener:Listener"):
+            assert listener["inputs"]["certificateArn"] == lb_certificate["outputs"]["arn"]
         return
     if deployed["config"]["pixtral:target"] in ("aws", "gcp"):
         files = _write_files(deployed)
