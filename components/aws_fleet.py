@@ -156,8 +156,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
         tls = deployment.tls
         if tls.domain:
             domain_alias(name, tls.dns_zone, tls.domain, balancer, parent=self)
-        self.endpoint = pulumi.Output.concat("https://" if tls.enabled else "http://", tls.domain or balancer.dns_name,
-                                             f":{port}")
+        self.endpoint = pulumi.Output.from_input(tls.domain or balancer.dns_name).apply(deployment.endpoint_url)
         self.register_outputs({"endpoint": self.endpoint, "auto_scaling_group": self.auto_scaling_group,
                                "target_group": self.target_group})
 

@@ -169,7 +169,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
             dns_record(name, args.project, tls.dns_zone, tls.domain, address.address, parent=self)
 
         self.address = address.address
-        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.server.url)
+        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.endpoint_url)
         self.group_names = pulumi.Output.all(*[manager.name for _, manager in groups])
         self.backend_service_name = backend.name
         self.register_outputs({"endpoint": self.endpoint, "group_names": self.group_names,

@@ -295,6 +295,11 @@ class Deployment:
         return (kubernetes.nodes_needed(self.scaling.min_replicas),
                 kubernetes.nodes_needed(self.scaling.max_replicas + kubernetes.surge_pods))
 
+    def endpoint_url(self, host: str) -> str:
+        """The URL clients call at `host`: HTTPS wherever pixtral:tls is on, whether vLLM serves it or a fleet's load
+        balancer does (in front of replicas that speak plain HTTP)."""
+        return f"{'https' if self.tls.enabled else 'http'}://{host}:{self.server.port}"
+
     @property
     def public_certificate(self) -> bool:
         """Whether a public CA's managed certificate serves pixtral:domain at a fleet's load balancer: ACM's (an
