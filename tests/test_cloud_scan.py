@@ -23,6 +23,12 @@ CLOUD_STACKS = [s for s in STACKS if any(is_cloud_resource(r) for r in run_stack
 NARROW_API = {"pixtral:clusterApiCidrs": '["198.51.100.0/24"]'}
 NARROWED = {f"{stack}-narrow-api": (stack, NARROW_API) for stack in ("eks", "gke") if stack in CLOUD_STACKS}
 OPEN_API_CHECKS = {"CKV_AWS_38", "CKV_GCP_18"}
+# With pixtral:domain every target that can have one also declares its DNS record (Route 53 / Cloud DNS).
+DOMAIN = {"pixtral:domain": "pixtral.example.com"}
+ZONES = {"aws": "Z0123456789ABCDEFGHIJ", "eks": "Z0123456789ABCDEFGHIJ", "gcp": "example-com", "gke": "example-com"}
+WITH_DOMAIN = {f"{stack}-domain": (stack, {**DOMAIN, "pixtral:dnsZone": ZONES[stack]}) for stack in ZONES
+               if stack in CLOUD_STACKS}
+VARIANTS = {**NARROWED, **WITH_DOMAIN}
 
 
 def _checkov() -> str:
@@ -56,7 +62,7 @@ def scan_stacks(folder: Path, runs: dict[str, tuple[str, dict[str, str]]]) -> Sc
 
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory) -> Scan:
-    return scan_stacks(tmp_path_factory.mktemp("plans"), {**{s: (s, {}) for s in CLOUD_STACKS}, **NARROWED})
+    return scan_stacks(tmp_path_factory.mktemp("plans"), {**{s: (s, {}) for s in CLOUD_STACKS}, **VARIANTS})
 
 
 def _skips() -> dict[str, str | dict[str, str]]:
@@ -80,12 +86,12 @@ def _count(results: dict[str, list[dict]]) -> str:
 
 def test_checkov_reads_every_declared_cloud_resource(scanned):
     # A resource the translation dropped, or one checkov could not read, would pass every rule unseen.
-    runs = [run_stack(s) for s in CLOUD_STACKS] + [run_stack(s, settings) for s, settings in NARROWED.values()]
+    runs = [run_stack(s) for s in CLOUD_STACKS] + [run_stack(s, settings) for s, settings in VARIANTS.values()]
     declared = sum(is_cloud_resource(r) for run in runs for r in run["resources"])
     assert scanned.resource_count == declared
 
 
-@pytest.mark.parametrize("stack", CLOUD_STACKS + list(NARROWED))
+@pytest.mark.parametrize("stack", CLOUD_STACKS + list(VARIANTS))
 def test_no_unexplained_cloud_finding(stack, scanned):
     results = scanned.results[stack]
     unexplained = sorted(f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in results["failed"]
