@@ -52,7 +52,8 @@ def deploy_gcp_fleet(stack: StackConfig, api_key: pulumi.Output[str], ca: StackC
 
 
 def _workload(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | None, cluster) -> dict:
-    """The one Kubernetes workload, on whatever cluster the target provides, and what scales it."""
+    """The one Kubernetes workload, on whatever cluster the target provides, what scales it, and on a cluster the
+    program created (eks, gke) pixtral:domain's record, which that cluster's cloud keeps."""
     from components.vllm_workload import VllmWorkload, VllmWorkloadArgs
 
     deployment = stack.deployment
@@ -62,6 +63,8 @@ def _workload(stack: StackConfig, api_key: pulumi.Output[str], ca: StackCa | Non
         storage_class=cluster.storage_class, instance=pulumi.get_stack(), ca=ca), opts=on_cluster)
     if deployment.scaling.autoscale:
         _autoscaler(stack, workload, on_cluster)
+    if deployment.tls.domain:
+        cluster.endpoint_record(deployment.tls.domain, deployment.tls.dns_zone, workload.address)
     return {"endpoint": workload.endpoint, "namespace": workload.namespace, "service": workload.service_name,
             "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items())}
 

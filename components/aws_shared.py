@@ -158,9 +158,11 @@ def api_ingress_from_cidrs(name: str, group: aws.ec2.SecurityGroup, cidrs: tuple
         )
 
 
-def dns_record(name: str, zone_id: str, domain: str, address: pulumi.Input[str], parent: pulumi.Resource) -> None:
-    """pixtral:domain in the user's Route 53 hosted zone, pointing at the endpoint's address."""
-    aws.route53.Record(f"{name}-dns", zone_id=zone_id, name=domain, type="A", ttl=300, records=[address],
+def dns_record(name: str, zone_id: str, domain: str, address: pulumi.Input[str], parent: pulumi.Resource,
+               record_type: str = "A", ttl: int = 300) -> None:
+    """pixtral:domain in the user's Route 53 hosted zone, pointing at the endpoint's address (an A record for an
+    IP, a CNAME for a load balancer's hostname)."""
+    aws.route53.Record(f"{name}-dns", zone_id=zone_id, name=domain, type=record_type, ttl=ttl, records=[address],
                        opts=pulumi.ResourceOptions(parent=parent))
 
 

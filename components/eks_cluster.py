@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws_shared import assume_role_policy, subnets_offering
+from components.aws_shared import assume_role_policy, dns_record, subnets_offering
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
 from pixtral_deploy.storage import AWS_ROOT_IOPS, EKS_CACHE_THROUGHPUT_MIBS
@@ -28,6 +28,9 @@ VPC_CNI_CONFIGURATION = json.dumps({"enableNetworkPolicy": "true"})
 # Bottlerocket keeps the OS on /dev/xvda and images, containers and the model cache's node disk on /dev/xvdb.
 BOTTLEROCKET_DATA_VOLUME = "/dev/xvdb"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+# pixtral:domain's CNAME: a replaced Service gets a new load balancer hostname, which clients then follow within a
+# minute.
+DOMAIN_TTL_SECONDS = 60
 
 
 @dataclass
@@ -87,6 +90,13 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
         )
         self.register_outputs({"cluster_name": cluster_name})
+
+    def endpoint_record(self, domain: str, zone_id: str, address: pulumi.Input[str]) -> None:
+        """pixtral:domain in the user's Route 53 hosted zone, for the workload's LoadBalancer Service (`address`,
+        the load balancer's hostname: AWS load balancers publish no fixed IP). A CNAME rather than an alias A
+        record: an alias needs the load balancer's own hosted zone id, which only a lookup of the load balancer
+        Kubernetes created would give. A CNAME cannot sit at the zone's apex: the domain is a name below it."""
+        dns_record(self._name, zone_id, domain, address, parent=self, record_type="CNAME", ttl=DOMAIN_TTL_SECONDS)
 
     def _default_subnets(self, deployment: Deployment, invoke: pulumi.InvokeOptions) -> pulumi.Output[list[str]]:
         vpc = deployment.aws.vpc_id or aws.ec2.get_vpc_output(default=True, opts=invoke).id

@@ -138,9 +138,9 @@ def api_firewalls(name: str, source_ranges: tuple[str, ...], port: int, network:
 
 
 def dns_record(name: str, project: str, zone: str, domain: str, address: pulumi.Input[str],
-               parent: pulumi.Resource) -> None:
+               parent: pulumi.Resource, ttl: int = 300) -> None:
     """pixtral:domain in the user's Cloud DNS managed zone, pointing at the endpoint's address."""
-    gcp.dns.RecordSet(f"{name}-dns", project=project, managed_zone=zone, name=f"{domain}.", type="A", ttl=300,
+    gcp.dns.RecordSet(f"{name}-dns", project=project, managed_zone=zone, name=f"{domain}.", type="A", ttl=ttl,
                       rrdatas=[address], opts=pulumi.ResourceOptions(parent=parent))
 
 

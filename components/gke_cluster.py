@@ -9,7 +9,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.gcp_shared import service_account_id
+from components.gcp_shared import dns_record, service_account_id
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
 from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
@@ -24,6 +24,9 @@ STORAGE_CLASS = "premium-rwo"
 NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
 # With a dedicated, IAM-limited service account the access scope is not the limit; Google recommends cloud-platform.
 NODE_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+# pixtral:domain's record: the Service's IP is not reserved, and a replaced Service gets a new one, which clients
+# then follow within a minute.
+DOMAIN_TTL_SECONDS = 60
 
 
 @dataclass
@@ -44,6 +47,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: GkeGpuClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pixtral:gcp:GkeGpuCluster", name, None, opts)
         self._name = name
+        self._project = args.project
         self._child = pulumi.ResourceOptions(parent=self)
         deployment = args.deployment
         existing = deployment.kubernetes.cluster_name
@@ -72,6 +76,11 @@ class GkeGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[gpu_pool, *ready]),
         )
         self.register_outputs({"cluster_name": cluster_name})
+
+    def endpoint_record(self, domain: str, zone: str, address: pulumi.Input[str]) -> None:
+        """pixtral:domain in the user's Cloud DNS managed zone: an A record to the workload's LoadBalancer Service
+        (`address`, the IP of the network load balancer GKE makes for it)."""
+        dns_record(self._name, self._project, zone, domain, address, parent=self, ttl=DOMAIN_TTL_SECONDS)
 
     def _node_service_account(self, args: GkeGpuClusterArgs) -> gcp.serviceaccount.Account:
         """The nodes' own identity, instead of the Compute Engine default account (Editor on the project)."""

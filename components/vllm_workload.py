@@ -3,6 +3,8 @@
 The container starts vLLM with `vllm_args` (the same function the VMs' cloud-init uses), and gets the API key from
 the Secret as VLLM_API_KEY: never as a literal argument, which would be readable in the pod spec. With TLS, the
 server's certificate and key are a kubernetes.io/tls Secret mounted read-only where `vllm_args` points vLLM.
+With pixtral:domain the endpoint is that name and the certificate carries it; the cluster's side declares the DNS
+record (components/eks_cluster.py, gke_cluster.py) for the Service's address, `address` here.
 
 The pods are a StatefulSet with a ReadWriteOnce cache claim per pod (what every default StorageClass provides): a
 pod scaled in keeps its claim, and when it comes back it finds its weights there. With pixtral:sharedCache the pods
@@ -86,6 +88,9 @@ class VllmWorkload(pulumi.ComponentResource):
     """Pixtral on vLLM in one namespace; `endpoint` is the Service's address once it has one."""
 
     endpoint: pulumi.Output[str]
+    # Where clients reach the Service (load balancer hostname or IP, else its in-cluster name): what a domain's
+    # record points at.
+    address: pulumi.Output[str]
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
     # What an autoscaler scales (StatefulSet, or Deployment with a shared cache), and the pods' Secret and labels.
@@ -111,7 +116,7 @@ class VllmWorkload(pulumi.ComponentResource):
         guard = self._guard(ns)
         service = self._service(ns, spec)
         host = _service_host(service, settings.service_type, settings.namespace)
-        tls_secret = self._tls_secret(ns, args.ca, host, settings.namespace) if args.ca else None
+        tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, settings.namespace) if args.ca else None
         pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
         if settings.shared_cache:
             workload = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
@@ -127,7 +132,8 @@ class VllmWorkload(pulumi.ComponentResource):
         self.workload_name = workload.metadata["name"]
         self.secret_name = secret.metadata["name"]
         self.selector = self._selector
-        self.endpoint = host.apply(spec.server.url)
+        self.address = host
+        self.endpoint = pulumi.Output.from_input(spec.tls.domain or host).apply(spec.server.url)
         self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "workload": workload.metadata["name"]})
 
     def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
@@ -149,11 +155,14 @@ class VllmWorkload(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _tls_secret(self, ns: pulumi.Input[str], ca: StackCa, host: pulumi.Output[str],
+    def _tls_secret(self, ns: pulumi.Input[str], ca: StackCa, host: pulumi.Output[str], domain: str | None,
                     namespace: str) -> k8s.core.v1.Secret:
-        """The server's certificate for the endpoint's host and the Service's in-cluster names, with its key."""
-        names = [f"{self._name}.{namespace}.svc.cluster.local", f"{self._name}.{namespace}.svc",
-                 f"{self._name}.{namespace}", self._name]
+        """The server's certificate for the domain (if any), the Service's address and in-cluster names, with its
+        key. Signed by the stack CA even with a domain: the load balancer passes TLS through to the pods, so there
+        is no place for a managed certificate."""
+        names = ([domain] if domain else []) + [f"{self._name}.{namespace}.svc.cluster.local",
+                                                f"{self._name}.{namespace}.svc", f"{self._name}.{namespace}",
+                                                self._name]
         ip_addresses = host.apply(lambda h: [h] if _is_ip(h) else [])
         dns_names = host.apply(lambda h: list(dict.fromkeys(names + ([] if _is_ip(h) else [h]))))
         certificate = ca.issue(self._name, ip_addresses=ip_addresses, dns_names=dns_names, parent=self)

@@ -71,6 +71,8 @@ class Key:
     secret: bool = False
     # How the README shows a default that is derived from other settings (the typed default is then None).
     shown_default: str | None = None
+    # Why the key does not apply to the other targets, when the target list alone would not tell a user.
+    elsewhere: str | None = None
 
     def readme_default(self) -> str:
         if self.shown_default is not None:
@@ -80,6 +82,11 @@ class Key:
     def readme_targets(self) -> str:
         return "all" if self.targets == TARGETS else ", ".join(self.targets)
 
+
+# pixtral:target kubernetes reaches a cluster through a kubeconfig alone: the program knows no cloud account, so no
+# DNS service, to put a record in.
+_NO_DNS_ON_AN_EXISTING_CLUSTER = ("the program knows no DNS service of an existing cluster's cloud; point a record "
+                                  "of your own at the endpoint's address")
 
 _GPU_NAMES = ", ".join(f"`{name}`" for name in sorted(GPUS))
 
@@ -112,11 +119,13 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "a fleet's load balancer with `domain` serves a public one instead: ACM's, or Google-managed on an external "
         "GCP load balancer); `false` serves plain HTTP (a warning says so)."),
     Key("domain", Text(_DOMAIN, "a lowercase DNS name such as pixtral.example.com"), None,
-        "DNS name of the endpoint: the program creates its record in `dnsZone`, the endpoint and the certificate "
-        "use it.", targets=VM_TARGETS, shown_default="unset (the address)"),
+        "DNS name of the endpoint: the program creates its record in `dnsZone` (on `eks` / `gke`, for the "
+        "Service's load balancer), the endpoint and the certificate use it.", targets=MACHINE_TARGETS,
+        shown_default="unset (the address)", elsewhere=_NO_DNS_ON_AN_EXISTING_CLUSTER),
     Key("dnsZone", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a Route 53 hosted zone id (AWS) or a Cloud DNS managed "
-        "zone name (GCP)"), None, "Zone that holds `domain`: a Route 53 hosted zone id on AWS, a Cloud DNS "
-        "managed zone name on GCP; set with `domain` only.", targets=VM_TARGETS, shown_default="unset"),
+        "zone name (GCP)"), None, "Zone that holds `domain`: a Route 53 hosted zone id on `aws` / `eks`, a Cloud "
+        "DNS managed zone name on `gcp` / `gke`; set with `domain` only.", targets=MACHINE_TARGETS,
+        shown_default="unset", elsewhere=_NO_DNS_ON_AN_EXISTING_CLUSTER),
     Key("allowedCidrs", StringList(cidr, "at least one CIDR (an empty list would make the endpoint unreachable)"),
         ("0.0.0.0/0",), "Networks that may reach the port (IPv4 or IPv6 CIDRs)."),
     Key("diskSizeGb", Whole(100, 16384), 200, "Disk of the VM or GPU node in GB (the OS image, vLLM and the "
@@ -255,6 +264,11 @@ def misplaced_keys(config_keys: list[str], project: str) -> list[str]:
     return messages
 
 
+def _one_of(names: tuple[str, ...]) -> str:
+    """`aws`, `aws or gcp`, `aws, gcp, eks or gke`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def parse_settings(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> Settings:
     """Parse every `pixtral:*` value (namespace stripped) and check each applies to the target; every bad key
     (and `other_errors`, found in other namespaces) is reported in one ConfigError, one line each."""
@@ -277,9 +291,9 @@ def parse_settings(raw: Mapping[str, Any], other_errors: list[str] | None = None
         errors.append(f"pixtral:target is not set; set it to one of {', '.join(TARGETS)} (e.g. `pulumi config "
                          "set pixtral:target aws`)")
     if target is not None:
-        errors += [f"pixtral:{name} only applies to target {' or '.join(KEYS[name].targets)}, not to pixtral:target "
-                   f"{target}; remove it from this stack"
-                   for name in parsed if target not in KEYS[name].targets]
+        errors += [f"pixtral:{name} only applies to target {_one_of(KEYS[name].targets)}, not to pixtral:target "
+                   f"{target}{'' if KEYS[name].elsewhere is None else ' (' + KEYS[name].elsewhere + ')'}; remove it "
+                   "from this stack" for name in parsed if target not in KEYS[name].targets]
     if errors:
         raise ConfigError("\n".join(errors) if len(errors) == 1 else
                           f"{len(errors)} settings are wrong:\n" + "\n".join(f"- {e}" for e in errors))

@@ -320,7 +320,10 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 # The provider names an object declared without one: the resource name and a random suffix.
                 outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name)}"}
             if args.typ == "kubernetes:core/v1:Service":
-                outputs.update(status={"loadBalancer": {"ingress": [{"hostname": MOCK_LB_HOSTNAME}]}})
+                # As the clouds answer: GKE's load balancers publish an IP, AWS's (and the mock's default) a name.
+                ingress = ({"ip": MOCK_LB_ADDRESS} if config.get("pixtral:target") == "gke"
+                           else {"hostname": MOCK_LB_HOSTNAME})
+                outputs.update(status={"loadBalancer": {"ingress": [ingress]}})
             outputs.setdefault("name", args.name)
             if args.typ.startswith("gcp:compute/"):
                 # Compute Engine names every resource by a link; templates also by one that pins their version.

@@ -239,6 +239,12 @@ class Deployment:
                                 f"no allowedCidrs with pixtral:serviceType {kubernetes.service_type}: only a "
                                 "LoadBalancer Service can restrict its sources (loadBalancerSourceRanges); remove "
                                 "allowedCidrs or set serviceType to LoadBalancer")
+        if self.tls.domain and kubernetes.service_type != "LoadBalancer":
+            # The record points at the load balancer's address; any other Service has none outside the cluster.
+            raise setting_error("domain", self.tls.domain,
+                                f"no domain with pixtral:serviceType {kubernetes.service_type}: its DNS record "
+                                "points at a LoadBalancer Service's address; remove domain or set serviceType to "
+                                "LoadBalancer")
 
     def _check_user_data_fits(self) -> None:
         """EC2 refuses user data over 16 KB (compressed): say so now, not after other resources exist."""

@@ -31,7 +31,13 @@ FLEET_SHAPES = {
     "gcp-fleet-internal": ("gcp-fleet", {"pixtral:internal": "true"}),
     "gcp-fleet-domain": ("gcp-fleet", {"pixtral:domain": "pixtral.example.com", "pixtral:dnsZone": "example-com"}),
 }
-VARIANTS = {**NARROWED, **{name: shape for name, shape in FLEET_SHAPES.items() if shape[0] in CLOUD_STACKS}}
+# With pixtral:domain every target that can have one also declares its DNS record (Route 53 / Cloud DNS).
+DOMAIN = {"pixtral:domain": "pixtral.example.com"}
+ZONES = {"aws": "Z0123456789ABCDEFGHIJ", "eks": "Z0123456789ABCDEFGHIJ", "gcp": "example-com", "gke": "example-com"}
+WITH_DOMAIN = {f"{stack}-domain": (stack, {**DOMAIN, "pixtral:dnsZone": ZONES[stack]}) for stack in ZONES
+               if stack in CLOUD_STACKS}
+VARIANTS = {**NARROWED, **WITH_DOMAIN,
+            **{name: shape for name, shape in FLEET_SHAPES.items() if shape[0] in CLOUD_STACKS}}
 
 
 def _checkov() -> str:

@@ -238,7 +238,11 @@ def test_the_default_https_run_logs_no_plain_http_warning(deployed):
 
 
 DOMAIN = "pixtral.example.com"
-ZONES = {"aws": "Z0123456789ABCDEFGHIJ", "gcp": "example-com"}
+ZONES = {"aws": "Z0123456789ABCDEFGHIJ", "gcp": "example-com", "eks": "Z0123456789ABCDEFGHIJ",
+         "gke": "example-com"}
+# The clusters the program creates, whose cloud's DNS it writes to; and the existing ones, whose cloud it does not know.
+CLUSTER_STACKS = [s for s in KUBERNETES_STACKS if target_of(s) in ("eks", "gke")]
+EXISTING_CLUSTER_STACKS = [s for s in KUBERNETES_STACKS if target_of(s) == "kubernetes"]
 
 
 @pytest.mark.parametrize("stack", VM_STACKS)
@@ -274,10 +278,52 @@ def test_bad_tls_settings_name_the_key(settings, message):
     assert not [r for r in run["resources"] if not r["type"].startswith("pixtral:")], "declared before the error"
 
 
-@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
-def test_domain_is_refused_on_kubernetes_targets_for_now(stack):
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_domain_on_a_created_cluster_names_the_services_load_balancer(stack):
+    target = target_of(stack)
+    run = run_stack(stack, {"pixtral:domain": DOMAIN, "pixtral:dnsZone": ZONES[target]})
+    assert run["error"] is None, run["error"]
+    (service,) = resources_of(run, "kubernetes:core/v1:Service")
+    (port,) = service["inputs"]["spec"]["ports"]
+    assert run["outputs"]["endpoint"] == f"https://{DOMAIN}:{port['port']}"
+    (ingress,) = service["outputs"]["status"]["loadBalancer"]["ingress"]
+    if target == "eks":
+        # AWS load balancers publish a name, not an address: the domain is an alias of it.
+        (record,) = resources_of(run, "aws:route53/record:Record")
+        assert (record["inputs"]["zoneId"], record["inputs"]["name"], record["inputs"]["type"],
+                record["inputs"]["records"]) == (ZONES[target], DOMAIN, "CNAME", [ingress["hostname"]])
+        address = ingress["hostname"]
+    else:
+        (record,) = resources_of(run, "gcp:dns/recordSet:RecordSet")
+        assert (record["inputs"]["managedZone"], record["inputs"]["name"], record["inputs"]["type"],
+                record["inputs"]["rrdatas"]) == (ZONES[target], f"{DOMAIN}.", "A", [ingress["ip"]])
+        address = ingress["ip"]
+    assert record["parent"].startswith("pixtral:")
+    certificate = _served_certificate(run)
+    ips, dns_names = _sans(certificate)
+    # The domain for clients, and still the load balancer's address and the in-cluster name.
+    assert DOMAIN in dns_names and address in ips + dns_names, (ips, dns_names)
+    assert any(name.endswith(".svc.cluster.local") for name in dns_names), dns_names
+    certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(run["outputs"]["caCertificate"].encode()))
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_domain_without_a_load_balancer_is_refused_by_name(stack):
+    run = run_stack(stack, {"pixtral:domain": DOMAIN, "pixtral:dnsZone": ZONES[target_of(stack)],
+                            "pixtral:serviceType": "ClusterIP"})
+    assert "pixtral:domain: pixtral.example.com is not allowed; expected no domain with pixtral:serviceType " \
+           "ClusterIP" in (run["error"] or ""), run["error"]
+    assert not [r for r in run["resources"] if not r["type"].startswith("pixtral:")], "declared before the error"
+
+
+@pytest.mark.parametrize("stack", EXISTING_CLUSTER_STACKS)
+def test_domain_is_refused_on_an_existing_cluster_by_name(stack):
     run = run_stack(stack, {"pixtral:domain": DOMAIN, "pixtral:dnsZone": "zone"})
-    assert "pixtral:domain only applies to target aws or gcp" in (run["error"] or "")
+    error = run["error"] or ""
+    assert ("pixtral:domain only applies to target aws, gcp, eks or gke, not to pixtral:target kubernetes (the "
+            "program knows no DNS service of an existing cluster's cloud") in error, error
+    assert "pixtral:dnsZone only applies to target aws, gcp, eks or gke" in error, error
+    assert not [r for r in run["resources"] if not r["type"].startswith("pixtral:")], "declared before the error"
 
 
 def test_ssl_flags_in_extra_args_are_refused():
