@@ -374,6 +374,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=self._child,
         )
         minutes = scale_in_evaluation_periods(autoscale.downscale_delay_seconds)
+        # The fewest in service during the minute: a replica joining or leaving mid-minute is not counted as spare.
         in_service = _metric_query("in_service", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum",
                                    {"AutoScalingGroupName": group.name})
         if autoscale.metric == "qps":
