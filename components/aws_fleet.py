@@ -33,7 +33,7 @@ from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
 from pixtral_deploy.coldstart import cold_start, keeps_weights_across_stop
 from pixtral_deploy.fleetboot import FLEET_DIMENSION, LIFECYCLE_HOOK, METRIC_NAMESPACE, QUEUE_METRIC, FleetBoot
-from pixtral_deploy.scaling import QPS_WINDOW_SECONDS
+from pixtral_deploy.scaling import QPS_WINDOW_SECONDS, SCALE_IN_PERIOD_SECONDS, Autoscale
 from pixtral_deploy.server import ServerSpec
 from pixtral_deploy.spec import Deployment
 
@@ -54,6 +54,11 @@ HEALTH_PATH = "/health"
 HEALTH_INTERVAL_SECONDS = 10
 HEALTHY_THRESHOLD = 2
 UNHEALTHY_THRESHOLD = 3
+# After a scale-in step has finished (Auto Scaling counts it finished once the balancer has drained the replica), the
+# next step waits this long: two one-minute periods, so the alarm's next datapoint is one in which the group already
+# counts one replica fewer (group metrics are one-minute data and can land a minute late). A shorter wait could
+# remove a second replica on a stale datapoint, which target tracking would then cold-start again.
+SCALE_IN_COOLDOWN_SECONDS = 120
 # Where the Deep Learning AMI (Ubuntu) keeps its root file system.
 ROOT_DEVICE = "/dev/sda1"
 
@@ -268,7 +273,9 @@ class AwsGpuFleet(pulumi.ComponentResource):
             health_check_type="ELB",
             health_check_grace_period=grace,
             default_instance_warmup=grace,
-            default_cooldown=scaling.autoscale.downscale_delay_seconds if scaling.autoscale else None,
+            # The scale-in alarm reads the replicas in service (one-minute group metrics).
+            enabled_metrics=["GroupInServiceInstances"] if scaling.autoscale else None,
+            metrics_granularity="1Minute" if scaling.autoscale else None,
             capacity_rebalance=scaling.spot,
             **self._capacity(deployment, template, grace),
             # A new launch template version rolls out new replicas first: none is taken out until its replacement
@@ -341,16 +348,18 @@ class AwsGpuFleet(pulumi.ComponentResource):
 
     def _scaling_policy(self, deployment: Deployment, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer,
                         target_group: aws.lb.TargetGroup) -> aws.autoscaling.Policy:
-        """Target tracking on requests per replica (SkyServe's QPS target) or on vLLM's queue per replica.
+        """Scale-out by target tracking on requests per replica (SkyServe's QPS target) or on vLLM's queue per
+        replica; scale-in by our own alarm, which honours downscaleDelaySeconds exactly.
 
-        upscaleDelaySeconds is the policy's estimated instance warm-up: after a scale-out, the group waits that long
-        before a new replica's metrics count and before it scales out again for the same load. Target tracking's
-        scale-in is paced by its own alarm (15 one-minute periods below target); downscaleDelaySeconds is the
-        group's default cooldown, which holds further scaling activities after one finishes."""
+        upscaleDelaySeconds is the tracking policy's estimated instance warm-up: after a scale-out, the group waits
+        that long before a new replica's metrics count and before it scales out again for the same load. Tracking's
+        own scale-in is off: it runs on an alarm AWS fixes (15 one-minute datapoints below target), and neither the
+        group's nor any policy's cooldown applies to target tracking, so it could not follow the delay."""
         autoscale = deployment.scaling.autoscale
         if autoscale.metric == "qps":
             tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
                 target_value=requests_per_target_per_minute(autoscale.target_qps_per_replica),
+                disable_scale_in=True,
                 predefined_metric_specification=aws.autoscaling
                 .PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
                     predefined_metric_type="ALBRequestCountPerTarget",
@@ -358,13 +367,14 @@ class AwsGpuFleet(pulumi.ComponentResource):
         else:
             tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
                 target_value=autoscale.target_queue_per_replica,
+                disable_scale_in=True,
                 customized_metric_specification=aws.autoscaling
                 .PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
                     namespace=METRIC_NAMESPACE, metric_name=QUEUE_METRIC, statistic="Average",
                     metric_dimensions=[aws.autoscaling
                                        .PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs(
                                            name=FLEET_DIMENSION, value=self._fleet_id)]))
-        return aws.autoscaling.Policy(
+        scale_out = aws.autoscaling.Policy(
             f"{self._name}-{autoscale.metric}",
             autoscaling_group_name=group.name,
             policy_type="TargetTrackingScaling",
@@ -372,6 +382,84 @@ class AwsGpuFleet(pulumi.ComponentResource):
             target_tracking_configuration=tracking,
             opts=self._child,
         )
+        self._scale_in(autoscale, group, balancer, target_group)
+        return scale_out
+
+    def _scale_in(self, autoscale: Autoscale, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer,
+                  target_group: aws.lb.TargetGroup) -> aws.cloudwatch.MetricAlarm:
+        """SkyServe's scale-in: once the load has wanted fewer replicas than are in service for every minute of
+        downscaleDelaySeconds, remove one; the alarm stays in ALARM (and CloudWatch re-invokes an Auto Scaling
+        action every minute it does) until the replicas in service are the ones the load needs, or the minimum."""
+        step_down = aws.autoscaling.Policy(
+            f"{self._name}-scale-in",
+            autoscaling_group_name=group.name,
+            policy_type="SimpleScaling",
+            adjustment_type="ChangeInCapacity",
+            scaling_adjustment=-1,
+            cooldown=SCALE_IN_COOLDOWN_SECONDS,
+            opts=self._child,
+        )
+        minutes = scale_in_evaluation_periods(autoscale.downscale_delay_seconds)
+        # The fewest in service during the minute: a replica joining or leaving mid-minute is not counted as spare.
+        in_service = _metric_query("in_service", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum",
+                                   {"AutoScalingGroupName": group.name})
+        if autoscale.metric == "qps":
+            load = _metric_query("requests", "AWS/ApplicationELB", "RequestCount", "Sum",
+                                 {"LoadBalancer": balancer.arn_suffix, "TargetGroup": target_group.arn_suffix})
+        else:
+            load = _metric_query("queue", METRIC_NAMESPACE, QUEUE_METRIC, "Average", {FLEET_DIMENSION: self._fleet_id})
+        expressions = scale_in_expressions(autoscale)
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._name}-scale-in",
+            alarm_description=(f"More replicas in service than the load has needed for {minutes} minute(s) "
+                               f"(downscaleDelaySeconds {autoscale.downscale_delay_seconds}): remove one"),
+            metric_queries=[in_service, load, *[
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(id=id_, expression=expression, label=label,
+                                                          return_data=id_ == "excess")
+                for id_, label, expression in expressions]],
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            evaluation_periods=minutes,
+            datapoints_to_alarm=minutes,
+            # A minute without the expression (the group's metric not yet published) breaks the run: scale in only
+            # on an unbroken window of evidence.
+            treat_missing_data="notBreaching",
+            alarm_actions=[step_down.arn],
+            opts=self._child,
+        )
+
+
+def scale_in_evaluation_periods(downscale_delay_seconds: int) -> int:
+    """One-minute periods the load must want fewer replicas: the delay rounded up to whole minutes (SkyServe
+    likewise counts the delay in its decision intervals), at least one."""
+    return max(1, math.ceil(downscale_delay_seconds / SCALE_IN_PERIOD_SECONDS))
+
+
+def scale_in_expressions(autoscale: Autoscale) -> list[tuple[str, str, str]]:
+    """(id, label, metric-math expression) for "replicas in service minus the replicas the load needs", over the
+    `in_service` and `requests` / `queue` queries. The need is SkyServe's ceil(load / target), raised to the
+    group's minimum so that an idle fleet at its minimum is not an alarm."""
+    if autoscale.metric == "qps":
+        # ALB publishes RequestCount only for minutes with requests: a missing minute had none.
+        per_replica = requests_per_target_per_minute(autoscale.target_qps_per_replica)
+        needed = f"CEIL(FILL(requests, 0) / {per_replica:g})"
+    else:
+        # The fleet's waiting requests: the per-replica average (the statistic the tracking policy reads, whatever
+        # the scrape rate) times the replicas in service. vLLM reports its gauge at 0 too, so a minute without it
+        # had no replica serving.
+        needed = f"CEIL(FILL(queue, 0) * in_service / {autoscale.target_queue_per_replica:g})"
+    minimum = autoscale.min_replicas
+    return [("needed", "Replicas the load needs", needed),
+            ("excess", "Replicas in service beyond the need",
+             f"in_service - IF(needed < {minimum}, {minimum}, needed)")]
+
+
+def _metric_query(id_: str, namespace: str, name: str, stat: str,
+                  dimensions: dict[str, pulumi.Input[str]]) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+    return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+        id=id_, return_data=False,
+        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+            namespace=namespace, metric_name=name, stat=stat, period=SCALE_IN_PERIOD_SECONDS, dimensions=dimensions))
 
 
 def _at_least_two(subnet_ids: list[str], instance_types: tuple[str, ...]) -> list[str]:

@@ -292,6 +292,9 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 group_name = inputs.get("name", f"{args.name}-{_suffix(args.name)}")
                 outputs.update(name=group_name, arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:autoScalingGroup:"
                                                     f"mock:autoScalingGroupName/{group_name}")
+            elif args.typ == "aws:autoscaling/policy:Policy":
+                outputs.update(arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:scalingPolicy:{resource_id}:"
+                                   f"autoScalingGroupName/{inputs.get('autoscalingGroupName')}:policyName/{args.name}")
             elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
                 outputs.update(version=MOCK_SECRET_VERSION, name=f"{inputs['secret']}/versions/{MOCK_SECRET_VERSION}")
             elif args.typ == "random:index/randomPassword:RandomPassword":

@@ -21,6 +21,10 @@ DEFAULT_UPSCALE_DELAY_SECONDS = 300
 DEFAULT_DOWNSCALE_DELAY_SECONDS = 1200
 # The window over which request rates are averaged (SkyServe's QPS window; ALB's metric is per minute).
 QPS_WINDOW_SECONDS = 60
+# An AWS fleet's scale-in alarm looks at one-minute periods; CloudWatch allows an alarm with periods under an hour
+# to look back one day at most (period x evaluation periods <= 86,400 s), which bounds downscaleDelaySeconds there.
+SCALE_IN_PERIOD_SECONDS = 60
+AWS_MAX_DOWNSCALE_DELAY_SECONDS = 86_400
 MAX_REPLICAS = 1000
 _AUTOSCALE_FIELDS = ("minReplicas", "maxReplicas", "targetQpsPerReplica", "targetQueuePerReplica",
                      "upscaleDelaySeconds", "downscaleDelaySeconds")

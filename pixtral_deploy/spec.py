@@ -27,7 +27,7 @@ from .keys import (
 )
 from .network import covers_a_whole_family, ip_version
 from .parsers import setting_error
-from .scaling import Scaling
+from .scaling import AWS_MAX_DOWNSCALE_DELAY_SECONDS, Scaling
 from .server import ServerSpec
 from .sizing import GpuPlan, SizingRequest, plan_gpus
 from .vllm_flags import check_extra_args
@@ -264,6 +264,13 @@ class Deployment:
             raise setting_error("warmPool", self.scaling.warm_pool,
                                 f"0 with several candidate types (pixtral:instanceTypes {list(aws.instance_types)}): "
                                 "EC2 Auto Scaling keeps warm pools for single-type groups only")
+        autoscale = self.scaling.autoscale
+        if autoscale is not None and autoscale.downscale_delay_seconds > AWS_MAX_DOWNSCALE_DELAY_SECONDS:
+            # The fleet's scale-in alarm must see every minute of the delay, and CloudWatch refuses an alarm that
+            # looks back further than a day.
+            raise ConfigError(f"pixtral:autoscale: downscaleDelaySeconds={autoscale.downscale_delay_seconds} is not "
+                              f"allowed on target aws; expected at most {AWS_MAX_DOWNSCALE_DELAY_SECONDS} (one day: "
+                              "the longest a CloudWatch alarm on one-minute data can look back)")
 
     def _check_kubernetes_autoscaling(self, kubernetes: KubernetesSettings) -> None:
         """What scales the pods: each setting only where it does something, and everything `keda` needs."""

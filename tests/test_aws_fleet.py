@@ -19,10 +19,12 @@ from cryptography import x509
 from pixtral_deploy.catalog import MACHINE_TYPES, model_download_gb
 from pixtral_deploy.coldstart import estimate_cold_start
 from pixtral_deploy.fleetboot import AGENT_CONFIG_FILE, SCRAPE_CONFIG_FILE, SCRAPE_TOKEN_FILE
+from pixtral_deploy.scaling import parse_autoscale
 from pixtral_deploy.storage import vm_storage
 
 GROUP = "aws:autoscaling/group:Group"
 POLICY = "aws:autoscaling/policy:Policy"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
@@ -55,6 +57,11 @@ def declared(run: dict) -> list[tuple[str, str]]:
     return sorted((r["type"], r["name"]) for r in run["resources"])
 
 
+def tracking_policy(run: dict) -> dict:
+    (policy,) = [p["inputs"] for p in resources_of(run, POLICY) if p["inputs"]["policyType"] == "TargetTrackingScaling"]
+    return policy
+
+
 def test_two_and_fifty_replicas_declare_the_same_resources():
     two = run_stack("aws", {"pixtral:replicas": "2"})
     fifty = run_stack("aws", {"pixtral:replicas": "50"})
@@ -62,6 +69,15 @@ def test_two_and_fifty_replicas_declare_the_same_resources():
     assert declared(two) == declared(fifty)
     assert (one(two, GROUP)["inputs"]["minSize"], one(fifty, GROUP)["inputs"]["maxSize"]) == (2, 50)
     assert not resources_of(two, "aws:ec2/instance:Instance"), "a fleet declares no instance of its own"
+
+
+@pytest.mark.parametrize("target", ["targetQpsPerReplica", "targetQueuePerReplica"])
+def test_autoscaled_up_to_two_and_up_to_fifty_declare_the_same_resources(target):
+    def up_to(n: int) -> dict:
+        return fleet({"pixtral:autoscale": json.dumps({"minReplicas": 1, "maxReplicas": n, target: 2})})
+    two, fifty = up_to(2), up_to(50)
+    assert declared(two) == declared(fifty)
+    assert resources_of(two, ALARM), "scale-in is an alarm of the fleet's own, whatever the range"
 
 
 def test_one_replica_stays_a_single_vm():
@@ -89,18 +105,18 @@ def test_candidate_types_are_the_overrides_in_order():
 
 def test_qps_target_is_requests_per_minute_per_target():
     run = fleet()
-    tracking = one(run, POLICY)["inputs"]["targetTrackingConfiguration"]
+    tracking = tracking_policy(run)["targetTrackingConfiguration"]
     assert tracking["targetValue"] == 90, "targetQpsPerReplica 1.5 over ALB's per-minute count"
     metric = tracking["predefinedMetricSpecification"]
     assert metric["predefinedMetricType"] == "ALBRequestCountPerTarget"
     balancer, target_group = one(run, BALANCER)["outputs"], one(run, TARGET_GROUP)["outputs"]
     assert metric["resourceLabel"] == f"{balancer['arnSuffix']}/{target_group['arnSuffix']}"
-    assert one(run, POLICY)["inputs"]["estimatedInstanceWarmup"] == 300, "upscaleDelaySeconds' default"
+    assert tracking_policy(run)["estimatedInstanceWarmup"] == 300, "upscaleDelaySeconds' default"
 
 
 def test_queue_target_tracks_vllms_waiting_requests_averaged_over_the_fleet():
     run = fleet(QUEUE)
-    tracking = one(run, POLICY)["inputs"]["targetTrackingConfiguration"]
+    tracking = tracking_policy(run)["targetTrackingConfiguration"]
     metric = tracking["customizedMetricSpecification"]
     assert (tracking["targetValue"], metric["metricName"], metric["statistic"]) == (
         4, "vllm:num_requests_waiting", "Average")
@@ -383,3 +399,104 @@ def test_tls_false_keeps_a_plain_http_listener_and_warns():
     assert run["outputs"]["endpoint"].startswith("http://")
     (warning,) = [line for line in run["log"] if line.startswith("warning: pixtral:tls is false")]
     assert "remove pixtral:tls to serve HTTPS" in warning
+
+
+# The scale-in alarm (SkyServe's downscale_delay_seconds): target tracking only scales out; an alarm of our own
+# removes replicas once the load has wanted fewer for every minute of downscaleDelaySeconds.
+QPS_AUTOSCALE = {"minReplicas": 1, "maxReplicas": 8, "targetQpsPerReplica": 1.5}
+QUEUE_AUTOSCALE = {"minReplicas": 2, "maxReplicas": 8, "targetQueuePerReplica": 2.5}
+
+
+def autoscaled(autoscale: dict, **extra) -> dict:
+    return fleet({"pixtral:autoscale": json.dumps({**autoscale, **extra})})
+
+
+@pytest.mark.parametrize("autoscale", [QPS_AUTOSCALE, QUEUE_AUTOSCALE], ids=["qps", "queue"])
+def test_target_tracking_never_scales_in(autoscale):
+    tracking = tracking_policy(autoscaled(autoscale))["targetTrackingConfiguration"]
+    assert tracking["disableScaleIn"] is True, "AWS's own scale-in alarm (15 minutes) would ignore the delay"
+
+
+@pytest.mark.parametrize("autoscale", [QPS_AUTOSCALE, QUEUE_AUTOSCALE], ids=["qps", "queue"])
+@pytest.mark.parametrize(("delay", "minutes"), [(None, 20), (1200, 20), (300, 5), (90, 2), (0, 1), (86400, 1440)])
+def test_scale_in_waits_every_minute_of_downscale_delay(autoscale, delay, minutes):
+    run = autoscaled(autoscale, **({} if delay is None else {"downscaleDelaySeconds": delay}))
+    alarm = one(run, ALARM)["inputs"]
+    assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (minutes, minutes), \
+        f"downscaleDelaySeconds {delay}: every one of {minutes} one-minute periods must want fewer replicas"
+    assert {q["metric"]["period"] for q in alarm["metricQueries"] if "metric" in q} == {60}
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["treatMissingData"] == "notBreaching", "a gap in the data restarts the wait"
+
+
+@pytest.mark.parametrize("autoscale", [QPS_AUTOSCALE, QUEUE_AUTOSCALE], ids=["qps", "queue"])
+def test_scale_in_alarm_removes_one_replica_per_step(autoscale):
+    run = autoscaled(autoscale)
+    (step,) = [p for p in resources_of(run, POLICY) if p["inputs"]["policyType"] == "SimpleScaling"]
+    assert (step["inputs"]["adjustmentType"], step["inputs"]["scalingAdjustment"]) == ("ChangeInCapacity", -1)
+    assert step["inputs"]["cooldown"] == 120
+    assert one(run, ALARM)["inputs"]["alarmActions"] == [step["outputs"]["arn"]]
+    group = one(run, GROUP)
+    assert step["inputs"]["autoscalingGroupName"] == group["outputs"]["name"]
+    assert "GroupInServiceInstances" in group["inputs"]["enabledMetrics"]
+    assert group["inputs"]["metricsGranularity"] == "1Minute"
+
+
+def _queries(alarm: dict) -> dict[str, dict]:
+    return {q["id"]: q for q in alarm["metricQueries"]}
+
+
+def _excess(alarm: dict, values: dict[str, float | None]) -> float:
+    """The alarm's returned expression for one minute's metric values (None: no datapoint), evaluated with the
+    semantics of the CloudWatch metric-math functions it uses."""
+    functions = {"CEIL": math.ceil, "FILL": lambda value, filler: filler if value is None else value,
+                 "IF": lambda condition, then, otherwise: then if condition else otherwise}
+    scope = dict(values)
+    for query in alarm["metricQueries"]:
+        if "expression" in query:
+            scope[query["id"]] = eval(query["expression"], {"__builtins__": {}, **functions}, scope)  # noqa: S307
+    (returned,) = [q["id"] for q in alarm["metricQueries"] if q["returnData"]]
+    return scope[returned]
+
+
+@pytest.mark.parametrize(("requests_per_minute", "in_service"), [
+    (None, 3), (0, 3), (1, 3), (90, 3), (91, 3), (180, 3), (181, 3), (270, 3), (400, 3), (0, 1)])
+def test_qps_scale_in_is_skyserves_rule_over_the_balancers_request_count(requests_per_minute, in_service):
+    run = autoscaled(QPS_AUTOSCALE)
+    alarm = one(run, ALARM)["inputs"]
+    queries = _queries(alarm)
+    requests, group = queries["requests"]["metric"], queries["in_service"]["metric"]
+    balancer, target_group = one(run, BALANCER)["outputs"], one(run, TARGET_GROUP)["outputs"]
+    assert (requests["namespace"], requests["metricName"], requests["stat"]) == ("AWS/ApplicationELB", "RequestCount",
+                                                                                "Sum")
+    assert requests["dimensions"] == {"LoadBalancer": balancer["arnSuffix"], "TargetGroup": target_group["arnSuffix"]}
+    assert (group["namespace"], group["metricName"]) == ("AWS/AutoScaling", "GroupInServiceInstances")
+    assert group["dimensions"] == {"AutoScalingGroupName": one(run, GROUP)["outputs"]["name"]}
+    # SkyServe: desired = ceil(requests per second over the 60 s window / targetQpsPerReplica), within [min, max].
+    policy = parse_autoscale(json.dumps(QPS_AUTOSCALE))
+    wanted = policy.desired_replicas((requests_per_minute or 0) / 60)
+    excess = _excess(alarm, {"requests": requests_per_minute, "in_service": in_service})
+    assert excess == in_service - wanted
+    assert (excess >= alarm["threshold"]) == (in_service > wanted), "breaching exactly when replicas are spare"
+
+
+@pytest.mark.parametrize(("waiting_per_replica", "in_service"), [
+    (None, 4), (0, 4), (0.5, 4), (1.25, 4), (1.3, 4), (2.5, 4), (3, 4), (0, 2)])
+def test_queue_scale_in_is_the_fleets_waiting_requests_over_the_target(waiting_per_replica, in_service):
+    run = autoscaled(QUEUE_AUTOSCALE)
+    alarm = one(run, ALARM)["inputs"]
+    queue = _queries(alarm)["queue"]["metric"]
+    assert (queue["metricName"], queue["stat"]) == ("vllm:num_requests_waiting", "Average")
+    # The series the replicas publish (their scrape label is the metric's dimension).
+    scrape = yaml.safe_load(vm_files(run)[SCRAPE_CONFIG_FILE])
+    assert scrape["scrape_configs"][0]["static_configs"][0]["labels"] == queue["dimensions"]
+    policy = parse_autoscale(json.dumps(QUEUE_AUTOSCALE))
+    wanted = policy.desired_replicas((waiting_per_replica or 0) * in_service)
+    excess = _excess(alarm, {"queue": waiting_per_replica, "in_service": in_service})
+    assert excess == in_service - wanted
+
+
+def test_downscale_delay_beyond_a_day_is_refused_before_any_resource():
+    run = run_stack("aws-fleet", {"pixtral:autoscale": json.dumps({**QPS_AUTOSCALE, "downscaleDelaySeconds": 86401})})
+    assert run["error"] and "pixtral:autoscale" in run["error"] and "downscaleDelaySeconds=86401" in run["error"]
+    assert "86400" in run["error"] and run["resources"] == []

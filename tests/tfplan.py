@@ -35,6 +35,7 @@ TERRAFORM_TYPES = {
     "aws:autoscaling/group:Group": "aws_autoscaling_group",
     "aws:autoscaling/policy:Policy": "aws_autoscaling_policy",
     "aws:cloudwatch/logGroup:LogGroup": "aws_cloudwatch_log_group",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "aws_cloudwatch_metric_alarm",
     "aws:ec2/eip:Eip": "aws_eip",
     "aws:ec2/eipAssociation:EipAssociation": "aws_eip_association",
     "aws:ec2/instance:Instance": "aws_instance",
