@@ -31,6 +31,9 @@ class Target:
     show_secrets: bool = False
     # PEM of the CA that signs the server's certificate (the stack's caCertificate); None: the system's CAs.
     ca_cert: str | None = None
+    # The stack's outputs were read and hold no caCertificate: a public certificate serves (a fleet's load balancer
+    # with pixtral:domain), which only the system's CAs can verify.
+    public_certificate: bool = False
 
     @property
     def base_url(self) -> str:
@@ -48,9 +51,16 @@ class Target:
 
     def untrusted(self, reason: object) -> str:
         """The one line for a certificate that failed verification."""
-        hint = ("the CA given (the stack's caCertificate or --ca-cert) did not sign it" if self.ca_cert else
-                "pass the stack's CA with --ca-cert FILE or PIXTRAL_CA_CERT (pulumi stack output caCertificate > "
-                "ca.pem)")
+        if self.ca_cert:
+            hint = "the CA given (the stack's caCertificate or --ca-cert) did not sign it"
+        elif self.public_certificate:
+            # No stack CA to pass: the managed certificate is not (yet) the one served for this name.
+            hint = ("the stack exports no caCertificate: its load balancer serves a public certificate for "
+                    "pixtral:domain, which the system's CAs verify once it is issued (ACM: after DNS validation; "
+                    "Google-managed: up to about 60 minutes after the domain's record points at the load balancer)")
+        else:
+            hint = ("pass the stack's CA with --ca-cert FILE or PIXTRAL_CA_CERT (pulumi stack output caCertificate > "
+                    "ca.pem)")
         return f"the TLS certificate of {self.endpoint} is not trusted ({reason}); {hint}"
 
     def certificate_error(self, error: BaseException) -> str | None:
@@ -109,17 +119,19 @@ def _read_ca(path: Path | str | None) -> str | None:
 def resolve(args: argparse.Namespace) -> Target:
     endpoint, api_key, model = args.endpoint, args.api_key, args.model
     ca_cert = _read_ca(getattr(args, "ca_cert", None))
+    public_certificate = False
     if not (endpoint and api_key):
         outputs = stack_outputs(args.stack)
         endpoint = endpoint or outputs.get("endpoint")
         api_key = api_key or outputs.get("apiKey")
         model = model or outputs.get("model")
+        public_certificate = not ca_cert and "caCertificate" not in outputs
         ca_cert = ca_cert or outputs.get("caCertificate")
     if not endpoint or not api_key:
         raise TargetError("the stack has no `endpoint`/`apiKey` outputs; pass --endpoint and --api-key")
     if not endpoint.startswith(("http://", "https://")):
         raise TargetError(f"--endpoint {endpoint!r} is not a URL; expected https://HOST:PORT")
-    return Target(endpoint.rstrip("/"), api_key, model, args.show_secrets, ca_cert)
+    return Target(endpoint.rstrip("/"), api_key, model, args.show_secrets, ca_cert, public_certificate)
 
 
 def served_model(target: Target, timeout: float = 10) -> str:

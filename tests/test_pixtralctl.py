@@ -438,6 +438,21 @@ def test_without_a_stack_ca_the_systems_trusted_cas_verify_the_server(stack_tls,
     assert "ready after" in capsys.readouterr().out
 
 
+def test_a_public_certificate_not_yet_trusted_says_so_instead_of_asking_for_a_ca(stack_tls, tmp_path, monkeypatch,
+                                                                                 capsys):
+    # A fleet with pixtral:domain exports no caCertificate; until ACM / Google issue the certificate the name serves
+    # another one. Asking for --ca-cert would send the user after a CA the stack does not have.
+    (tmp_path / "system-cas.pem").write_text(tls_test_ca.issue(common_name="a public CA").ca_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "system-cas.pem"))
+    with _https_server(stack_tls) as server:
+        _stack_with_outputs({"endpoint": server.endpoint, "apiKey": KEY}, tmp_path, monkeypatch)
+        assert main(["wait", "--timeout", "30", "--interval", "0.2"]) == 1
+    captured = capsys.readouterr()
+    (line,) = [line for line in (captured.out + captured.err).splitlines() if "not trusted" in line]
+    assert f"the TLS certificate of {server.endpoint} is not trusted" in line
+    assert "exports no caCertificate" in line and "public certificate" in line and "--ca-cert" not in line
+
+
 @pytest.mark.parametrize("trusted", ["system CAs", "another CA"])
 def test_an_untrusted_certificate_fails_at_once_with_one_line_naming_the_endpoint(stack_tls, tmp_path, capsys,
                                                                                   trusted):
