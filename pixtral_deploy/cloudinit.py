@@ -22,6 +22,10 @@ from .server import GUARD_FILE, TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FIL
 USERDATA_DIR = Path(__file__).resolve().parent.parent / "userdata"
 LIB_DIR = "/usr/local/lib/pixtral"
 CONFIG_DIR = "/etc/pixtral"
+# The Bearer token a metrics agent sends to scrape vLLM's /metrics for an autoscaler (the key guard protects it): the
+# API key, written root-only by fetch-secrets.sh from the secret store at boot. Never in user data. The AWS fleet's
+# CloudWatch agent and the GCP fleet's Ops Agent read the same file.
+METRICS_TOKEN_FILE = f"{CONFIG_DIR}/metrics-token"
 STATE_DIR = "/var/lib/pixtral"
 # The model cache: a local NVMe mount when the machine has one (prepare-storage.sh), else a root-disk folder.
 CACHE_DIR = f"{STATE_DIR}/cache"
@@ -73,13 +77,11 @@ class TlsFiles:
 
 @dataclass(frozen=True)
 class MetricsScrape:
-    """A metrics agent that scrapes vLLM's /metrics for an autoscaler: its configuration file, the root-only file
-    the boot writes the API key into for the scrape's Bearer token (the key guard protects /metrics), and how it is
-    installed."""
+    """A metrics agent that scrapes vLLM's /metrics for an autoscaler (its Bearer token in METRICS_TOKEN_FILE): its
+    configuration file, and how it is installed."""
 
     config_path: str
     config: dict
-    token_file: str
     install: list[str]
 
 
@@ -153,8 +155,9 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
     if server.tls and not (tls and store.tls_key):
         raise ValueError("a TLS server needs its certificates and its private key in the secret store")
     settings = {**environment(server, store, local_nvme), **(fleet.environment() if fleet else {})}
-    if metrics is not None:
-        settings["PIXTRAL_METRICS_TOKEN_FILE"] = metrics.token_file
+    if metrics is not None or (fleet and fleet.queue_metrics):
+        # fetch-secrets.sh writes the key there for the agent.
+        settings["PIXTRAL_METRICS_TOKEN_FILE"] = METRICS_TOKEN_FILE
     scripts = SCRIPTS + (fleet.scripts if fleet else ())
     units = UNITS + (fleet.units if fleet else ())
     files = [
@@ -162,7 +165,8 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
         _file(f"{CONFIG_DIR}/vllm.args", "".join(f"{arg}\n" for arg in vllm_args(server)), "0644"),
     ]
     if fleet and fleet.queue_metrics:
-        files += [_file(path, content, "0644") for path, content in metric_files(server.port, fleet.fleet_id).items()]
+        files += [_file(path, content, "0644") for path, content in metric_files(server.port, fleet.fleet_id,
+                                                                                METRICS_TOKEN_FILE).items()]
     files += [
         _file(f"{LIB_DIR}/{name}", (USERDATA_DIR / name).read_text(), "0644" if name.endswith("lib.sh") else "0755")
         for name in scripts
@@ -180,7 +184,7 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
         runcmd += [
             # The agent refuses a configuration whose token file is missing: an empty one until the boot writes
             # the key into it (fetch-secrets.sh); the scrape reads the file on every request.
-            ["install", "-m", "0600", "/dev/null", metrics.token_file],
+            ["install", "-m", "0600", "/dev/null", METRICS_TOKEN_FILE],
             metrics.install,
         ]
     if server.tls:

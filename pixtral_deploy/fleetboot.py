@@ -21,9 +21,6 @@ QUEUE_METRIC = "vllm:num_requests_waiting"
 SCRAPE_JOB = "pixtral-vllm"
 AGENT_CONFIG_FILE = "/etc/pixtral/cloudwatch-agent.json"
 SCRAPE_CONFIG_FILE = "/etc/pixtral/prometheus.yaml"
-# The bearer token the scraper sends: the API key, written root-only at boot from the secrets file (the key guard
-# protects /metrics). Never in user data.
-SCRAPE_TOKEN_FILE = "/etc/pixtral/metrics-token"
 METRIC_SCRIPTS = ("publish-metrics.sh",)
 METRIC_UNITS = ("pixtral-metrics.service",)
 LIFECYCLE_SCRIPTS = ("complete-lifecycle.sh",)
@@ -54,15 +51,16 @@ class FleetBoot:
         return {"PIXTRAL_FLEET_ID": self.fleet_id, "PIXTRAL_LIFECYCLE_HOOK": self.lifecycle_hook or ""}
 
 
-def scrape_config(port: int, fleet_id: str) -> dict:
+def scrape_config(port: int, fleet_id: str, token_file: str) -> dict:
     """Prometheus scrape configuration for the CloudWatch agent: vLLM's /metrics on this replica, with the API key
-    as bearer token (from a root-only file), labelled with the fleet so the metric carries the dimension."""
+    as bearer token (from the root-only `token_file`), labelled with the fleet so the metric carries the
+    dimension."""
     return {
         "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "scrape_timeout": "10s"},
         "scrape_configs": [{
             "job_name": SCRAPE_JOB,
             "metrics_path": "/metrics",
-            "bearer_token_file": SCRAPE_TOKEN_FILE,
+            "bearer_token_file": token_file,
             "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": {FLEET_DIMENSION: fleet_id}}],
         }],
     }
@@ -96,9 +94,9 @@ def agent_config(log_group: str) -> dict:
     }
 
 
-def metric_files(port: int, fleet_id: str) -> dict[str, str]:
+def metric_files(port: int, fleet_id: str, token_file: str) -> dict[str, str]:
     """Path -> content of the two configuration files the metrics unit starts the agent with."""
     return {
         AGENT_CONFIG_FILE: json.dumps(agent_config(f"/pixtral/{fleet_id}/prometheus"), indent=2) + "\n",
-        SCRAPE_CONFIG_FILE: yaml.safe_dump(scrape_config(port, fleet_id), sort_keys=False),
+        SCRAPE_CONFIG_FILE: yaml.safe_dump(scrape_config(port, fleet_id, token_file), sort_keys=False),
     }

@@ -9,10 +9,9 @@ user data or in this configuration.
 
 from __future__ import annotations
 
-from .cloudinit import CONFIG_DIR, MetricsScrape
+from .cloudinit import METRICS_TOKEN_FILE, MetricsScrape
 
 OPS_AGENT_CONFIG = "/etc/google-cloud-ops-agent/config.yaml"
-METRICS_TOKEN_FILE = f"{CONFIG_DIR}/metrics-token"
 QUEUE_METRIC = "prometheus.googleapis.com/vllm:num_requests_waiting/gauge"
 # The agent's major version; its repository script installs the newest 2.x.
 OPS_AGENT_VERSION = "2.*.*"
@@ -45,7 +44,6 @@ def ops_agent_scrape(port: int) -> MetricsScrape:
     return MetricsScrape(
         config_path=OPS_AGENT_CONFIG,
         config=ops_agent_config(port),
-        token_file=METRICS_TOKEN_FILE,
         install=["bash", "-c", "cd /tmp && curl -sSfO https://dl.google.com/cloudagents/add-google-cloud-ops-agent-"
                  f"repo.sh && bash add-google-cloud-ops-agent-repo.sh --also-install --version='{OPS_AGENT_VERSION}'"],
     )

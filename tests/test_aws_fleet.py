@@ -17,8 +17,9 @@ from conftest import PROJECT_DIR, environment_file, required_tool, resources_of,
 from cryptography import x509
 
 from pixtral_deploy.catalog import MACHINE_TYPES, model_download_gb
+from pixtral_deploy.cloudinit import METRICS_TOKEN_FILE
 from pixtral_deploy.coldstart import estimate_cold_start
-from pixtral_deploy.fleetboot import AGENT_CONFIG_FILE, SCRAPE_CONFIG_FILE, SCRAPE_TOKEN_FILE
+from pixtral_deploy.fleetboot import AGENT_CONFIG_FILE, SCRAPE_CONFIG_FILE
 from pixtral_deploy.scaling import parse_autoscale
 from pixtral_deploy.storage import vm_storage
 
@@ -134,10 +135,14 @@ def test_the_scraper_authenticates_with_the_key_without_the_key_in_user_data():
     user_data = vm_user_data(run)
     assert API_KEY not in user_data
     scrape = yaml.safe_load(vm_files(run)[SCRAPE_CONFIG_FILE])["scrape_configs"][0]
-    assert scrape["bearer_token_file"] == SCRAPE_TOKEN_FILE
+    assert scrape["bearer_token_file"] == METRICS_TOKEN_FILE
     assert scrape["static_configs"][0]["targets"] == ["127.0.0.1:8081"]
-    publish = vm_files(run)["/usr/local/lib/pixtral/publish-metrics.sh"]
-    assert "umask 077" in publish and '"$VLLM_API_KEY" >"$token_file.tmp"' in publish
+    # fetch-secrets.sh writes the token, root-only, as on the GCP fleet (tests/test_gcp_fleet.py runs it); the
+    # publishing unit never sees the key.
+    files = vm_files(run)
+    assert environment_file(files)["PIXTRAL_METRICS_TOKEN_FILE"] == METRICS_TOKEN_FILE
+    assert "secrets.env" not in files["/etc/systemd/system/pixtral-metrics.service"]
+    assert "VLLM_API_KEY" not in files["/usr/local/lib/pixtral/publish-metrics.sh"]
 
 
 def test_cloudwatch_agent_configuration_passes_the_agents_own_schema():

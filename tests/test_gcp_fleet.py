@@ -16,9 +16,10 @@ from test_vm_updates import _fake_store_cli
 
 from components.gcp_fleet import GOOGLE_LB_RANGES, LB_UTILIZATION_TARGET, PROXY_ONLY_SUBNET_RANGE
 from pixtral_deploy.catalog import GPU_ZONES
+from pixtral_deploy.cloudinit import METRICS_TOKEN_FILE
 from pixtral_deploy.coldstart import cold_start
 from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds
-from pixtral_deploy.ops_agent import METRICS_TOKEN_FILE, OPS_AGENT_CONFIG, QUEUE_METRIC
+from pixtral_deploy.ops_agent import OPS_AGENT_CONFIG, QUEUE_METRIC
 from pixtral_deploy.spec import load_deployment
 
 STACK = "gcp-fleet"

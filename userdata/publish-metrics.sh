@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Fleet replicas scaled on vLLM's queue: the CloudWatch agent scrapes vLLM's Prometheus endpoint on this machine
 # and publishes vllm:num_requests_waiting, which the group's target-tracking policy averages across replicas.
-# The key guard protects /metrics, so the scraper sends the API key as a bearer token read from a root-only file
-# written here from the secrets file; the key is never in the user data or the agent's configuration.
+# The key guard protects /metrics, so the scraper sends the API key as a bearer token read from the root-only file
+# fetch-secrets.sh writes (PIXTRAL_METRICS_TOKEN_FILE); the key is never in the user data, the agent's configuration
+# or this unit's environment.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 
-: "${VLLM_API_KEY:?VLLM_API_KEY is not set: pixtral-secrets.service did not write the secrets file}"
-token_file=${PIXTRAL_METRICS_TOKEN_FILE:-/etc/pixtral/metrics-token}
-umask 077
-printf '%s' "$VLLM_API_KEY" >"$token_file.tmp"
-mv "$token_file.tmp" "$token_file"
+if [ ! -s "${PIXTRAL_METRICS_TOKEN_FILE:?}" ]; then
+  echo "no scrape token in $PIXTRAL_METRICS_TOKEN_FILE: pixtral-secrets.service did not write it" >&2
+  exit 1
+fi
 
 ctl=${PIXTRAL_AGENT_CTL:-/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl}
 if [ ! -x "$ctl" ]; then
