@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -94,11 +93,7 @@ def requests_per_target_per_minute(target_qps_per_replica: float) -> float:
     return target_qps_per_replica * QPS_WINDOW_SECONDS
 
 
-@dataclass
-class AwsGpuFleetArgs(AwsServerArgs):
-    # The stack CA that signs the balancer's certificate when there is no pixtral:domain; None with a domain (a
-    # public ACM certificate) or with pixtral:tls false (plain HTTP).
-    ca: StackCa | None = None
+AwsGpuFleetArgs = AwsServerArgs
 
 
 class AwsGpuFleet(pulumi.ComponentResource):
@@ -155,6 +150,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
         self._role_extras(identity.role, boot, group)
         if scaling.autoscale is not None:
             self._scaling_policy(deployment, group, balancer, target_group)
+            self._scale_in(scaling.autoscale, group, balancer, target_group)
 
         self.auto_scaling_group = group.name
         self.target_group = target_group.arn
@@ -349,7 +345,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
     def _scaling_policy(self, deployment: Deployment, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer,
                         target_group: aws.lb.TargetGroup) -> aws.autoscaling.Policy:
         """Scale-out by target tracking on requests per replica (SkyServe's QPS target) or on vLLM's queue per
-        replica; scale-in by our own alarm, which honours downscaleDelaySeconds exactly.
+        replica; scale-in is `_scale_in`'s alarm, which honours downscaleDelaySeconds exactly.
 
         upscaleDelaySeconds is the tracking policy's estimated instance warm-up: after a scale-out, the group waits
         that long before a new replica's metrics count and before it scales out again for the same load. Tracking's
@@ -374,7 +370,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
                     metric_dimensions=[aws.autoscaling
                                        .PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs(
                                            name=FLEET_DIMENSION, value=self._fleet_id)]))
-        scale_out = aws.autoscaling.Policy(
+        return aws.autoscaling.Policy(
             f"{self._name}-{autoscale.metric}",
             autoscaling_group_name=group.name,
             policy_type="TargetTrackingScaling",
@@ -382,8 +378,6 @@ class AwsGpuFleet(pulumi.ComponentResource):
             target_tracking_configuration=tracking,
             opts=self._child,
         )
-        self._scale_in(autoscale, group, balancer, target_group)
-        return scale_out
 
     def _scale_in(self, autoscale: Autoscale, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer,
                   target_group: aws.lb.TargetGroup) -> aws.cloudwatch.MetricAlarm:

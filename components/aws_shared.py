@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.ssm_agent_policy import ssm_agent_policy
+from components.stack_ca import StackCa
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret, TlsFiles, render_cloud_init
 from pixtral_deploy.config import stored_secret
 from pixtral_deploy.fleetboot import FleetBoot
@@ -34,11 +35,13 @@ def assume_role_policy(service: str, actions: tuple[str, ...] = ("sts:AssumeRole
 
 @dataclass
 class AwsServerArgs:
-    """What every AWS shape of the server is made from: the one deployment and its two secrets."""
+    """What every AWS shape of the server is made from: the one deployment, its two secrets, and the stack CA that
+    signs the endpoint's certificate (None with pixtral:tls false, or where a public certificate serves)."""
 
     deployment: Deployment
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
+    ca: StackCa | None = None
 
 
 @dataclass

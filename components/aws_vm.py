@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_aws as aws
 
@@ -21,16 +19,11 @@ from components.aws_shared import (
     vm_identity,
 )
 from components.boot_image import looked_up_image_options
-from components.stack_ca import StackCa
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
 from pixtral_deploy.spec import Deployment
 
-
-@dataclass
-class AwsGpuVmArgs(AwsServerArgs):
-    # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
-    ca: StackCa | None = None
+AwsGpuVmArgs = AwsServerArgs
 
 
 class AwsGpuVm(pulumi.ComponentResource):
@@ -91,7 +84,7 @@ class AwsGpuVm(pulumi.ComponentResource):
         self.instance_id = instance.id
         self.public_ip = address.public_ip
         host = tls.domain or address.public_ip
-        self.endpoint = pulumi.Output.from_input(host).apply(deployment.server.url)
+        self.endpoint = pulumi.Output.from_input(host).apply(deployment.endpoint_url)
         self.register_outputs({"endpoint": self.endpoint, "instance_id": self.instance_id,
                                "public_ip": self.public_ip})
 

@@ -37,7 +37,6 @@ from components.gcp_shared import (
     vm_identity,
     vm_metadata,
 )
-from components.stack_ca import StackCa
 from pixtral_deploy.catalog import region_of
 from pixtral_deploy.cloudinit import MetricsScrape
 from pixtral_deploy.coldstart import cold_start
@@ -109,11 +108,7 @@ def max_rate_per_instance(target_qps_per_replica: float) -> float:
     return target_qps_per_replica / LB_UTILIZATION_TARGET
 
 
-@dataclass
-class GcpGpuFleetArgs(GcpServerArgs):
-    # The stack CA that signs the load balancer's certificate; None with pixtral:tls false, and where a
-    # Google-managed certificate serves (Deployment.public_certificate).
-    ca: StackCa | None = None
+GcpGpuFleetArgs = GcpServerArgs
 
 
 class GcpGpuFleet(pulumi.ComponentResource):
@@ -151,8 +146,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
         api_firewalls(f"{name}-from-lb", lb_sources, port, self._network.network, args.project, tag, parent=self)
 
         health_check = self._health_check()
-        user_data = replica_user_data(deployment, identity,
-                                      metrics=self._metrics_agent(identity))
+        user_data = replica_user_data(deployment, identity, metrics=self._metrics_agent(identity))
         groups = []
         for group in capacity_groups(deployment.scaling):
             template = self._template(group, user_data, identity.service_account.email, tag)

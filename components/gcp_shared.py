@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from components.stack_ca import StackCa
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret, TlsFiles, render_cloud_init
 from pixtral_deploy.config import stored_secret
@@ -50,13 +51,15 @@ def service_account_id(stack: str, name: str) -> str:
 
 @dataclass
 class GcpServerArgs:
-    """What every GCP shape of the server is made from: the single VM and the fleet take the same arguments."""
+    """What every GCP shape of the server is made from: the single VM and the fleet take the same arguments (the
+    stack CA signs the endpoint's certificate; None with pixtral:tls false, or where a public certificate serves)."""
 
     deployment: Deployment
     project: str
     zone: str
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
+    ca: StackCa | None = None
 
 
 @dataclass

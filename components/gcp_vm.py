@@ -3,8 +3,6 @@ address (and DNS name), and the VM."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_gcp as gcp
 
@@ -24,13 +22,8 @@ from components.gcp_shared import (
     vm_identity,
     vm_metadata,
 )
-from components.stack_ca import StackCa
 
-
-@dataclass
-class GcpGpuVmArgs(GcpServerArgs):
-    # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
-    ca: StackCa | None = None
+GcpGpuVmArgs = GcpServerArgs
 
 
 class GcpGpuVm(pulumi.ComponentResource):
@@ -97,6 +90,6 @@ class GcpGpuVm(pulumi.ComponentResource):
             dns_record(name, args.project, tls.dns_zone, tls.domain, address.address, parent=self)
         self.instance_name = instance.name
         self.public_ip = address.address
-        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.server.url)
+        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.endpoint_url)
         self.register_outputs({"endpoint": self.endpoint, "instance_name": self.instance_name,
                                "public_ip": self.public_ip})

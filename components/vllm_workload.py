@@ -13,7 +13,6 @@ are a Deployment on one ReadWriteMany claim instead, which lets a rollout start 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 import pulumi
@@ -21,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components.stack_ca import StackCa
 from pixtral_deploy.cloudinit import USERDATA_DIR
+from pixtral_deploy.network import is_ip_address
 from pixtral_deploy.server import (
     DRAIN_SECONDS,
     GUARD_FILE,
@@ -133,7 +133,7 @@ class VllmWorkload(pulumi.ComponentResource):
         self.secret_name = secret.metadata["name"]
         self.selector = self._selector
         self.address = host
-        self.endpoint = pulumi.Output.from_input(spec.tls.domain or host).apply(spec.server.url)
+        self.endpoint = pulumi.Output.from_input(spec.tls.domain or host).apply(spec.endpoint_url)
         self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "workload": workload.metadata["name"]})
 
     def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
@@ -163,8 +163,8 @@ class VllmWorkload(pulumi.ComponentResource):
         names = ([domain] if domain else []) + [f"{self._name}.{namespace}.svc.cluster.local",
                                                 f"{self._name}.{namespace}.svc", f"{self._name}.{namespace}",
                                                 self._name]
-        ip_addresses = host.apply(lambda h: [h] if _is_ip(h) else [])
-        dns_names = host.apply(lambda h: list(dict.fromkeys(names + ([] if _is_ip(h) else [h]))))
+        ip_addresses = host.apply(lambda h: [h] if is_ip_address(h) else [])
+        dns_names = host.apply(lambda h: list(dict.fromkeys(names + ([] if is_ip_address(h) else [h]))))
         certificate = ca.issue(self._name, ip_addresses=ip_addresses, dns_names=dns_names, parent=self)
         return k8s.core.v1.Secret(
             f"{self._name}-tls", metadata=self._generated_name(ns), type="kubernetes.io/tls",
@@ -374,14 +374,6 @@ class VllmWorkload(pulumi.ComponentResource):
         waits = pulumi.ResourceOptions(custom_timeouts=timeouts)
         return k8s.core.v1.Service(self._name, metadata=metadata, spec=service,
                                    opts=pulumi.ResourceOptions.merge(self._child, waits))
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _service_host(service: k8s.core.v1.Service, service_type: str, namespace: str) -> pulumi.Output[str]:

@@ -8,6 +8,15 @@ from collections.abc import Iterable
 IP_VERSIONS = (4, 6)
 
 
+def is_ip_address(host: str) -> bool:
+    """Whether `host` is an IP address (else a DNS name): certificates name the two apart."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def ip_version(cidr: str) -> int:
     return ipaddress.ip_network(cidr).version
 

@@ -56,10 +56,6 @@ class ServerSpec:
     def scheme(self) -> str:
         return "https" if self.tls else "http"
 
-    def url(self, host: str) -> str:
-        """The endpoint clients call at `host` (an address or DNS name)."""
-        return f"{self.scheme}://{host}:{self.port}"
-
     @property
     def image(self) -> str:
         return f"{VLLM_IMAGE_REPOSITORY}:v{self.vllm_version}"

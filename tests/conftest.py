@@ -98,6 +98,11 @@ def resources_of(run: dict, type_: str) -> list[dict]:
 POD_CONTROLLER_TYPES = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
 
 
+def pem_body(pem: str) -> str:
+    """The base64 body of a PEM block: what would give the key away, however it is wrapped or re-encoded."""
+    return "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+
+
 def pod_controller(run: dict) -> dict:
     """The pods' controller: a StatefulSet (a cache per pod), or a Deployment (pixtral:sharedCache)."""
     (controller,) = [r for r in run["resources"] if r["type"] in POD_CONTROLLER_TYPES]

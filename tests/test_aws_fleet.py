@@ -13,7 +13,16 @@ import subprocess
 import jsonschema
 import pytest
 import yaml
-from conftest import PROJECT_DIR, environment_file, required_tool, resources_of, run_stack, vm_files, vm_user_data
+from conftest import (
+    PROJECT_DIR,
+    environment_file,
+    pem_body,
+    required_tool,
+    resources_of,
+    run_stack,
+    vm_files,
+    vm_user_data,
+)
 from cryptography import x509
 
 from pixtral_deploy.catalog import MACHINE_TYPES, model_download_gb
@@ -315,10 +324,6 @@ def test_warm_pool_on_a_single_vm_is_refused():
 
 # HTTPS at the balancer (pixtral:tls, on by default; issue 11's contract for the fleets).
 
-def _pem_body(pem: str) -> str:
-    return "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
-
-
 def test_the_balancer_serves_https_with_a_tls13_policy_and_forwards_plain_http():
     run = fleet()
     listener = one(run, LISTENER)["inputs"]
@@ -357,7 +362,7 @@ def test_the_balancers_certificate_names_its_dns_name_and_is_signed_by_the_stack
 def test_the_balancers_private_key_is_only_in_the_acm_certificates_secret_input():
     run = fleet(QUEUE, {"pixtral:apiKey": API_KEY})
     imported = one(run, ACM_CERTIFICATE)["inputs"]
-    body = _pem_body(imported["privateKey"])
+    body = pem_body(imported["privateKey"])
     assert "PRIVATE KEY-----" in imported["privateKey"] and len(body) > 64
     (template,) = resources_of(run, TEMPLATE)
     assert body[:64] not in vm_user_data(run) and body[:64] not in json.dumps(template["inputs"])

@@ -4,16 +4,25 @@ the private key stays a secret end to end, and `pixtral:tls false` brings plain 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import STACKS, pod_controller, replicas_serve_tls, resources_of, run_stack, target_of, vm_files
+from conftest import (
+    STACKS,
+    pem_body,
+    pod_controller,
+    replicas_serve_tls,
+    resources_of,
+    run_stack,
+    target_of,
+    vm_files,
+)
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pixtral_deploy.cloudinit import declared_user_data
+from pixtral_deploy.network import is_ip_address
 from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE
 
 # The shipped stacks that serve HTTPS (a stack file may set pixtral:tls false).
@@ -37,11 +46,6 @@ SECRET_HOLDERS = {
 # A load balancer's certificate that holds the stack CA's server certificate and key.
 LB_CERTIFICATES = ("aws:acm/certificate:Certificate", "gcp:compute/sSLCertificate:SSLCertificate",
                    "gcp:compute/regionSslCertificate:RegionSslCertificate")
-
-
-def _pem_body(pem: str) -> str:
-    """The base64 body of a PEM block: what would give the key away, however it is wrapped or re-encoded."""
-    return "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
 
 
 def _write_files(run: dict) -> dict[str, str]:
@@ -105,14 +109,6 @@ def _sans(certificate: x509.Certificate) -> tuple[list[str], list[str]]:
             names.get_values_for_type(x509.DNSName))
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def test_endpoint_is_https_and_the_ca_is_a_plain_output(deployed):
     outputs = deployed["outputs"]
     assert outputs["endpoint"].startswith("https://"), outputs["endpoint"]
@@ -126,7 +122,7 @@ def test_certificate_names_the_endpoint_and_is_signed_by_the_stack_ca(deployed):
     certificate = _served_certificate(deployed)
     host = urlsplit(deployed["outputs"]["endpoint"]).hostname
     ips, dns_names = _sans(certificate)
-    assert host in (ips if _is_ip(host) else dns_names), f"{host} is not in the certificate: {ips}, {dns_names}"
+    assert host in (ips if is_ip_address(host) else dns_names), f"{host} is not in the certificate: {ips}, {dns_names}"
     ca = x509.load_pem_x509_certificate(deployed["outputs"]["caCertificate"].encode())
     certificate.verify_directly_issued_by(ca)
     usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -142,7 +138,7 @@ def test_certificate_is_reissued_before_it_expires(deployed):
 def test_private_key_is_in_the_secret_store_and_nowhere_else(deployed):
     key = _stored_private_key(deployed)
     assert "PRIVATE KEY-----" in key
-    body = _pem_body(key)
+    body = pem_body(key)
     for resource in deployed["resources"]:
         if resource["type"].startswith("tls:"):
             continue  # the key's own provider resources: it is made there, as a Pulumi secret
@@ -345,4 +341,4 @@ def test_mock_key_pem_is_real(deployed):
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     assert load_pem_private_key(key.encode(), password=None).key_size >= 256
-    assert base64.b64decode(_pem_body(key))
+    assert base64.b64decode(pem_body(key))
