@@ -8,11 +8,20 @@ record (components/eks_cluster.py, gke_cluster.py) for the Service's address, `a
 
 The pods are a StatefulSet with a ReadWriteOnce cache claim per pod (what every default StorageClass provides): a
 pod scaled in keeps its claim, and when it comes back it finds its weights there. With pixtral:sharedCache the pods
-are a Deployment on one ReadWriteMany claim instead, which lets a rollout start a new pod before an old one goes.
+are a Deployment on one ReadWriteMany claim instead.
+
+A rollout (pixtral:rollout surge, the default) never removes a pod before its replacement is ready. A Deployment
+does that itself (maxSurge 1, maxUnavailable 0). A StatefulSet cannot: the pod it replaces holds the GPU and the
+claim. So each pod template is a StatefulSet of its own, named after a digest of its spec: a changed template is a
+new name, which Pulumi replaces create-first. It awaits the new set's readiness (every pod its live replica count
+asks for), and only then deletes the old set, whose pods drain and whose claims go with it. pixtral:rollout inPlace
+keeps one StatefulSet and replaces its pods one at a time instead, for clusters with no spare GPU.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import pulumi
@@ -48,6 +57,14 @@ STARTUP_PROBE_SECONDS = 1800
 PROBE_PERIOD_SECONDS = 10
 # How long `pulumi up` waits for the Service to select a pod and get an address (see _service).
 SERVICE_AWAIT = "30m"
+# How long `pulumi up` waits for the pods to be ready: a GPU node from zero (about 10 minutes), the image, and the
+# first download and load (the startup probe's 30 minutes).
+WORKLOAD_AWAIT = "60m"
+# Deleting the pods' controller waits for its pods to go (Pulumi deletes in the foreground), and a pod may drain for
+# TERMINATION_GRACE_SECONDS.
+WORKLOAD_DELETE_AWAIT = "20m"
+# The pod label that tells one StatefulSet's pods from the next one's during a surge rollout.
+GENERATION_LABEL = "pixtral/generation"
 # A terminating pod leaves the Service's endpoints while it sleeps, so kube-proxy and load balancers stop sending it
 # new requests before vLLM drains the ones it has (DRAIN_SECONDS); the kubelet kills it only after both.
 PRESTOP_SLEEP_SECONDS = 15
@@ -94,6 +111,8 @@ class VllmWorkload(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
     # What an autoscaler scales (StatefulSet, or Deployment with a shared cache), and the pods' Secret and labels.
+    # The name is known before the controller exists: an autoscaler turns to a new StatefulSet as it is created, so
+    # the new set grows to the load while `pulumi up` awaits it, and the old set goes only after that.
     workload_kind: str
     workload_name: pulumi.Output[str]
     secret_name: pulumi.Output[str]
@@ -119,9 +138,9 @@ class VllmWorkload(pulumi.ComponentResource):
         tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, settings.namespace) if args.ca else None
         pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
         if settings.shared_cache:
-            workload = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
+            workload_name = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
         else:
-            workload = self._stateful_set(ns, pod_template, spec, args.storage_class)
+            workload_name = self._stateful_set(ns, pod_template, spec, args.storage_class)
         self._network_policy(ns, spec)
         # Declared for any range above one pod, so 2 and 50 replicas declare the same resources.
         if spec.scaling.max_replicas > 1:
@@ -129,12 +148,12 @@ class VllmWorkload(pulumi.ComponentResource):
         self.namespace = ns
         self.service_name = service.metadata["name"]
         self.workload_kind = "Deployment" if settings.shared_cache else "StatefulSet"
-        self.workload_name = workload.metadata["name"]
+        self.workload_name = workload_name
         self.secret_name = secret.metadata["name"]
         self.selector = self._selector
         self.address = host
         self.endpoint = pulumi.Output.from_input(spec.tls.domain or host).apply(spec.endpoint_url)
-        self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "workload": workload.metadata["name"]})
+        self.register_outputs({"endpoint": self.endpoint, "namespace": ns, "workload": workload_name})
 
     def _metadata(self, ns: pulumi.Input[str], suffix: str = "") -> dict:
         return {"name": f"{self._name}{suffix}", "namespace": ns, "labels": self._labels}
@@ -285,52 +304,78 @@ class VllmWorkload(pulumi.ComponentResource):
         (server-side apply leaves a field the program does not set to its owner)."""
         return {} if spec.scaling.autoscale else {"replicas": spec.scaling.replicas}
 
-    def _workload_metadata(self, ns: pulumi.Input[str]) -> dict:
-        # `pulumi up` returns once the objects exist; `pixtralctl wait` follows the minutes-long first start.
-        return {**self._metadata(ns), "annotations": {"pulumi.com/skipAwait": "true"}}
+    def _awaited(self) -> pulumi.ResourceOptions:
+        """`pulumi up` waits for the pods to be ready (and `destroy` for them to drain). A surge rollout needs it:
+        the old pods may go only once the new ones serve. It also means that when `pulumi up` returns, the endpoint
+        answers, and that a pod that cannot start (no GPU free, an image that does not pull) fails the update with
+        the pod's own reason."""
+        timeouts = pulumi.CustomTimeouts(create=WORKLOAD_AWAIT, update=WORKLOAD_AWAIT, delete=WORKLOAD_DELETE_AWAIT)
+        return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(custom_timeouts=timeouts))
 
     def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: Deployment,
-                      cluster_storage_class: str | None) -> k8s.apps.v1.StatefulSet:
-        """A ReadWriteOnce cache per pod, from a claim template: pod N always mounts claim cache-<name>-N."""
-        return k8s.apps.v1.StatefulSet(
+                      cluster_storage_class: str | None) -> pulumi.Output[str]:
+        """A ReadWriteOnce cache per pod, from a claim template: pod N always mounts claim cache-<set name>-N.
+        Returns the set's name."""
+        body = {
+            # Scale-out starts every new pod at once, not one after another's (minutes-long) start.
+            "podManagementPolicy": "Parallel",
+            # Within one set (rollout inPlace) a pod cannot surge next to the one it replaces: that one holds the
+            # GPU and the RWO claim. The rollout replaces one pod at a time, highest ordinal first, and waits for it
+            # to be ready. Under rollout surge a set's template never changes: a new template is a new set.
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}},
+            # Claims outlive a scale-in (the pod that comes back finds its weights) and go with the set.
+            "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain", "whenDeleted": "Delete"},
+            "selector": {"matchLabels": self._selector},
+            "template": pod_template,
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "cache", "labels": self._labels},
+                "spec": self._claim_spec(spec, "ReadWriteOnce", cluster_storage_class),
+            }],
+        }
+        name: pulumi.Input[str] = self._name
+        if spec.kubernetes.rollout == "surge":
+            name, body = self._generation(body)
+        k8s.apps.v1.StatefulSet(
             self._name,
-            metadata=self._workload_metadata(ns),
-            spec={
-                **self._replicas(spec),
-                # Scale-out starts every new pod at once, not one after another's (minutes-long) start.
-                "podManagementPolicy": "Parallel",
-                # A pod cannot surge next to the one it replaces: that one holds the GPU and the RWO claim. The
-                # rollout replaces one pod at a time, highest ordinal first, and waits for it to be ready.
-                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}},
-                # Claims outlive a scale-in (the pod that comes back finds its weights) and go with the workload.
-                "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain", "whenDeleted": "Delete"},
-                "selector": {"matchLabels": self._selector},
-                "template": pod_template,
-                "volumeClaimTemplates": [{
-                    "metadata": {"name": "cache", "labels": self._labels},
-                    "spec": self._claim_spec(spec, "ReadWriteOnce", cluster_storage_class),
-                }],
-            },
-            opts=self._child,
+            metadata={**self._metadata(ns), "name": name},
+            spec={**self._replicas(spec), **body},
+            opts=self._awaited(),
         )
+        return pulumi.Output.from_input(name)
+
+    def _generation(self, body: dict) -> tuple[pulumi.Output[str], dict]:
+        """The set's name and spec for one pod template: `<name>-<digest of the spec>`, with the digest as a pod
+        label in its selector. Scaling (the replica count) is not in the digest, so it stays with the same set; any
+        other change makes a new set beside the old one."""
+        digest = pulumi.Output.from_input(body).apply(_digest)
+        selector = {**body["selector"]["matchLabels"], GENERATION_LABEL: digest}
+        template = body["template"]
+        labelled = {**template, "metadata": {**template["metadata"], "labels": {**template["metadata"]["labels"],
+                                                                              GENERATION_LABEL: digest}}}
+        name = pulumi.Output.concat(self._name, "-", digest)
+        return name, {**body, "selector": {"matchLabels": selector}, "template": labelled}
 
     def _deployment(self, ns: pulumi.Input[str], pod_template: dict, cache: k8s.core.v1.PersistentVolumeClaim,
-                    spec: Deployment) -> k8s.apps.v1.Deployment:
+                    spec: Deployment) -> pulumi.Output[str]:
         volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": cache.metadata["name"]}},
                    *pod_template["spec"]["volumes"]]
-        return k8s.apps.v1.Deployment(
+        # The shared cache lets a new pod start next to the old one (rollout surge): it must be ready before an old
+        # one goes. Without a spare GPU the new pod waits (Pending) and the old ones keep serving. rollout inPlace
+        # takes one old pod out first instead.
+        surge = spec.kubernetes.rollout == "surge"
+        deployment = k8s.apps.v1.Deployment(
             self._name,
-            metadata=self._workload_metadata(ns),
+            metadata=self._metadata(ns),
             spec={
                 **self._replicas(spec),
-                # The shared cache lets a new pod start next to the old one: it must be ready before an old one
-                # goes. Without a spare GPU the new pod waits (Pending) and the old ones keep serving.
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1 if surge else 0,
+                                                                        "maxUnavailable": 0 if surge else 1}},
                 "selector": {"matchLabels": self._selector},
                 "template": {**pod_template, "spec": {**pod_template["spec"], "volumes": volumes}},
             },
-            opts=self._child,
+            opts=self._awaited(),
         )
+        return deployment.metadata["name"]
 
     def _network_policy(self, ns: pulumi.Input[str], spec: Deployment) -> None:
         # Only the API port reaches the pods, whatever else runs in the cluster.
@@ -374,6 +419,12 @@ class VllmWorkload(pulumi.ComponentResource):
         waits = pulumi.ResourceOptions(custom_timeouts=timeouts)
         return k8s.core.v1.Service(self._name, metadata=metadata, spec=service,
                                    opts=pulumi.ResourceOptions.merge(self._child, waits))
+
+
+def _digest(body: dict) -> str:
+    """Ten hex digits of the set's spec: enough to tell templates apart, short enough for the names Kubernetes
+    derives from the set's (claims cache-<set>-N, pods <set>-N, and the pods' controller-revision-hash label)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _service_host(service: k8s.core.v1.Service, service_type: str, namespace: str) -> pulumi.Output[str]:

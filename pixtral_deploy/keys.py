@@ -46,6 +46,7 @@ TARGETS = VM_TARGETS + KUBERNETES_TARGETS
 MACHINE_TARGETS = ("aws", "gcp", "eks", "gke")
 SERVICE_TYPES = ("LoadBalancer", "ClusterIP", "NodePort")
 AUTOSCALERS = ("keda", "hpa")
+ROLLOUTS = ("surge", "inPlace")
 # Namespaces Kubernetes itself owns: the program would create them and, on destroy, try to delete them.
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Below this port a process needs CAP_NET_BIND_SERVICE; vLLM runs as the unprivileged `vllm` user on VMs and with
@@ -215,7 +216,12 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "(`autoscaler: keda`); it must scrape the pods with the API key.", targets=("kubernetes", "eks"),
         shown_default="unset (required for `keda`)"),
     Key("sharedCache", Boolean(), False, "One `ReadWriteMany` model cache for every pod (EFS, Filestore, ...) instead "
-        "of a `ReadWriteOnce` cache per pod; pods then roll out with a surge pod first.", targets=KUBERNETES_TARGETS),
+        "of a `ReadWriteOnce` cache per pod.", targets=KUBERNETES_TARGETS),
+    Key("rollout", Choice(ROLLOUTS), "surge", "How a changed server description (image, arguments, key, "
+        "certificate) replaces the pods: `surge` starts new pods and removes old ones only once the new ones are "
+        "ready (spare GPUs: a whole new set with a cache per pod, one pod with `sharedCache`); `inPlace` replaces them "
+        "one at a time on the GPUs they hold (no spare GPU; with one replica the endpoint is down meanwhile).",
+        targets=KUBERNETES_TARGETS),
     Key("zones", StringList(Text(r"[a-z]+-[a-z]+[0-9]+-[a-z]", "a Compute Engine zone such as us-central1-a"),
                             "at least one zone"), None,
         "Zones of a fleet's regional instance group, all in one region; those that do not offer the GPU are left "

@@ -185,6 +185,9 @@ def _declared_options(request: Any) -> dict[str, Any]:
         "ignoreChanges": list(request.ignoreChanges),
         "replaceOnChanges": list(request.replaceOnChanges),
         "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+        # What the engine waits for before it creates or updates this resource ("type::name"): every resource whose
+        # output is in its inputs, and its dependsOn.
+        "dependsOn": sorted({"::".join(urn.split("::")[-2:]).split("$")[-1] for urn in request.dependencies}),
     }
     return {key: value for key, value in options.items() if value}
 

@@ -140,6 +140,8 @@ class KubernetesSettings:
     prometheus_url: str | None = None
     # One ReadWriteMany cache for every pod instead of a ReadWriteOnce cache per pod.
     shared_cache: bool = False
+    # surge: new pods are ready before old ones go; inPlace: pods are replaced one at a time on their GPUs.
+    rollout: str = "surge"
 
     def __post_init__(self) -> None:
         if self.namespace in RESERVED_NAMESPACES:
@@ -154,10 +156,13 @@ class KubernetesSettings:
     def scaler(self) -> str:
         return self.autoscaler or "keda"
 
-    @property
-    def surge_pods(self) -> int:
-        """Pods a rollout runs next to the ones it replaces: one with a shared cache, none with a cache per pod."""
-        return 1 if self.shared_cache else 0
+    def surge_pods(self, replicas: int) -> int:
+        """Pods a rollout runs next to the `replicas` it replaces: with rollout surge, a whole new set with a cache
+        per pod (a StatefulSet cannot surge, so the new pods are a new StatefulSet), one with a shared cache (the
+        Deployment's maxSurge); none with rollout inPlace."""
+        if self.rollout != "surge":
+            return 0
+        return 1 if self.shared_cache else replicas
 
     def nodes_needed(self, replicas: int) -> int:
         """GPU nodes for `replicas` pods, when each node holds as many whole replicas as its GPUs allow."""
@@ -302,11 +307,11 @@ class Deployment:
                               "read the custom metrics API instead")
 
     def gpu_node_range(self) -> tuple[int, int]:
-        """EKS / GKE: the GPU nodes the replica range needs, fewest to most (a rollout's surge pod included), for
+        """EKS / GKE: the GPU nodes the replica range needs, fewest to most (a surge rollout's new pods included), for
         the cluster autoscaler's bounds on the pool."""
         kubernetes = self.kubernetes
         return (kubernetes.nodes_needed(self.scaling.min_replicas),
-                kubernetes.nodes_needed(self.scaling.max_replicas + kubernetes.surge_pods))
+                kubernetes.nodes_needed(self.scaling.max_replicas + kubernetes.surge_pods(self.scaling.max_replicas)))
 
     def endpoint_url(self, host: str) -> str:
         """The URL clients call at `host`: HTTPS wherever pixtral:tls is on, whether vLLM serves it or a fleet's load
@@ -490,6 +495,7 @@ def _kubernetes_settings(settings: Settings, node: _Hardware | None) -> Kubernet
         autoscaler=settings["autoscaler"],
         prometheus_url=settings["prometheusUrl"],
         shared_cache=settings["sharedCache"],
+        rollout=settings["rollout"],
     )
 
 

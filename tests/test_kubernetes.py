@@ -126,7 +126,7 @@ def test_startup_probe_covers_a_first_download_then_health_checks(stack):
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
 def test_model_cache_volume_survives_pod_restarts(stack):
-    # A claim per pod, from the StatefulSet's template: pod N mounts claim cache-pixtral-N whenever it runs.
+    # A claim per pod, from the StatefulSet's template: pod SET-N mounts claim cache-SET-N whenever it runs.
     run = run_stack(stack, {"pixtral:cacheSizeGb": "150", "pixtral:storageClass": "fast-ssd"})
     assert resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim") == []
     (template,) = _deployment_of(run)["spec"]["volumeClaimTemplates"]

@@ -12,6 +12,7 @@ from conftest import opaque_secrets, pod_controller, resources_of, run_stack, st
 from manifest_schemas import validate
 
 from components.gke_managed_metrics import KEDA_CHART_VERSION
+from components.vllm_workload import GENERATION_LABEL, TERMINATION_GRACE_SECONDS
 from pixtral_deploy.manifests import manifests
 from pixtral_deploy.server import DRAIN_SECONDS
 from pixtralctl.resource_summary import key_settings
@@ -191,15 +192,76 @@ def test_each_pod_gets_its_own_read_write_once_cache_that_outlives_a_scale_in(st
     assert resources_of(run, "kubernetes:core/v1:PersistentVolumeClaim") == []
 
 
+def set_name(run: dict) -> str:
+    return workload(run)["inputs"]["metadata"]["name"]
+
+
 @pytest.mark.parametrize("stack", K8S_STACKS)
-def test_a_rollout_never_takes_more_than_one_pod_out_and_a_budget_guards_drains(stack):
-    run = ok(stack, keda_settings(stack, targetQueuePerReplica=3))
+def test_a_surge_rollout_puts_a_new_template_in_a_new_stateful_set_beside_the_old_one(stack):
+    """pixtral:rollout surge (the default): a StatefulSet cannot start a pod beside the one it replaces, so each pod
+    template gets a set of its own, named after it. A new name is a replacement Pulumi makes create-first: the new set
+    is created, awaited until its pods are ready, and only then is the old one deleted."""
+    run = ok(stack, {"pixtral:replicas": "2"})
+    first = set_name(run)
+    generation = first.removeprefix("pixtral-")
+    assert first != "pixtral" and len(generation) == 10
     spec = workload(run)["inputs"]["spec"]
-    # A StatefulSet cannot surge (the old pod holds the GPU and its RWO claim): one pod at a time, each ready
-    # before the next goes; scale-out starts new pods in parallel.
+    # The set's own pods only (the Service, the budget and the spread still select every generation's pods).
+    assert spec["selector"]["matchLabels"][GENERATION_LABEL] == generation
+    assert pod_labels(run)[GENERATION_LABEL] == generation
+    (service,) = resources_of(run, "kubernetes:core/v1:Service")
+    assert GENERATION_LABEL not in service["inputs"]["spec"]["selector"], "both sets serve during a rollout"
+
+    # A changed server description is a new set; a new replica count scales the same one (its claims stay).
+    assert set_name(ok(stack, {"pixtral:replicas": "2", "pixtral:maxModelLen": "16384"})) != first
+    assert set_name(ok(stack, {"pixtral:replicas": "5"})) == first
+    assert set_name(ok(stack, {"pixtral:replicas": "2"})) == first, "the name is a function of the template"
+
+    options = workload(run)["options"]
+    assert not options.get("deleteBeforeReplace"), "the old set must serve until the new one is ready"
+    assert "pulumi.com/skipAwait" not in workload(run)["inputs"]["metadata"].get("annotations", {})
+    # Pulumi awaits every pod the set's live replica count asks for: a first download and load, on a node the
+    # cluster autoscaler may have to add first. Deleting the old set waits for its pods to drain.
+    assert options["customTimeouts"] == {"create": "60m", "update": "60m", "delete": "20m"}
+    assert TERMINATION_GRACE_SECONDS < 20 * 60, "a draining pod outlasts the delete wait"
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_an_autoscaler_turns_to_the_new_set_while_pulumi_awaits_it(stack):
+    """The autoscaler's target is the new set's name, known before the set exists: the autoscaler sizes the new set
+    to the load while `pulumi up` waits for it (the await counts the set's live replicas), and the old set goes
+    only once that many pods are ready."""
+    for settings in (keda_settings(stack, targetQueuePerReplica=3),
+                     {"pixtral:autoscale": autoscale(targetQueuePerReplica=3), "pixtral:autoscaler": "hpa"}):
+        if target_of(stack) == "gke" and "pixtral:autoscaler" in settings:
+            continue  # gke scales with KEDA only
+        run = ok(stack, settings)
+        (scaler,) = resources_of(run, SCALED_OBJECT) + resources_of(run, HPA)
+        assert scaler["inputs"]["spec"]["scaleTargetRef"]["name"] == set_name(run) != "pixtral"
+        # Were it to wait for the set, the autoscaler would turn to it only after Pulumi's await had ended, at the
+        # set's first replica, and the old set would go with the new one at that size.
+        assert f"kubernetes:apps/v1:StatefulSet::{workload(run)['name']}" not in scaler["options"]["dependsOn"]
+        assert any(d.startswith("kubernetes:core/v1:Namespace::") for d in scaler["options"]["dependsOn"])
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_an_in_place_rollout_keeps_one_set_and_takes_one_pod_out_at_a_time(stack):
+    run = ok(stack, {"pixtral:replicas": "2", "pixtral:rollout": "inPlace"})
+    assert set_name(run) == "pixtral"
+    assert set_name(ok(stack, {"pixtral:replicas": "2", "pixtral:rollout": "inPlace",
+                               "pixtral:maxModelLen": "16384"})) == "pixtral"
+    spec = workload(run)["inputs"]["spec"]
+    # One pod at a time, each ready before the next goes: no spare GPU needed, the claims keep their weights.
     assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0,
                                                                                  "maxUnavailable": 1}}
-    assert spec["podManagementPolicy"] == "Parallel"
+    assert GENERATION_LABEL not in spec["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_pods_scale_out_in_parallel_and_a_budget_guards_drains(stack):
+    run = ok(stack, keda_settings(stack, targetQueuePerReplica=3))
+    # Scale-out starts new pods at once, not each after the previous one's minutes-long start.
+    assert workload(run)["inputs"]["spec"]["podManagementPolicy"] == "Parallel"
     (budget,) = resources_of(run, "kubernetes:policy/v1:PodDisruptionBudget")
     assert budget["inputs"]["spec"]["maxUnavailable"] == 1
     assert budget["inputs"]["spec"]["selector"]["matchLabels"].items() <= pod_labels(run).items()
@@ -211,6 +273,10 @@ def test_with_a_shared_cache_a_new_pod_is_ready_before_an_old_one_goes(stack):
     assert workload(run)["type"] == "kubernetes:apps/v1:Deployment"
     assert workload(run)["inputs"]["spec"]["strategy"] == {
         "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert workload(run)["options"]["customTimeouts"]["update"] == "60m", "pulumi up awaits the rollout"
+    in_place = ok(stack, {"pixtral:sharedCache": "true", "pixtral:replicas": "1", "pixtral:rollout": "inPlace"})
+    assert workload(in_place)["inputs"]["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
@@ -252,15 +318,17 @@ def pool_bounds(pool: dict) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("stack", CLUSTER_STACKS)
-@pytest.mark.parametrize("shared_cache", [False, True])
-def test_gpu_node_pool_scales_between_the_nodes_the_replica_range_needs(stack, shared_cache):
+@pytest.mark.parametrize(("shared_cache", "rollout", "surge"), [
+    # A surge rollout at the top of the range: a whole new set beside the old one, or one Deployment surge pod.
+    (False, "surge", 7), (True, "surge", 1), (False, "inPlace", 0), (True, "inPlace", 0)])
+def test_gpu_node_pool_scales_between_the_nodes_the_replica_range_needs(stack, shared_cache, rollout, surge):
     run = ok(stack, {**keda_settings(stack, targetQueuePerReplica=3), "pixtral:sharedCache": str(shared_cache).lower(),
+                     "pixtral:rollout": rollout,
                      "pixtral:autoscale": json.dumps({"minReplicas": 3, "maxReplicas": 7,
                                                       "targetQueuePerReplica": 3})})
     gpus_per_node = {"eks": 1, "gke": 2}[stack]  # g6e.xlarge: 1 L40S; g2-standard-24: 2 L4
     gpus_per_pod = int(run["config"]["pixtral:gpusPerReplica"])
     pods_per_node = gpus_per_node // gpus_per_pod
-    surge = 1 if shared_cache else 0
     pool = gpu_pool(run)
     assert pool_bounds(pool) == (math.ceil(3 / pods_per_node), math.ceil((7 + surge) / pods_per_node))
     # The cluster autoscaler owns the current size; `pulumi up` must not reset it.
@@ -275,7 +343,7 @@ def test_gpu_node_pool_packs_several_pods_per_node_when_gpus_allow(stack):
         settings["pixtral:instanceType"] = "g6e.12xlarge"  # 4 L40S
     settings["pixtral:autoscale"] = json.dumps({"minReplicas": 1, "maxReplicas": 9, "targetQueuePerReplica": 3})
     per_node = {"eks": 4, "gke": 2}[stack]
-    assert pool_bounds(gpu_pool(ok(stack, settings))) == (1, math.ceil(9 / per_node))
+    assert pool_bounds(gpu_pool(ok(stack, settings))) == (1, math.ceil(2 * 9 / per_node)), "9 replicas and 9 new"
 
 
 # --- Refusals, before any resource -----------------------------------------------------------------------------
@@ -303,6 +371,8 @@ def test_gpu_node_pool_packs_several_pods_per_node_when_gpus_allow(stack):
      "pixtral:prometheusUrl only applies to target kubernetes or eks"),
     ("eks", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)}, "pixtral:prometheusUrl is not set"),
     ("k8s", {"pixtral:sharedCache": "maybe"}, "pixtral:sharedCache: maybe is not allowed"),
+    ("k8s", {"pixtral:rollout": "blueGreen"}, "pixtral:rollout: blueGreen is not allowed; expected one of surge, "
+                                              "inPlace"),
 ])
 def test_bad_autoscaling_settings_are_refused_naming_the_key_before_any_resource(stack, settings, named):
     run = run_stack(stack, settings)
