@@ -111,13 +111,15 @@ class EksClusterAutoscaler(pulumi.ComponentResource):
 
 def scaling_policy(cluster_name: str, region: str, account_id: str) -> str:
     """Least privilege for auto-discovery: reads anywhere (they name no resource, or take none), the node group
-    description on this cluster's groups only, and writes only on Auto Scaling groups tagged as this cluster's
-    (EKS tags a managed node group's group `k8s.io/cluster-autoscaler/<cluster>` = `owned`)."""
+    description on this cluster's groups only, and writes only on this account and region's Auto Scaling groups
+    tagged as this cluster's (EKS tags a managed node group's group `k8s.io/cluster-autoscaler/<cluster>` =
+    `owned`): the group names are EKS's, so the tag is what scopes them."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "DiscoverGroups", "Effect": "Allow", "Action": list(READ_ACTIONS), "Resource": "*"},
         {"Sid": "ReadManagedNodeGroupsAtZero", "Effect": "Allow", "Action": "eks:DescribeNodegroup",
          "Resource": f"arn:aws:eks:{region}:{account_id}:nodegroup/{cluster_name}/*/*"},
-        {"Sid": "ResizeThisClustersGroups", "Effect": "Allow", "Action": list(WRITE_ACTIONS), "Resource": "*",
+        {"Sid": "ResizeThisClustersGroups", "Effect": "Allow", "Action": list(WRITE_ACTIONS),
+         "Resource": f"arn:aws:autoscaling:{region}:{account_id}:autoScalingGroup:*:autoScalingGroupName/*",
          "Condition": {"StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG_PREFIX}{cluster_name}": "owned"}}},
     ]})
 
