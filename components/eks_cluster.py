@@ -20,6 +20,9 @@ GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
 # CoreDNS, the EBS CSI controller and other cluster add-ons cannot run on the tainted GPU nodes.
 SYSTEM_INSTANCE_TYPE = "t3.large"
 GPU_NODE_LABEL = {"pixtral.dev/gpu-node": "true"}
+# Cluster Autoscaler's GPU label on AWS (cloudprovider/aws GPULabel): a new node that carries it but does not yet
+# advertise nvidia.com/gpu counts as still starting, so the autoscaler does not add another node for the same pod.
+AUTOSCALER_GPU_LABEL = "k8s.amazonaws.com/accelerator"
 # Where the cluster's own controllers the program installs (the cluster autoscaler) are steered.
 SYSTEM_NODE_LABEL = {"pixtral.dev/system-node": "true"}
 STORAGE_CLASS = "pixtral-gp3"
@@ -213,7 +216,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             capacity_type="SPOT" if deployment.spot else "ON_DEMAND",
             # With a launch template the disk size lives there (EKS refuses disk_size next to one).
             launch_template=_pinned(self._launch_template("gpu-nodes", deployment.disk_size_gb)),
-            labels=GPU_NODE_LABEL,
+            labels={**GPU_NODE_LABEL, AUTOSCALER_GPU_LABEL: deployment.gpus.gpu_name},
             taints=[aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")],
             # Bounds for the cluster autoscaler (README: it finds the group through the tags EKS puts on it);
             # the desired size is its to change, so `pulumi up` leaves it alone.

@@ -158,6 +158,13 @@ def test_the_autoscaler_starts_after_its_nodes_and_identity_and_the_workload_doe
         assert f"{RELEASE}::{release['name']}" not in (controller["options"].get("dependsOn") or [])
 
 
+@pytest.mark.parametrize("settings", [{}, {"pixtral:clusterName": "theirs"}], ids=["created", "reused"])
+def test_a_starting_gpu_node_is_known_as_one_so_the_autoscaler_adds_no_second(settings):
+    # Until the device plugin advertises nvidia.com/gpu, only this label tells the autoscaler the node will have one.
+    (gpu,) = [g for g in resources_of(_ok(settings), "aws:eks/nodeGroup:NodeGroup") if g["name"].endswith("-gpu")]
+    assert gpu["inputs"]["labels"]["k8s.amazonaws.com/accelerator"] == "nvidia-l40s"
+
+
 def test_a_reused_eks_cluster_gets_no_autoscaler():
     run = _ok({"pixtral:clusterName": "theirs"})
     assert not [r for r in resources_of(run, RELEASE) if r["inputs"]["chart"] == "cluster-autoscaler"]
