@@ -10,6 +10,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws_shared import assume_role_policy, dns_record, subnets_offering
+from components.eks_cluster_autoscaler import EksClusterAutoscaler, EksClusterAutoscalerArgs
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
 from pixtral_deploy.storage import AWS_ROOT_IOPS, EKS_CACHE_THROUGHPUT_MIBS
@@ -19,6 +20,11 @@ GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
 # CoreDNS, the EBS CSI controller and other cluster add-ons cannot run on the tainted GPU nodes.
 SYSTEM_INSTANCE_TYPE = "t3.large"
 GPU_NODE_LABEL = {"pixtral.dev/gpu-node": "true"}
+# Cluster Autoscaler's GPU label on AWS (cloudprovider/aws GPULabel): a new node that carries it but does not yet
+# advertise nvidia.com/gpu counts as still starting, so the autoscaler does not add another node for the same pod.
+AUTOSCALER_GPU_LABEL = "k8s.amazonaws.com/accelerator"
+# Where the cluster's own controllers the program installs (the cluster autoscaler) are steered.
+SYSTEM_NODE_LABEL = {"pixtral.dev/system-node": "true"}
 STORAGE_CLASS = "pixtral-gp3"
 _NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
 # Every control-plane log type: who called the API (audit), how they authenticated, and what the control plane did.
@@ -65,8 +71,9 @@ class EksGpuCluster(pulumi.ComponentResource):
             subnet_ids = self._default_subnets(deployment, invoke)
             cluster = self._cluster(subnet_ids, deployment.kubernetes.cluster_api_cidrs)
             cluster_name, endpoint, ca = cluster.name, cluster.endpoint, cluster.certificate_authority.data
-            system_ready = [self._system_nodes(cluster_name, subnet_ids, node_role)]
-            system_ready += self._addons(cluster_name, system_ready)
+            system_nodes = self._system_nodes(cluster_name, subnet_ids, node_role)
+            addons = self._addons(cluster_name, [system_nodes])
+            system_ready = [system_nodes, *addons.values()]
         gpu_nodes = self._gpu_nodes(deployment, cluster_name, subnet_ids, node_role)
 
         self.cluster_name = cluster_name
@@ -89,6 +96,12 @@ class EksGpuCluster(pulumi.ComponentResource):
             allow_volume_expansion=True,
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
         )
+        if not existing:
+            # A reused cluster may run its own autoscaler (or Karpenter): a second one would fight it.
+            EksClusterAutoscaler(f"{name}-autoscaler", EksClusterAutoscalerArgs(
+                cluster_name=cluster_name, region=region, provider=self.provider,
+                node_selector=dict(SYSTEM_NODE_LABEL), after=[system_nodes, addons["eks-pod-identity-agent"]],
+            ), opts=self._child)
         self.register_outputs({"cluster_name": cluster_name})
 
     def endpoint_record(self, domain: str, zone_id: str, address: pulumi.Input[str]) -> None:
@@ -136,8 +149,9 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _addons(self, cluster_name: pulumi.Input[str], nodes: list[pulumi.Resource]) -> list[aws.eks.Addon]:
-        """The VPC CNI with NetworkPolicy enforcement, and the EBS CSI driver with a role of its own."""
+    def _addons(self, cluster_name: pulumi.Input[str], nodes: list[pulumi.Resource]) -> dict[str, aws.eks.Addon]:
+        """The VPC CNI with NetworkPolicy enforcement, the Pod Identity agent, and the EBS CSI driver with a role of
+        its own, by add-on name."""
         after_nodes = pulumi.ResourceOptions(parent=self, depends_on=nodes)
         # EKS installs the CNI unmanaged at creation; the add-on takes it over with network policy switched on.
         vpc_cni = aws.eks.Addon(f"{self._name}-vpc-cni", cluster_name=cluster_name, addon_name="vpc-cni",
@@ -154,7 +168,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             pod_identity_associations=[aws.eks.AddonPodIdentityAssociationArgs(
                 role_arn=csi_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*nodes, agent]))
-        return [vpc_cni, agent, ebs_csi]
+        return {"vpc-cni": vpc_cni, "eks-pod-identity-agent": agent, "aws-ebs-csi-driver": ebs_csi}
 
     def _launch_template(self, suffix: str, data_volume_gb: int | None = None) -> aws.ec2.LaunchTemplate:
         """IMDSv2 only, one hop: the node's own processes reach instance metadata, pods (one hop further, in their
@@ -181,6 +195,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             subnet_ids=subnet_ids,
             instance_types=[SYSTEM_INSTANCE_TYPE],
             ami_type="AL2023_x86_64_STANDARD",
+            labels=SYSTEM_NODE_LABEL,
             launch_template=_pinned(self._launch_template("system-nodes")),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(desired_size=2, min_size=1, max_size=3),
             opts=self._child,
@@ -201,7 +216,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             capacity_type="SPOT" if deployment.spot else "ON_DEMAND",
             # With a launch template the disk size lives there (EKS refuses disk_size next to one).
             launch_template=_pinned(self._launch_template("gpu-nodes", deployment.disk_size_gb)),
-            labels=GPU_NODE_LABEL,
+            labels={**GPU_NODE_LABEL, AUTOSCALER_GPU_LABEL: deployment.gpus.gpu_name},
             taints=[aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")],
             # Bounds for the cluster autoscaler (README: it finds the group through the tags EKS puts on it);
             # the desired size is its to change, so `pulumi up` leaves it alone.

@@ -78,6 +78,7 @@ SUMMARIES: dict[str, Fields] = {
                                           "taints", "labels"),
     "aws:kms/key:Key": fields("description", "enableKeyRotation", "deletionWindowInDays", "policy.Statement"),
     "aws:eks/addon:Addon": fields("addonName", "addonVersion", "serviceAccountRoleArn"),
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": fields("namespace", "serviceAccount", "roleArn"),
     # GCP
     "gcp:compute/instance:Instance": fields("machineType", "zone", "guestAccelerators", "scheduling",
                                             "bootDisk.initializeParams", "serviceAccount",

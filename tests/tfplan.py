@@ -44,6 +44,7 @@ TERRAFORM_TYPES = {
     "aws:eks/addon:Addon": "aws_eks_addon",
     "aws:eks/cluster:Cluster": "aws_eks_cluster",
     "aws:eks/nodeGroup:NodeGroup": "aws_eks_node_group",
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": "aws_eks_pod_identity_association",
     "aws:iam/instanceProfile:InstanceProfile": "aws_iam_instance_profile",
     "aws:iam/policy:Policy": "aws_iam_policy",
     "aws:iam/role:Role": "aws_iam_role",
