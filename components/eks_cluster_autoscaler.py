@@ -46,10 +46,6 @@ READ_ACTIONS = (
 WRITE_ACTIONS = ("autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup")
 # Flags (FAQ.md "What are the parameters to CA?" at cluster-autoscaler-1.34.2); the chart passes each as --KEY=VALUE.
 FLAGS = {
-    # The GPU pods mount /tmp as an emptyDir on disk, which counts as local storage (their /dev/shm, medium
-    # Memory, does not); with the default (true) no node running a vLLM pod could ever be drained, so GPUs left
-    # half used after a scale-in would never be consolidated. Nothing in /tmp outlives the pod anyway.
-    "skip-nodes-with-local-storage": "false",
     # One GPU group per zone is the way to keep a pod's ReadWriteOnce claim and a new node in the same zone
     # (README, `eks`); with such groups this keeps them the same size instead of filling one zone first.
     "balance-similar-node-groups": "true",

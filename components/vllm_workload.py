@@ -296,7 +296,14 @@ class VllmWorkload(pulumi.ComponentResource):
         node_selector = {**args.node_selector, **dict(settings.node_selector)}
         if node_selector:
             pod_spec["nodeSelector"] = node_selector
-        return {"metadata": {"labels": self._labels, "annotations": {"pixtral/vllm-module": VLLM_MODULE}},
+        annotations = {
+            "pixtral/vllm-module": VLLM_MODULE,
+            # The cluster autoscaler (EKS's, GKE's) never evicts a serving pod to pack nodes tighter: moving it costs
+            # a model load (minutes of lost capacity; the endpoint itself with one replica). A node goes when the
+            # autoscaler of the pods has scaled its pod in, not before.
+            "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+        }
+        return {"metadata": {"labels": self._labels, "annotations": annotations},
                 "spec": pod_spec}
 
     def _replicas(self, spec: Deployment) -> dict:

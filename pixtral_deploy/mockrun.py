@@ -59,6 +59,9 @@ class DeclaredResource:
     parent: str | None = None
     # The id the mock cloud gave it: other resources' inputs that hold it refer to this resource.
     id: str = ""
+    # What the engine waits for before it creates or updates this one ("type::name"): every resource whose output is
+    # in its inputs, and its dependsOn.
+    depends_on: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -185,9 +188,6 @@ def _declared_options(request: Any) -> dict[str, Any]:
         "ignoreChanges": list(request.ignoreChanges),
         "replaceOnChanges": list(request.replaceOnChanges),
         "deleteBeforeReplace": bool(request.deleteBeforeReplace),
-        # What the engine waits for before it creates or updates this resource ("type::name"): every resource whose
-        # output is in its inputs, and its dependsOn.
-        "dependsOn": sorted({"::".join(urn.split("::")[-2:]).split("$")[-1] for urn in request.dependencies}),
     }
     return {key: value for key, value in options.items() if value}
 
@@ -200,6 +200,8 @@ def _make_monitor(mocks: Any, options_by_resource: dict[tuple[str, str], dict[st
         def RegisterResource(self, request):
             options = _declared_options(request)
             options["parent"] = request.parent.split("::")[2].split("$")[-1] if request.parent else None
+            options["depends_on"] = sorted({"::".join(urn.split("::")[-2:]).split("$")[-1]
+                                            for urn in request.dependencies})
             options_by_resource[(request.type, request.name)] = options
             return super().RegisterResource(request)
 
@@ -338,8 +340,9 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs.setdefault("selfLinkUnique", f"{outputs['selfLink']}?uniqueId=1234567890")
             options = options_by_resource.pop((args.typ, args.name), {})
             parent = options.pop("parent", None)
+            depends_on = options.pop("depends_on", [])
             run.resources.append(DeclaredResource(args.typ, args.name, inputs, _number_free(outputs), options,
-                                                  parent, resource_id))
+                                                  parent, resource_id, depends_on))
             return resource_id, outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs):

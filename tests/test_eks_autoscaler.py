@@ -75,7 +75,6 @@ def test_a_created_eks_cluster_gets_the_pinned_cluster_autoscaler_discovering_it
     assert CHART_VALUES["autoDiscovery"]["tags"] == [
         "k8s.io/cluster-autoscaler/enabled", "k8s.io/cluster-autoscaler/{{ .Values.autoDiscovery.clusterName }}"]
     assert values["awsRegion"] == run["config"]["aws:region"]
-    assert values["extraArgs"]["skip-nodes-with-local-storage"] == "false", "vLLM's /tmp emptyDir would pin nodes"
     assert values["extraArgs"]["balance-similar-node-groups"] == "true"
 
 
@@ -151,11 +150,11 @@ def test_the_autoscaler_runs_on_the_system_nodes_not_the_gpu_nodes():
 def test_the_autoscaler_starts_after_its_nodes_and_identity_and_the_workload_does_not_wait_for_it():
     run = _ok()
     release = _autoscaler_release(run)
-    waits_for = set(release["options"]["dependsOn"])
+    waits_for = set(release["depends_on"])
     assert {"aws:eks/nodeGroup:NodeGroup::pixtral-system", "aws:eks/addon:Addon::pixtral-pod-identity",
             f"{ASSOCIATION}::pixtral-autoscaler-identity"} <= waits_for
     for controller in (r for r in run["resources"] if r["type"] in POD_CONTROLLER_TYPES):
-        assert f"{RELEASE}::{release['name']}" not in (controller["options"].get("dependsOn") or [])
+        assert f"{RELEASE}::{release['name']}" not in controller["depends_on"]
 
 
 @pytest.mark.parametrize("settings", [{}, {"pixtral:clusterName": "theirs"}], ids=["created", "reused"])

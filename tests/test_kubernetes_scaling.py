@@ -240,8 +240,8 @@ def test_an_autoscaler_turns_to_the_new_set_while_pulumi_awaits_it(stack):
         assert scaler["inputs"]["spec"]["scaleTargetRef"]["name"] == set_name(run) != "pixtral"
         # Were it to wait for the set, the autoscaler would turn to it only after Pulumi's await had ended, at the
         # set's first replica, and the old set would go with the new one at that size.
-        assert f"kubernetes:apps/v1:StatefulSet::{workload(run)['name']}" not in scaler["options"]["dependsOn"]
-        assert any(d.startswith("kubernetes:core/v1:Namespace::") for d in scaler["options"]["dependsOn"])
+        assert f"kubernetes:apps/v1:StatefulSet::{workload(run)['name']}" not in scaler["depends_on"]
+        assert any(d.startswith("kubernetes:core/v1:Namespace::") for d in scaler["depends_on"])
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
@@ -289,6 +289,14 @@ def test_replicas_spread_across_nodes_and_zones(stack):
         # Spreading is a preference: a pod never waits for it when a GPU is free elsewhere.
         assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
         assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels(run).items()
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_the_cluster_autoscaler_never_moves_a_serving_pod_to_pack_nodes(stack):
+    # Scale-down removes a GPU node once the pods' autoscaler has scaled its pod in; it never evicts a pod that
+    # serves, which would cost a model load.
+    template = workload(ok(stack, keda_settings(stack, targetQueuePerReplica=3)))["inputs"]["spec"]["template"]
+    assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
