@@ -12,10 +12,15 @@ are a Deployment on one ReadWriteMany claim instead.
 
 A rollout (pixtral:rollout surge, the default) never removes a pod before its replacement is ready. A Deployment
 does that itself (maxSurge 1, maxUnavailable 0). A StatefulSet cannot: the pod it replaces holds the GPU and the
-claim. So each pod template is a StatefulSet of its own, named after a digest of its spec: a changed template is a
-new name, which Pulumi replaces create-first. It awaits the new set's readiness (every pod its live replica count
-asks for), and only then deletes the old set, whose pods drain and whose claims go with it. pixtral:rollout inPlace
-keeps one StatefulSet and replaces its pods one at a time instead, for clusters with no spare GPU.
+claim. So each pod template is a StatefulSet of its own: a Pulumi resource of its own, named after a digest of its
+spec. A changed template is a new resource, which Pulumi creates and awaits (every pod its live replica count asks
+for); the old set is no longer declared, so Pulumi deletes it at the end of the update, once everything else has
+succeeded. Not as a replacement: Pulumi would mark a replaced resource for deletion even when its replacement's
+creation failed, and delete it first thing at the next `pulumi up`. Here a failed or cancelled update leaves the
+serving set alone. The digest covers what the program's settings decide (image, arguments, resources, cache, the
+key guard's code); what only the deployment knows (the generated names of a rotated key's or a renewed
+certificate's Secret) rolls the same set's pods in place, one at a time. pixtral:rollout inPlace keeps one set,
+`pixtral`, for clusters with no spare GPU.
 """
 
 from __future__ import annotations
@@ -194,7 +199,7 @@ class VllmWorkload(pulumi.ComponentResource):
     def _guard(self, ns: pulumi.Input[str]) -> k8s.core.v1.ConfigMap:
         return k8s.core.v1.ConfigMap(
             f"{self._name}-guard", metadata=self._generated_name(ns),
-            data={GUARD_FILE: (USERDATA_DIR / GUARD_FILE).read_text()}, opts=self._child,
+            data={GUARD_FILE: _guard_code()}, opts=self._child,
         )
 
     def _claim_spec(self, spec: Deployment, access: str, cluster_storage_class: str | None) -> dict:
@@ -298,10 +303,14 @@ class VllmWorkload(pulumi.ComponentResource):
             pod_spec["nodeSelector"] = node_selector
         annotations = {
             "pixtral/vllm-module": VLLM_MODULE,
-            # The cluster autoscaler (EKS's, GKE's) never evicts a serving pod to pack nodes tighter: moving it costs
-            # a model load (minutes of lost capacity; the endpoint itself with one replica). A node goes when the
-            # autoscaler of the pods has scaled its pod in, not before.
+            # The guard's version in the template itself: a new guard is a new template (and, under rollout surge,
+            # a new set) whatever name the generated ConfigMap gets.
+            "pixtral/guard-sha256": hashlib.sha256(_guard_code().encode()).hexdigest(),
+            # No node autoscaler evicts a serving pod to pack nodes tighter (the Cluster Autoscaler, EKS's or GKE's;
+            # Karpenter reads its own annotation): moving it costs a model load, minutes of lost capacity (the
+            # endpoint itself with one replica). A node goes when the pods' autoscaler has scaled its pod in.
             "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+            "karpenter.sh/do-not-disrupt": "true",
         }
         return {"metadata": {"labels": self._labels, "annotations": annotations},
                 "spec": pod_spec}
@@ -322,7 +331,7 @@ class VllmWorkload(pulumi.ComponentResource):
     def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: Deployment,
                       cluster_storage_class: str | None) -> pulumi.Output[str]:
         """A ReadWriteOnce cache per pod, from a claim template: pod N always mounts claim cache-<set name>-N.
-        Returns the set's name."""
+        Returns the set's name: known when the program runs, so an autoscaler names it without waiting for it."""
         body = {
             # Scale-out starts every new pod at once, not one after another's (minutes-long) start.
             "podManagementPolicy": "Parallel",
@@ -339,28 +348,28 @@ class VllmWorkload(pulumi.ComponentResource):
                 "spec": self._claim_spec(spec, "ReadWriteOnce", cluster_storage_class),
             }],
         }
-        name: pulumi.Input[str] = self._name
+        name = self._name
         if spec.kubernetes.rollout == "surge":
             name, body = self._generation(body)
+        # The Pulumi resource is named as the object is: a new generation is a new resource, never a replacement.
         k8s.apps.v1.StatefulSet(
-            self._name,
+            name,
             metadata={**self._metadata(ns), "name": name},
             spec={**self._replicas(spec), **body},
             opts=self._awaited(),
         )
         return pulumi.Output.from_input(name)
 
-    def _generation(self, body: dict) -> tuple[pulumi.Output[str], dict]:
+    def _generation(self, body: dict) -> tuple[str, dict]:
         """The set's name and spec for one pod template: `<name>-<digest of the spec>`, with the digest as a pod
         label in its selector. Scaling (the replica count) is not in the digest, so it stays with the same set; any
-        other change makes a new set beside the old one."""
-        digest = pulumi.Output.from_input(body).apply(_digest)
+        other setting's change makes a new set beside the old one."""
+        digest = _digest(body)
         selector = {**body["selector"]["matchLabels"], GENERATION_LABEL: digest}
         template = body["template"]
         labelled = {**template, "metadata": {**template["metadata"], "labels": {**template["metadata"]["labels"],
                                                                               GENERATION_LABEL: digest}}}
-        name = pulumi.Output.concat(self._name, "-", digest)
-        return name, {**body, "selector": {"matchLabels": selector}, "template": labelled}
+        return f"{self._name}-{digest}", {**body, "selector": {"matchLabels": selector}, "template": labelled}
 
     def _deployment(self, ns: pulumi.Input[str], pod_template: dict, cache: k8s.core.v1.PersistentVolumeClaim,
                     spec: Deployment) -> pulumi.Output[str]:
@@ -428,10 +437,21 @@ class VllmWorkload(pulumi.ComponentResource):
                                    opts=pulumi.ResourceOptions.merge(self._child, waits))
 
 
+def _guard_code() -> str:
+    return (USERDATA_DIR / GUARD_FILE).read_text()
+
+
 def _digest(body: dict) -> str:
-    """Ten hex digits of the set's spec: enough to tell templates apart, short enough for the names Kubernetes
-    derives from the set's (claims cache-<set>-N, pods <set>-N, and the pods' controller-revision-hash label)."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
+    """Ten hex digits of the set's spec as the program knows it when it runs: enough to tell templates apart, short
+    enough for the names Kubernetes derives from the set's (claims cache-<set>-N, pods <set>-N, the pods'
+    controller-revision-hash label). A value only the deployment knows (an Output: a generated Secret name) counts
+    as a placeholder, so the digest, the set's name, and the resource's name are known in every preview."""
+    def known_only(value: object) -> str:
+        if isinstance(value, pulumi.Output):
+            return "<known at deploy time>"
+        raise TypeError(f"{type(value).__name__} in a StatefulSet spec")
+
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=known_only).encode()).hexdigest()[:10]
 
 
 def _service_host(service: k8s.core.v1.Service, service_type: str, namespace: str) -> pulumi.Output[str]:

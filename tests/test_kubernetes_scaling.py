@@ -3,6 +3,7 @@ each pod keeps its own model cache, rollouts and scale-ins never cut a generatio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -12,9 +13,10 @@ from conftest import opaque_secrets, pod_controller, resources_of, run_stack, st
 from manifest_schemas import validate
 
 from components.gke_managed_metrics import KEDA_CHART_VERSION
-from components.vllm_workload import GENERATION_LABEL, TERMINATION_GRACE_SECONDS
+from components.vllm_workload import GENERATION_LABEL, TERMINATION_GRACE_SECONDS, WORKLOAD_DELETE_AWAIT
+from pixtral_deploy.cloudinit import USERDATA_DIR
 from pixtral_deploy.manifests import manifests
-from pixtral_deploy.server import DRAIN_SECONDS
+from pixtral_deploy.server import DRAIN_SECONDS, GUARD_FILE
 from pixtralctl.resource_summary import key_settings
 
 K8S_STACKS = stacks_of("kubernetes", "eks", "gke")
@@ -199,12 +201,14 @@ def set_name(run: dict) -> str:
 @pytest.mark.parametrize("stack", K8S_STACKS)
 def test_a_surge_rollout_puts_a_new_template_in_a_new_stateful_set_beside_the_old_one(stack):
     """pixtral:rollout surge (the default): a StatefulSet cannot start a pod beside the one it replaces, so each pod
-    template gets a set of its own, named after it. A new name is a replacement Pulumi makes create-first: the new set
-    is created, awaited until its pods are ready, and only then is the old one deleted."""
+    template gets a set of its own, named after it: a Pulumi resource of its own, which Pulumi creates and awaits
+    until its pods are ready. The old set, no longer declared, is deleted at the end of the update, once that has
+    succeeded; a failed or cancelled update leaves it serving (a replacement would be marked for deletion anyway)."""
     run = ok(stack, {"pixtral:replicas": "2"})
     first = set_name(run)
     generation = first.removeprefix("pixtral-")
     assert first != "pixtral" and len(generation) == 10
+    assert workload(run)["name"] == first, "a new template is a new Pulumi resource, not a replacement of one"
     spec = workload(run)["inputs"]["spec"]
     # The set's own pods only (the Service, the budget and the spread still select every generation's pods).
     assert spec["selector"]["matchLabels"][GENERATION_LABEL] == generation
@@ -212,18 +216,59 @@ def test_a_surge_rollout_puts_a_new_template_in_a_new_stateful_set_beside_the_ol
     (service,) = resources_of(run, "kubernetes:core/v1:Service")
     assert GENERATION_LABEL not in service["inputs"]["spec"]["selector"], "both sets serve during a rollout"
 
-    # A changed server description is a new set; a new replica count scales the same one (its claims stay).
-    assert set_name(ok(stack, {"pixtral:replicas": "2", "pixtral:maxModelLen": "16384"})) != first
+    # A changed server description is a new set; a new replica count scales the same one (its claims stay), and
+    # what the pods do not see (who may connect) leaves it alone. Each run is a process of its own: the name is a
+    # function of the settings, not of the run.
+    changed = ok(stack, {"pixtral:replicas": "2", "pixtral:maxModelLen": "16384"})
+    assert set_name(changed) != first and workload(changed)["name"] == set_name(changed)
     assert set_name(ok(stack, {"pixtral:replicas": "5"})) == first
-    assert set_name(ok(stack, {"pixtral:replicas": "2"})) == first, "the name is a function of the template"
+    assert set_name(ok(stack, {"pixtral:replicas": "2", "pixtral:allowedCidrs": '["10.0.0.0/8"]'})) == first
 
     options = workload(run)["options"]
     assert not options.get("deleteBeforeReplace"), "the old set must serve until the new one is ready"
     assert "pulumi.com/skipAwait" not in workload(run)["inputs"]["metadata"].get("annotations", {})
     # Pulumi awaits every pod the set's live replica count asks for: a first download and load, on a node the
     # cluster autoscaler may have to add first. Deleting the old set waits for its pods to drain.
-    assert options["customTimeouts"] == {"create": "60m", "update": "60m", "delete": "20m"}
-    assert TERMINATION_GRACE_SECONDS < 20 * 60, "a draining pod outlasts the delete wait"
+    assert options["customTimeouts"] == {"create": "60m", "update": "60m", "delete": WORKLOAD_DELETE_AWAIT}
+    assert int(WORKLOAD_DELETE_AWAIT.removesuffix("m")) * 60 > TERMINATION_GRACE_SECONDS, \
+        "a draining pod would outlast the delete wait"
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_a_rotated_key_rolls_the_same_set_one_pod_at_a_time(stack):
+    """A new key is a new Secret, whose generated name only the deployment knows: the set stays (its name is known
+    in every preview) and its pods roll in place, each ready before the next goes, on their own claims."""
+    before = ok(stack, {"pixtral:replicas": "2"})
+    rotated = run_stack(stack, {"pixtral:replicas": "2"}, secrets={"pixtral:apiKey": "rotated-key-0123456789abcdef"})
+    assert rotated["error"] is None, rotated["error"]
+    assert set_name(rotated) == set_name(before)
+    assert workload(rotated)["inputs"]["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}}
+
+
+def test_the_set_name_is_known_before_the_deployment_knows_any_output():
+    """The digest reads only what the program knows when it runs: a generated Secret name (an Output, unknown in a
+    preview and new after a rotation) counts as a placeholder, so every preview shows the set by its real name."""
+    import pulumi
+
+    from components.vllm_workload import _digest
+
+    def spec(secret_name, image="vllm/vllm-openai:v0.32.0"):
+        return {"template": {"spec": {"containers": [{"image": image, "env": [
+            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret_name}}}]}]}}}
+
+    assert _digest(spec(pulumi.Output.from_input("pixtral-secrets-1a2b"))) == \
+        _digest(spec(pulumi.Output.from_input("pixtral-secrets-9z8y")))
+    assert _digest(spec("a")) != _digest(spec("a", image="vllm/vllm-openai:v0.33.0"))
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_a_new_key_guard_is_a_new_set(stack):
+    # The guard's code reaches the pods through a ConfigMap with a generated name; its digest in the template
+    # makes a new guard a new template, so it rolls out as any changed setting does.
+    annotations = workload(ok(stack))["inputs"]["spec"]["template"]["metadata"]["annotations"]
+    guard = (USERDATA_DIR / GUARD_FILE).read_bytes()
+    assert annotations["pixtral/guard-sha256"] == hashlib.sha256(guard).hexdigest()
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
@@ -297,6 +342,7 @@ def test_the_cluster_autoscaler_never_moves_a_serving_pod_to_pack_nodes(stack):
     # serves, which would cost a model load.
     template = workload(ok(stack, keda_settings(stack, targetQueuePerReplica=3)))["inputs"]["spec"]["template"]
     assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert template["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
