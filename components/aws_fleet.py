@@ -168,7 +168,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
         tls = deployment.tls
         if not tls.enabled:
             return None
-        if tls.domain:
+        if deployment.public_certificate:
             return public_certificate(self._name, tls.domain, tls.dns_zone, parent=self)
         assert ca is not None, "HTTPS without a domain needs the stack CA (__main__ makes it when tls is on)"
         return imported_certificate(self._name, ca, balancer, parent=self)

@@ -320,13 +320,17 @@ class VllmWorkload(pulumi.ComponentResource):
         (server-side apply leaves a field the program does not set to its owner)."""
         return {} if spec.scaling.autoscale else {"replicas": spec.scaling.replicas}
 
+    def _waiting(self, wait: str, delete: str | None = None) -> pulumi.ResourceOptions:
+        """A child whose create and update Pulumi awaits for `wait` (and its delete for `delete`)."""
+        timeouts = pulumi.CustomTimeouts(create=wait, update=wait, delete=delete)
+        return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(custom_timeouts=timeouts))
+
     def _awaited(self) -> pulumi.ResourceOptions:
         """`pulumi up` waits for the pods to be ready (and `destroy` for them to drain). A surge rollout needs it:
         the old pods may go only once the new ones serve. It also means that when `pulumi up` returns, the endpoint
         answers, and that a pod that cannot start (no GPU free, an image that does not pull) fails the update with
         the pod's own reason."""
-        timeouts = pulumi.CustomTimeouts(create=WORKLOAD_AWAIT, update=WORKLOAD_AWAIT, delete=WORKLOAD_DELETE_AWAIT)
-        return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(custom_timeouts=timeouts))
+        return self._waiting(WORKLOAD_AWAIT, delete=WORKLOAD_DELETE_AWAIT)
 
     def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: Deployment,
                       cluster_storage_class: str | None) -> pulumi.Output[str]:
@@ -379,7 +383,7 @@ class VllmWorkload(pulumi.ComponentResource):
         # one goes. Without a spare GPU the new pod waits (Pending) and the old ones keep serving. rollout inPlace
         # takes one old pod out first instead.
         surge = spec.kubernetes.rollout == "surge"
-        deployment = k8s.apps.v1.Deployment(
+        k8s.apps.v1.Deployment(
             self._name,
             metadata=self._metadata(ns),
             spec={
@@ -391,7 +395,8 @@ class VllmWorkload(pulumi.ComponentResource):
             },
             opts=self._awaited(),
         )
-        return deployment.metadata["name"]
+        # Its fixed name, as for a StatefulSet: the autoscaler does not wait for the pods to be ready.
+        return pulumi.Output.from_input(self._name)
 
     def _network_policy(self, ns: pulumi.Input[str], spec: Deployment) -> None:
         # Only the API port reaches the pods, whatever else runs in the cluster.
@@ -431,10 +436,7 @@ class VllmWorkload(pulumi.ComponentResource):
                 metadata["annotations"] = {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress}"}
         # Pulumi awaits a Service until its Endpoints list a pod (ready or not) and, for a load balancer, an
         # address: 10 minutes by default. A GPU node scaled up from zero can take longer than that to take the pod.
-        timeouts = pulumi.CustomTimeouts(create=SERVICE_AWAIT, update=SERVICE_AWAIT)
-        waits = pulumi.ResourceOptions(custom_timeouts=timeouts)
-        return k8s.core.v1.Service(self._name, metadata=metadata, spec=service,
-                                   opts=pulumi.ResourceOptions.merge(self._child, waits))
+        return k8s.core.v1.Service(self._name, metadata=metadata, spec=service, opts=self._waiting(SERVICE_AWAIT))
 
 
 def _guard_code() -> str:

@@ -325,8 +325,11 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             elif args.typ.startswith("tls:"):
                 outputs.update(_tls_outputs(args.typ, args.name, inputs))
             elif args.typ.startswith("kubernetes:") and _declared_without_name(inputs):
-                # The provider names an object declared without one: the resource name and a random suffix.
-                outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name)}"}
+                # The provider names an object declared without one: the resource name and a random suffix, drawn
+                # anew when the object is replaced (new data for a Secret or ConfigMap): the same inputs, the same
+                # suffix, so runs compare.
+                generation = json.dumps(inputs, sort_keys=True, default=str)
+                outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name + generation)}"}
             if args.typ == "kubernetes:core/v1:Service":
                 # As the clouds answer: GKE's load balancers publish an IP, AWS's (and the mock's default) a name.
                 ingress = ({"ip": MOCK_LB_ADDRESS} if config.get("pixtral:target") == "gke"

@@ -131,11 +131,15 @@ def environment_file(files: dict[str, str]) -> dict[str, str]:
     return dict(line.split("=", 1) for line in files["/etc/pixtral/pixtral.env"].splitlines() if line)
 
 
+def tls_on(run: dict) -> bool:
+    """Whether the run's settings leave pixtral:tls on (the default)."""
+    return run["config"].get("pixtral:tls", "true") != "false"
+
+
 def replicas_serve_tls(run: dict) -> bool:
     """Whether the VMs' vLLM serves HTTPS itself (and so reads a TLS key from the secret store): pixtral:tls on,
     except on a fleet, whose load balancer ends TLS and forwards plain HTTP inside the VPC."""
-    tls = run["config"].get("pixtral:tls", "true") != "false"
-    return tls and not any(r["type"].endswith(":GpuFleet") for r in run["resources"])
+    return tls_on(run) and not any(r["type"].endswith(":GpuFleet") for r in run["resources"])
 
 
 def target_of(stack: str) -> str:

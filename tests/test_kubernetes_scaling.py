@@ -241,6 +241,15 @@ def test_a_rotated_key_rolls_the_same_set_one_pod_at_a_time(stack):
     before = ok(stack, {"pixtral:replicas": "2"})
     rotated = run_stack(stack, {"pixtral:replicas": "2"}, secrets={"pixtral:apiKey": "rotated-key-0123456789abcdef"})
     assert rotated["error"] is None, rotated["error"]
+
+    def key_secret_ref(run: dict) -> str:
+        (key_env,) = [e for e in pod_spec(run)["containers"][0]["env"] if e["name"] == "VLLM_API_KEY"]
+        return key_env["valueFrom"]["secretKeyRef"]["name"]
+
+    # The new key is a new Secret under a new generated name, so the pods' template changes (they restart on it)...
+    (secret,) = opaque_secrets(rotated)
+    assert key_secret_ref(rotated) == secret["outputs"]["metadata"]["name"] != key_secret_ref(before)
+    # ...while the set, named from what the program knows before the deployment, stays.
     assert set_name(rotated) == set_name(before)
     assert workload(rotated)["inputs"]["spec"]["updateStrategy"] == {
         "type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}}
@@ -427,6 +436,11 @@ def test_gpu_node_pool_packs_several_pods_per_node_when_gpus_allow(stack):
     ("k8s", {"pixtral:sharedCache": "maybe"}, "pixtral:sharedCache: maybe is not allowed"),
     ("k8s", {"pixtral:rollout": "blueGreen"}, "pixtral:rollout: blueGreen is not allowed; expected one of surge, "
                                               "inPlace"),
+    # The VM fleets' keys: node pools take one type and no on-demand base here, and a Service's reach is
+    # serviceType / allowedCidrs.
+    ("eks", {"pixtral:onDemandBaseReplicas": "1"}, "pixtral:onDemandBaseReplicas only applies to target aws or gcp"),
+    ("eks", {"pixtral:instanceTypes": '["g6e.xlarge"]'}, "pixtral:instanceTypes only applies to target aws"),
+    ("gke", {"pixtral:internal": "true"}, "pixtral:internal only applies to target aws or gcp"),
 ])
 def test_bad_autoscaling_settings_are_refused_naming_the_key_before_any_resource(stack, settings, named):
     run = run_stack(stack, settings)

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import re
 
-from conftest import resources_of, run_stack
+from conftest import resources_of, run_stack, tls_on
 
 VM_INSTANCE_TYPES = {"aws": "aws:ec2/instance:Instance", "gcp": "gcp:compute/instance:Instance"}
-
-
-def _serves_tls(run: dict) -> bool:
-    """Whether the stack file leaves pixtral:tls on (the default)."""
-    return run["config"].get("pixtral:tls", "true") != "false"
 
 
 def test_outputs_ci_reads_are_present_and_well_formed(deployed):
     outputs = deployed["outputs"]
     port = int(deployed["config"].get("pixtral:port", 8081))
-    scheme = "https" if _serves_tls(deployed) else "http"
+    scheme = "https" if tls_on(deployed) else "http"
     assert re.fullmatch(rf"{scheme}://[^/:]+:{port}", outputs["endpoint"]), outputs["endpoint"]
     assert outputs["baseUrl"] == outputs["endpoint"] + "/v1"
     assert outputs["model"] == deployed["config"].get("pixtral:servedModelName", "mistralai/Pixtral-12B-2409")
     assert outputs["target"] == deployed["config"]["pixtral:target"]
     assert outputs["apiKey"], "apiKey output is empty"
-    if _serves_tls(deployed):
+    if tls_on(deployed):
         assert outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----"), "clients need the CA to verify"
     else:
         assert "caCertificate" not in outputs
@@ -32,7 +27,7 @@ def test_outputs_ci_reads_are_present_and_well_formed(deployed):
 def test_api_key_output_is_secret_and_the_only_secret(deployed):
     # caCertificate is deliberately plain: clients read it to trust the endpoint.
     assert deployed["secret_outputs"] == ["apiKey"]
-    assert ("caCertificate" in deployed["outputs"]) == _serves_tls(deployed)
+    assert ("caCertificate" in deployed["outputs"]) == tls_on(deployed)
 
 
 def test_tls_false_keeps_the_plain_http_contract(stack):

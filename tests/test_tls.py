@@ -16,6 +16,7 @@ from conftest import (
     resources_of,
     run_stack,
     target_of,
+    tls_on,
     vm_files,
 )
 from cryptography import x509
@@ -26,7 +27,7 @@ from pixtral_deploy.network import is_ip_address
 from pixtral_deploy.server import TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE
 
 # The shipped stacks that serve HTTPS (a stack file may set pixtral:tls false).
-TLS_STACKS = [s for s in STACKS if run_stack(s)["config"].get("pixtral:tls", "true") != "false"]
+TLS_STACKS = [s for s in STACKS if tls_on(run_stack(s))]
 # Where TLS ends at a load balancer in front of plain-HTTP replicas (the fleets: tests/test_aws_fleet.py,
 # tests/test_gcp_fleet.py).
 LB_STACKS = [s for s in TLS_STACKS if not replicas_serve_tls(run_stack(s))]
