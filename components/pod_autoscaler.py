@@ -1,7 +1,7 @@
 """What scales the pods on vLLM's own load: a KEDA ScaledObject on a Prometheus query, or an autoscaling/v2
 HorizontalPodAutoscaler on a Pods metric of the custom metrics API (pixtral:autoscaler).
 
-Both follow the contract (shared/FLEET.md): desired replicas = ceil(load / target per replica), clipped to
+Both follow the contract (docs/scaling.md): desired replicas = ceil(load / target per replica), clipped to
 [minReplicas, maxReplicas]. The queue target reads vLLM's gauge `vllm:num_requests_waiting`, the QPS target the rate
 of vLLM's counter `vllm:request_success_total` (v1/metrics/loggers.py in vLLM 0.32.0: `vllm:request_success`, which
 the Prometheus client exports with `_total`) over the contract's 60 s window. KEDA's `AverageValue` and the HPA's

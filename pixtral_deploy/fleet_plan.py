@@ -1,4 +1,4 @@
-"""Numbers every fleet derives from the deployment the same way, whatever cloud runs it (shared/FLEET.md).
+"""Numbers every fleet derives from the deployment the same way, whatever cloud runs it (docs/scaling.md).
 
 A load balancer's health check must not count a replica dead while it is still downloading and loading the weights:
 the grace period comes from the cold-start estimate of the slowest candidate type, never a platform's default of a

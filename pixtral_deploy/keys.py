@@ -189,7 +189,7 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "Node labels the pods must match, as a map.", targets=KUBERNETES_TARGETS, shown_default="`{}`"),
     Key("serviceType", Choice(SERVICE_TYPES), "LoadBalancer", "`LoadBalancer`, `ClusterIP` (private) or "
         "`NodePort`.", targets=KUBERNETES_TARGETS),
-    # Scaling (shared/FLEET.md): the same keys on every target that can honour them.
+    # Scaling (docs/scaling.md): the same keys on every target that can honour them.
     Key("replicas", Whole(1, MAX_REPLICAS), 1, "Fixed number of replicas. On `aws` / `gcp`, 1 is one VM and more is "
         "a fleet behind a load balancer; on Kubernetes, the number of pods."),
     Key("autoscale", parse_autoscale, None, "`{minReplicas, maxReplicas, targetQpsPerReplica}` or `{minReplicas, "

@@ -1,4 +1,4 @@
-"""How many replicas serve, and how their number follows load: the one scaling contract (shared/FLEET.md) for AWS,
+"""How many replicas serve, and how their number follows load: the one scaling contract (docs/scaling.md) for AWS,
 GCP and Kubernetes, parsed and checked once.
 
 `Scaling` says what the user asked for; each platform maps it onto its own machinery (an Auto Scaling Group, a

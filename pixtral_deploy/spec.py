@@ -41,11 +41,6 @@ KUBERNETES_VERSION = "1.34"
 MAX_STABILIZATION_SECONDS = 3600
 _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
 
-# The targets whose scaling shape is built so far (VMs: several replicas behind a load balancer, autoscaling;
-# Kubernetes: autoscaling); the others refuse those settings instead of ignoring them.
-FLEET_TARGETS: tuple[str, ...] = ("aws", "gcp", "kubernetes", "eks", "gke")
-
-
 @dataclass(frozen=True)
 class AwsSettings:
     instance_type: str
@@ -215,13 +210,6 @@ class Deployment:
         return self.scaling.spot
 
     def __post_init__(self) -> None:
-        if self.target not in FLEET_TARGETS:
-            if self.scaling.is_fleet and self.target in VM_TARGETS:
-                raise ConfigError(f"pixtral:replicas / pixtral:autoscale: a fleet on target {self.target} is not "
-                                  "built yet; expected replicas 1 and no autoscale (one VM)")
-            if self.scaling.autoscale and self.target in KUBERNETES_TARGETS:
-                raise ConfigError(f"pixtral:autoscale: autoscaling on target {self.target} is not built yet; "
-                                  "expected a fixed pixtral:replicas")
         if self.target == "aws":
             self._check_user_data_fits()
         if self.aws is not None and self.target == "aws" and self.scaling.is_fleet:

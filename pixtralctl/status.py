@@ -15,12 +15,6 @@ from dataclasses import asdict, dataclass
 from . import status_codes
 from .target import TargetError, stack_outputs
 
-EXIT_CODES = {
-    status_codes.SUCCESS: "the replicas were listed (none too, while a fleet scales from zero)",
-    status_codes.USAGE_ERROR: "the platform's CLI (gcloud) is missing or failed, or the stack's outputs name no "
-                              "replicas",
-}
-
 # The module that lists a target's replicas; a target without one has no `status` yet.
 PLATFORM_MODULES = {"aws": "status_aws", "gcp": "status_gcp", "kubernetes": "status_kubernetes",
                     "eks": "status_kubernetes", "gke": "status_kubernetes"}
@@ -65,11 +59,7 @@ def replicas_of(outputs: dict) -> list[Replica]:
     if module_name is None:
         raise TargetError(f"the stack's target {target!r} has no replica listing; expected one of "
                           f"{', '.join(PLATFORM_MODULES)}")
-    try:
-        module = importlib.import_module(f"{__package__}.{module_name}")
-    except ModuleNotFoundError:
-        raise TargetError(f"`pixtralctl status` does not list replicas on target {target} yet") from None
-    return module.replicas(outputs)
+    return importlib.import_module(f"{__package__}.{module_name}").replicas(outputs)
 
 
 def table(replicas: list[Replica]) -> str:

@@ -1,7 +1,7 @@
 """Pixtral as a service on AWS (`replicas` > 1 or `autoscale`): what `pulumi up` would declare for a fleet.
 
 The real program under the mock engine, for the shipped `aws-fleet` stack and variations of it; the contract is
-shared/FLEET.md.
+docs/scaling.md.
 """
 
 from __future__ import annotations

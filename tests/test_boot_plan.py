@@ -30,7 +30,7 @@ from conftest import (
 from fake_hf_hub import COMMIT, FakeHub
 
 from pixtral_deploy.catalog import DEFAULT_MODEL, has_local_nvme
-from pixtral_deploy.cloudinit import HF_HUB_VERSION, TIMELINE_FILE, USERDATA_DIR
+from pixtral_deploy.cloudinit import HF_HUB_VERSION, USERDATA_DIR
 from pixtral_deploy.server import VLLM_VERSION
 from pixtralctl import timeline
 
@@ -182,9 +182,11 @@ def test_second_boot_skips_install_and_download(booted):
 
 
 def test_download_used_the_cache_directory_of_the_environment_file(booted):
+    # vLLM reads the weights from HF_HOME of the environment file: the download must have put them exactly there.
     env_file = vm_files(run_stack("aws"))["/etc/pixtral/pixtral.env"]
-    assert "HF_HOME=/var/lib/pixtral/cache/hf" in env_file
-    assert "VLLM_CACHE_ROOT=/var/lib/pixtral/cache/vllm" in env_file
+    hf_home = next(line.split("=", 1)[1] for line in env_file.splitlines() if line.startswith("HF_HOME="))
+    snapshot = booted["root"] / hf_home.lstrip("/") / f"hub/models--mistralai--Pixtral-12B-2409/snapshots/{COMMIT}"
+    assert sorted(p.name for p in snapshot.iterdir()) == sorted(MODEL_FILES)
 
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -264,4 +266,4 @@ def test_the_scripts_and_pixtralctl_read_one_timeline_path():
     # pixtral-lib.sh derives the path the VM writes; pixtralctl timeline reads cloudinit.TIMELINE_FILE over SSM/IAP.
     done = subprocess.run(["bash", "-c", f'. {USERDATA_DIR}/pixtral-lib.sh && printf %s "$PIXTRAL_TIMELINE"'],
                           env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True)
-    assert done.stdout == TIMELINE_FILE == timeline.TIMELINE_PATH
+    assert done.stdout == timeline.TIMELINE_PATH

@@ -1,4 +1,4 @@
-"""Kubernetes replicas that follow vLLM's own load (shared/FLEET.md): the autoscaler's numbers come from the target,
+"""Kubernetes replicas that follow vLLM's own load (docs/scaling.md): the autoscaler's numbers come from the target,
 each pod keeps its own model cache, rollouts and scale-ins never cut a generation short, node pools follow."""
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def test_every_resource_is_parented_to_a_pixtral_component(deployed):
     assert {r["parent"] for r in components} <= {"pulumi:pulumi:Stack"} | {r["type"] for r in components}
 
 
-def test_destroy_removes_everything_the_stack_made(deployed):
+def test_no_resource_is_protected_or_retained_on_destroy(deployed):
     # `pulumi destroy` skips protected resources and leaves retainOnDelete ones behind in the cloud, still billed.
     kept = [(r["type"], r["name"], r["options"]) for r in deployed["resources"]
             if r["options"].get("protect") or r["options"].get("retainOnDelete")]
