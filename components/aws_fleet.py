@@ -30,21 +30,12 @@ from components.boot_image import looked_up_image_options
 from components.stack_ca import StackCa
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
-from pixtral_deploy.coldstart import cold_start, keeps_weights_across_stop
+from pixtral_deploy.coldstart import keeps_weights_across_stop
+from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.fleetboot import FLEET_DIMENSION, LIFECYCLE_HOOK, METRIC_NAMESPACE, QUEUE_METRIC, FleetBoot
 from pixtral_deploy.scaling import QPS_WINDOW_SECONDS, SCALE_IN_PERIOD_SECONDS, Autoscale
-from pixtral_deploy.server import ServerSpec
 from pixtral_deploy.spec import Deployment
 
-# The health-check grace period is this many times the slowest candidate's cold-start estimate. The estimate
-# assumes PyPI and Hugging Face at full speed; a throttled download that outlives the grace period gets the replica
-# killed and the download restarted elsewhere, over and over, while a broken replica merely lingers a little longer.
-GRACE_OVER_ESTIMATE = 4
-# Without a catalog estimate (a type outside the catalog), the longest start the boot units allow for one step.
-GRACE_WITHOUT_ESTIMATE_SECONDS = 1800
-# The slowest decode a replica is expected to sustain for one sequence under full batching (12B on one L40S/L4 with
-# a full batch); a request that fills the context at that rate is the longest generation the balancer must carry.
-SLOWEST_DECODE_TOKENS_PER_SECOND = 20
 # ALB limits: idle timeout 1-4000 s, deregistration delay 0-3600 s.
 ALB_MAX_IDLE_TIMEOUT = 4000
 ALB_MAX_DEREGISTRATION_DELAY = 3600
@@ -62,30 +53,16 @@ SCALE_IN_COOLDOWN_SECONDS = 120
 ROOT_DEVICE = "/dev/sda1"
 
 
-def longest_generation_seconds(server: ServerSpec) -> int:
-    """A non-streamed request that fills the whole context at the slowest expected decode rate: the connection is
-    silent that long, and a replica being drained must be allowed to finish it."""
-    return math.ceil(server.max_model_len / SLOWEST_DECODE_TOKENS_PER_SECOND)
+def idle_timeout_seconds(deployment: Deployment) -> int:
+    """The balancer closes a connection silent this long: a non-streamed answer is silent until it ends, so the plan's
+    response timeout (the ALB default, 60 s, cuts most multimodal answers)."""
+    return min(ALB_MAX_IDLE_TIMEOUT, fleet_plan(deployment).response_timeout_seconds)
 
 
-def idle_timeout_seconds(server: ServerSpec) -> int:
-    """The balancer closes a connection silent this long: longer than the longest generation, or a long
-    non-streamed answer would be cut off (the ALB default, 60 s, cuts most multimodal answers)."""
-    return min(ALB_MAX_IDLE_TIMEOUT, longest_generation_seconds(server) + 60)
-
-
-def deregistration_delay_seconds(server: ServerSpec) -> int:
-    """A replica leaving (scale-in, rolling update, spot rebalance) gets no new requests and keeps this long to
-    finish the ones it has: the longest generation."""
-    return min(ALB_MAX_DEREGISTRATION_DELAY, longest_generation_seconds(server))
-
-
-def grace_period_seconds(deployment: Deployment) -> int:
-    """The ELB health check starts counting after this: the slowest candidate's cold start, with margin."""
-    estimate = cold_start(deployment)
-    if estimate is None:
-        return GRACE_WITHOUT_ESTIMATE_SECONDS
-    return math.ceil(estimate.total * GRACE_OVER_ESTIMATE / 60) * 60
+def deregistration_delay_seconds(deployment: Deployment) -> int:
+    """A replica leaving (scale-in, rolling update, spot rebalance) gets no new requests and keeps the plan's drain to
+    finish the ones it has (the balancer completes sooner once they are done)."""
+    return min(ALB_MAX_DEREGISTRATION_DELAY, fleet_plan(deployment).drain_seconds)
 
 
 def requests_per_target_per_minute(target_qps_per_replica: float) -> float:
@@ -137,12 +114,12 @@ class AwsGpuFleet(pulumi.ComponentResource):
             internal=scaling.internal,
             security_groups=[balancer_group.id],
             subnets=subnet_ids,
-            idle_timeout=idle_timeout_seconds(deployment.server),
+            idle_timeout=idle_timeout_seconds(deployment),
             drop_invalid_header_fields=True,
             tags={"Name": f"pixtral-{name}"},
             opts=self._child,
         )
-        target_group = self._target_group(vpc_id, deployment.server)
+        target_group = self._target_group(vpc_id, deployment)
         certificate_arn = self._certificate(deployment, balancer, args.ca)
         listener = self.listener(balancer, target_group, port, certificate_arn)
         group = self._group(deployment, template, target_group, subnet_ids, opts=pulumi.ResourceOptions(
@@ -238,16 +215,16 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.ami_id, "imageId")),
         )
 
-    def _target_group(self, vpc_id: pulumi.Input[str], server: ServerSpec) -> aws.lb.TargetGroup:
+    def _target_group(self, vpc_id: pulumi.Input[str], deployment: Deployment) -> aws.lb.TargetGroup:
         return aws.lb.TargetGroup(
             self._name,
-            port=server.port,
+            port=deployment.server.port,
             protocol="HTTP",
             target_type="instance",
             vpc_id=vpc_id,
             # SkyServe's least_load: a new request goes to the replica with the fewest in flight.
             load_balancing_algorithm_type="least_outstanding_requests",
-            deregistration_delay=deregistration_delay_seconds(server),
+            deregistration_delay=deregistration_delay_seconds(deployment),
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True, path=HEALTH_PATH, port="traffic-port", protocol="HTTP", matcher="200",
                 interval=HEALTH_INTERVAL_SECONDS, timeout=5, healthy_threshold=HEALTHY_THRESHOLD,
@@ -258,7 +235,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
     def _group(self, deployment: Deployment, template: aws.ec2.LaunchTemplate, target_group: aws.lb.TargetGroup,
                subnet_ids: pulumi.Input[list[str]], opts: pulumi.ResourceOptions) -> aws.autoscaling.Group:
         scaling = deployment.scaling
-        grace = grace_period_seconds(deployment)
+        grace = fleet_plan(deployment).health_grace_seconds
         return aws.autoscaling.Group(
             self._name,
             min_size=scaling.min_replicas,

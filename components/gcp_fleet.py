@@ -40,7 +40,7 @@ from components.gcp_shared import (
 from pixtral_deploy.catalog import region_of
 from pixtral_deploy.cloudinit import MetricsScrape
 from pixtral_deploy.coldstart import cold_start
-from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds
+from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.network import covers_a_whole_family
 from pixtral_deploy.ops_agent import QUEUE_METRIC, ops_agent_scrape
 from pixtral_deploy.scaling import Scaling
@@ -244,7 +244,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
             auto_healing_policies=gcp.compute.RegionInstanceGroupManagerAutoHealingPoliciesArgs(
                 health_check=health_check.id,
                 # A replica downloading and loading the weights is not dead: no repair before the cold start.
-                initial_delay_sec=min(health_grace_seconds(deployment), MAX_AUTOHEALING_DELAY_SECONDS),
+                initial_delay_sec=min(fleet_plan(deployment).health_grace_seconds, MAX_AUTOHEALING_DELAY_SECONDS),
             ),
             # A changed template rolls out by adding new replicas first (max_surge: a regional group surges at
             # least one per zone) and removing none before they are ready (max_unavailable 0).
@@ -334,7 +334,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
             gcp.compute.BackendServiceBackendArgs
         backends = [backend_args(group=manager.instance_group, capacity_scaler=1.0, **balancing)
                     for _, manager in groups]
-        generation = long_generation_seconds(deployment.server)
+        plan = fleet_plan(deployment)
         common = dict(
             project=self._args.project,
             protocol="HTTP",
@@ -344,9 +344,9 @@ class GcpGpuFleet(pulumi.ComponentResource):
             # SkyServe's least_load: each request goes to the replica with the fewest outstanding requests.
             locality_lb_policy="LEAST_REQUEST",
             # A response may take as long as the whole context takes to generate: the timeout must not cut it.
-            timeout_sec=generation,
+            timeout_sec=plan.response_timeout_seconds,
             # A replica leaving (scale-in, update, Spot preemption notice) finishes the generations it holds.
-            connection_draining_timeout_sec=min(generation, MAX_DRAINING_SECONDS),
+            connection_draining_timeout_sec=min(plan.drain_seconds, MAX_DRAINING_SECONDS),
             security_policy=self._armor_policy(),
             opts=self._child,
         )

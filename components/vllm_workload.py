@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 import pulumi
@@ -34,9 +35,9 @@ import pulumi_kubernetes as k8s
 
 from components.stack_ca import StackCa
 from pixtral_deploy.cloudinit import USERDATA_DIR
+from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.network import is_ip_address
 from pixtral_deploy.server import (
-    DRAIN_SECONDS,
     GUARD_FILE,
     TLS_CERT_FILE,
     TLS_DIR,
@@ -57,23 +58,22 @@ CPU_PER_GPU = 2
 MEMORY_GI_PER_GPU = 16
 MEMORY_LIMIT_GI_PER_GPU = 24
 SHM_GI_PER_GPU = 2
-# First start downloads ~25 GB and loads it: allow 30 minutes before the kubelet gives up on the container.
-STARTUP_PROBE_SECONDS = 1800
 PROBE_PERIOD_SECONDS = 10
 # How long `pulumi up` waits for the Service to select a pod and get an address (see _service).
 SERVICE_AWAIT = "30m"
 # How long `pulumi up` waits for the pods to be ready: a GPU node from zero (about 10 minutes), the image, and the
-# first download and load (the startup probe's 30 minutes).
+# first download and load (the startup probe's health grace from the fleet plan: 30 minutes on a cluster).
 WORKLOAD_AWAIT = "60m"
-# Deleting the pods' controller waits for its pods to go (Pulumi deletes in the foreground), and a pod may drain for
-# TERMINATION_GRACE_SECONDS.
-WORKLOAD_DELETE_AWAIT = "20m"
+# Deleting the pods' controller waits for its pods to go (Pulumi deletes in the foreground): a pod may drain for its
+# whole termination grace, then its claims go; this much more covers the controller's own steps.
+DELETE_MARGIN_MINUTES = 10
 # The pod label that tells one StatefulSet's pods from the next one's during a surge rollout.
 GENERATION_LABEL = "pixtral/generation"
 # A terminating pod leaves the Service's endpoints while it sleeps, so kube-proxy and load balancers stop sending it
-# new requests before vLLM drains the ones it has (DRAIN_SECONDS); the kubelet kills it only after both.
+# new requests before vLLM drains the ones it has (the fleet plan's drain); the kubelet kills it only after both.
 PRESTOP_SLEEP_SECONDS = 15
-TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + DRAIN_SECONDS + 30
+# vLLM's own exit after its drain: the engine's processes stop and release the GPU.
+EXIT_SECONDS = 30
 # Spread replicas over nodes and zones, but never leave a pod pending for it: a free GPU anywhere beats none.
 SPREAD_TOPOLOGIES = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 # The TLS Secret's files: root-owned, readable by the pod's fsGroup (the server's group) and nobody else.
@@ -92,6 +92,16 @@ class VllmWorkloadArgs:
     instance: str = "pixtral"
     # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
     ca: StackCa | None = None
+
+
+def termination_grace_seconds(spec: Deployment) -> int:
+    """The preStop sleep, the plan's drain (vLLM's --shutdown-timeout), then vLLM's exit."""
+    return PRESTOP_SLEEP_SECONDS + fleet_plan(spec).drain_seconds + EXIT_SECONDS
+
+
+def delete_await(spec: Deployment) -> str:
+    """How long `pulumi destroy` (and the end of a surge rollout) waits for a set's pods to go."""
+    return f"{math.ceil(termination_grace_seconds(spec) / 60) + DELETE_MARGIN_MINUTES}m"
 
 
 def labels(spec: Deployment, instance: str) -> dict[str, str]:
@@ -255,7 +265,7 @@ class VllmWorkload(pulumi.ComponentResource):
                 "limits": {"memory": f"{MEMORY_LIMIT_GI_PER_GPU * gpus}Gi", "nvidia.com/gpu": str(gpus)},
             },
             "startupProbe": {"httpGet": health, "periodSeconds": PROBE_PERIOD_SECONDS,
-                             "failureThreshold": STARTUP_PROBE_SECONDS // PROBE_PERIOD_SECONDS},
+                             "failureThreshold": fleet_plan(spec).health_grace_seconds // PROBE_PERIOD_SECONDS},
             "readinessProbe": {"httpGet": health, "periodSeconds": PROBE_PERIOD_SECONDS, "failureThreshold": 3},
             "livenessProbe": {"httpGet": health, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
             "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
@@ -293,7 +303,7 @@ class VllmWorkload(pulumi.ComponentResource):
                 {"name": "tmp", "emptyDir": {}},
                 {"name": "guard", "configMap": {"name": guard.metadata["name"]}},
             ],
-            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+            "terminationGracePeriodSeconds": termination_grace_seconds(spec),
         }
         if tls_secret is not None:
             pod_spec["volumes"].append({"name": "tls", "secret": {"secretName": tls_secret.metadata["name"],
@@ -325,12 +335,12 @@ class VllmWorkload(pulumi.ComponentResource):
         timeouts = pulumi.CustomTimeouts(create=wait, update=wait, delete=delete)
         return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(custom_timeouts=timeouts))
 
-    def _awaited(self) -> pulumi.ResourceOptions:
+    def _awaited(self, spec: Deployment) -> pulumi.ResourceOptions:
         """`pulumi up` waits for the pods to be ready (and `destroy` for them to drain). A surge rollout needs it:
         the old pods may go only once the new ones serve. It also means that when `pulumi up` returns, the endpoint
         answers, and that a pod that cannot start (no GPU free, an image that does not pull) fails the update with
         the pod's own reason."""
-        return self._waiting(WORKLOAD_AWAIT, delete=WORKLOAD_DELETE_AWAIT)
+        return self._waiting(WORKLOAD_AWAIT, delete=delete_await(spec))
 
     def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: Deployment,
                       cluster_storage_class: str | None) -> pulumi.Output[str]:
@@ -360,7 +370,7 @@ class VllmWorkload(pulumi.ComponentResource):
             name,
             metadata={**self._metadata(ns), "name": name},
             spec={**self._replicas(spec), **body},
-            opts=self._awaited(),
+            opts=self._awaited(spec),
         )
         return pulumi.Output.from_input(name)
 
@@ -393,7 +403,7 @@ class VllmWorkload(pulumi.ComponentResource):
                 "selector": {"matchLabels": self._selector},
                 "template": {**pod_template, "spec": {**pod_template["spec"], "volumes": volumes}},
             },
-            opts=self._awaited(),
+            opts=self._awaited(spec),
         )
         # Its fixed name, as for a StatefulSet: the autoscaler does not wait for the pods to be ready.
         return pulumi.Output.from_input(self._name)

@@ -96,7 +96,8 @@ def estimate_warm_start(machine: MachineType, model_gb: float, storage: Storage)
                      WARMUP_SECONDS, parallel=True)
 
 
-def _candidates(deployment) -> tuple[str, ...]:
+def candidate_types(deployment) -> tuple[str, ...]:
+    """The VM or fleet's machine / instance types in order of preference; none on Kubernetes targets."""
     if deployment.target == "aws":
         return deployment.aws.instance_types or (deployment.aws.instance_type,)
     if deployment.target == "gcp":
@@ -112,7 +113,7 @@ def keeps_weights_across_stop(deployment) -> bool:
 def cold_start(deployment) -> ColdStart | None:
     """The estimate for a VM deployment: for a fleet, its slowest candidate type (what a health-check grace period
     must cover); None for Kubernetes targets (node provisioning is the cluster's) and types outside the catalog."""
-    machines = [MACHINE_TYPES[name] for name in _candidates(deployment) if name in MACHINE_TYPES]
+    machines = [MACHINE_TYPES[name] for name in candidate_types(deployment) if name in MACHINE_TYPES]
     if not machines:
         return None
     model_gb = model_download_gb(deployment.server.model)
@@ -123,7 +124,7 @@ def cold_start(deployment) -> ColdStart | None:
 
 def warm_start(deployment) -> ColdStart | None:
     """With a warm pool: the estimate for resuming a stopped instance of the fleet's (one) type."""
-    machines = [MACHINE_TYPES[name] for name in _candidates(deployment) if name in MACHINE_TYPES]
+    machines = [MACHINE_TYPES[name] for name in candidate_types(deployment) if name in MACHINE_TYPES]
     if not machines or not keeps_weights_across_stop(deployment):
         return None
     storage = vm_storage(machines[0], deployment.disk_size_gb, keep_across_stop=True)

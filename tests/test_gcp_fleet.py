@@ -18,7 +18,7 @@ from components.gcp_fleet import GOOGLE_LB_RANGES, LB_UTILIZATION_TARGET, PROXY_
 from pixtral_deploy.catalog import GPU_ZONES
 from pixtral_deploy.cloudinit import METRICS_TOKEN_FILE
 from pixtral_deploy.coldstart import cold_start
-from pixtral_deploy.fleet_plan import health_grace_seconds, long_generation_seconds
+from pixtral_deploy.fleet_plan import health_grace_seconds
 from pixtral_deploy.ops_agent import OPS_AGENT_CONFIG, QUEUE_METRIC
 from pixtral_deploy.spec import load_deployment
 
@@ -189,9 +189,9 @@ def test_external_load_balancer_balances_on_least_requests_and_never_cuts_a_long
     (backend,) = resources_of(run, BACKEND)
     inputs = backend["inputs"]
     assert inputs["loadBalancingScheme"] == "EXTERNAL_MANAGED" and inputs["localityLbPolicy"] == "LEAST_REQUEST"
-    generation = long_generation_seconds(_deployment(run).server)
-    assert inputs["timeoutSec"] == generation >= 32768 / 10
-    assert inputs["connectionDrainingTimeoutSec"] == min(generation, 3600)
+    longest = 32768 / 10  # maxModelLen at the slowest expected decode (one L4 under a full batch), tokens/s
+    assert inputs["timeoutSec"] > longest
+    assert 3600 >= inputs["connectionDrainingTimeoutSec"] >= longest
     (rule,) = resources_of(run, "gcp:compute/globalForwardingRule:GlobalForwardingRule")
     assert rule["inputs"]["portRange"] == "8081"
     groups = {g["outputs"]["instanceGroup"] for g in resources_of(run, GROUP)}
