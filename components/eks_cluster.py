@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws_shared import assume_role_policy, dns_record, subnets_offering
+from components.aws_shared import assume_role_policy, dns_record, metadata_options, subnets_offering
 from components.eks_cluster_autoscaler import EksClusterAutoscaler, EksClusterAutoscalerArgs
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
@@ -180,8 +180,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         )] if data_volume_gb else None
         return aws.ec2.LaunchTemplate(
             f"{self._name}-{suffix}",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(**metadata_options()),
             block_device_mappings=volumes,
             update_default_version=True,
             opts=self._child,

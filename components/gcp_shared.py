@@ -236,5 +236,11 @@ def vm_metadata(user_data: pulumi.Input[str]) -> dict:
     return {"user-data": user_data, **LOGIN_METADATA, "install-nvidia-driver": "True"}
 
 
+def label_value(text: str) -> str:
+    """A GCP label value: lowercase letters, digits, '-' and '_', at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:63]
+
+
 def stack_labels() -> dict[str, str]:
-    return {"app": "pixtral", "stack": slug(pulumi.get_stack())}
+    """The labels every GCP resource of the stack carries (VMs, disks, clusters, node pools)."""
+    return {"app": "pixtral", "stack": label_value(pulumi.get_stack())}

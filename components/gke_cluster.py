@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.gcp_shared import dns_record, service_account_id
+from components.gcp_shared import dns_record, service_account_id, stack_labels
 from pixtral_deploy.kubeconfig import exec_kubeconfig
 from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
 from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
@@ -132,7 +131,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
                     issue_client_certificate=False)),
             enable_shielded_nodes=True,
-            resource_labels={"app": "pixtral", "stack": _label(pulumi.get_stack())},
+            resource_labels=stack_labels(),
             # Managed Prometheus collects vLLM's metrics for `autoscale` (GKE's default since 1.27; stated here).
             monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
                 enable_components=["SYSTEM_COMPONENTS"],
@@ -202,11 +201,6 @@ class GkeGpuCluster(pulumi.ComponentResource):
 _MANAGEMENT = gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True)
 _SHIELDED = gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(enable_secure_boot=True,
                                                                        enable_integrity_monitoring=True)
-
-
-def _label(text: str) -> str:
-    """A GCP label value: lowercase letters, digits, '-' and '_', at most 63 characters."""
-    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:63]
 
 
 def _kubeconfig(cluster_name: str, endpoint: str, ca: str) -> str:
