@@ -16,7 +16,7 @@ from pathlib import Path
 
 import openai
 
-from . import status_codes
+from . import api, status_codes
 from .errors import Failure, UsageError
 from .guide_request import add_image_arguments, guide_content
 from .target import add_target_arguments, resolve, served_model
@@ -86,7 +86,7 @@ def _one(client: openai.OpenAI, model: str, content: list, max_tokens: int, orig
     except openai.APIStatusError as error:
         sample.error = f"status {error.status_code}"
     except openai.APIConnectionError as error:
-        sample.error = f"connection: {type(error.__cause__ or error).__name__}"
+        sample.error = f"connection: {api.connection_problem(error, str(client.base_url))}"
     except Exception as error:  # noqa: BLE001  a benchmark reports every failure and carries on
         sample.error = f"{type(error).__name__}: {error}"
     return sample
@@ -166,4 +166,5 @@ def run(args: argparse.Namespace) -> None:
             "samples": [asdict(s) for s in sorted(samples, key=lambda s: s.started)]}, indent=2))
         print(f"raw numbers written to {args.out}")
     if not summary["ok"]:
-        raise Failure(f"none of the {summary['requests']} requests succeeded")
+        commonest = max(summary["errors"], key=summary["errors"].get, default="no request was sent")
+        raise Failure(f"none of the {summary['requests']} requests succeeded ({commonest})")
