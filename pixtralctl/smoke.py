@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> None:
     except openai.APIStatusError as error:
         raise failed(f"the request was answered with status {error.status_code}: {error.message}") from None
     except openai.APIConnectionError as error:
-        problem = target.certificate_error(error) or api.connection_problem(error, target.base_url)
-        raise failed(f"no complete answer from {target.base_url} ({problem})"
-                     if not problem.startswith("the TLS certificate") else problem) from None
+        untrusted = target.certificate_error(error)
+        raise failed(untrusted or f"no complete answer from {target.base_url} "
+                                  f"({api.connection_problem(error, target.base_url)})") from None
     result["latency_seconds"] = round(time.monotonic() - started, 3)
     answer = (response.choices[0].message.content or "") if response.choices else ""
     usage = response.usage
