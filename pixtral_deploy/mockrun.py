@@ -242,18 +242,11 @@ def _gcp_link(inputs: dict[str, Any], collection: str, name: str) -> str:
             f"{collection}/{name}")
 
 
-def _tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from .mock_tls import tls_outputs
-    except ImportError as error:
-        raise RuntimeError(f"mockrun makes the stack's keys and certificates with the `cryptography` package, which "
-                           f"is not installed ({error}): pip install 'pixtral-deploy[test]'") from None
-    return tls_outputs(type_, name, inputs)
-
-
 def _make_mocks(config: dict[str, str], run: ProgramRun,
                 options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
+
+    from .mock_tls import tls_outputs
 
     region = config.get("aws:region", "us-east-1")
 
@@ -323,7 +316,7 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             elif args.typ == "gcp:container/cluster:Cluster":
                 outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
             elif args.typ.startswith("tls:"):
-                outputs.update(_tls_outputs(args.typ, args.name, inputs))
+                outputs.update(tls_outputs(args.typ, args.name, inputs))
             elif args.typ.startswith("kubernetes:") and _declared_without_name(inputs):
                 # The provider names an object declared without one: the resource name and a random suffix, drawn
                 # anew when the object is replaced (new data for a Secret or ConfigMap): the same inputs, the same
