@@ -149,6 +149,19 @@ GPU_ZONES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# AWS's commercial, GovCloud and China regions, from "AWS Region billing codes"
+# (https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-region-billing-codes.html, read 2026-12-06).
+# A region missing here is warned about, not refused: AWS opens new ones.
+AWS_REGIONS: tuple[str, ...] = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "mx-central-1", "af-south-1",
+    "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6",
+    "ap-southeast-7", "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-1",
+    "eu-south-2", "eu-north-1", "il-central-1", "me-south-1", "me-central-1", "sa-east-1", "us-gov-east-1",
+    "us-gov-west-1", "cn-north-1", "cn-northwest-1",
+)
+
+
 def region_of(zone: str) -> str:
     """us-central1-a -> us-central1."""
     return zone.rsplit("-", 1)[0]
