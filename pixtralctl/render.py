@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "render", help="write what a stack would run (cloud-init, manifests, resources) without any credentials",
         description=__doc__.split("\n\n")[0], epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
         formatter_class=status_codes.HelpFormatter)
-    parser.add_argument("--stack", required=True, help="stack file to render (stacks/Pulumi.<stack>.yaml)")
+    parser.add_argument("--stack", required=True, help="stack to render: a name (aws, for stacks/Pulumi.aws.yaml) or "
+                                                       "the path of a Pulumi.<stack>.yaml file")
     parser.add_argument("--out", required=True, type=Path, help="folder to write into (created if missing)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config for this render, e.g. --set port=9000 (namespace pixtral by default)")
@@ -138,10 +139,12 @@ def _writable_folder(out: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
-    from pixtral_deploy.mockrun import run_program, stack_files
+    from pixtral_deploy.mockrun import StackNotFound, find_stack_file, run_program
 
-    if args.stack not in stack_files():
-        raise UsageError(f"no stack file for {args.stack!r}; shipped stacks: {', '.join(stack_files())}")
+    try:
+        stack, _ = find_stack_file(args.stack)
+    except StackNotFound as error:
+        raise UsageError(str(error)) from None
     settings = _settings(args.set)
     _writable_folder(args.out)
     program = asdict(run_program(args.stack, settings))
@@ -153,6 +156,6 @@ def run(args: argparse.Namespace) -> None:
         written = write_render(program, args.out)
     except OSError as error:
         raise UsageError(f"--out {args.out}: cannot write there ({error.strerror or error})") from None
-    print(f"rendered stack {args.stack}: {len(program['resources'])} resources, {len(written)} files in {args.out}:")
+    print(f"rendered stack {stack}: {len(program['resources'])} resources, {len(written)} files in {args.out}:")
     for path in written:
         print(f"  {path}")
