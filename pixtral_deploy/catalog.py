@@ -31,6 +31,24 @@ GPUS: dict[str, Gpu] = {
 }
 
 
+# The labels a Kubernetes node carries for its GPU, by whoever puts them there: GKE on every GPU node (the
+# accelerator's Compute Engine name, the catalogue's names); the Cluster Autoscaler's AWS convention, set by the
+# node group (k8s.amazonaws.com/accelerator, same names); NVIDIA's GPU feature discovery, run by the GPU Operator
+# (nvidia.com/gpu.product: the name nvidia-smi prints with spaces as dashes, older drivers without "NVIDIA-").
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+AWS_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+GFD_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GFD_PRODUCTS: dict[str, tuple[str, ...]] = {
+    "nvidia-tesla-t4": ("Tesla-T4",),
+    "nvidia-a10g": ("NVIDIA-A10G",),
+    "nvidia-l4": ("NVIDIA-L4",),
+    "nvidia-l40s": ("NVIDIA-L40S",),
+    "nvidia-tesla-a100": ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB", "A100-SXM4-40GB", "A100-PCIE-40GB"),
+    "nvidia-a100-80gb": ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe", "A100-SXM4-80GB", "A100-80GB-PCIe"),
+    "nvidia-h100-80gb": ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "H100-80GB-HBM3", "H100-PCIe"),
+}
+
+
 @dataclass(frozen=True)
 class MachineType:
     """A VM type with GPUs: what it carries and how fast it can fetch and read weights."""

@@ -597,6 +597,14 @@ def _internal_fleet_warning(target: str, scaling: Scaling) -> list[str]:
     return []
 
 
+def _any_gpu_warning(target: str, settings: Settings) -> list[str]:
+    """pixtral:gpuMemoryGb without gpuType sizes the model but selects no GPU type (see VllmWorkload's affinity)."""
+    if target == "kubernetes" and settings["gpuType"] is None:
+        return [f"pixtral:gpuMemoryGb {settings['gpuMemoryGb']:g} without pixtral:gpuType: the pods may land on any "
+                "GPU node, so the cluster must not mix GPUs with less memory; set pixtral:gpuType to select one"]
+    return []
+
+
 def _zones_left_out(gcp: GcpSettings | None) -> list[str]:
     if gcp is None or not gcp.zones:
         return []
@@ -633,7 +641,8 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gcp=gcp,
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
-        warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)
+        warnings=tuple(warnings + _zones_left_out(gcp) + _any_gpu_warning(target, settings)
+                       + _open_to_everyone_warnings(cidrs, kubernetes)
                        + _internal_fleet_warning(target, scaling) + tls.warnings()),
         tls=tls,
     )
