@@ -188,3 +188,43 @@ def region_of(zone: str) -> str:
 def gpu_zones(gpu: str, region: str) -> tuple[str, ...] | None:
     """The region's zones that offer `gpu`, or None when the catalog does not know the region for it."""
     return GPU_ZONES.get(gpu, {}).get(region)
+
+
+# List prices in US dollars, on-demand, Linux, us-east-1 (AWS), as the clouds' pricing pages give them; the date says
+# when they were read. `pixtralctl render` turns them into an hourly estimate. A price the catalogue lacks is said to
+# be missing, never guessed: GCP's machine and disk prices and every spot price are not here (spot prices move: AWS
+# sets them every few minutes, GCP up to once in 30 days).
+PRICES_READ_ON = "2026-12-06"
+PRICES_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class ListPrice:
+    usd: float
+    unit: str
+    source: str
+
+
+_EC2 = "AWS EC2 On-Demand pricing (aws.amazon.com/ec2/pricing/on-demand), as quoted in 2026 cost write-ups"
+LIST_PRICES: dict[str, ListPrice] = {
+    "aws:g6e.xlarge": ListPrice(1.861, "hour", _EC2),
+    "aws:g6e.12xlarge": ListPrice(10.493, "hour", _EC2),
+    "aws:g6.xlarge": ListPrice(0.8048, "hour", _EC2),
+    "aws:g5.xlarge": ListPrice(1.006, "hour", _EC2),
+    "aws:g5.2xlarge": ListPrice(1.212, "hour", _EC2),
+    "aws:g5.12xlarge": ListPrice(5.672, "hour", _EC2),
+    "aws:p4d.24xlarge": ListPrice(32.77, "hour", _EC2),
+    "aws:t3.large": ListPrice(0.0832, "hour", _EC2),
+    "aws:gp3": ListPrice(0.08, "GB-month", "Amazon EBS pricing (aws.amazon.com/ebs/pricing)"),
+    "aws:public-ipv4": ListPrice(0.005, "hour",
+                                 "Amazon VPC pricing, public IPv4 addresses (aws.amazon.com/vpc/pricing)"),
+    "aws:alb": ListPrice(0.0225, "hour",
+                         "Elastic Load Balancing pricing (aws.amazon.com/elasticloadbalancing/pricing), plus $0.008 "
+                         "per LCU-hour of traffic, not estimated"),
+    "aws:eks": ListPrice(0.10, "hour",
+                         "Amazon EKS pricing, a cluster in standard support (aws.amazon.com/eks/pricing)"),
+    "gcp:gke": ListPrice(0.10, "hour",
+                         "GKE pricing, cluster management fee (cloud.google.com/kubernetes-engine/pricing); a monthly "
+                         "credit covers one zonal cluster per billing account"),
+}
+HOURS_PER_MONTH = 730

@@ -39,8 +39,16 @@ MOCK_ACM_VALIDATION_VALUE = "_fedcba9876543210.mock.acm-validations.aws."
 # What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
 MOCK_LB_ADDRESS = "198.51.100.20"
 MOCK_INTERNAL_ADDRESS = "10.128.0.50"
+MOCK_PRIVATE_IP = "10.0.0.10"
+MOCK_ALLOCATION_ID = "eipalloc-0123456789abcdef0"
+# What the mocks answer for lookups (the newest AMI, the default VPC and its subnets): the real answers come from
+# the account at `pulumi up`, so a render never shows these as if they were real ids.
+MOCK_AMI_ID = "ami-0dlami000000000"
+MOCK_VPC_ID = "vpc-0default00000000"
+MOCK_SUBNET_IDS = ("subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb")
 MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_ADDRESS, MOCK_INTERNAL_ADDRESS, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID,
-                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME, MOCK_ACM_VALIDATION_NAME, MOCK_ACM_VALIDATION_VALUE)
+                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME, MOCK_ACM_VALIDATION_NAME, MOCK_ACM_VALIDATION_VALUE,
+                     MOCK_PRIVATE_IP, MOCK_ALLOCATION_ID, MOCK_AMI_ID, MOCK_VPC_ID, *MOCK_SUBNET_IDS)
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -328,11 +336,11 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             resource_id = mock_id(args.name)
             if args.typ == "aws:ec2/instance:Instance":
                 resource_id = MOCK_INSTANCE_ID
-                outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp="10.0.0.10")
+                outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp=MOCK_PRIVATE_IP)
             elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
                 outputs.update(latestVersion=1)
             elif args.typ == "aws:ec2/eip:Eip":
-                outputs.update(publicIp=MOCK_PUBLIC_IP, allocationId="eipalloc-0123456789abcdef0")
+                outputs.update(publicIp=MOCK_PUBLIC_IP, allocationId=MOCK_ALLOCATION_ID)
             elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role", "aws:kms/key:Key"):
                 outputs.setdefault("name", mock_name(args.name))
                 outputs.update(arn=_mock_arn(args.typ, region, outputs["name"], resource_id))
@@ -418,16 +426,16 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 "aws:index/getCallerIdentity:getCallerIdentity": {
                     "accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock", "userId": "AIDAMOCK",
                     "id": MOCK_ACCOUNT},
-                "aws:ec2/getAmi:getAmi": {"id": "ami-0dlami000000000", "name": "Deep Learning Base (mock)"},
-                "aws:ec2/getVpc:getVpc": {"id": "vpc-0default00000000"},
+                "aws:ec2/getAmi:getAmi": {"id": MOCK_AMI_ID, "name": "Deep Learning Base (mock)"},
+                "aws:ec2/getVpc:getVpc": {"id": MOCK_VPC_ID},
                 "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
                     "locations": [f"{region}a", f"{region}b"], "instanceTypes": [], "locationTypes": []},
-                "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"]},
-                "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0default00000000"},
+                "aws:ec2/getSubnets:getSubnets": {"ids": list(reversed(MOCK_SUBNET_IDS))},
+                "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": MOCK_VPC_ID},
                 "aws:eks/getCluster:getCluster": {
                     "name": args.args.get("name"), "endpoint": "https://existing-eks.example.com",
                     "certificateAuthorities": [{"data": "bW9jay1jYQ=="}],
-                    "vpcConfig": {"subnetIds": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]}},
+                    "vpcConfig": {"subnetIds": list(MOCK_SUBNET_IDS)}},
                 "gcp:container/getCluster:getCluster": {
                     "name": args.args.get("name"), "endpoint": "192.0.2.20",
                     "masterAuths": [{"clusterCaCertificate": "bW9jay1jYQ=="}]},

@@ -13,13 +13,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import openai
+from typing import TYPE_CHECKING
 
 from . import api, status_codes
 from .errors import Failure, UsageError
 from .guide_request import add_image_arguments, guide_content
 from .target import add_target_arguments, resolve, served_model
+
+if TYPE_CHECKING:
+    import openai
 
 MAX_REQUESTS = 10_000
 MAX_DURATION_SECONDS = 3600
@@ -69,6 +71,8 @@ def percentile(values: list[float], share: float) -> float | None:
 
 
 def _one(client: openai.OpenAI, model: str, content: list, max_tokens: int, origin: float) -> Sample:
+    import openai  # loaded when used: `pixtralctl render` starts without its second of imports
+
     sample = Sample(started=time.monotonic() - origin)
     begin = time.monotonic()
     try:

@@ -11,8 +11,6 @@ import argparse
 import json
 import time
 
-import openai
-
 from . import api, status_codes
 from .errors import Failure
 from .guide_request import add_image_arguments, guide_content
@@ -53,6 +51,8 @@ def _unauthenticated_status(target: Target, model: str, key: str | None) -> int 
 
 
 def run(args: argparse.Namespace) -> None:
+    import openai  # loaded when used: `pixtralctl render` starts without its second of imports
+
     target = resolve(args)
     content = guide_content(args.image)
     result: dict = {"endpoint": target.endpoint, "images": len(content) // 2}
