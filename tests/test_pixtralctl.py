@@ -300,6 +300,7 @@ EXIT_CODE_TESTS = {
     ("render", 1): "test_render.py::test_render_reports_bad_config_and_writes_nothing",
     ("render", 2): "test_render.py::test_render_into_a_file_is_a_one_line_error",
     ("status", 0): "test_status_aws.py::test_status_prints_one_line_per_replica_from_the_stack_outputs",
+    ("status", 1): "test_pixtralctl.py::test_status_of_an_endpoint_needs_no_pulumi_cli",
     ("status", 2): "test_status_aws.py::test_status_without_the_aws_cli_exits_2_naming_it",
 }
 # Ctrl-C is handled once, in main, for every command.
@@ -588,3 +589,14 @@ def test_wait_in_a_log_repeats_what_it_waits_for_every_30_seconds():
     assert REPEAT_SECONDS == 30
     assert [line.split("(probe at ")[-1] for line in lines[:-1]] == ["0s)", "31s)", "62s)"], lines
     assert lines[-1].endswith("loading: /health answered 503")
+
+
+def test_status_of_an_endpoint_needs_no_pulumi_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi, no cloud CLI
+    with FakeVllm(KEY) as server:
+        assert main(["status", *_target(server)]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith(server.endpoint)]
+    assert "ready" in row and "answered a chat request" in row
+    line = _one_line_failure(["status", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY], capsys)
+    assert "http://127.0.0.1:9 starting" in line and "connection refused" in line
