@@ -29,7 +29,7 @@ from .network import covers_a_whole_family, ip_version
 from .parsers import setting_error
 from .scaling import AWS_MAX_DOWNSCALE_DELAY_SECONDS, Scaling
 from .server import ServerSpec
-from .sizing import GpuPlan, SizingRequest, plan_gpus
+from .sizing import VALID_TENSOR_PARALLEL, GpuPlan, SizingRequest, plan_gpus
 from .vllm_flags import check_extra_args
 
 __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE", "TARGETS", "VM_TARGETS",
@@ -235,6 +235,11 @@ class Deployment:
         if kubernetes is None:
             return
         self._check_kubernetes_autoscaling(kubernetes)
+        if kubernetes.gpus_per_replica not in VALID_TENSOR_PARALLEL:
+            # tensorParallelSize follows gpusPerReplica: the pod's GPU count is what to change.
+            raise setting_error("gpusPerReplica", kubernetes.gpus_per_replica,
+                                f"one of {', '.join(map(str, VALID_TENSOR_PARALLEL))}: vLLM shards the model over "
+                                "all of a pod's GPUs, and a shard count must divide the model's attention heads")
         if self.server.tensor_parallel_size != kubernetes.gpus_per_replica:
             raise setting_error("tensorParallelSize", self.server.tensor_parallel_size,
                                 f"pixtral:gpusPerReplica ({kubernetes.gpus_per_replica}): a pod's GPUs all serve "
@@ -334,10 +339,12 @@ class Deployment:
         return self.tls.enabled and not self.public_certificate
 
     def describe(self) -> str:
-        described = f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
+        server = self.server.describe()
         if self.tls.enabled and balancer_terminates_tls(self.target, self.scaling):
-            described += "; HTTPS at the load balancer, which forwards plain HTTP to the replicas inside the VPC"
-        return described
+            # The replicas serve HTTP, but the endpoint a client calls is the balancer's HTTPS.
+            server = (server.removesuffix(", HTTP") + ", HTTPS at the load balancer (which forwards plain HTTP to "
+                      "the replicas inside the VPC)")
+        return f"{self.target}: {server}; {self.gpus.describe()}; {self.scaling.describe()}"
 
 
 # The GCP autoscaler's scale-in control window (time_window_sec) takes 60 to 3600 seconds.
