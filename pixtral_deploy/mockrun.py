@@ -221,11 +221,6 @@ def find_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[str, P
                         "path of a Pulumi.<stack>.yaml file)")
 
 
-def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
-    """The stack file's config as the engine hands it to a program: strings, with lists and maps as JSON."""
-    return read_stack_file(find_stack_file(stack, project_dir)[1])
-
-
 def _with_namespaces(config: dict[str, str]) -> dict[str, str]:
     """A key without a namespace belongs to the project, as `pulumi config set KEY` files it."""
     return {key if ":" in key else f"{PROJECT_NAME}:{key}": value for key, value in config.items()}
