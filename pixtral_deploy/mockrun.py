@@ -11,6 +11,7 @@ globals, so a second program in the same process would see the first one's stack
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import logging
@@ -212,8 +213,6 @@ def find_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[str, P
         path = Path(stack) if Path(stack).is_file() else project_dir / stack
         if path.is_file():
             return name[len("Pulumi."):-len(".yaml")], path
-    import difflib
-
     bare = name.removeprefix("Pulumi.").removesuffix(".yaml")
     close = difflib.get_close_matches(bare, list(files), n=1, cutoff=0.6)
     meant = f"did you mean {close[0]}? " if close else ""
