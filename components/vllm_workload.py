@@ -34,6 +34,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.stack_ca import StackCa
+from pixtral_deploy.catalog import AWS_ACCELERATOR_LABEL, GFD_PRODUCT_LABEL, GFD_PRODUCTS, GKE_ACCELERATOR_LABEL
 from pixtral_deploy.cloudinit import USERDATA_DIR
 from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.network import is_ip_address
@@ -102,6 +103,16 @@ def termination_grace_seconds(spec: Deployment) -> int:
 def delete_await(spec: Deployment) -> str:
     """How long `pulumi destroy` (and the end of a surge rollout) waits for a set's pods to go."""
     return f"{math.ceil(termination_grace_seconds(spec) / 60) + DELETE_MARGIN_MINUTES}m"
+
+
+def gpu_node_affinity(gpu: str) -> dict:
+    """On a cluster the program did not make, pixtral:gpuType is where the pods may run, not only what the model is
+    sized for: a smaller GPU of a mixed cluster would fail the load. Nodes are told apart by whichever well-known
+    label they carry (GKE's, the AWS autoscaler convention's, NVIDIA feature discovery's): the terms are
+    alternatives, so any one of them admits a node."""
+    terms = [(GKE_ACCELERATOR_LABEL, (gpu,)), (AWS_ACCELERATOR_LABEL, (gpu,)), (GFD_PRODUCT_LABEL, GFD_PRODUCTS[gpu])]
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": key, "operator": "In", "values": list(values)}]} for key, values in terms]}}}
 
 
 def labels(spec: Deployment, instance: str) -> dict[str, str]:
@@ -311,6 +322,13 @@ class VllmWorkload(pulumi.ComponentResource):
         node_selector = {**args.node_selector, **dict(settings.node_selector)}
         if node_selector:
             pod_spec["nodeSelector"] = node_selector
+        if spec.target == "kubernetes" and spec.gpus.gpu_name in GFD_PRODUCTS:
+            gpu = spec.gpus.gpu_name
+            pod_spec["affinity"] = gpu_node_affinity(gpu)
+            pulumi.log.info(f"pods run only on nodes labelled as {gpu} (pixtral:gpuType): {GKE_ACCELERATOR_LABEL} or "
+                            f"{AWS_ACCELERATOR_LABEL}={gpu}, or {GFD_PRODUCT_LABEL} in "
+                            f"{', '.join(GFD_PRODUCTS[gpu])}; label the GPU nodes if none of these is set (or size "
+                            "with pixtral:gpuMemoryGb alone, which selects no GPU type)")
         annotations = {
             "pixtral/vllm-module": VLLM_MODULE,
             # The guard's version in the template itself: a new guard is a new template (and, under rollout surge,

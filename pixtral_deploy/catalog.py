@@ -31,6 +31,24 @@ GPUS: dict[str, Gpu] = {
 }
 
 
+# The labels a Kubernetes node carries for its GPU, by whoever puts them there: GKE on every GPU node (the
+# accelerator's Compute Engine name, the catalogue's names); the Cluster Autoscaler's AWS convention, set by the
+# node group (k8s.amazonaws.com/accelerator, same names); NVIDIA's GPU feature discovery, run by the GPU Operator
+# (nvidia.com/gpu.product: the name nvidia-smi prints with spaces as dashes, older drivers without "NVIDIA-").
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+AWS_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+GFD_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GFD_PRODUCTS: dict[str, tuple[str, ...]] = {
+    "nvidia-tesla-t4": ("Tesla-T4",),
+    "nvidia-a10g": ("NVIDIA-A10G",),
+    "nvidia-l4": ("NVIDIA-L4",),
+    "nvidia-l40s": ("NVIDIA-L40S",),
+    "nvidia-tesla-a100": ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB", "A100-SXM4-40GB", "A100-PCIE-40GB"),
+    "nvidia-a100-80gb": ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe", "A100-SXM4-80GB", "A100-80GB-PCIe"),
+    "nvidia-h100-80gb": ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "H100-80GB-HBM3", "H100-PCIe"),
+}
+
+
 @dataclass(frozen=True)
 class MachineType:
     """A VM type with GPUs: what it carries and how fast it can fetch and read weights."""
@@ -149,6 +167,19 @@ GPU_ZONES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# AWS's commercial, GovCloud and China regions, from "AWS Region billing codes"
+# (https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-region-billing-codes.html, read 2026-12-06).
+# A region missing here is warned about, not refused: AWS opens new ones.
+AWS_REGIONS: tuple[str, ...] = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1", "mx-central-1", "af-south-1",
+    "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6",
+    "ap-southeast-7", "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-1",
+    "eu-south-2", "eu-north-1", "il-central-1", "me-south-1", "me-central-1", "sa-east-1", "us-gov-east-1",
+    "us-gov-west-1", "cn-north-1", "cn-northwest-1",
+)
+
+
 def region_of(zone: str) -> str:
     """us-central1-a -> us-central1."""
     return zone.rsplit("-", 1)[0]
@@ -157,3 +188,43 @@ def region_of(zone: str) -> str:
 def gpu_zones(gpu: str, region: str) -> tuple[str, ...] | None:
     """The region's zones that offer `gpu`, or None when the catalog does not know the region for it."""
     return GPU_ZONES.get(gpu, {}).get(region)
+
+
+# List prices in US dollars, on-demand, Linux, us-east-1 (AWS), as the clouds' pricing pages give them; the date says
+# when they were read. `pixtralctl render` turns them into an hourly estimate. A price the catalogue lacks is said to
+# be missing, never guessed: GCP's machine and disk prices and every spot price are not here (spot prices move: AWS
+# sets them every few minutes, GCP up to once in 30 days).
+PRICES_READ_ON = "2026-12-06"
+PRICES_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class ListPrice:
+    usd: float
+    unit: str
+    source: str
+
+
+_EC2 = "AWS EC2 On-Demand pricing (aws.amazon.com/ec2/pricing/on-demand), as quoted in 2026 cost write-ups"
+LIST_PRICES: dict[str, ListPrice] = {
+    "aws:g6e.xlarge": ListPrice(1.861, "hour", _EC2),
+    "aws:g6e.12xlarge": ListPrice(10.493, "hour", _EC2),
+    "aws:g6.xlarge": ListPrice(0.8048, "hour", _EC2),
+    "aws:g5.xlarge": ListPrice(1.006, "hour", _EC2),
+    "aws:g5.2xlarge": ListPrice(1.212, "hour", _EC2),
+    "aws:g5.12xlarge": ListPrice(5.672, "hour", _EC2),
+    "aws:p4d.24xlarge": ListPrice(32.77, "hour", _EC2),
+    "aws:t3.large": ListPrice(0.0832, "hour", _EC2),
+    "aws:gp3": ListPrice(0.08, "GB-month", "Amazon EBS pricing (aws.amazon.com/ebs/pricing)"),
+    "aws:public-ipv4": ListPrice(0.005, "hour",
+                                 "Amazon VPC pricing, public IPv4 addresses (aws.amazon.com/vpc/pricing)"),
+    "aws:alb": ListPrice(0.0225, "hour",
+                         "Elastic Load Balancing pricing (aws.amazon.com/elasticloadbalancing/pricing), plus $0.008 "
+                         "per LCU-hour of traffic, not estimated"),
+    "aws:eks": ListPrice(0.10, "hour",
+                         "Amazon EKS pricing, a cluster in standard support (aws.amazon.com/eks/pricing)"),
+    "gcp:gke": ListPrice(0.10, "hour",
+                         "GKE pricing, cluster management fee (cloud.google.com/kubernetes-engine/pricing); a monthly "
+                         "credit covers one zonal cluster per billing account"),
+}
+HOURS_PER_MONTH = 730

@@ -47,7 +47,8 @@ class ColdStart:
         joint = "alongside" if self.parallel else "then"
         return (f"{self.machine}: about {self.total:.0f} s from boot to first answer; boot {self.boot:.0f} s, "
                 f"install {self.install:.0f} s {joint} download {self.download:.0f} s, load {self.load:.0f} s, "
-                f"warm-up {self.warmup:.0f} s (weights on {self.storage})")
+                f"warm-up {self.warmup:.0f} s (weights on {self.storage}); an estimate from the catalogue's network "
+                "and disk speeds, not a measurement (`pixtralctl timeline` shows the real one)")
 
 
 def download_seconds(model_gb: float, network_gbps: float, storage: Storage) -> float:

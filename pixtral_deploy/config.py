@@ -3,13 +3,15 @@ Outputs, and the provider settings the program needs. Everything here runs befor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
 from .cloudinit import StoredSecret
+from .errors import ConfigError
 from .keys import NAMESPACE, misplaced_keys
+from .locations import aws_region_problems, gcp_zone_format_problems, gcp_zone_gpu_problems, other_cloud_keys
 from .secret_values import secret_setting_problems
 from .spec import Deployment, load_deployment, raw_config_from
 
@@ -61,17 +63,34 @@ def _gcp_location(errors: list[str]) -> GcpLocation | None:
     if not zone:
         errors.append("gcp:zone is not set; a zone with the GPU, e.g. us-central1-a for nvidia-l4 "
                       "(pulumi config set gcp:zone ZONE)")
-    return GcpLocation(project, zone) if project and zone else None
+    zone_problems = gcp_zone_format_problems(zone)
+    errors += zone_problems
+    return GcpLocation(project, zone) if project and zone and not zone_problems else None
+
+
+def _located(deployment: Deployment, gcp: GcpLocation | None, warnings: list[str]) -> Deployment:
+    """The GPU checked against gcp:zone (known once the deployment is), and the location's warnings added."""
+    if gcp is not None and deployment.gcp is not None:
+        in_that_zone = not (deployment.target == "gcp" and deployment.scaling.is_fleet)
+        errors, more = gcp_zone_gpu_problems(gcp.zone, deployment.gcp.accelerator_type, in_that_zone)
+        if errors:
+            raise ConfigError("\n".join(errors))
+        warnings = warnings + more
+    return replace(deployment, warnings=deployment.warnings + tuple(warnings)) if warnings else deployment
 
 
 def read_stack() -> StackConfig:
     """The whole configuration, validated; every problem found is reported at once as one ConfigError."""
     keys = _all_keys()
     config = pulumi.Config(NAMESPACE)
-    errors = misplaced_keys(keys, pulumi.get_project()) + secret_setting_problems(NAMESPACE)
-    gcp = _gcp_location(errors) if config.get("target") in ("gcp", "gke") else None
-    deployment = load_deployment(raw_config_from(config.get, _namespace_keys(keys)), errors)
-    return StackConfig(deployment, _secrets(config), gcp)
+    target = config.get("target")
+    errors = (misplaced_keys(keys, pulumi.get_project()) + secret_setting_problems(NAMESPACE)
+              + other_cloud_keys(keys, target))
+    gcp = _gcp_location(errors) if target in ("gcp", "gke") else None
+    region_errors, warnings = aws_region_problems(pulumi.Config("aws").get("region")) if target in ("aws", "eks") \
+        else ([], [])
+    deployment = load_deployment(raw_config_from(config.get, _namespace_keys(keys)), errors + region_errors)
+    return StackConfig(_located(deployment, gcp, warnings), _secrets(config), gcp)
 
 
 def _secrets(config: pulumi.Config) -> Secrets:

@@ -165,7 +165,10 @@ CONFIG_KEYS: tuple[Key, ...] = (
         secret=True, shown_default="the ambient kubeconfig"),
     Key("context", Text(r"\S+", "a context name from the kubeconfig"), None, "Kubeconfig context to use.",
         targets=("kubernetes",), shown_default="the kubeconfig's current context"),
-    Key("gpuType", Choice(tuple(sorted(GPUS))), None, f"GPU of the cluster's nodes, a catalog name ({_GPU_NAMES}).",
+    Key("gpuType", Choice(tuple(sorted(GPUS))), None, f"GPU of the cluster's nodes, a catalog name ({_GPU_NAMES}): "
+        "the model is sized for it and the pods run only on nodes labelled with it (GKE's "
+        "`cloud.google.com/gke-accelerator`, `k8s.amazonaws.com/accelerator`, or GPU feature discovery's "
+        "`nvidia.com/gpu.product`); `gpuMemoryGb` alone sizes without selecting.",
         targets=("kubernetes",), shown_default="(`gpuType` or `gpuMemoryGb` required)"),
     Key("clusterName", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a cluster name"), None,
         "Existing EKS / GKE cluster to add the GPU nodes to.", targets=("eks", "gke"),

@@ -11,6 +11,7 @@ globals, so a second program in the same process would see the first one's stack
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import logging
@@ -39,8 +40,16 @@ MOCK_ACM_VALIDATION_VALUE = "_fedcba9876543210.mock.acm-validations.aws."
 # What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
 MOCK_LB_ADDRESS = "198.51.100.20"
 MOCK_INTERNAL_ADDRESS = "10.128.0.50"
+MOCK_PRIVATE_IP = "10.0.0.10"
+MOCK_ALLOCATION_ID = "eipalloc-0123456789abcdef0"
+# What the mocks answer for lookups (the newest AMI, the default VPC and its subnets): the real answers come from
+# the account at `pulumi up`, so a render never shows these as if they were real ids.
+MOCK_AMI_ID = "ami-0dlami000000000"
+MOCK_VPC_ID = "vpc-0default00000000"
+MOCK_SUBNET_IDS = ("subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb")
 MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_ADDRESS, MOCK_INTERNAL_ADDRESS, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID,
-                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME, MOCK_ACM_VALIDATION_NAME, MOCK_ACM_VALIDATION_VALUE)
+                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME, MOCK_ACM_VALIDATION_NAME, MOCK_ACM_VALIDATION_VALUE,
+                     MOCK_PRIVATE_IP, MOCK_ALLOCATION_ID, MOCK_AMI_ID, MOCK_VPC_ID, *MOCK_SUBNET_IDS)
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -120,31 +129,95 @@ def _config_value(node: yaml.Node) -> str:
     return json.dumps(_yaml12_value(node))
 
 
-def read_stack_file(path: Path) -> dict[str, str]:
-    """The `config:` block of a stack file, read the way the Pulumi CLI reads it."""
+# The top-level keys of a stack file the Pulumi CLI knows; anything else (a setting outside `config:`) it ignores.
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+# What render hands the program for a `secure:` value it cannot decrypt (that needs the stack's passphrase or
+# Pulumi Cloud): a stand-in secret that passes the key's checks, so the program takes the path `pulumi up` takes
+# with the user's value (no generated key).
+ENCRYPTED_STAND_IN = "encrypted-value-render-cannot-read"
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(path.parent.parent)) if path.parent.name == "stacks" else str(path)
+
+
+def _check_unique_keys(node: yaml.Node, path: Path) -> None:
+    """The Pulumi CLI (Go's yaml.v3) refuses a mapping that names a key twice; PyYAML would keep the last value."""
+    if isinstance(node, yaml.MappingNode):
+        first_seen: dict[Any, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in first_seen:
+                raise StackFileError(f"{_shown(path)}, line {line}: {key.value} is set twice (first on line "
+                                     f"{first_seen[key.value]}); the Pulumi CLI refuses such a file: keep one")
+            first_seen[key.value] = line
+            _check_unique_keys(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_unique_keys(item, path)
+
+
+def _config_node(path: Path) -> yaml.MappingNode | None:
+    """The `config:` mapping of a stack file, checked the way the Pulumi CLI reads the file."""
     try:
         document = yaml.compose(path.read_text())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StackFileError(f"{path.relative_to(path.parent.parent)}{where}: not valid YAML "
-                             f"({error.problem or error.context})") from None
+        raise StackFileError(f"{_shown(path)}{where}: not valid YAML ({error.problem or error.context})") from None
     if document is None:
-        return {}
-    config = dict((key.value, value) for key, value in document.value).get("config") \
-        if isinstance(document, yaml.MappingNode) else None
-    if not isinstance(config, yaml.MappingNode):
-        return {}
-    return {key.value: _config_value(value) for key, value in config.value
-            if not (isinstance(value, yaml.MappingNode) and any(k.value == "secure" for k, _ in value.value))}
+        return None
+    if not isinstance(document, yaml.MappingNode):
+        raise StackFileError(f"{_shown(path)}: a stack file is a map with a `config:` block, not a "
+                             f"{document.tag.rsplit(':', 1)[-1]}")
+    _check_unique_keys(document, path)
+    outside = [key.value for key, _ in document.value if key.value not in STACK_FILE_KEYS]
+    if outside:
+        verb, them = ("is", "it") if len(outside) == 1 else ("are", "them")
+        raise StackFileError(f"{_shown(path)}: {', '.join(outside)} {verb} outside the `config:` block, where the "
+                             f"Pulumi CLI ignores {them}; indent {them} under `config:`")
+    config = dict((key.value, value) for key, value in document.value).get("config")
+    return config if isinstance(config, yaml.MappingNode) else None
 
 
-def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
-    """The stack file's config as the engine hands it to a program: strings, with lists and maps as JSON."""
-    path = stack_files(project_dir).get(stack)
-    if path is None:
-        raise SystemExit(f"no stack file for stack {stack!r}; shipped stacks: {', '.join(stack_files(project_dir))}")
-    return read_stack_file(path)
+def _encrypted(value: yaml.Node) -> bool:
+    return isinstance(value, yaml.MappingNode) and any(k.value == "secure" for k, _ in value.value)
+
+
+def read_stack_file(path: Path) -> dict[str, str]:
+    """The `config:` block of a stack file, read the way the Pulumi CLI reads it; encrypted values are left out
+    (encrypted_keys names them)."""
+    config = _config_node(path)
+    if config is None:
+        return {}
+    return {key.value: _config_value(value) for key, value in config.value if not _encrypted(value)}
+
+
+def encrypted_keys(path: Path) -> list[str]:
+    """The keys a stack file holds as `secure:` values (what `pulumi config set --secret` writes)."""
+    config = _config_node(path)
+    return [key.value for key, value in config.value if _encrypted(value)] if config is not None else []
+
+
+class StackNotFound(ValueError):
+    """The stack named is neither a stack file in stacks/ nor a path to one; the message says what there is."""
+
+
+def find_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[str, Path]:
+    """(stack name, stack file) for a stack name (`aws`) or a stack file's path (`stacks/Pulumi.aws.yaml`)."""
+    files = stack_files(project_dir)
+    if stack in files:
+        return stack, files[stack]
+    name = Path(stack).name
+    if re.fullmatch(r"Pulumi\.[^/]+\.yaml", name):
+        path = Path(stack) if Path(stack).is_file() else project_dir / stack
+        if path.is_file():
+            return name[len("Pulumi."):-len(".yaml")], path
+    bare = name.removeprefix("Pulumi.").removesuffix(".yaml")
+    close = difflib.get_close_matches(bare, list(files), n=1, cutoff=0.6)
+    meant = f"did you mean {close[0]}? " if close else ""
+    raise StackNotFound(f"no stack file for {stack!r}; {meant}stacks in stacks/: {', '.join(files)} (or pass the "
+                        "path of a Pulumi.<stack>.yaml file)")
 
 
 def _with_namespaces(config: dict[str, str]) -> dict[str, str]:
@@ -242,18 +315,11 @@ def _gcp_link(inputs: dict[str, Any], collection: str, name: str) -> str:
             f"{collection}/{name}")
 
 
-def _tls_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from .mock_tls import tls_outputs
-    except ImportError as error:
-        raise RuntimeError(f"mockrun makes the stack's keys and certificates with the `cryptography` package, which "
-                           f"is not installed ({error}): pip install 'pixtral-deploy[test]'") from None
-    return tls_outputs(type_, name, inputs)
-
-
 def _make_mocks(config: dict[str, str], run: ProgramRun,
                 options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
+
+    from .mock_tls import tls_outputs
 
     region = config.get("aws:region", "us-east-1")
 
@@ -264,11 +330,11 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             resource_id = mock_id(args.name)
             if args.typ == "aws:ec2/instance:Instance":
                 resource_id = MOCK_INSTANCE_ID
-                outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp="10.0.0.10")
+                outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp=MOCK_PRIVATE_IP)
             elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
                 outputs.update(latestVersion=1)
             elif args.typ == "aws:ec2/eip:Eip":
-                outputs.update(publicIp=MOCK_PUBLIC_IP, allocationId="eipalloc-0123456789abcdef0")
+                outputs.update(publicIp=MOCK_PUBLIC_IP, allocationId=MOCK_ALLOCATION_ID)
             elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role", "aws:kms/key:Key"):
                 outputs.setdefault("name", mock_name(args.name))
                 outputs.update(arn=_mock_arn(args.typ, region, outputs["name"], resource_id))
@@ -323,7 +389,7 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             elif args.typ == "gcp:container/cluster:Cluster":
                 outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
             elif args.typ.startswith("tls:"):
-                outputs.update(_tls_outputs(args.typ, args.name, inputs))
+                outputs.update(tls_outputs(args.typ, args.name, inputs))
             elif args.typ.startswith("kubernetes:") and _declared_without_name(inputs):
                 # The provider names an object declared without one: the resource name and a random suffix, drawn
                 # anew when the object is replaced (new data for a Secret or ConfigMap): the same inputs, the same
@@ -354,16 +420,16 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 "aws:index/getCallerIdentity:getCallerIdentity": {
                     "accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock", "userId": "AIDAMOCK",
                     "id": MOCK_ACCOUNT},
-                "aws:ec2/getAmi:getAmi": {"id": "ami-0dlami000000000", "name": "Deep Learning Base (mock)"},
-                "aws:ec2/getVpc:getVpc": {"id": "vpc-0default00000000"},
+                "aws:ec2/getAmi:getAmi": {"id": MOCK_AMI_ID, "name": "Deep Learning Base (mock)"},
+                "aws:ec2/getVpc:getVpc": {"id": MOCK_VPC_ID},
                 "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
                     "locations": [f"{region}a", f"{region}b"], "instanceTypes": [], "locationTypes": []},
-                "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"]},
-                "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0default00000000"},
+                "aws:ec2/getSubnets:getSubnets": {"ids": list(reversed(MOCK_SUBNET_IDS))},
+                "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": MOCK_VPC_ID},
                 "aws:eks/getCluster:getCluster": {
                     "name": args.args.get("name"), "endpoint": "https://existing-eks.example.com",
                     "certificateAuthorities": [{"data": "bW9jay1jYQ=="}],
-                    "vpcConfig": {"subnetIds": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]}},
+                    "vpcConfig": {"subnetIds": list(MOCK_SUBNET_IDS)}},
                 "gcp:container/getCluster:getCluster": {
                     "name": args.args.get("name"), "endpoint": "192.0.2.20",
                     "masterAuths": [{"clusterCaCertificate": "bW9jay1jYQ=="}]},
@@ -394,10 +460,23 @@ def run_program(stack: str, overrides: dict[str, str] | None = None, secret_keys
     from pulumi.runtime.sync_await import _sync_await
 
     try:
-        config = {**_with_namespaces(stack_config(stack, project_dir)), **(overrides or {})}
-    except StackFileError as error:
+        stack, path = find_stack_file(stack, project_dir)
+        from_file = read_stack_file(path)
+        encrypted = [key for key in _with_namespaces(dict.fromkeys(encrypted_keys(path), ""))
+                     if key not in (overrides or {})]
+    except (StackFileError, StackNotFound) as error:
         return ProgramRun(stack=stack, config={}, error=str(error))
+    config = {**_with_namespaces(from_file), **(overrides or {})}
     run = ProgramRun(stack=stack, config=config)
+    for key in encrypted:
+        config[key] = ENCRYPTED_STAND_IN
+        run.log.append(f"info: mock run: {key} is encrypted in {_shown(path)} and render cannot decrypt it (that "
+                       "needs the stack's passphrase or Pulumi Cloud); it renders as if set to a value that passes "
+                       "its checks, as `pulumi up` would use yours (to render another value: --set KEY=VALUE)")
+    secret_keys = [*(secret_keys or []), *encrypted]
+    if not from_file and "pixtral:target" not in config:
+        run.log.append(f"info: {_shown(path)} sets nothing under `config:`; copy a shipped stack file (such as "
+                       "stacks/Pulumi.aws.yaml) or `pulumi config set pixtral:target aws`")
     if _stands_in_for_the_gcp_project(config, overrides or {}):
         config["gcp:project"] = MOCK_GCP_PROJECT
         run.log.append(f"info: mock run: gcp:project stands in as {MOCK_GCP_PROJECT} (for `pulumi up`: pulumi config "

@@ -174,7 +174,14 @@ def cidr(value: str) -> str:
     try:
         ipaddress.ip_network(value, strict=True)
     except ValueError as error:
-        raise Refused(f"CIDRs such as 203.0.113.0/24 or 2001:db8::/32 ({error})") from None
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise Refused(f"CIDRs such as 203.0.113.0/24 or 2001:db8::/32 ({error})") from None
+        # An address with a prefix (10.1.2.3/8): say which network that is, not only that bits are set.
+        address = ipaddress.ip_interface(value).ip
+        raise Refused(f"network addresses: {value} has bits set after its /{network.prefixlen} prefix, so write "
+                      f"{network} (or {address}/{network.max_prefixlen} for that one address)") from None
     return value
 
 

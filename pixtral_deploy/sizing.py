@@ -16,7 +16,7 @@ from .errors import ConfigError
 RUNTIME_OVERHEAD_GB = 2.0
 BYTES_PER_PARAMETER = {None: 2.0, "fp8": 1.0}
 # Pixtral's text decoder has 32 attention heads and its vision encoder 16: tensor parallelism must divide both.
-_VALID_TENSOR_PARALLEL = (1, 2, 4, 8, 16)
+VALID_TENSOR_PARALLEL = (1, 2, 4, 8, 16)
 
 
 class SizingError(ConfigError):
@@ -34,11 +34,10 @@ class GpuPlan:
     usable_per_gpu_gb: float
 
     def describe(self) -> str:
-        need = f"needs ~{self.needed_per_gpu_gb:.1f}" if self.needed_per_gpu_gb is not None else "unsized:"
-        return (
-            f"{self.gpu_count}x {self.gpu_name} ({self.gpu_memory_gb:g} GB each); {need} of "
-            f"{self.usable_per_gpu_gb:.1f} GB usable per GPU"
-        )
+        usable = f"{self.usable_per_gpu_gb:.1f} GB usable per GPU"
+        need = (f"needs ~{self.needed_per_gpu_gb:.1f} of {usable}" if self.needed_per_gpu_gb is not None else
+                f"{usable}, fit not checked (the model is not in the sizing catalogue)")
+        return f"{self.gpu_count}x {self.gpu_name} ({self.gpu_memory_gb:g} GB each); {need}"
 
 
 def needed_per_gpu_gb(model: ModelInfo, tensor_parallel: int, quantization: str | None, max_model_len: int) -> float:
@@ -48,7 +47,7 @@ def needed_per_gpu_gb(model: ModelInfo, tensor_parallel: int, quantization: str 
 
 def default_tensor_parallel(gpu_count: int) -> int:
     """The largest valid tensor-parallel size that the machine's GPUs can hold."""
-    return max(tp for tp in _VALID_TENSOR_PARALLEL if tp <= gpu_count)
+    return max(tp for tp in VALID_TENSOR_PARALLEL if tp <= gpu_count)
 
 
 def _max_fitting_len(model: ModelInfo, tp: int, quantization: str | None, usable: float) -> int:
@@ -81,7 +80,7 @@ def plan_gpus(
     if tp > request.gpu_count:
         raise SizingError(
             f"pixtral:tensorParallelSize: {tp} is more than the {request.gpu_count} GPU(s) of {request.where}; "
-            f"allowed: one of {[v for v in _VALID_TENSOR_PARALLEL if v <= request.gpu_count]}"
+            f"allowed: one of {[v for v in VALID_TENSOR_PARALLEL if v <= request.gpu_count]}"
         )
     usable = request.gpu_memory_gb * request.gpu_memory_utilization
     warnings: list[str] = []
@@ -131,7 +130,7 @@ def _does_not_fit(
     hints = []
     if fitting:
         hints.append(f"Types that fit in bf16: {', '.join(fitting[:6])}")
-    more_gpus = [tp2 for tp2 in _VALID_TENSOR_PARALLEL if tp2 > tp and any(
+    more_gpus = [tp2 for tp2 in VALID_TENSOR_PARALLEL if tp2 > tp and any(
         needed_per_gpu_gb(model, tp2, q, request.max_model_len) <= usable for q in precisions)]
     if not alternatives and more_gpus:
         hints.append(f"Raise pixtral:gpusPerReplica to {more_gpus[0]}")

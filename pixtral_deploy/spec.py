@@ -29,7 +29,7 @@ from .network import covers_a_whole_family, ip_version
 from .parsers import setting_error
 from .scaling import AWS_MAX_DOWNSCALE_DELAY_SECONDS, Scaling
 from .server import ServerSpec
-from .sizing import GpuPlan, SizingRequest, plan_gpus
+from .sizing import VALID_TENSOR_PARALLEL, GpuPlan, SizingRequest, plan_gpus
 from .vllm_flags import check_extra_args
 
 __all__ = ["CONFIG_KEYS", "KUBERNETES_TARGETS", "KUBERNETES_VERSION", "NAMESPACE", "TARGETS", "VM_TARGETS",
@@ -223,6 +223,11 @@ class Deployment:
         if kubernetes is None:
             return
         self._check_kubernetes_autoscaling(kubernetes)
+        if kubernetes.gpus_per_replica not in VALID_TENSOR_PARALLEL:
+            # tensorParallelSize follows gpusPerReplica: the pod's GPU count is what to change.
+            raise setting_error("gpusPerReplica", kubernetes.gpus_per_replica,
+                                f"one of {', '.join(map(str, VALID_TENSOR_PARALLEL))}: vLLM shards the model over "
+                                "all of a pod's GPUs, and a shard count must divide the model's attention heads")
         if self.server.tensor_parallel_size != kubernetes.gpus_per_replica:
             raise setting_error("tensorParallelSize", self.server.tensor_parallel_size,
                                 f"pixtral:gpusPerReplica ({kubernetes.gpus_per_replica}): a pod's GPUs all serve "
@@ -322,10 +327,12 @@ class Deployment:
         return self.tls.enabled and not self.public_certificate
 
     def describe(self) -> str:
-        described = f"{self.target}: {self.server.describe()}; {self.gpus.describe()}; {self.scaling.describe()}"
+        server = self.server.describe()
         if self.tls.enabled and balancer_terminates_tls(self.target, self.scaling):
-            described += "; HTTPS at the load balancer, which forwards plain HTTP to the replicas inside the VPC"
-        return described
+            # The replicas serve HTTP, but the endpoint a client calls is the balancer's HTTPS.
+            server = (server.removesuffix(", HTTP") + ", HTTPS at the load balancer (which forwards plain HTTP to "
+                      "the replicas inside the VPC)")
+        return f"{self.target}: {server}; {self.gpus.describe()}; {self.scaling.describe()}"
 
 
 # The GCP autoscaler's scale-in control window (time_window_sec) takes 60 to 3600 seconds.
@@ -585,6 +592,14 @@ def _internal_fleet_warning(target: str, scaling: Scaling) -> list[str]:
     return []
 
 
+def _any_gpu_warning(target: str, settings: Settings) -> list[str]:
+    """pixtral:gpuMemoryGb without gpuType sizes the model but selects no GPU type (see VllmWorkload's affinity)."""
+    if target == "kubernetes" and settings["gpuType"] is None:
+        return [f"pixtral:gpuMemoryGb {settings['gpuMemoryGb']:g} without pixtral:gpuType: the pods may land on any "
+                "GPU node, so the cluster must not mix GPUs with less memory; set pixtral:gpuType to select one"]
+    return []
+
+
 def _zones_left_out(gcp: GcpSettings | None) -> list[str]:
     if gcp is None or not gcp.zones:
         return []
@@ -621,7 +636,8 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         gcp=gcp,
         kubernetes=kubernetes,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
-        warnings=tuple(warnings + _zones_left_out(gcp) + _open_to_everyone_warnings(cidrs, kubernetes)
+        warnings=tuple(warnings + _zones_left_out(gcp) + _any_gpu_warning(target, settings)
+                       + _open_to_everyone_warnings(cidrs, kubernetes)
                        + _internal_fleet_warning(target, scaling) + tls.warnings()),
         tls=tls,
     )

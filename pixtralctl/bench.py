@@ -13,13 +13,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import openai
-
-from . import status_codes
+from . import api, status_codes
 from .errors import Failure, UsageError
 from .guide_request import add_image_arguments, guide_content
 from .target import add_target_arguments, resolve, served_model
+
+if TYPE_CHECKING:
+    import openai
 
 MAX_REQUESTS = 10_000
 MAX_DURATION_SECONDS = 3600
@@ -69,6 +71,8 @@ def percentile(values: list[float], share: float) -> float | None:
 
 
 def _one(client: openai.OpenAI, model: str, content: list, max_tokens: int, origin: float) -> Sample:
+    import openai  # loaded when used: `pixtralctl render` starts without its second of imports
+
     sample = Sample(started=time.monotonic() - origin)
     begin = time.monotonic()
     try:
@@ -86,7 +90,7 @@ def _one(client: openai.OpenAI, model: str, content: list, max_tokens: int, orig
     except openai.APIStatusError as error:
         sample.error = f"status {error.status_code}"
     except openai.APIConnectionError as error:
-        sample.error = f"connection: {type(error.__cause__ or error).__name__}"
+        sample.error = f"connection: {api.connection_problem(error, str(client.base_url))}"
     except Exception as error:  # noqa: BLE001  a benchmark reports every failure and carries on
         sample.error = f"{type(error).__name__}: {error}"
     return sample
@@ -166,4 +170,5 @@ def run(args: argparse.Namespace) -> None:
             "samples": [asdict(s) for s in sorted(samples, key=lambda s: s.started)]}, indent=2))
         print(f"raw numbers written to {args.out}")
     if not summary["ok"]:
-        raise Failure(f"none of the {summary['requests']} requests succeeded")
+        commonest = max(summary["errors"], key=summary["errors"].get, default="no request was sent")
+        raise Failure(f"none of the {summary['requests']} requests succeeded ({commonest})")

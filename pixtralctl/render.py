@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,12 @@ import yaml
 from . import status_codes
 from .errors import Failure, UsageError
 from .resource_summary import key_settings
+from .review import cost_section, number_sources
 
 KNOWN_AFTER_UP = "known after `pulumi up`"
+# Marks a folder as a render, so the next render into it may replace it whole (no stale manifests of another stack
+# or an older set), while a folder of anything else is refused.
+RENDER_MARK = ".pixtral-render"
 
 EXIT_CODES = {
     status_codes.SUCCESS: "rendered; the files written are listed",
@@ -35,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "render", help="write what a stack would run (cloud-init, manifests, resources) without any credentials",
         description=__doc__.split("\n\n")[0], epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
         formatter_class=status_codes.HelpFormatter)
-    parser.add_argument("--stack", required=True, help="stack file to render (stacks/Pulumi.<stack>.yaml)")
+    parser.add_argument("--stack", required=True, help="stack to render: a name (aws, for stacks/Pulumi.aws.yaml) or "
+                                                       "the path of a Pulumi.<stack>.yaml file")
     parser.add_argument("--out", required=True, type=Path, help="folder to write into (created if missing)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config for this render, e.g. --set port=9000 (namespace pixtral by default)")
@@ -63,9 +69,20 @@ class MadeUp:
         return value
 
 
+def _one_line(text: str) -> str:
+    """A table cell holds one line: a PEM block becomes its kind and size, any other multi-line text its first line
+    and how many more there are (the whole text is in the cloud-init and manifest files)."""
+    if "\n" not in text:
+        return text
+    lines = text.strip().splitlines()
+    if pem := re.match(r"-----BEGIN ([A-Z0-9 ]+)-----", lines[0]):
+        return f"<PEM {pem.group(1).lower()}, {len(lines)} lines>"
+    return f"{lines[0]} <+{len(lines) - 1} more lines>"
+
+
 def _compact(value: Any) -> str:
-    # Sorted keys: two renders of the same stack compare line by line.
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+    # Sorted keys: two renders of the same stack compare line by line. JSON escapes newlines inside structures.
+    return _one_line(value) if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def summary(resource: dict[str, Any], made_up: MadeUp) -> str:
@@ -81,11 +98,28 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
+# Objects others depend on first, so `kubectl apply -f manifests/` in file order creates them before their users.
+_KINDS_FIRST = ("Namespace", "StorageClass", "ServiceAccount", "Role", "RoleBinding", "Secret", "ConfigMap",
+                "PersistentVolumeClaim")
+
+
+def _review_order(resource: dict[str, Any]) -> tuple:
+    """The program's components first, then by type and name."""
+    return (not resource["type"].startswith("pixtral:"), resource["type"], resource["name"])
+
+
+def _apply_order(manifest: dict[str, Any]) -> tuple:
+    kind = manifest["kind"]
+    rank = _KINDS_FIRST.index(kind) if kind in _KINDS_FIRST else len(_KINDS_FIRST)
+    return (rank, kind, manifest["metadata"].get("name", ""))
+
+
 def write_render(run: dict[str, Any], out: Path) -> list[Path]:
     """Write the review folder for one mock run; returns the files written."""
     from pixtral_deploy.cloudinit import declared_user_data
     from pixtral_deploy.manifests import manifests
 
+    _clear_earlier_render(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
@@ -95,20 +129,31 @@ def write_render(run: dict[str, Any], out: Path) -> list[Path]:
         path.write_text(text)
         written.append(path)
 
-    for resource in run["resources"]:
+    write(RENDER_MARK, f"written by `pixtralctl render --stack {run['stack']}`; the next render into this folder "
+                       "replaces everything in it\n")
+
+    # The engine registers resources in whatever order their inputs resolve: sorted, two renders compare.
+    resources = sorted(run["resources"], key=_review_order)
+    for resource in resources:
         user_data = declared_user_data(resource)
         if user_data:
             write(f"cloud-init/{_slug(resource['name'])}.yaml", user_data)
-    for index, manifest in enumerate(manifests(run["resources"]), start=1):
+    for index, manifest in enumerate(sorted(manifests(resources), key=_apply_order), start=1):
         name = manifest["metadata"].get("name", f"object-{index}")
         write(f"manifests/{index:02d}-{manifest['kind'].lower()}-{_slug(name)}.yaml",
-              yaml.safe_dump(manifest, sort_keys=False))
+              # The engine hands maps over in no fixed order; sorted keys (apiVersion, kind, metadata, spec first
+              # by luck of the alphabet) make two renders compare.
+              yaml.safe_dump(manifest, sort_keys=True))
     made_up = MadeUp(run["resources"])
     rows = ["| type | name | key settings |", "|---|---|---|"]
-    rows += [f"| `{r['type']}` | {r['name']} | {summary(r, made_up)} |" for r in run["resources"]]
+    rows += [f"| `{r['type']}` | {r['name']} | {summary(r, made_up)} |" for r in resources]
+    numbers = [f"- {line}" for line in number_sources(run)]
     write("resources.md", f"# Stack `{run['stack']}`: {len(run['resources'])} resources\n\n"
-                          f"Values shown as {KNOWN_AFTER_UP} are assigned by the cloud when the resource is created."
-                          "\n\n" + "\n".join(rows) + "\n")
+                          f"Values shown as {KNOWN_AFTER_UP} are assigned by the cloud when the resource is created, "
+                          "or looked up in your account then (the newest AMI, the default VPC and its subnets)."
+                          "\n\n" + "\n".join(rows) + "\n"
+                          + ("\n## Where the numbers come from\n\n" + "\n".join(numbers) + "\n" if numbers else "")
+                          + "\n" + "\n".join(cost_section(run)) + "\n")
     outputs = {k: ("<secret>" if k in run["secret_outputs"] else made_up.shown(v)) for k, v in run["outputs"].items()}
     write("outputs.json", json.dumps(outputs, indent=2) + "\n")
     write("program.log", "".join(f"{line}\n" for line in run["log"]))
@@ -126,24 +171,45 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 
 def _writable_folder(out: Path) -> None:
-    """Refuse an --out that cannot become a folder before spending a program run on it."""
+    """Refuse an --out that cannot become a folder, or holds something other than a render, before spending a
+    program run on it."""
     for path in (out, *out.parents):
         if path.exists():
             if not path.is_dir():
                 raise UsageError(f"--out {out}: {path} exists and is not a folder; pass a folder (it is created "
                                  "if missing)")
-            return
+            break
+    if out.is_dir() and any(out.iterdir()) and not (out / RENDER_MARK).exists():
+        found = ", ".join(sorted(p.name for p in out.iterdir())[:3])
+        raise UsageError(f"--out {out}: the folder holds files that are not a render ({found}, ...); pass a new or "
+                         "empty folder, or one an earlier render wrote (which is then replaced)")
+
+
+def _clear_earlier_render(out: Path) -> None:
+    """An earlier render's files go, so the folder shows this render alone."""
+    if not (out / RENDER_MARK).exists():
+        return
+    for path in out.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def run(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
-    from pixtral_deploy.mockrun import run_program, stack_files
+    from pixtral_deploy.mockrun import StackNotFound, find_stack_file, run_program
 
-    if args.stack not in stack_files():
-        raise UsageError(f"no stack file for {args.stack!r}; shipped stacks: {', '.join(stack_files())}")
+    try:
+        stack, path = find_stack_file(args.stack)
+    except StackNotFound as error:
+        raise UsageError(str(error)) from None
     settings = _settings(args.set)
     _writable_folder(args.out)
+    # The program run takes a while (the providers' SDKs load first): say at once what is under way.
+    print(f"rendering stack {stack} ({path}) with the Pulumi SDK's mock engine: no cloud, no credentials ...",
+          flush=True)
     program = asdict(run_program(args.stack, settings))
     for line in program["log"]:
         print(line)
@@ -153,6 +219,6 @@ def run(args: argparse.Namespace) -> None:
         written = write_render(program, args.out)
     except OSError as error:
         raise UsageError(f"--out {args.out}: cannot write there ({error.strerror or error})") from None
-    print(f"rendered stack {args.stack}: {len(program['resources'])} resources, {len(written)} files in {args.out}:")
+    print(f"rendered stack {stack}: {len(program['resources'])} resources, {len(written)} files in {args.out}:")
     for path in written:
         print(f"  {path}")

@@ -11,8 +11,6 @@ import argparse
 import json
 import time
 
-import openai
-
 from . import api, status_codes
 from .errors import Failure
 from .guide_request import add_image_arguments, guide_content
@@ -53,6 +51,8 @@ def _unauthenticated_status(target: Target, model: str, key: str | None) -> int 
 
 
 def run(args: argparse.Namespace) -> None:
+    import openai  # loaded when used: `pixtralctl render` starts without its second of imports
+
     target = resolve(args)
     content = guide_content(args.image)
     result: dict = {"endpoint": target.endpoint, "images": len(content) // 2}
@@ -72,8 +72,9 @@ def run(args: argparse.Namespace) -> None:
     except openai.APIStatusError as error:
         raise failed(f"the request was answered with status {error.status_code}: {error.message}") from None
     except openai.APIConnectionError as error:
-        raise failed(target.certificate_error(error)
-                     or f"no complete answer from {target.base_url} ({error.__cause__ or error})") from None
+        untrusted = target.certificate_error(error)
+        raise failed(untrusted or f"no complete answer from {target.base_url} "
+                                  f"({api.connection_problem(error, target.base_url)})") from None
     result["latency_seconds"] = round(time.monotonic() - started, 3)
     answer = (response.choices[0].message.content or "") if response.choices else ""
     usage = response.usage

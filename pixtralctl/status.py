@@ -13,7 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 
 from . import status_codes
-from .target import TargetError, stack_outputs
+from .errors import Failure
+from .target import TargetError, add_target_arguments, resolve, stack_outputs
 
 # The module that lists a target's replicas; a target without one has no `status` yet.
 PLATFORM_MODULES = {"aws": "status_aws", "gcp": "status_gcp", "kubernetes": "status_kubernetes",
@@ -37,7 +38,10 @@ class Replica:
 
 
 EXIT_CODES = {
-    status_codes.SUCCESS: "the replicas were listed (none too: a fleet scaled to zero)",
+    status_codes.SUCCESS: "the replicas were listed (none too: a fleet scaled to zero); with --endpoint: it answered "
+                          "a real request",
+    status_codes.CHECK_FAILED: "with --endpoint: the endpoint did not answer a real request (the line says how far it "
+                               "got)",
     status_codes.USAGE_ERROR: "the platform's CLI is missing or could not read the replicas, or no stack outputs "
                               "name a deployment",
 }
@@ -48,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.split("\n\n")[0],
                                    epilog=status_codes.epilog(status_codes.meanings(EXIT_CODES)),
                                    formatter_class=status_codes.HelpFormatter)
-    parser.add_argument("--stack", help="Pulumi stack whose outputs name the deployment")
+    # --endpoint (with --api-key) asks the endpoint itself, without the Pulumi CLI, as `wait` and `smoke` do.
+    add_target_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the replicas as JSON")
     parser.set_defaults(handler=run)
 
@@ -69,8 +74,25 @@ def table(replicas: list[Replica]) -> str:
                      for row in rows)
 
 
+def _endpoint_status(args: argparse.Namespace) -> list[Replica]:
+    """The endpoint as one row: without the stack's outputs the replicas behind it are unknown, its answer is not."""
+    from .wait import probe
+
+    target = resolve(args)
+    result = probe(target)
+    row = Replica(name=target.endpoint, state=result.phase, health=result.detail)
+    if not result.ready:
+        raise Failure(f"{target.endpoint} {result.phase}: {result.detail}",
+                      report={"replicas": [asdict(row)]} if args.json else None)
+    return [row]
+
+
 def run(args: argparse.Namespace) -> None:
-    replicas = replicas_of(stack_outputs(args.stack, instead="`status` reads the stack's outputs; select the stack"))
+    if args.endpoint:
+        replicas = _endpoint_status(args)
+    else:
+        replicas = replicas_of(stack_outputs(args.stack, instead="`status` reads the stack's outputs; select the "
+                                                                 "stack, or pass --endpoint and --api-key"))
     if args.json:
         print(json.dumps([asdict(replica) for replica in replicas], indent=2))
     else:

@@ -41,15 +41,15 @@ def test_every_pixtralctl_command_in_the_workflow_parses():
 
 
 def test_first_screen_says_what_the_deploy_command_needs():
-    before_install = FIRST_SCREEN.split("```bash", 1)[0]
-    assert "(https://www.pulumi.com/docs/iac/download-install/)" in before_install
-    assert "`pulumi login --local`" in before_install and "Pulumi Cloud" in before_install
+    (deploy,) = [paragraph for paragraph in FIRST_SCREEN.split("\n\n") if "pulumi stack select --create" in paragraph]
+    assert "(https://www.pulumi.com/docs/iac/download-install/)" in deploy
+    assert "`pulumi login --local`" in deploy and "Pulumi Cloud" in deploy
 
 
-def test_first_screen_offers_render_right_under_the_deploy_command():
+def test_first_screen_offers_render_right_under_the_install_command():
     after_install = FIRST_SCREEN.split("```bash", 1)[1].split("```", 1)[1]
     under = after_install.split("```bash", 1)[0]
-    (hint,) = re.findall(r"No cloud account yet\? `(pixtralctl render [^`]+)`", under)
+    (hint,) = re.findall(r"No cloud account yet\? `(?:\.venv/bin/)?(pixtralctl render [^`]+)`", under)
     args = parser().parse_args(shlex.split(hint)[1:])
     assert args.stack in STACKS
 

@@ -300,6 +300,7 @@ EXIT_CODE_TESTS = {
     ("render", 1): "test_render.py::test_render_reports_bad_config_and_writes_nothing",
     ("render", 2): "test_render.py::test_render_into_a_file_is_a_one_line_error",
     ("status", 0): "test_status_aws.py::test_status_prints_one_line_per_replica_from_the_stack_outputs",
+    ("status", 1): "test_pixtralctl.py::test_status_of_an_endpoint_needs_no_pulumi_cli",
     ("status", 2): "test_status_aws.py::test_status_without_the_aws_cli_exits_2_naming_it",
 }
 # Ctrl-C is handled once, in main, for every command.
@@ -479,3 +480,123 @@ def test_an_unreadable_ca_file_is_named(capsys):
     assert main(["wait", "--endpoint", "https://127.0.0.1:9", "--api-key", KEY, "--ca-cert", "/nonexistent/ca.pem"]) \
         == 2
     assert "--ca-cert /nonexistent/ca.pem: cannot read it" in capsys.readouterr().err
+
+
+# --- connection failures: one line with the likely cause ----------------------------------------------------------
+
+class AsyncTlsPort:
+    """A TLS port served by asyncio, as uvicorn (vLLM's server) serves one: a plain-HTTP request fails the
+    handshake and the connection is closed without a word (Python's threaded server resets it instead)."""
+
+    def __init__(self, issued: LoopbackTls):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory() as folder:
+            paths = issued.write(Path(folder))
+            self.context.load_cert_chain(paths["tls.crt"], paths["tls.key"])
+        self.port: int | None = None
+
+    def __enter__(self) -> AsyncTlsPort:
+        import asyncio
+        import threading
+
+        started = threading.Event()
+        self.loop = asyncio.new_event_loop()
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1024)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            writer.close()
+
+        async def serve() -> None:
+            self.server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=self.context)
+            self.port = self.server.sockets[0].getsockname()[1]
+            started.set()
+
+        self.thread = threading.Thread(target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()),
+                                       daemon=True)
+        self.thread.start()
+        assert started.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def _one_line_failure(command: list[str], capsys) -> str:
+    """Run a command that must fail the check, and return its one line of explanation."""
+    assert main(command) == 1
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text and "Error:" not in text, text
+    (line,) = [line for line in text.splitlines() if line.startswith("FAIL:")]
+    return line
+
+
+COMMANDS = {"wait": ["--timeout", "1", "--interval", "0.2"], "smoke": [], "bench": ["--requests", "2"]}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_https_to_a_plain_http_port_names_the_scheme(command, capsys):
+    with FakeVllm(KEY) as server:
+        plain = server.endpoint
+        https = plain.replace("http://", "https://")
+        line = _one_line_failure([command, "--endpoint", https, "--api-key", KEY, "--model", "m",
+                                  *COMMANDS[command]], capsys)
+    assert "does not speak TLS" in line and "pixtral:tls false" in line and f"use {plain}" in line, line
+    assert not server.requests, "a TLS handshake failure must not reach the HTTP server"
+
+
+@pytest.mark.parametrize("server_kind", ["threaded (resets)", "asyncio like uvicorn (closes)"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_http_to_a_tls_port_names_the_scheme(command, server_kind, stack_tls, capsys):
+    server = _https_server(stack_tls) if server_kind.startswith("threaded") else AsyncTlsPort(stack_tls)
+    with server:
+        port = server.endpoint.rsplit(":", 1)[1] if isinstance(server, FakeVllm) else server.port
+        line = _one_line_failure([command, "--endpoint", f"http://127.0.0.1:{port}", "--api-key", KEY,
+                                  "--model", "m", *COMMANDS[command]], capsys)
+    assert "closed the connection without an HTTP answer" in line and f"use https://127.0.0.1:{port}" in line, line
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_closed_port_names_the_port(command, capsys):
+    line = _one_line_failure([command, "--endpoint", "https://127.0.0.1:9", "--api-key", KEY, "--model", "m",
+                              *COMMANDS[command]], capsys)
+    assert "connection refused: nothing listens on 127.0.0.1:9" in line and "check the port" in line, line
+
+
+@pytest.mark.parametrize("command", ["smoke", "bench"])
+def test_a_certificate_from_another_ca_names_the_certificate(command, stack_tls, tmp_path, capsys):
+    (tmp_path / "other.pem").write_text(tls_test_ca.issue(common_name="someone else's CA").ca_pem)
+    with _https_server(stack_tls) as server:
+        line = _one_line_failure([command, *_target(server), "--ca-cert", str(tmp_path / "other.pem"),
+                                  *COMMANDS[command]], capsys)
+    assert f"the TLS certificate of {server.endpoint} is not trusted" in line and "did not sign it" in line, line
+
+
+def test_wait_in_a_log_repeats_what_it_waits_for_every_30_seconds():
+    import io
+
+    from pixtralctl.progress import REPEAT_SECONDS, Progress
+
+    log = io.StringIO()
+    progress = Progress(log)
+    for elapsed in (0, 10, 20, 31, 45, 62):
+        progress.update("starting", elapsed, f"no answer (probe at {elapsed}s)")
+    progress.update("loading", 63, "/health answered 503")
+    lines = log.getvalue().splitlines()
+    assert REPEAT_SECONDS == 30
+    assert [line.split("(probe at ")[-1] for line in lines[:-1]] == ["0s)", "31s)", "62s)"], lines
+    assert lines[-1].endswith("loading: /health answered 503")
+
+
+def test_status_of_an_endpoint_needs_no_pulumi_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi, no cloud CLI
+    with FakeVllm(KEY) as server:
+        assert main(["status", *_target(server)]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith(server.endpoint)]
+    assert "ready" in row and "answered a chat request" in row
+    line = _one_line_failure(["status", "--endpoint", "http://127.0.0.1:9", "--api-key", KEY], capsys)
+    assert "http://127.0.0.1:9 starting" in line and "connection refused" in line

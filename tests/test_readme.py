@@ -22,8 +22,22 @@ def test_first_screen_has_exactly_two_setup_commands():
     commands = _commands(FIRST_SCREEN)
     assert len(commands) == 2, commands
     install, test = commands
-    assert "pip install -e ." in install and "pulumi up" in install
+    assert "pip install -e ." in install
     assert "pytest" in test
+
+
+def test_the_install_stands_alone_and_the_deploy_comes_after_it():
+    # Chained to the install, a missing Pulumi CLI would end the README's first command in "command not found".
+    install = _commands(FIRST_SCREEN)[0]
+    assert "pulumi" not in install and "&& pulumi" not in FIRST_SCREEN, install
+    assert FIRST_SCREEN.index(install) < FIRST_SCREEN.index("pulumi stack select --create")
+    assert "`pulumi up`" in FIRST_SCREEN
+
+
+def test_the_render_folder_of_the_readme_is_ignored_by_git():
+    folder = re.search(r"pixtralctl render --stack \S+ --out (\S+?)/?`", FIRST_SCREEN).group(1)
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert f"/{folder}/" in ignored or f"{folder}/" in ignored, f"{folder}/ is not in .gitignore"
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
@@ -33,7 +47,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_default_stack_of_the_install_command_is_shipped():
-    stack = re.search(r"pulumi stack select --create (\S+)", _commands(FIRST_SCREEN)[0]).group(1)
+    stack = re.search(r"pulumi stack select --create ([\w-]+)", FIRST_SCREEN).group(1)
     assert stack in STACKS
 
 

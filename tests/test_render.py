@@ -82,9 +82,18 @@ def test_render_reports_bad_config_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_render_names_the_shipped_stacks_for_an_unknown_one(tmp_path):
+def test_render_names_the_stacks_for_an_unknown_one(tmp_path):
     done = _render("azure", tmp_path / "out")
     assert done.returncode == 2 and "aws" in done.stderr
+    # stacks/ holds the user's files too: the list is what is there, not what shipped.
+    assert "stacks in stacks/:" in done.stderr and "shipped" not in done.stderr
+
+
+def test_render_takes_the_stack_meant_by_a_path_or_a_close_name(tmp_path):
+    done = _render("stacks/Pulumi.aws.yaml", tmp_path / "out")
+    assert done.returncode == 0 and "rendered stack aws:" in done.stdout, done.stdout + done.stderr
+    done = _render("awss", tmp_path / "other")
+    assert done.returncode == 2 and "no stack file for 'awss'; did you mean aws?" in done.stderr, done.stderr
 
 
 def test_render_into_a_file_is_a_one_line_error(tmp_path):
