@@ -228,7 +228,7 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "out, and a list with none that does is refused.", targets=("gcp",),
         shown_default="the zones of gcp:zone's region that offer the GPU"),
     Key("internal", Boolean(), False, "The fleet's load balancer gets no public address (reachable from the VPC "
-        "only).", targets=VM_TARGETS),
+        "only); refused for one VM, which keeps its public address.", targets=VM_TARGETS),
 )
 KEYS: dict[str, Key] = {key.name: key for key in CONFIG_KEYS}
 # Namespaces whose keys belong to someone else (the providers, the engine): never a misspelt pixtral key.
