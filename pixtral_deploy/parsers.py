@@ -18,7 +18,12 @@ from .errors import ConfigError
 
 
 class Refused(ValueError):
-    """A value a parser does not take; the argument says what is allowed."""
+    """A value a parser does not take; the argument says what is allowed. `shown_as` replaces the value in the
+    message when the value itself must not be printed (a URL carrying a password)."""
+
+    def __init__(self, allowed: str, shown_as: str | None = None):
+        super().__init__(allowed)
+        self.shown_as = shown_as
 
 
 # A value longer than this is cut in messages (a long extraArgs list would bury what is wrong with it).
@@ -175,6 +180,9 @@ class StringList:
     at_least_one: str = ""
     # False where a later check names control characters itself, with why (vllm_flags.check_extra_args).
     refuse_control_characters: bool = True
+    # Lists the cloud takes as a set (rules, candidate types, zones) refuse an item listed twice: the API would
+    # refuse the duplicate rule at `pulumi up`, after other resources exist. The function says when two are equal.
+    distinct: Callable[[str], Any] | None = None
 
     def __call__(self, value: Any) -> tuple[str, ...]:
         items = json_value(value, 'a list of strings, e.g. ["a", "b"]')
@@ -190,6 +198,12 @@ class StringList:
                     self.item(item)
             except Refused as refused:
                 raise Refused(f"{refused} (not {shown(item)})") from None
+        if self.distinct is not None:
+            seen: dict[Any, str] = {}
+            for item in items:
+                if self.distinct(item) in seen:
+                    raise Refused(f"each item once ({shown(item)} repeats {shown(seen[self.distinct(item)])})")
+                seen[self.distinct(item)] = item
         return tuple(items)
 
 
@@ -209,6 +223,15 @@ def cidr(value: str) -> str:
         ipaddress.ip_network(value, strict=True)
     except ValueError as error:
         raise Refused(f"CIDRs such as 203.0.113.0/24 or 2001:db8::/32 ({error})") from None
+    return value
+
+
+def same_network(value: str) -> Any:
+    """What two CIDRs share when they name one network (2001:db8::/32 and 2001:0db8::/32)."""
+    return ipaddress.ip_network(value)
+
+
+def same_text(value: str) -> str:
     return value
 
 
