@@ -12,12 +12,14 @@ import ipaddress
 import json
 import re
 
+import pytest
 from conftest import STACKS, resources_of, run_stack, target_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.pod_autoscaler import quantity
 from pixtral_deploy.catalog import GPUS, MACHINE_TYPES
+from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.keys import CONFIG_KEYS, KEYS, TARGETS, VM_TARGETS
 from pixtral_deploy.network import wholly_open_families
 from pixtral_deploy.scaling import MAX_TARGET, MIN_TARGET
@@ -351,3 +353,49 @@ def test_declared_resources_apply_exactly_what_was_asked_or_nothing_is_declared(
         assert run["resources"] == [] or "pixtral:vpcId" in run["error"], run["error"]
     else:
         assert_resources_apply(run)
+
+
+# Secrets: any value is stored only in the target's secret store, or refused naming the key and never the value.
+SECRET_HOLDERS = {"aws:ssm/parameter:Parameter": "value", "gcp:secretmanager/secretVersion:SecretVersion": "secretData",
+                  "kubernetes:core/v1:Secret": "stringData"}
+SECRET_STACKS = {"aws": ("apiKey", "hfToken"), "gcp": ("apiKey", "hfToken"),
+                 "k8s-autoscale": ("apiKey", "hfToken", "prometheusBasicAuth", "prometheusBearerToken")}
+# A prefix no resource carries by chance, so that finding the value anywhere means the secret leaked.
+SECRET_PREFIX = "Zq9x-"
+SECRET_VALUES = st.one_of(
+    st.from_regex(r"[!-~]{11,40}", fullmatch=True), st.text(min_size=0, max_size=30),
+    st.sampled_from(["user:pass word", "nocolon-token-value", ":no-user-here", "tab\there-and-more-text"]),
+    st.sampled_from([4096, 4097, 65537]).map(lambda n: "k" * (n - len(SECRET_PREFIX))),
+).map(lambda value: SECRET_PREFIX + value)
+
+
+# USER:PASSWORD as basic authentication takes it (half of the draws), or any of the values above.
+BASIC_AUTH_VALUES = st.one_of(st.from_regex(r"[!-9;-~]{1,12}:[ -~]{1,20}", fullmatch=True).map(
+    lambda value: SECRET_PREFIX + value), SECRET_VALUES)
+
+
+def secret_settings(stack: str) -> st.SearchStrategy[dict[str, str]]:
+    return st.lists(st.sampled_from(SECRET_STACKS[stack]), min_size=1, max_size=2, unique=True).flatmap(
+        lambda keys: st.fixed_dictionaries({f"pixtral:{key}": BASIC_AUTH_VALUES if key == "prometheusBasicAuth"
+                                            else SECRET_VALUES for key in keys}))
+
+
+@pytest.mark.parametrize("stack", sorted(SECRET_STACKS))
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_secret_is_stored_only_in_the_secret_store_or_refused_without_being_shown(stack, data):
+    secrets = data.draw(secret_settings(stack))
+    run = run_stack(stack, secrets=secrets)
+    if run["error"] is not None:
+        assert _named_keys(run["error"]) & {key.split(":", 1)[1] for key in secrets}, run["error"]
+        assert not any(value in run["error"] for value in secrets.values()), "a refusal printed the secret"
+        assert run["resources"] == []
+        return
+    for resource in run["resources"]:
+        holder = SECRET_HOLDERS.get(resource["type"])
+        outside = json.dumps({k: v for k, v in resource["inputs"].items() if k != holder}) + (
+            declared_user_data(resource) or "")
+        for value in secrets.values():
+            assert json.dumps(value)[1:-1] not in outside, f"{resource['type']} carries a secret outside a store"
+    plain = json.dumps({k: v for k, v in run["outputs"].items() if k not in run["secret_outputs"]})
+    assert not any(json.dumps(value)[1:-1] in plain + "\n".join(run["log"]) for value in secrets.values())
