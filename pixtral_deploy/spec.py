@@ -306,13 +306,13 @@ class Deployment:
         auth_key = PROMETHEUS_AUTH_KEYS.get(kubernetes.prometheus_auth)
         if self.scaling.autoscale is None:
             for key, value in (("autoscaler", kubernetes.autoscaler), ("prometheusUrl", kubernetes.prometheus_url),
-                               (auth_key, "(secret)")):
+                               (auth_key, SECRET_SET)):
                 if key is not None and value is not None:
                     raise setting_error(key, value, "no value without pixtral:autoscale: with a fixed number of "
                                         "replicas nothing scales the pods")
             return
         if auth_key is not None and (kubernetes.scaler != "keda" or kubernetes.prometheus_url is None):
-            raise setting_error(auth_key, "(secret)", "no value unless KEDA queries pixtral:prometheusUrl "
+            raise setting_error(auth_key, SECRET_SET, "no value unless KEDA queries pixtral:prometheusUrl "
                                 "(pixtral:autoscaler keda): the credentials are what KEDA signs in to it with")
         autoscale = self.scaling.autoscale
         for field, delay in (("upscaleDelaySeconds", autoscale.upscale_delay_seconds),
@@ -537,7 +537,7 @@ def _prometheus_auth(settings: Settings) -> str | None:
     """KEDA's authMode for the Prometheus trigger, from which secret is set (its value never enters the spec)."""
     modes = [mode for mode, key in PROMETHEUS_AUTH_KEYS.items() if settings[key]]
     if len(modes) > 1:
-        raise setting_error("prometheusBearerToken", "(secret)", "either pixtral:prometheusBasicAuth or "
+        raise setting_error("prometheusBearerToken", SECRET_SET, "either pixtral:prometheusBasicAuth or "
                             "pixtral:prometheusBearerToken, not both (KEDA takes one of basic and bearer)")
     return modes[0] if modes else None
 
