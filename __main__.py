@@ -85,7 +85,9 @@ def _autoscaler(stack: StackConfig, workload, on_cluster: pulumi.ResourceOptions
     PodAutoscaler("pixtral", PodAutoscalerArgs(
         deployment, namespace=workload.namespace, workload_kind=workload.workload_kind,
         workload_name=workload.workload_name, labels=workload.selector, prometheus_url=prometheus_url,
-        trigger_authentication=authentication), opts=pulumi.ResourceOptions.merge(
+        trigger_authentication=authentication,
+        prometheus_credentials=stack.secrets.prometheus_basic_auth or stack.secrets.prometheus_bearer_token),
+        opts=pulumi.ResourceOptions.merge(
             on_cluster, pulumi.ResourceOptions(depends_on=ready)))
 
 

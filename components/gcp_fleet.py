@@ -41,7 +41,7 @@ from pixtral_deploy.catalog import region_of
 from pixtral_deploy.cloudinit import MetricsScrape
 from pixtral_deploy.coldstart import cold_start
 from pixtral_deploy.fleet_plan import fleet_plan
-from pixtral_deploy.network import covers_a_whole_family
+from pixtral_deploy.network import wholly_open_families
 from pixtral_deploy.ops_agent import QUEUE_METRIC, ops_agent_scrape
 from pixtral_deploy.scaling import Scaling
 
@@ -67,6 +67,8 @@ CIDRS_PER_ARMOR_RULE = 10
 ARMOR_FIRST_PRIORITY = 1000
 ARMOR_DEFAULT_PRIORITY = 2147483647
 API_PORT_NAME = "http"
+# The IP versions clients reach the load balancer's address over (see _address).
+LB_IP_VERSIONS = (4,)
 # What the HTTPS proxy accepts from clients: TLS 1.2 and up, with the MODERN profile's ciphers (forward secrecy;
 # no RC4 / 3DES). https://cloud.google.com/load-balancing/docs/ssl-policies-concepts
 SSL_PROFILE = "MODERN"
@@ -100,6 +102,13 @@ def capacity_groups(scaling: Scaling) -> list[Group]:
     if spot_max > 0:
         groups.append(Group("spot", max(0, scaling.min_replicas - base), spot_max, autoscaled))
     return groups
+
+
+def unfiltered(cidrs: tuple[str, ...]) -> bool:
+    """Whether allowedCidrs admit every client the load balancer can see, so that Cloud Armor has nothing to deny.
+    Its address is IPv4 (the external GlobalAddress is IPV4, the internal one comes from the IPv4 subnet): a wholly
+    open IPv6 family alone admits no IPv4 client, and leaves the policy in place."""
+    return set(LB_IP_VERSIONS) <= wholly_open_families(cidrs)
 
 
 def max_rate_per_instance(target_qps_per_replica: float) -> float:
@@ -356,9 +365,10 @@ class GcpGpuFleet(pulumi.ComponentResource):
         return gcp.compute.BackendService(f"{self._name}-backend", load_balancing_scheme="EXTERNAL_MANAGED", **common)
 
     def _armor_policy(self) -> pulumi.Output[str] | None:
-        """allowedCidrs at the load balancer: allow them, deny the rest (none when they admit everyone)."""
+        """allowedCidrs at the load balancer: allow them, deny the rest. None only when they admit every address of
+        every family the load balancer's address serves: one wholly open family leaves the others filtered."""
         cidrs = self._deployment.allowed_cidrs
-        if covers_a_whole_family(cidrs):
+        if unfiltered(cidrs):
             return None
         internal = self._internal
         rule, match, config = (

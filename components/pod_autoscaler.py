@@ -25,6 +25,9 @@ QUEUE_METRIC = "vllm:num_requests_waiting"
 REQUEST_COUNTER = "vllm:request_success_total"
 # The names the HPA asks the custom metrics API for; the README gives the Prometheus adapter rules that serve them.
 HPA_METRICS = {"queue": "vllm_num_requests_waiting", "qps": "vllm_requests_per_second"}
+# KEDA's Prometheus scaler reads these TriggerAuthentication parameters for its authModes (KEDA 2.20,
+# pkg/scalers/authentication: BasicAuth username/password, BearerToken bearerToken).
+PROMETHEUS_AUTH_PARAMETERS = {"basic": ("username", "password"), "bearer": ("bearerToken",)}
 # KEDA asks Prometheus this often (its default, written down so the numbers a reviewer sees are all here).
 KEDA_POLLING_SECONDS = 15
 
@@ -39,6 +42,9 @@ class PodAutoscalerArgs:
     # keda: the Prometheus query API, and (GKE) the TriggerAuthentication that signs in to it.
     prometheus_url: pulumi.Input[str] | None = None
     trigger_authentication: pulumi.Input[str] | None = None
+    # keda with pixtral:prometheusBasicAuth (USER:PASSWORD) or prometheusBearerToken: the secret value, which goes
+    # into a Secret that a TriggerAuthentication hands to KEDA (spec.kubernetes.prometheus_auth says which).
+    prometheus_credentials: pulumi.Input[str] | None = None
 
 
 def load_query(autoscale: Autoscale, namespace: str) -> str:
@@ -53,6 +59,15 @@ def quantity(value: float) -> str:
     """A per-replica target as a Kubernetes quantity: 3 -> "3", 2.5 -> "2500m"."""
     milli = round(value * 1000)
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def prometheus_secret_data(mode: str, credentials: str) -> dict[str, str]:
+    """The Secret's entries, named as KEDA's parameters: basic USER:PASSWORD splits at the first colon (a user name
+    has none, RFC 7617)."""
+    if mode == "basic":
+        username, _, password = credentials.partition(":")
+        return {"username": username, "password": password}
+    return {"bearerToken": credentials}
 
 
 def behavior(autoscale: Autoscale) -> dict:
@@ -75,6 +90,9 @@ class PodAutoscaler(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         if spec.kubernetes.scaler == "keda":
             self.kind = "ScaledObject"
+            if args.prometheus_credentials is not None:
+                args.trigger_authentication = self._prometheus_sign_in(name, metadata, spec.kubernetes.prometheus_auth,
+                                                                       args.prometheus_credentials, child)
             k8s.apiextensions.CustomResource(
                 name, api_version="keda.sh/v1alpha1", kind="ScaledObject", metadata=metadata,
                 spec=self._scaled_object(autoscale, spec.kubernetes.namespace, target, args), opts=child)
@@ -92,6 +110,23 @@ class PodAutoscaler(pulumi.ComponentResource):
         self.register_outputs({})
 
     @staticmethod
+    def _prometheus_sign_in(name: str, metadata: dict, mode: str, credentials: pulumi.Input[str],
+                            child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        """The credentials in a Secret of the workload's namespace, and the TriggerAuthentication that hands them to
+        KEDA's Prometheus scaler: never in the ScaledObject, whose serverAddress is plain."""
+        secret = k8s.core.v1.Secret(
+            f"{name}-prometheus", metadata={**metadata, "name": f"{name}-prometheus"}, type="Opaque",
+            string_data=pulumi.Output.secret(credentials).apply(lambda value: prometheus_secret_data(mode, value)),
+            opts=child)
+        auth = k8s.apiextensions.CustomResource(
+            f"{name}-prometheus", api_version="keda.sh/v1alpha1", kind="TriggerAuthentication",
+            metadata={**metadata, "name": f"{name}-prometheus"},
+            spec={"secretTargetRef": [{"parameter": parameter, "name": secret.metadata["name"], "key": parameter}
+                                      for parameter in PROMETHEUS_AUTH_PARAMETERS[mode]]},
+            opts=child)
+        return auth.metadata["name"]
+
+    @staticmethod
     def _scaled_object(autoscale: Autoscale, namespace: str, target: dict, args: PodAutoscalerArgs) -> dict:
         trigger = {
             "type": "prometheus",
@@ -101,6 +136,8 @@ class PodAutoscaler(pulumi.ComponentResource):
         }
         if args.trigger_authentication is not None:
             trigger["authenticationRef"] = {"name": args.trigger_authentication}
+        if args.prometheus_credentials is not None:
+            trigger["metadata"]["authModes"] = args.spec.kubernetes.prometheus_auth
         return {
             "scaleTargetRef": target,
             "minReplicaCount": autoscale.min_replicas,

@@ -81,6 +81,14 @@ SPREAD_TOPOLOGIES = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 TLS_FILE_MODE = 0o440
 
 
+def kubelet_literal(words: list[str]) -> list[str]:
+    """Words the kubelet passes on as written. It expands `$(NAME)` in a container's command, args and env values
+    to the variable's value (`--chat-template $(VLLM_API_KEY)` would put the key on vLLM's command line) and reads
+    `$$` as one `$` (k8s.io/kubernetes third_party/forked/golang/expansion): every `$` doubled comes out as itself,
+    whatever follows it."""
+    return [word.replace("$", "$$") for word in words]
+
+
 @dataclass
 class VllmWorkloadArgs:
     spec: Deployment
@@ -266,9 +274,10 @@ class VllmWorkload(pulumi.ComponentResource):
             "image": server.image,
             "imagePullPolicy": "Always",
             # The module, not the image's entrypoint: the VM runs the same program with the same arguments.
-            "command": vllm_command("python3"),
-            "args": vllm_args(server),
-            "env": env,
+            "command": kubelet_literal(vllm_command("python3")),
+            "args": kubelet_literal(vllm_args(server)),
+            "env": [{**variable, "value": kubelet_literal([variable["value"]])[0]} if "value" in variable else variable
+                    for variable in env],
             "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
             "resources": {
                 "requests": {"cpu": str(CPU_PER_GPU * gpus), "memory": f"{MEMORY_GI_PER_GPU * gpus}Gi",

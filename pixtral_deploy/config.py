@@ -26,6 +26,9 @@ class Secrets:
     api_key: pulumi.Output[str] | None
     hf_token: pulumi.Output[str] | None
     kubeconfig: pulumi.Output[str] | None
+    # KEDA's Prometheus credentials: USER:PASSWORD, or a bearer token (at most one of them).
+    prometheus_basic_auth: pulumi.Output[str] | None = None
+    prometheus_bearer_token: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def read_stack() -> StackConfig:
     keys = _all_keys()
     config = pulumi.Config(NAMESPACE)
     target = config.get("target")
-    errors = (misplaced_keys(keys, pulumi.get_project()) + secret_setting_problems(NAMESPACE)
+    errors = (misplaced_keys(keys, pulumi.get_project()) + secret_setting_problems(NAMESPACE, target)
               + other_cloud_keys(keys, target))
     gcp = _gcp_location(errors) if target in ("gcp", "gke") else None
     region_errors, warnings = aws_region_problems(pulumi.Config("aws").get("region")) if target in ("aws", "eks") \
@@ -95,7 +98,9 @@ def read_stack() -> StackConfig:
 
 def _secrets(config: pulumi.Config) -> Secrets:
     return Secrets(api_key=config.get_secret("apiKey"), hf_token=config.get_secret("hfToken"),
-                   kubeconfig=config.get_secret("kubeconfig"))
+                   kubeconfig=config.get_secret("kubeconfig"),
+                   prometheus_basic_auth=config.get_secret("prometheusBasicAuth"),
+                   prometheus_bearer_token=config.get_secret("prometheusBearerToken"))
 
 
 def stored_secret(name: pulumi.Input[str], version: pulumi.Input[str | int]) -> pulumi.Output[StoredSecret]:

@@ -15,6 +15,7 @@ import difflib
 import json
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from .parsers import (
     Whole,
     cidr,
     ipv4_cidr,
+    same_network,
+    same_text,
     setting_error,
 )
 from .scaling import MAX_REPLICAS, parse_autoscale
@@ -60,6 +63,25 @@ _DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
 _MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._/-]*"
 # A fully qualified host name: dot-separated DNS labels, at least two, no trailing dot (it goes into a URL).
 _DOMAIN = r"(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
+
+
+def prometheus_url(value: str) -> str:
+    """An http(s) URL of a Prometheus query API, without credentials (they would sit in the ScaledObject, the
+    state and resources.md) and without a query or fragment (KEDA appends /api/v1/query to it)."""
+    allowed = "an http(s) URL of a Prometheus query API, e.g. http://prometheus-operated.monitoring.svc:9090"
+    Text(r"https?://\S+", allowed)(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        _ = parts.port  # a port that is no number ("host:x") raises here
+    except ValueError:
+        raise Refused(allowed) from None
+    if "@" in parts.netloc:
+        raise Refused("a URL without user:password (not shown here): set the credentials as a secret, "
+                      "pixtral:prometheusBasicAuth USER:PASSWORD or pixtral:prometheusBearerToken, which KEDA reads "
+                      "from a Secret", shown_as=f"{parts.scheme}://<credentials>@{parts.netloc.rpartition('@')[2]}")
+    if parts.query or parts.fragment or not parts.hostname:
+        raise Refused(f"{allowed}, with a host and without ?query or #fragment (KEDA appends /api/v1/query)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -127,8 +149,10 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "zone name (GCP)"), None, "Zone that holds `domain`: a Route 53 hosted zone id on `aws` / `eks`, a Cloud "
         "DNS managed zone name on `gcp` / `gke`; set with `domain` only.", targets=MACHINE_TARGETS,
         shown_default="unset", elsewhere=_NO_DNS_ON_AN_EXISTING_CLUSTER),
-    Key("allowedCidrs", StringList(cidr, "at least one CIDR (an empty list would make the endpoint unreachable)"),
-        ("0.0.0.0/0",), "Networks that may reach the port (IPv4 or IPv6 CIDRs)."),
+    Key("allowedCidrs", StringList(cidr, "at least one CIDR (an empty list would make the endpoint unreachable)",
+                                   distinct=same_network),
+        ("0.0.0.0/0",), "Networks that may reach the port (IPv4 or IPv6 CIDRs, each "
+        "once; on `aws` / `eks` at most 60 per IP version, a security group's rule quota)."),
     Key("diskSizeGb", Whole(100, 16384), 200, "Disk of the VM or GPU node in GB (the OS image, vLLM and the "
         "weights).", targets=MACHINE_TARGETS),
     Key("spot", Boolean(), False, "Use spot / preemptible capacity (AWS VM: persistent, stops on interruption and "
@@ -161,7 +185,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("image", Text(r"\S+", "an image name or self link"), None, "Boot image.", targets=("gcp",),
         shown_default="newest image of Deep Learning VM family `common-cu128-ubuntu-2204-nvidia-570`, when the VM "
                       "is made"),
-    Key("kubeconfig", Text(), None, "Kubeconfig of an existing cluster. **Secret**.", targets=("kubernetes",),
+    Key("kubeconfig", Text(), None, "Kubeconfig of an existing cluster. **Secret** (plain only when it holds no "
+        "token, key or password, e.g. one that signs in through an exec plugin).", targets=("kubernetes",),
         secret=True, shown_default="the ambient kubeconfig"),
     Key("context", Text(r"\S+", "a context name from the kubeconfig"), None, "Kubeconfig context to use.",
         targets=("kubernetes",), shown_default="the kubeconfig's current context"),
@@ -173,7 +198,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("clusterName", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a cluster name"), None,
         "Existing EKS / GKE cluster to add the GPU nodes to.", targets=("eks", "gke"),
         shown_default="a new cluster"),
-    Key("clusterApiCidrs", StringList(ipv4_cidr, "at least one IPv4 CIDR (pulumi must reach the cluster's API)"),
+    Key("clusterApiCidrs", StringList(ipv4_cidr, "at least one IPv4 CIDR (pulumi must reach the cluster's API)",
+                                      distinct=same_network),
         None, "IPv4 networks that may reach the API endpoint of the cluster the program creates (where you run "
         "`pulumi` and `kubectl`); not with `clusterName`.", targets=("eks", "gke"),
         shown_default="the IPv4 CIDRs of `allowedCidrs`"),
@@ -199,13 +225,14 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "maxReplicas, targetQueuePerReplica}` (exactly one target), optional `upscaleDelaySeconds` (300) and "
         "`downscaleDelaySeconds` (1200). Switches to a fleet; not together with `replicas`.",
         shown_default="unset"),
-    Key("onDemandBaseReplicas", Whole(0, MAX_REPLICAS), 0, "With `spot: true`: this many replicas always run on "
-        "on-demand capacity, the rest on spot.", targets=VM_TARGETS),
-    Key("instanceTypes", StringList(at_least_one="at least one EC2 instance type"), None, "Candidate instance types "
-        "of a fleet in order of preference (capacity and spot diversity); all must have the same GPU count.",
+    Key("onDemandBaseReplicas", Whole(0, MAX_REPLICAS), 0, "Fleet with `spot: true`: this many replicas always run "
+        "on on-demand capacity, the rest (at least one) on spot.", targets=VM_TARGETS),
+    Key("instanceTypes", StringList(at_least_one="at least one EC2 instance type", distinct=same_text), None,
+        "Candidate instance types of a fleet in order of preference (capacity and spot diversity); all must have the "
+        "same GPU count.",
         targets=("aws",), shown_default="`[instanceType]`"),
-    Key("machineTypes", StringList(at_least_one="at least one machine type"), None, "Candidate machine types of a "
-        "fleet in order of preference; all must have the same GPUs.", targets=("gcp",),
+    Key("machineTypes", StringList(at_least_one="at least one machine type", distinct=same_text), None,
+        "Candidate machine types of a fleet in order of preference; all must have the same GPUs.", targets=("gcp",),
         shown_default="`[machineType]`"),
     Key("warmPool", Whole(0, MAX_REPLICAS), 0, "Fleet: stopped instances that already hold vLLM and the weights, "
         "resumed on scale-out instead of a cold boot (on-demand only, one instance type; the weights stay on the "
@@ -214,10 +241,16 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "ScaledObject on a Prometheus query) or `hpa` (a HorizontalPodAutoscaler on the custom metrics API). On `gke` "
         "the program installs KEDA and reads GKE's managed Prometheus.", targets=KUBERNETES_TARGETS,
         shown_default="`keda`"),
-    Key("prometheusUrl", Text(r"https?://\S+", "an http(s) URL of a Prometheus query API, e.g. "
-        "http://prometheus-operated.monitoring.svc:9090"), None, "Prometheus that KEDA queries for vLLM's metrics "
-        "(`autoscaler: keda`); it must scrape the pods with the API key.", targets=("kubernetes", "eks"),
+    Key("prometheusUrl", prometheus_url, None, "Prometheus that KEDA queries for vLLM's metrics "
+        "(`autoscaler: keda`); it must scrape the pods with the API key. No credentials in it: see "
+        "`prometheusBasicAuth` / `prometheusBearerToken`.", targets=("kubernetes", "eks"),
         shown_default="unset (required for `keda`)"),
+    Key("prometheusBasicAuth", Text(), None, "`USER:PASSWORD` KEDA signs in to `prometheusUrl` with (basic "
+        "authentication, through a TriggerAuthentication and a Secret). **Secret**.", targets=("kubernetes", "eks"),
+        secret=True, shown_default="unset"),
+    Key("prometheusBearerToken", Text(), None, "Bearer token KEDA sends to `prometheusUrl` (through a "
+        "TriggerAuthentication and a Secret); not with `prometheusBasicAuth`. **Secret**.",
+        targets=("kubernetes", "eks"), secret=True, shown_default="unset"),
     Key("sharedCache", Boolean(), False, "One `ReadWriteMany` model cache for every pod (EFS, Filestore, ...) instead "
         "of a `ReadWriteOnce` cache per pod.", targets=KUBERNETES_TARGETS),
     Key("rollout", Choice(ROLLOUTS), "surge", "How a changed server description (image, arguments, key, "
@@ -226,12 +259,12 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "one at a time on the GPUs they hold (no spare GPU; with one replica the endpoint is down meanwhile).",
         targets=KUBERNETES_TARGETS),
     Key("zones", StringList(Text(r"[a-z]+-[a-z]+[0-9]+-[a-z]", "a Compute Engine zone such as us-central1-a"),
-                            "at least one zone"), None,
+                            "at least one zone", distinct=same_text), None,
         "Zones of a fleet's regional instance group, all in one region; those that do not offer the GPU are left "
         "out, and a list with none that does is refused.", targets=("gcp",),
         shown_default="the zones of gcp:zone's region that offer the GPU"),
     Key("internal", Boolean(), False, "The fleet's load balancer gets no public address (reachable from the VPC "
-        "only).", targets=VM_TARGETS),
+        "only); refused for one VM, which keeps its public address.", targets=VM_TARGETS),
 )
 KEYS: dict[str, Key] = {key.name: key for key in CONFIG_KEYS}
 # Namespaces whose keys belong to someone else (the providers, the engine): never a misspelt pixtral key.
@@ -291,10 +324,15 @@ def parse_settings(raw: Mapping[str, Any], other_errors: list[str] | None = None
             errors.append(f"pixtral:{name} is not a setting this program reads; {_closest(name)}known keys: "
                           f"{', '.join(sorted(KEYS))}")
             continue
+        if key.secret:
+            # Whether a secret is set, never its value: the value stays a Pulumi secret (config.Secrets).
+            parsed[name] = True
+            continue
         try:
             parsed[name] = key.parse(value)
         except Refused as refused:
-            errors.append(str(setting_error(name, value, str(refused))))
+            shown_value = value if refused.shown_as is None else refused.shown_as
+            errors.append(str(setting_error(name, shown_value, str(refused))))
     target = parsed.get("target")
     if target is None and not raw.get("target"):
         errors.append(f"pixtral:target is not set; set it to one of {', '.join(TARGETS)} (e.g. `pulumi config "

@@ -29,11 +29,16 @@ def by_ip_family(cidrs: Iterable[str]) -> dict[int, list[str]]:
     return families
 
 
-def covers_a_whole_family(cidrs: Iterable[str]) -> bool:
-    """True when the CIDRs together admit every IPv4 or every IPv6 address (0.0.0.0/1 + 128.0.0.0/1 too)."""
+def wholly_open_families(cidrs: Iterable[str]) -> set[int]:
+    """The IP versions whose every address the CIDRs together admit (0.0.0.0/1 + 128.0.0.0/1 too)."""
+    open_families = set()
     for version, members in by_ip_family(cidrs).items():
         whole = ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
-        collapsed = list(ipaddress.collapse_addresses(ipaddress.ip_network(c) for c in members))
-        if whole in collapsed:
-            return True
-    return False
+        if whole in ipaddress.collapse_addresses(ipaddress.ip_network(c) for c in members):
+            open_families.add(version)
+    return open_families
+
+
+def covers_a_whole_family(cidrs: Iterable[str]) -> bool:
+    """True when the CIDRs together admit every IPv4 or every IPv6 address."""
+    return bool(wholly_open_families(cidrs))

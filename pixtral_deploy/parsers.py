@@ -18,7 +18,12 @@ from .errors import ConfigError
 
 
 class Refused(ValueError):
-    """A value a parser does not take; the argument says what is allowed."""
+    """A value a parser does not take; the argument says what is allowed. `shown_as` replaces the value in the
+    message when the value itself must not be printed (a URL carrying a password)."""
+
+    def __init__(self, allowed: str, shown_as: str | None = None):
+        super().__init__(allowed)
+        self.shown_as = shown_as
 
 
 # A value longer than this is cut in messages (a long extraArgs list would bury what is wrong with it).
@@ -64,6 +69,46 @@ class Choice:
         return value
 
 
+# Numbers as a person types them, in ASCII: Python's int() and float() also take "1_0", " 5 ", Arabic-Indic or
+# superscript digits ("٢"; "²" passes str.isdigit()), which no stack file means. One rule for every numeric setting
+# and every number inside a JSON value. Forty characters is far more than any bound here needs, and keeps int() well
+# below its 4300-digit limit.
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]{1,40}")
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
+_MAX_NUMBER_CHARACTERS = 40
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as a whole number: ASCII digits, or a JSON integer (or integral JSON float); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str) and _WHOLE_TEXT.fullmatch(value):
+        return int(value)
+    return None
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a finite number: an ASCII decimal, or a JSON number that fits a float; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if len(value) > _MAX_NUMBER_CHARACTERS or not _DECIMAL_TEXT.fullmatch(value):
+            return None
+        number = float(value)
+    elif isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a float's range, such as 10**400
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
 @dataclass(frozen=True)
 class Whole:
     low: int
@@ -71,22 +116,15 @@ class Whole:
     why: str = ""
 
     def __call__(self, value: str) -> int:
-        allowed = f"a whole number from {self.low} to {self.high}{self.why}"
-        try:
-            number = int(value)
-        except ValueError:
-            raise Refused(allowed) from None
-        if not self.low <= number <= self.high:
-            raise Refused(allowed)
+        number = whole_number(value)
+        if number is None or not self.low <= number <= self.high:
+            raise Refused(f"a whole number from {self.low} to {self.high}{self.why}")
         return number
 
 
 def _finite(value: str, allowed: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise Refused(allowed) from None
-    if not math.isfinite(number):
+    number = finite_number(value)
+    if number is None:
         raise Refused(allowed)
     return number
 
@@ -129,7 +167,8 @@ def json_value(value: Any, example: str) -> Any:
         return value
     try:
         return json.loads(value)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
+        # ValueError: not JSON, or an integer past Python's 4300-digit limit; RecursionError: nesting too deep.
         raise Refused(example) from None
 
 
@@ -141,6 +180,9 @@ class StringList:
     at_least_one: str = ""
     # False where a later check names control characters itself, with why (vllm_flags.check_extra_args).
     refuse_control_characters: bool = True
+    # Lists the cloud takes as a set (rules, candidate types, zones) refuse an item listed twice: the API would
+    # refuse the duplicate rule at `pulumi up`, after other resources exist. The function says when two are equal.
+    distinct: Callable[[str], Any] | None = None
 
     def __call__(self, value: Any) -> tuple[str, ...]:
         items = json_value(value, 'a list of strings, e.g. ["a", "b"]')
@@ -156,6 +198,12 @@ class StringList:
                     self.item(item)
             except Refused as refused:
                 raise Refused(f"{refused} (not {shown(item)})") from None
+        if self.distinct is not None:
+            seen: dict[Any, str] = {}
+            for item in items:
+                if self.distinct(item) in seen:
+                    raise Refused(f"each item once ({shown(item)} repeats {shown(seen[self.distinct(item)])})")
+                seen[self.distinct(item)] = item
         return tuple(items)
 
 
@@ -182,6 +230,15 @@ def cidr(value: str) -> str:
         address = ipaddress.ip_interface(value).ip
         raise Refused(f"network addresses: {value} has bits set after its /{network.prefixlen} prefix, so write "
                       f"{network} (or {address}/{network.max_prefixlen} for that one address)") from None
+    return value
+
+
+def same_network(value: str) -> Any:
+    """What two CIDRs share when they name one network (2001:db8::/32 and 2001:0db8::/32)."""
+    return ipaddress.ip_network(value)
+
+
+def same_text(value: str) -> str:
     return value
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .parsers import Refused, json_value, setting_error
+from .parsers import Refused, finite_number, json_value, setting_error, shown, whole_number
 
 # SkyServe's defaults for its replica policy.
 DEFAULT_UPSCALE_DELAY_SECONDS = 300
@@ -26,6 +26,11 @@ QPS_WINDOW_SECONDS = 60
 SCALE_IN_PERIOD_SECONDS = 60
 AWS_MAX_DOWNSCALE_DELAY_SECONDS = 86_400
 MAX_REPLICAS = 1000
+# A per-replica target: the HPA's quantity is written in thousandths (pod_autoscaler.quantity), so a smaller target
+# would become 0; no vLLM replica serves or queues a million requests, and a larger one only overflows the alarms'
+# arithmetic (1e308 makes an infinite threshold).
+MIN_TARGET = 0.001
+MAX_TARGET = 1_000_000
 _AUTOSCALE_FIELDS = ("minReplicas", "maxReplicas", "targetQpsPerReplica", "targetQueuePerReplica",
                      "upscaleDelaySeconds", "downscaleDelaySeconds")
 
@@ -66,22 +71,19 @@ class Autoscale:
 
 
 def _whole(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())
-                                       or (isinstance(value, float) and value.is_integer())):
-        raise Refused(f"autoscale.{name} to be a whole number of at least {low} (found {value!r})")
-    number = int(value)
-    if not low <= number <= MAX_REPLICAS * 100:
-        raise Refused(f"autoscale.{name} to be a whole number of at least {low} (found {number})")
+    number = whole_number(value)
+    if number is None or not low <= number <= MAX_REPLICAS * 100:
+        raise Refused(f"autoscale.{name} to be a whole number from {low} to {MAX_REPLICAS * 100} "
+                      f"(found {shown(value)})")
     return number
 
 
-def _positive(name: str, value: Any) -> float:
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number <= 0:
-        raise Refused(f"autoscale.{name} to be a finite number above 0 (found {value!r})")
+def _target(name: str, value: Any) -> float:
+    number = finite_number(value)
+    if number is None or not MIN_TARGET <= number <= MAX_TARGET:
+        raise Refused(f"autoscale.{name} to be a number from {MIN_TARGET:g} to {MAX_TARGET:,} (found {shown(value)}): "
+                      "Kubernetes writes a target in thousandths, so a smaller one would be 0, and no replica serves "
+                      "or queues more")
     return number
 
 
@@ -106,9 +108,9 @@ def parse_autoscale(value: Any) -> Autoscale:
     return Autoscale(
         min_replicas=minimum,
         max_replicas=maximum,
-        target_qps_per_replica=_positive("targetQpsPerReplica", fields["targetQpsPerReplica"])
+        target_qps_per_replica=_target("targetQpsPerReplica", fields["targetQpsPerReplica"])
         if "targetQpsPerReplica" in fields else None,
-        target_queue_per_replica=_positive("targetQueuePerReplica", fields["targetQueuePerReplica"])
+        target_queue_per_replica=_target("targetQueuePerReplica", fields["targetQueuePerReplica"])
         if "targetQueuePerReplica" in fields else None,
         upscale_delay_seconds=_whole("upscaleDelaySeconds", fields.get("upscaleDelaySeconds",
                                                                       DEFAULT_UPSCALE_DELAY_SECONDS), 0),
@@ -138,10 +140,28 @@ class Scaling:
         if self.on_demand_base_replicas and not self.spot:
             raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
                                 "0 unless pixtral:spot is true (without spot every replica is on-demand already)")
+        if self.on_demand_base_replicas and not self.is_fleet:
+            raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
+                                "0 for one VM: it runs on spot capacity with pixtral:spot true, on on-demand capacity "
+                                "with spot false; the on-demand base is a fleet's (pixtral:replicas above 1 or "
+                                "pixtral:autoscale)")
         if self.on_demand_base_replicas > self.max_replicas:
             raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
                                 f"at most the {self.max_replicas} replica(s) the fleet can have")
+        if self.on_demand_base_replicas and self.on_demand_base_replicas == self.max_replicas:
+            # Every replica would be on-demand: spot would be accepted and never used, and on GCP the fleet would be
+            # one fixed on-demand group, with nothing left to autoscale.
+            raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
+                                f"fewer than the fleet's {self.max_replicas} replica(s) with pixtral:spot true, so "
+                                "that some run on spot; for an all on-demand fleet set pixtral:spot false and remove "
+                                "onDemandBaseReplicas")
 
+        if self.internal and not self.is_fleet:
+            # One VM is reached at its public address (an Elastic IP, a static external address), which its
+            # certificate names: taking that away is a different VM, not a flag on this one.
+            raise setting_error("internal", "true", "false for one VM: pixtral:internal takes the public address off "
+                                "a fleet's load balancer (pixtral:replicas above 1 or pixtral:autoscale); one VM "
+                                "keeps its public address, reachable from pixtral:allowedCidrs only")
         if self.warm_pool and not self.is_fleet:
             raise setting_error("warmPool", self.warm_pool, "0 for one VM: a warm pool stands beside a fleet "
                                 "(pixtral:replicas above 1 or pixtral:autoscale)")

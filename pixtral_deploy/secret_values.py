@@ -1,4 +1,5 @@
-"""Checks of the secret settings (`pixtral:apiKey`, `pixtral:hfToken`) before any resource is declared.
+"""Checks of the secret settings (`pixtral:apiKey`, `pixtral:hfToken`, KEDA's Prometheus credentials, a plain
+`pixtral:kubeconfig`) before any resource is declared.
 
 The values travel as Pulumi secrets, so these checks read the raw configuration once, and every message names the
 key and the rule broken but never the value. Two things are refused:
@@ -6,19 +7,39 @@ key and the rule broken but never the value. Two things are refused:
 - a value systemd or HTTP would change or misread: on the VMs the key and the token pass through environment files
   that systemd parses (a newline there starts a new variable in units that run as root), and the key is compared
   byte for byte with the Bearer header clients send. Printable ASCII without spaces, at least 16 characters, is
-  what every one of those carries unchanged.
+  what every one of those carries unchanged;
+- a value longer than the target's secret store holds (the cloud would refuse it at `pulumi up`).
 """
 
 from __future__ import annotations
+
+import re
 
 from pulumi.runtime import config as runtime_config
 
 from .keys import NAMESPACE
 
 SECRET_KEYS = ("apiKey", "hfToken")
+# KEDA's Prometheus credentials: always secrets, checked by their own rules.
+PROMETHEUS_SECRET_KEYS = ("prometheusBasicAuth", "prometheusBearerToken")
 MIN_LENGTH = 16
 # Printable ASCII without the space: "!" (0x21) to "~" (0x7e).
 ALLOWED_RULE = f"at least {MIN_LENGTH} characters, printable ASCII without spaces (letters, digits, punctuation)"
+# Where each target keeps the key and the token, and how much that store holds. AWS: an SSM SecureString of the
+# standard tier holds 4 KB. GCP: a Secret Manager version holds 64 KiB. Kubernetes: the Secret reaches vLLM as an
+# environment variable, and Linux caps one environment string ("NAME=value" and its NUL) at MAX_ARG_STRLEN, 128 KiB.
+_LINUX_MAX_ARG_STRLEN = 131_072
+SECRET_STORE_LIMITS = {
+    "aws": (4096, "SSM Parameter Store's standard tier holds 4 KB"),
+    "gcp": (65_536, "Secret Manager holds 64 KiB per version"),
+    **{target: (_LINUX_MAX_ARG_STRLEN - len("VLLM_API_KEY=") - 1, "the pod gets it as an environment variable, and "
+                "Linux takes at most 128 KiB per variable") for target in ("kubernetes", "eks", "gke")},
+}
+# What a kubeconfig's user entry carries that signs in by itself: a token, a client key, a password, an auth
+# provider's tokens or client secret. A kubeconfig without them (an exec plugin, a client-key *file* path) may
+# stay plain configuration.
+_KUBECONFIG_CREDENTIALS = re.compile(
+    r"""["']?\b(token|client-key-data|password|id-token|refresh-token|access-token|client-secret)["']?\s*:""")
 
 
 def value_problem(value: str) -> str | None:
@@ -38,17 +59,51 @@ def value_problem(value: str) -> str | None:
     return None
 
 
-def secret_setting_problems(namespace: str = NAMESPACE) -> list[str]:
-    """What is wrong with a plain or malformed `apiKey` / `hfToken`: messages that name the key, never the value."""
+def prometheus_credentials_problem(key: str, value: str) -> str | None:
+    """KEDA sends these in an HTTP header: printable ASCII, and basic authentication as USER:PASSWORD."""
+    if not value or any(c < " " or c > "~" for c in value):
+        return "is empty or holds a character outside printable ASCII; expected printable ASCII"
+    if key == "prometheusBasicAuth":
+        user, colon, _ = value.partition(":")
+        if not colon or not user:
+            return "is not USER:PASSWORD; expected a user name, a colon, then the password"
+    elif " " in value:
+        return "contains a space; expected a token without spaces"
+    return None
+
+
+def kubeconfig_holds_credentials(value: str) -> bool:
+    return bool(_KUBECONFIG_CREDENTIALS.search(value))
+
+
+def _plain(full_key: str) -> str:
+    return (f"{full_key} is set as plain configuration, readable in the stack file and the state; set it as a "
+            f"secret instead: pulumi config set --secret {full_key} VALUE")
+
+
+def secret_setting_problems(namespace: str = NAMESPACE, target: str | None = None) -> list[str]:
+    """What is wrong with a plain or malformed secret setting: messages that name the key, never the value."""
     problems = []
-    for key in SECRET_KEYS:
+    for key in (*SECRET_KEYS, *PROMETHEUS_SECRET_KEYS, "kubeconfig"):
         full_key = f"{namespace}:{key}"
         value = runtime_config.get_config(full_key)
         if value is None:
             continue
-        if not runtime_config.is_config_secret(full_key):
-            problems.append(f"{full_key} is set as plain configuration, readable in the stack file and the state; "
-                            f"set it as a secret instead: pulumi config set --secret {full_key} VALUE")
+        secret = runtime_config.is_config_secret(full_key)
+        if key == "kubeconfig":
+            if not secret and kubeconfig_holds_credentials(value):
+                problems.append(_plain(full_key).replace("readable", "and it holds a token, key or password, "
+                                                         "readable", 1))
+            continue
+        if not secret:
+            problems.append(_plain(full_key))
+        elif key in PROMETHEUS_SECRET_KEYS:
+            if problem := prometheus_credentials_problem(key, value):
+                problems.append(f"{full_key} {problem} (value not shown)")
         elif problem := value_problem(value):
             problems.append(f"{full_key} {problem} (value not shown); expected {ALLOWED_RULE}")
+        elif target in SECRET_STORE_LIMITS and len(value) > SECRET_STORE_LIMITS[target][0]:
+            limit, why = SECRET_STORE_LIMITS[target]
+            problems.append(f"{full_key} is {len(value)} characters long (value not shown); expected at most {limit} "
+                            f"on target {target}: {why}")
     return problems

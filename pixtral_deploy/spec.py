@@ -25,7 +25,7 @@ from .keys import (
     Settings,
     parse_settings,
 )
-from .network import covers_a_whole_family, ip_version
+from .network import by_ip_family, covers_a_whole_family, ip_version
 from .parsers import setting_error
 from .scaling import AWS_MAX_DOWNSCALE_DELAY_SECONDS, Scaling
 from .server import ServerSpec
@@ -40,6 +40,15 @@ KUBERNETES_VERSION = "1.34"
 # The HPA's stabilization windows (what the contract's delays become on Kubernetes) are capped by the API server.
 MAX_STABILIZATION_SECONDS = 3600
 _CLOUD_NAMES = {"aws": "an AWS", "gcp": "a Compute Engine"}
+# A security group takes 60 inbound rules per IP version by default (Amazon VPC quotas, "Inbound or outbound rules
+# per security group", counted separately for IPv4 and IPv6). A VPC firewall rule takes at most 5,000 source ranges
+# (Google Cloud VPC quotas).
+CIDR_LIMITS = {
+    "aws": (60, "a security group's default quota of 60 inbound rules per IP version, one rule per CIDR"),
+    "eks": (60, "the load balancer's security group: a default quota of 60 inbound rules per IP version"),
+    "gcp": (5000, "a firewall rule's limit of 5,000 source ranges"),
+    "gke": (5000, "a firewall rule's limit of 5,000 source ranges"),
+}
 
 @dataclass(frozen=True)
 class AwsSettings:
@@ -137,6 +146,8 @@ class KubernetesSettings:
     shared_cache: bool = False
     # surge: new pods are ready before old ones go; inPlace: pods are replaced one at a time on their GPUs.
     rollout: str = "surge"
+    # How KEDA signs in to prometheus_url: "basic" or "bearer" (the credentials are Pulumi secrets, not here).
+    prometheus_auth: str | None = None
 
     def __post_init__(self) -> None:
         if self.namespace in RESERVED_NAMESPACES:
@@ -210,6 +221,7 @@ class Deployment:
         return self.scaling.spot
 
     def __post_init__(self) -> None:
+        self._check_cidr_quota()
         if self.target == "aws":
             self._check_user_data_fits()
         if self.aws is not None and self.target == "aws" and self.scaling.is_fleet:
@@ -244,6 +256,18 @@ class Deployment:
                                 "points at a LoadBalancer Service's address; remove domain or set serviceType to "
                                 "LoadBalancer")
 
+    def _check_cidr_quota(self) -> None:
+        """Each allowed CIDR is one inbound rule of a security group on AWS (the VM's, the fleet load balancer's, the
+        EKS Service's load balancer's) or one source range of a GCP firewall rule (one rule per IP version)."""
+        limit, what = CIDR_LIMITS.get(self.target, (None, ""))
+        if limit is None:
+            return
+        for version, members in by_ip_family(self.allowed_cidrs).items():
+            if len(members) > limit:
+                raise setting_error("allowedCidrs", list(self.allowed_cidrs),
+                                    f"at most {limit} IPv{version} CIDRs on target {self.target} ({what}); found "
+                                    f"{len(members)}: merge neighbouring networks into wider CIDRs")
+
     def _check_user_data_fits(self) -> None:
         """EC2 refuses user data over 16 KB (compressed): say so now, not after other resources exist."""
         size = compressed_size(self.server, has_local_nvme(self.aws.instance_type))
@@ -272,12 +296,17 @@ class Deployment:
 
     def _check_kubernetes_autoscaling(self, kubernetes: KubernetesSettings) -> None:
         """What scales the pods: each setting only where it does something, and everything `keda` needs."""
+        auth_key = PROMETHEUS_AUTH_KEYS.get(kubernetes.prometheus_auth)
         if self.scaling.autoscale is None:
-            for key, value in (("autoscaler", kubernetes.autoscaler), ("prometheusUrl", kubernetes.prometheus_url)):
-                if value is not None:
+            for key, value in (("autoscaler", kubernetes.autoscaler), ("prometheusUrl", kubernetes.prometheus_url),
+                               (auth_key, SECRET_SET)):
+                if key is not None and value is not None:
                     raise setting_error(key, value, "no value without pixtral:autoscale: with a fixed number of "
                                         "replicas nothing scales the pods")
             return
+        if auth_key is not None and (kubernetes.scaler != "keda" or kubernetes.prometheus_url is None):
+            raise setting_error(auth_key, SECRET_SET, "no value unless KEDA queries pixtral:prometheusUrl "
+                                "(pixtral:autoscaler keda): the credentials are what KEDA signs in to it with")
         autoscale = self.scaling.autoscale
         for field, delay in (("upscaleDelaySeconds", autoscale.upscale_delay_seconds),
                              ("downscaleDelaySeconds", autoscale.downscale_delay_seconds)):
@@ -333,6 +362,10 @@ class Deployment:
             server = (server.removesuffix(", HTTP") + ", HTTPS at the load balancer (which forwards plain HTTP to "
                       "the replicas inside the VPC)")
         return f"{self.target}: {server}; {self.gpus.describe()}; {self.scaling.describe()}"
+
+
+# KEDA's Prometheus scaler: authModes "basic" takes username and password, "bearer" takes bearerToken.
+PROMETHEUS_AUTH_KEYS = {"basic": "prometheusBasicAuth", "bearer": "prometheusBearerToken"}
 
 
 # The GCP autoscaler's scale-in control window (time_window_sec) takes 60 to 3600 seconds.
@@ -489,9 +522,19 @@ def _kubernetes_settings(settings: Settings, node: _Hardware | None) -> Kubernet
         cluster_api_cidrs=_cluster_api_cidrs(settings, node),
         autoscaler=settings["autoscaler"],
         prometheus_url=settings["prometheusUrl"],
+        prometheus_auth=_prometheus_auth(settings),
         shared_cache=settings["sharedCache"],
         rollout=settings["rollout"],
     )
+
+
+def _prometheus_auth(settings: Settings) -> str | None:
+    """KEDA's authMode for the Prometheus trigger, from which secret is set (its value never enters the spec)."""
+    modes = [mode for mode, key in PROMETHEUS_AUTH_KEYS.items() if settings[key]]
+    if len(modes) > 1:
+        raise setting_error("prometheusBearerToken", SECRET_SET, "either pixtral:prometheusBasicAuth or "
+                            "pixtral:prometheusBearerToken, not both (KEDA takes one of basic and bearer)")
+    return modes[0] if modes else None
 
 
 def _extra_args(settings: Settings) -> tuple[str, ...]:
@@ -643,7 +686,13 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
     )
 
 
+# A secret setting in the raw configuration: that it is set, never its value (keys.parse_settings keeps no more).
+SECRET_SET = "(secret)"
+
+
 def raw_config_from(get: Callable[[str], Any], keys: list[str]) -> dict[str, str]:
-    """Collect the namespace's values (secrets excluded: they stay Pulumi secrets and never enter the spec)."""
+    """Collect the namespace's values; a secret is only marked as set (its value stays a Pulumi secret and never
+    enters the spec), so that a secret key is refused on a target it does not apply to like any other key."""
     secret = {k.name for k in CONFIG_KEYS if k.secret}
-    return {key: get(key) for key in keys if key not in secret and get(key) is not None}
+    return {key: SECRET_SET if key in secret else get(key) for key in keys
+            if key in secret or get(key) is not None}

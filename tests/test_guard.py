@@ -114,3 +114,33 @@ def test_refuses_to_start_without_a_key(monkeypatch):
 def test_middleware_import_path_matches_the_file():
     module, _, name = GUARD_MIDDLEWARE.rpartition(".")
     assert f"{module}.py" == GUARD_FILE and hasattr(pixtral_guard, name)
+
+
+def _passed_on(scope: dict) -> bool:
+    """Whether the guard hands `scope` to the app behind it (raising is refusing too)."""
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append(scope["type"])
+
+    async def receive():
+        return {"type": f"{scope['type']}.startup"}
+
+    async def send(message):
+        pass
+
+    try:
+        asyncio.run(pixtral_guard.RequireApiKey(app, argv=[])(scope, receive, send))
+    except ValueError:
+        return False
+    return reached == [scope["type"]]
+
+
+@pytest.mark.parametrize("scope_type", ["webtransport", "http2", "HTTP", "", "lifespan.startup"])
+def test_a_scope_type_the_guard_does_not_know_never_reaches_the_server(scope_type):
+    # Such a scope may still carry a request (a newer ASGI server's protocol): without a check it would pass keyless.
+    assert not _passed_on({"type": scope_type, "path": "/v1/chat/completions", "headers": []})
+
+
+def test_lifespan_passes_so_the_server_starts_and_stops():
+    assert _passed_on({"type": "lifespan", "asgi": {"version": "3.0"}})

@@ -49,14 +49,17 @@ class RequireApiKey:
                 and b"access-control-request-method" in headers)
 
     def _allowed(self, scope) -> bool:
-        if scope["type"] not in ("http", "websocket"):
-            return True
+        if scope["type"] == "lifespan":
+            return True  # start-up and shutdown: no request, no client
         headers = {name.lower(): value for name, value in scope.get("headers") or []}
         path = scope["path"][len(scope.get("root_path", "")):] if scope["path"].startswith(
             scope.get("root_path", "")) else scope["path"]
         return path in OPEN_PATHS or self._is_cors_preflight(scope, headers) or self._authorized(headers)
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket", "lifespan"):
+            # A scope type this guard does not know carries requests it cannot check: fail closed, never pass it on.
+            raise ValueError(f"pixtral_guard: refusing ASGI scope type {scope['type']!r}")
         if self._allowed(scope):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
