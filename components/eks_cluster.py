@@ -217,8 +217,8 @@ class EksGpuCluster(pulumi.ComponentResource):
             launch_template=_pinned(self._launch_template("gpu-nodes", deployment.disk_size_gb)),
             labels={**GPU_NODE_LABEL, AUTOSCALER_GPU_LABEL: deployment.gpus.gpu_name},
             taints=[aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")],
-            # Bounds for the cluster autoscaler (README: it finds the group through the tags EKS puts on it);
-            # the desired size is its to change, so `pulumi up` leaves it alone.
+            # Bounds for the cluster autoscaler (docs/kubernetes.md: it finds the group through the tags EKS puts on
+            # it); the desired size is its to change, so `pulumi up` leaves it alone.
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(desired_size=fewest, min_size=fewest, max_size=most),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
         )

@@ -47,7 +47,7 @@ WRITE_ACTIONS = ("autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanc
 # Flags (FAQ.md "What are the parameters to CA?" at cluster-autoscaler-1.34.2); the chart passes each as --KEY=VALUE.
 FLAGS = {
     # One GPU group per zone is the way to keep a pod's ReadWriteOnce claim and a new node in the same zone
-    # (README, `eks`); with such groups this keeps them the same size instead of filling one zone first.
+    # (docs/kubernetes.md, `eks`); with such groups this keeps them the same size instead of filling one zone first.
     "balance-similar-node-groups": "true",
     # Where more than one group could take a pending pod (groups a user adds), grow the one that leaves the least
     # CPU and memory idle: GPU nodes are the dear ones. 1.34's default too, stated so that a chart bump cannot

@@ -23,7 +23,8 @@ from pixtral_deploy.spec import Deployment
 
 QUEUE_METRIC = "vllm:num_requests_waiting"
 REQUEST_COUNTER = "vllm:request_success_total"
-# The names the HPA asks the custom metrics API for; the README gives the Prometheus adapter rules that serve them.
+# The names the HPA asks the custom metrics API for; docs/kubernetes.md gives the Prometheus adapter rules that
+# serve them.
 HPA_METRICS = {"queue": "vllm_num_requests_waiting", "qps": "vllm_requests_per_second"}
 # KEDA's Prometheus scaler reads these TriggerAuthentication parameters for its authModes (KEDA 2.20,
 # pkg/scalers/authentication: BasicAuth username/password, BearerToken bearerToken).

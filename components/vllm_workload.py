@@ -52,7 +52,7 @@ from pixtral_deploy.spec import Deployment
 CACHE_MOUNT = "/cache"
 # The key-guard middleware (--middleware in vLLM's arguments) comes from a ConfigMap mounted here.
 GUARD_MOUNT = "/opt/pixtral/python"
-# vLLM's image runs as root; this workload runs it as an unprivileged, high UID instead (README, "Kubernetes").
+# vLLM's image runs as root; this workload runs it as an unprivileged, high UID instead (docs/kubernetes.md).
 RUN_AS_USER = 10001
 # Per GPU: vLLM's API server, tokenizer and image preprocessing are CPU-bound; weights stage through host memory.
 CPU_PER_GPU = 2

@@ -81,7 +81,7 @@ RECIPE_DISK_GB = 256
 
 
 def readme_row(stack: str, machine: MachineType, disk_size_gb: int, model: str) -> str:
-    """One row of the README's cold-start table (tests/test_coldstart.py keeps the table equal to this)."""
+    """One row of docs/vms.md's cold-start table (tests/test_coldstart.py keeps the table equal to this)."""
     ours = estimate_cold_start(machine, model_download_gb(model), vm_storage(machine, disk_size_gb))
     recipe = estimate_recipe_path(machine, model_download_gb(model), default_root_disk(machine, RECIPE_DISK_GB))
     return (f"| `{stack}` | {machine.name} | {ours.total:.0f} s ({ours.storage}; install {ours.install:.0f} s "

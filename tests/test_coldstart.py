@@ -22,7 +22,7 @@ from pixtral_deploy.coldstart import (
 from pixtral_deploy.keys import KUBERNETES_TARGETS
 from pixtral_deploy.storage import LOCAL_NVME, gp3, pd_balanced, pd_ssd, vm_storage
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+COLD_START_PAGE = (Path(__file__).resolve().parent.parent / "docs" / "vms.md").read_text()
 PIXTRAL_GB = model_download_gb(DEFAULT_MODEL)
 
 
@@ -78,7 +78,7 @@ def test_pulumi_up_log_and_readme_show_the_estimate_for_each_vm_stack(stack):
     machine = MACHINE_TYPES[slowest.machine]
     assert line == "info: " + slowest.describe()
     row = readme_row(stack, machine, disk, "mistralai/Pixtral-12B-2409")
-    assert row in README, f"README's cold-start table is stale; expected the row:\n{row}"
+    assert row in COLD_START_PAGE, f"docs/vms.md's cold-start table is stale; expected the row:\n{row}"
 
 
 def test_kubernetes_stacks_log_no_vm_estimate():

@@ -55,5 +55,25 @@ def test_first_screen_offers_render_right_under_the_install_command():
 
 
 def test_docs_name_the_guide_request_not_a_seed():
-    for text in (README, WORKFLOW.read_text()):
+    for text in (README, WORKFLOW.read_text(), *(page.read_text() for page in (ROOT / "docs").glob("*.md"))):
         assert not re.search(r"\bseed", text, re.I)
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for a page's headings."""
+    headings = re.findall(r"(?m)^#{1,4} (.+)$", page.read_text())
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_link_between_the_pages_leads_somewhere():
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            destination = (page.parent / path).resolve() if path else page
+            if not destination.exists() or (anchor and destination.suffix == ".md"
+                                              and anchor not in _anchors(destination)):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, f"links that lead nowhere: {broken}"

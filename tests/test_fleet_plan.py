@@ -52,12 +52,12 @@ def test_every_platform_drains_and_times_out_a_long_answer_alike(context, expect
 
 
 def _readme_value(name: str) -> str:
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+    text = (Path(__file__).parent.parent / "docs" / "fleets.md").read_text()
     (value,) = re.findall(rf"<!-- plan:{name} -->(.*?)<!-- /plan -->", text)
     return value
 
 
-def test_the_readmes_plan_table_holds_the_numbers_the_program_uses():
+def test_the_docs_plan_table_holds_the_numbers_the_program_uses():
     numbers = _numbers("32768")
     (drain,) = set(numbers["drain"].values())
     (timeout,) = set(numbers["response timeout"].values())
