@@ -292,7 +292,7 @@ def test_destroy_leaves_no_object_and_stack_rm_succeeds(k8s, kube):
     project: Project = k8s["project"]
     declared = k8s["declared"] + project.state_objects()
     project.cli("destroy", "--yes", "--stack", "k8s")
-    wait_until("the namespace to go", lambda: kube.get(f"/api/v1/namespaces/{NAMESPACE}") is None, 120)
+    _gone(kube, NAMESPACE)
     assert _remaining(kube, declared) == []
     # Every kind the server serves, cluster-scoped ones too: nothing carries the program's labels any more.
     for resource in kube.kinds():
@@ -306,15 +306,23 @@ def test_destroy_leaves_no_object_and_stack_rm_succeeds(k8s, kube):
 
 # 4. k8s-autoscale with KEDA's CRDs: ScaledObject, PDB and spread constraints, then the hpa variant.
 
+def _established(kube: Kube, crd: dict) -> bool:
+    live = kube.get(kube.resource(crd["apiVersion"], crd["kind"]).path(None, crd["metadata"]["name"])) or {}
+    conditions = live.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
 def _install_crds(kube: Kube, names: tuple[str, ...]) -> None:
     for name in names:
         crd = yaml.safe_load((CRDS / name).read_text())
+        crd.pop("status", None)
         if kube.get(kube.resource(crd["apiVersion"], crd["kind"]).path(None, crd["metadata"]["name"])) is None:
             kube.create(crd)
-        wait_until(f"{crd['metadata']['name']} established", lambda crd=crd: any(
-            c["type"] == "Established" and c["status"] == "True" for c in (kube.get(
-                kube.resource(crd["apiVersion"], crd["kind"]).path(None, crd["metadata"]["name"])) or {}).get(
-                "status", {}).get("conditions", [])), 60)
+        wait_until(f"{crd['metadata']['name']} established", lambda crd=crd: _established(kube, crd), 60)
+
+
+def _gone(kube: Kube, namespace: str) -> None:
+    wait_until(f"namespace {namespace} to go", lambda: kube.get(f"/api/v1/namespaces/{namespace}") is None, 180)
 
 
 KEDA_CRDS = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
@@ -341,7 +349,7 @@ def test_autoscale_stack_is_accepted_by_the_api_server(tmp_path_factory, running
     hpas = kube.list(kube.resource("autoscaling/v2", "HorizontalPodAutoscaler"), NAMESPACE)
     assert len(hpas) == 1 and hpas[0]["spec"]["scaleTargetRef"]["name"] in _live_sets(kube)
     project.cli("destroy", "--yes", "--stack", "k8s-autoscale")
-    wait_until("the namespace to go", lambda: kube.get(f"/api/v1/namespaces/{NAMESPACE}") is None, 120)
+    _gone(kube, NAMESPACE)
 
 
 # 5. Every object of every Kubernetes stack, from the mock run, through a server-side dry run.
@@ -382,4 +390,5 @@ def test_every_object_passes_a_server_side_dry_run(stack, kube):
     finally:
         for name in created:
             kube.request("DELETE", f"/api/v1/namespaces/{name}")
+            _gone(kube, name)
     assert errors == []
