@@ -26,7 +26,7 @@ from tests.cluster import pki
 from tests.cluster.kube import ApiError, Credentials, Kube, wait_until
 
 BINARIES = ("pulumi", "pulumi-resource-kubernetes", "etcd", "kube-apiserver", "kube-controller-manager",
-            "kube-scheduler", "kwok")
+            "kube-scheduler", "kubectl", "kwok")
 # Service addresses are only numbers the API server hands out here: nothing routes to them (no kube-proxy).
 SERVICE_CIDR = "10.96.0.0/16"
 # kwok's fake pod IPs, likewise never a destination.
