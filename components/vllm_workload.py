@@ -379,7 +379,10 @@ class VllmWorkload(pulumi.ComponentResource):
             # Within one set (rollout inPlace) a pod cannot surge next to the one it replaces: that one holds the
             # GPU and the RWO claim. The rollout replaces one pod at a time, highest ordinal first, and waits for it
             # to be ready. Under rollout surge a set's template never changes: a new template is a new set.
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}},
+            # One at a time is RollingUpdate's own rule; `maxUnavailable` is not set: it sits behind the alpha
+            # MaxUnavailableStatefulSet gate (off in Kubernetes 1.34), so the API server drops it and every
+            # `pulumi preview` after an `up` would show it as a change (the cluster tier caught that).
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
             # Claims outlive a scale-in (the pod that comes back finds its weights) and go with the set.
             "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain", "whenDeleted": "Delete"},
             "selector": {"matchLabels": self._selector},
