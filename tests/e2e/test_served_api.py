@@ -31,6 +31,7 @@ import pytest
 import tls_test_ca
 import yaml
 from conftest import PROJECT_DIR, e2e_python, pod_controller, run_stack
+from solid_png import solid_png
 
 from pixtral_deploy.cloudinit import declared_user_data
 
@@ -89,17 +90,7 @@ def _env_file(text: str) -> dict[str, str]:
 
 
 def _png(color: tuple[int, int, int], size: int = 64) -> bytes:
-    """A solid PNG written with the standard library only (zlib + the PNG chunk format)."""
-    import struct
-    import zlib
-
-    raw = b"".join(b"\x00" + bytes(color) * size for _ in range(size))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return solid_png(color, size)
 
 
 class Server:

@@ -35,7 +35,7 @@ from cryptography.x509.oid import NameOID
 from .program import PROJECT_DIR, Declared
 
 CACHE_DIR = Path(os.environ.get("PIXTRAL_REHEARSAL_CACHE", Path.home() / ".cache/pixtral-deploy/rehearsal"))
-ROOTFS = CACHE_DIR / "rootfs-trixie"
+ROOTFS = CACHE_DIR / "rootfs"
 WHEELS = CACHE_DIR / "wheels"
 EDGE_VENV = CACHE_DIR / "edge-venv"
 TINY_MODEL = CACHE_DIR / "tiny-pixtral"
@@ -249,8 +249,9 @@ class Machine:
             "[Service]",
             f"Environment=UV_INDEX_URL=http://127.0.0.1:{INDEX_PORT}/simple",
             f"Environment=HF_ENDPOINT=http://127.0.0.1:{HUB_PORT}",
-            # vLLM's CPU KV cache (GB); a GPU's comes from --gpu-memory-utilization.
-            "Environment=VLLM_CPU_KVCACHE_SPACE=1",
+            # The GPU's edge: vLLM's CPU build, installed as `vllm`, cannot tell it is one from its version string
+            # (vllm-cpu's is), so it is told; and its KV cache in GB (a GPU's comes from --gpu-memory-utilization).
+            "Environment=VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1",
             # Read after pixtral.env, so it wins: the image's Python (IMAGE_PYTHON above).
             f"EnvironmentFile={dropin / 'rehearsal-python.env'}".replace(str(self.root), ""),
         ]
@@ -413,7 +414,7 @@ class Machine:
             if name != "nspawn" and _alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
-        for name, pid in state.pids.items():
+        for pid in state.pids.values():
             deadline = time.monotonic() + 10
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)

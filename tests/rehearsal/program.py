@@ -26,12 +26,13 @@ CPU_SETTINGS = {
     "pixtral:maxImagesPerPrompt": "2",
     "pixtral:extraArgs": json.dumps(["--enforce-eager"]),
 }
-# Stacks whose real flags cannot run on one CPU: the GCP stacks shard Pixtral over two L4s (tensor parallel 2),
-# which vLLM's CPU build cannot do with one NUMA node. One L4 machine of the same family serves it with 1.
-STACK_SETTINGS = {
-    "gcp": {"pixtral:machineType": "g2-standard-8", "pixtral:acceleratorCount": "1"},
-    "gcp-fleet": {"pixtral:machineType": "g2-standard-8", "pixtral:acceleratorCount": "1"},
-}
+# Stacks whose real flags cannot run on one CPU: the GCP stacks shard Pixtral over two L4s (tensor parallel 2), which
+# vLLM's CPU build cannot do on this machine, and one L4 would need fp8 weights, which its CPU kernels do not take.
+# So they boot as one A100 of the same family, whose flags (tensor parallel 1, bf16) a CPU runs; everything else in
+# their user data is the stack's own.
+ONE_GPU_GCP = {"pixtral:machineType": "a2-highgpu-1g", "pixtral:acceleratorType": "nvidia-tesla-a100",
+               "pixtral:acceleratorCount": "1"}
+STACK_SETTINGS = {"gcp": ONE_GPU_GCP, "gcp-fleet": ONE_GPU_GCP}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ Usage: python rename_wheel.py WHEEL NEW_NAME OUT_DIR
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import re
 import sys
 import zipfile
@@ -54,7 +56,7 @@ def rename(wheel: Path, new_name: str, out_dir: Path) -> list[str]:
     old_info, new_info = f"{old_name}-{version}.dist-info/", f"{new_name}-{version}.dist-info/"
     target = \
         out_dir / ("-".join([new_name, version, *tags]) + ".whl")
-    record: list[str] = []
+    record: list[tuple[str, str, str]] = []
     kept: list[str] = []
     with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as out:
         for info in source.infolist():
@@ -70,9 +72,12 @@ def rename(wheel: Path, new_name: str, out_dir: Path) -> list[str]:
             entry = zipfile.ZipInfo(name, info.date_time)
             entry.external_attr = info.external_attr
             out.writestr(entry, data)
-            record.append(f"{name},{_record_hash(data)},{len(data)}")
-        record.append(f"{new_info}RECORD,,")
-        out.writestr(zipfile.ZipInfo(new_info + "RECORD"), "\n".join(record) + "\n")
+            record.append((name, _record_hash(data), str(len(data))))
+        record.append((f"{new_info}RECORD", "", ""))
+        # CSV, as the wheel spec says: some of vLLM's file names hold commas.
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(record)
+        out.writestr(zipfile.ZipInfo(new_info + "RECORD"), text.getvalue())
     return kept
 
 
