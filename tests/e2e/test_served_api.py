@@ -149,7 +149,12 @@ def _vm_environment(files: dict[str, str], root: Path) -> dict[str, str]:
     })
     # What pixtral-secrets.service would have written to the root-only secrets file.
     env["VLLM_API_KEY"] = API_KEY
-    return {**env, "PATH": os.environ["PATH"], "HOME": str(root)}
+    # The GPU's edge: the launcher asks the NVIDIA driver's tool for a GPU before it starts vLLM (on CPU here).
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA L40S (UUID: GPU-0)'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    return {**env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(root)}
 
 
 @pytest.fixture(scope="module")

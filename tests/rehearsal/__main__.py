@@ -1,4 +1,5 @@
-"""`python -m tests.rehearsal boot --stack STACK [--set pixtral:KEY=VALUE ...] DIR | reboot DIR | stop DIR`.
+"""`python -m tests.rehearsal boot --stack STACK [--set pixtral:KEY=VALUE ...] DIR | reboot DIR | stop DIR |
+durations DIR`.
 
 `boot` and `reboot` print one JSON line once the server answers:
 {"endpoint": URL, "ca_certificate": PATH or null, "api_key": KEY, "timeline": PATH}; a machine that does not come
@@ -31,7 +32,8 @@ def main(argv: list[str]) -> int:
     boot.add_argument("--set", dest="settings", type=_setting, action="append", default=[], metavar="KEY=VALUE")
     boot.add_argument("dir", type=Path)
     for name, text in (("reboot", "reboot the machine and wait until it serves again"),
-                       ("stop", "stop the machine and every stand-in")):
+                       ("stop", "stop the machine and every stand-in"),
+                       ("durations", "print the first boot's phase durations in seconds (JSON)")):
         commands.add_parser(name, help=text).add_argument("dir", type=Path)
     args = parser.parse_args(argv)
     machine = Machine(args.dir)
@@ -42,6 +44,9 @@ def main(argv: list[str]) -> int:
         elif args.command == "reboot":
             machine.reboot()
             machine.wait_ready()
+        elif args.command == "durations":
+            print(json.dumps({k: round(v, 1) for k, v in machine.phase_durations().items()}))
+            return 0
         else:
             machine.stop()
             return 0

@@ -6,10 +6,12 @@ inside the machine's own network namespace (`python -m tests.rehearsal.edge SERV
 - `astral`: https://astral.sh's uv installer (the machine resolves astral.sh here and trusts the rehearsal's CA), which
   installs the pinned uv from its PyPI wheel as the real installer installs it from GitHub;
 - `secrets`: Secret Manager's `versions/V:access`, behind the machine's stand-in `gcloud`;
+- `aws-api`: the AWS API endpoint (`AWS_ENDPOINT_URL`), moto's server but for CompleteLifecycleAction;
 - `imds`: EC2's instance metadata (IMDSv2 token, instance id) on 169.254.169.254, inside the namespace only.
 
-SSM and Auto Scaling are moto's own server. Every request is appended to `--log` so tests can see what the machine
-asked for and when.
+SSM and Auto Scaling are moto's own server, behind `aws-api`: moto 5.2.6 has no CompleteLifecycleAction, so that
+one call is answered (and recorded) here, and every other call goes through to moto unchanged. Every request is
+appended to `--log` so tests can see what the machine asked for and when.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import ssl
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -86,6 +91,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(False)
 
     def do_PUT(self) -> None:
+        self._answer(True)
+
+    def do_POST(self) -> None:
         self._answer(True)
 
 
@@ -171,6 +179,31 @@ def imds_routes(instance_id: str):
     return routes
 
 
+LIFECYCLE_ANSWER = (b'<CompleteLifecycleActionResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+                    b"<CompleteLifecycleActionResult/><ResponseMetadata><RequestId>rehearsal</RequestId>"
+                    b"</ResponseMetadata></CompleteLifecycleActionResponse>")
+
+
+def aws_api_routes(moto_url: str, completed: Path):
+    def routes(request: _Handler) -> tuple[int, str, bytes] | None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        form = urllib.parse.parse_qs(body.decode(errors="replace"))
+        if form.get("Action") == ["CompleteLifecycleAction"]:
+            with completed.open("a") as out:
+                out.write(json.dumps({"time": time.time(), **{k: v[0] for k, v in form.items()}}) + "\n")
+            return 200, "text/xml", LIFECYCLE_ANSWER
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        forwarded = urllib.request.Request(moto_url + request.path, data=body if body else None, headers=headers,
+                                           method=request.command)
+        try:
+            with urllib.request.urlopen(forwarded, timeout=60) as answer:
+                return answer.status, answer.headers.get("Content-Type", ""), answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("Content-Type", ""), error.read()
+
+    return routes
+
+
 def serve_hub(port: int, repo: str, model_dir: Path, log: Path) -> None:
     files = {p.name: p.read_bytes() for p in sorted(model_dir.iterdir()) if p.is_file()}
     hub = FakeHub(repo, files, port=port, host="0.0.0.0")
@@ -181,7 +214,7 @@ def serve_hub(port: int, repo: str, model_dir: Path, log: Path) -> None:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.rehearsal.edge")
-    parser.add_argument("service", choices=("index", "hub", "astral", "secrets", "imds"))
+    parser.add_argument("service", choices=("index", "hub", "astral", "secrets", "imds", "aws-api"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--wheels", type=Path)
@@ -192,6 +225,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--model-dir", type=Path)
     parser.add_argument("--store", type=Path)
     parser.add_argument("--instance-id")
+    parser.add_argument("--moto-url")
+    parser.add_argument("--completed", type=Path)
     args = parser.parse_args(argv)
     if args.service == "hub":
         serve_hub(args.port, args.repo, args.model_dir, args.log)
@@ -201,6 +236,8 @@ def main(argv: list[str]) -> None:
         _serve(args.port, astral_routes(args.index_url, args.wheels), args.log, (args.cert_file, args.key_file))
     elif args.service == "secrets":
         _serve(args.port, secret_manager_routes(args.store), args.log)
+    elif args.service == "aws-api":
+        _serve(args.port, aws_api_routes(args.moto_url, args.completed), args.log)
     else:
         _serve(args.port, imds_routes(args.instance_id), args.log)
 

