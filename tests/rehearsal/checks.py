@@ -69,6 +69,9 @@ def check_units_reach_their_final_state_in_declared_order(booted: Booted) -> Non
             if before in units:
                 assert int(units[before]["ActiveEnterTimestampMonotonic"]) <= started, \
                     f"{name} started before {before}, which it is ordered after"
+    # cloud-init ran the whole document: no module failed, none left a recoverable error (exit 2).
+    cloud_init = booted.machine.run("cloud-init", "status", "--long")
+    assert cloud_init.returncode == 0, cloud_init.stdout + cloud_init.stderr
     state = booted.machine.run("systemctl", "is-system-running").stdout.strip()
     if state != "running":
         failed = booted.machine.run("systemctl", "list-units", "--failed", "--plain", "--no-legend").stdout

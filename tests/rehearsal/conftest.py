@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -63,3 +64,5 @@ def booted(request, tmp_path_factory):
     machine = boot(stack, folder, *getattr(request.module, "SETTINGS", ()))
     yield machine
     rehearsal("stop", str(folder))
+    # The machine's disk holds a vLLM install (about 7 GB): not kept with pytest's last runs.
+    shutil.rmtree(folder / "upper", ignore_errors=True)

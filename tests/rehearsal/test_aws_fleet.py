@@ -1,4 +1,10 @@
-"""The `aws-fleet` stack's user data booted for real (tests/rehearsal/checks.py says what each check shows)."""
+"""The `aws-fleet` stack's user data booted for real (tests/rehearsal/checks.py says what each check shows), with a
+warm pool: its replicas then also release the group's launch hold (CompleteLifecycleAction) once vLLM answers, and
+not before. A warm pool needs on-demand replicas of one type (the program refuses it otherwise), so the stack boots
+with those settings; the rest of its user data is the shipped stack's.
+"""
+
+import json
 
 import pytest
 
@@ -6,6 +12,8 @@ from . import checks
 
 pytestmark = pytest.mark.rehearsal
 STACK = "aws-fleet"
+SETTINGS = ("pixtral:warmPool=1", "pixtral:spot=false", "pixtral:onDemandBaseReplicas=0",
+            'pixtral:instanceTypes=["g6e.xlarge"]')
 
 
 def test_units_reach_their_final_state_in_declared_order(booted):
@@ -26,3 +34,18 @@ def test_timeline_holds_every_phase_in_order(booted):
 
 def test_reboot_serves_again_without_install_or_download(booted):
     checks.check_reboot_serves_again_without_install_or_download(booted)
+
+
+def test_lifecycle_action_is_completed_once_the_server_answers(booted):
+    completed = [json.loads(line) for line in
+                 (booted.machine.edge / "lifecycle-completed.jsonl").read_text().splitlines()]
+    assert len(completed) == 1, completed
+    (action,) = completed
+    assert action["LifecycleHookName"] == "pixtral-ready" and action["LifecycleActionResult"] == "CONTINUE"
+    ready = next(e["time"] for e in checks.timeline_events(booted) if (e["phase"], e["event"]) == ("ready", "end"))
+    assert ready <= action["time"], f"completed at {action['time']}, before the server answered at {ready}"
+    units = booted.machine.units()
+    assert units["pixtral-lifecycle.service"]["Result"] == "success"
+    assert int(units["pixtral-lifecycle.service"]["InactiveExitTimestampMonotonic"]) >= int(
+        units[checks.SERVER_UNIT]["ActiveEnterTimestampMonotonic"])
+    checks.check_seed_request_is_answered_and_the_key_enforced(booted)
