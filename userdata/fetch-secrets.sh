@@ -21,13 +21,9 @@ read_secret() {
   esac
 }
 
-# fetch NAME VERSION: the secret's value, with retries; when the store refuses (no such version, no access, no
-# answer), a last line that names the secret, so the unit's journal says what is missing beside the CLI's own error
-# (which names the endpoint, not always the secret).
+# fetch NAME VERSION: read_secret, retried; a refusal names the secret.
 fetch() {
-  retry read_secret "$1" "$2" && return 0
-  echo "cannot read secret $1 (version $2) from $PIXTRAL_SECRET_STORE; the server does not start without it" >&2
-  return 1
+  retry read_secret "$1" "$2" || { echo "cannot read secret $1 (version $2) from $PIXTRAL_SECRET_STORE" >&2; return 1; }
 }
 
 # env_line NAME VALUE: one line of a systemd environment file that gives VALUE back unchanged. systemd's parser

@@ -6,11 +6,9 @@ set -euo pipefail
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 
 : "${VLLM_API_KEY:?VLLM_API_KEY is not set: pixtral-secrets.service did not write the secrets file}"
-# A VM whose NVIDIA driver did not load (or whose type has no GPU) stops here with a line that says so, instead of
-# vLLM failing a minute later with "Failed to infer device type". Restart=always tries again, so a driver that loads
-# late is picked up.
+# Not vLLM's "Failed to infer device type".
 if ! gpus=$(nvidia-smi -L 2>&1) || [ -z "$gpus" ]; then
-  echo "no NVIDIA GPU found (nvidia-smi -L: ${gpus:-no GPU listed}); vLLM needs the GPU and its driver" >&2
+  echo "no NVIDIA GPU found (nvidia-smi -L: ${gpus:-none listed})" >&2
   exit 1
 fi
 mapfile -t args <"${PIXTRAL_ARGS_FILE:-/etc/pixtral/vllm.args}"
