@@ -62,6 +62,8 @@ def booted(request, tmp_path_factory):
     stack = request.module.STACK
     folder = tmp_path_factory.mktemp(f"rehearsal-{stack}")
     machine = boot(stack, folder, *getattr(request.module, "SETTINGS", ()))
+    # The first boot's phase durations, kept beside the machine's folder for the README's measured column.
+    (folder / "durations.json").write_text(rehearsal("durations", str(folder)).stdout)
     yield machine
     rehearsal("stop", str(folder))
     # The machine's disk holds a vLLM install (about 7 GB): not kept with pytest's last runs.
