@@ -13,6 +13,5 @@ if ! gpus=$(nvidia-smi -L 2>&1) || [ -z "$gpus" ]; then
 fi
 mapfile -t args <"${PIXTRAL_ARGS_FILE:-/etc/pixtral/vllm.args}"
 phase load start
-# Not exec: the output goes through watch_phases; pipefail passes vLLM's exit status on to systemd.
-set -o pipefail
-"$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}" 2>&1 | watch_phases
+# exec: its death must end the unit (a pipe would wait for the engine processes).
+exec "$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}" > >(watch_phases) 2>&1
