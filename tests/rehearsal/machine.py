@@ -438,8 +438,11 @@ class Machine:
 
     def _seed_aws(self, *args: str) -> None:
         state = self.state
-        _run("ip", "netns", "exec", state.netns, str(EDGE_VENV / "bin/python"), "-m", "tests.rehearsal.seed_aws",
-             f"http://127.0.0.1:{MOTO_PORT}", state.location, *args, cwd=PROJECT_DIR)
+        done = _run("ip", "netns", "exec", state.netns, str(EDGE_VENV / "bin/python"), "-m",
+                    "tests.rehearsal.seed_aws", f"http://127.0.0.1:{MOTO_PORT}", state.location, *args,
+                    cwd=PROJECT_DIR, check=False)
+        if done.returncode != 0:
+            raise RehearsalError(f"changing moto's SSM failed: {done.stderr[-2000:]}")
 
     # -- reboot / stop ----------------------------------------------------------------------------------------
     def shutdown(self, how: str, timeout: float = 120) -> None:

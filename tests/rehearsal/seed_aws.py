@@ -10,6 +10,7 @@ Usage: python -m tests.rehearsal.seed_aws ENDPOINT REGION SECRETS_JSON LIFECYCLE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -24,6 +25,9 @@ def _session(region: str) -> boto3.session.Session:
 def put_parameters(endpoint: str, region: str, secrets: list[dict]) -> None:
     ssm = _session(region).client("ssm", endpoint_url=endpoint)
     for secret in secrets:
+        # Afresh, so that the version the user data names holds the value again (a fault may have removed it).
+        with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+            ssm.delete_parameter(Name=secret["name"])
         for version in range(1, int(secret["version"]) + 1):
             value = secret["value"] if version == int(secret["version"]) else f"stale-version-{version}"
             ssm.put_parameter(Name=secret["name"], Value=value, Type="SecureString", Overwrite=version > 1)
