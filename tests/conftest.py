@@ -181,6 +181,8 @@ def e2e_python() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end and cluster files first: each runs minutes on one worker (pytest-xdist hands out whole files
-    in this order), so started first they overlap the many short files instead of trailing after them."""
-    items.sort(key=lambda item: "e2e" not in item.keywords and "cluster" not in item.keywords)
+    """The boot rehearsal's, end-to-end and cluster files first: each runs minutes on one worker (pytest-xdist hands
+    out whole files in this order), so started first they overlap the many short files instead of trailing after
+    them."""
+    items.sort(key=lambda item: ("rehearsal" not in item.keywords,
+                                 "e2e" not in item.keywords and "cluster" not in item.keywords))

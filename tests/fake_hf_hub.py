@@ -17,12 +17,12 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class FakeHub:
-    def __init__(self, repo: str, files: dict[str, bytes], delay: float = 0.0):
+    def __init__(self, repo: str, files: dict[str, bytes], delay: float = 0.0, port: int = 0, host: str = "127.0.0.1"):
         self.repo = repo
         self.files = files
         self.delay = delay
         self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

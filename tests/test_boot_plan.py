@@ -7,12 +7,14 @@ Hugging Face stand-in on loopback; the substitutions that point them there are i
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from fake_hf_hub import COMMIT, FakeHub
 
 from pixtral_deploy.catalog import DEFAULT_MODEL, has_local_nvme
 from pixtral_deploy.cloudinit import HF_HUB_VERSION, USERDATA_DIR
-from pixtral_deploy.server import VLLM_VERSION
+from pixtral_deploy.server import MAX_DRAIN_SECONDS, VLLM_VERSION
 from pixtralctl import timeline
 
 MODEL_FILES = {"params.json": b'{"dim": 5120}', "tekken.json": b"{}", "consolidated.safetensors": b"\0" * 200_000}
@@ -267,3 +269,67 @@ def test_the_scripts_and_pixtralctl_read_one_timeline_path():
     done = subprocess.run(["bash", "-c", f'. {USERDATA_DIR}/pixtral-lib.sh && printf %s "$PIXTRAL_TIMELINE"'],
                           env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True)
     assert done.stdout == timeline.TIMELINE_PATH
+
+
+@pytest.mark.parametrize("nvidia_smi", [
+    "echo 'NVIDIA-SMI has failed because it couldn''t communicate with the NVIDIA driver.'; exit 9",
+    "exit 0",
+], ids=["driver-not-loaded", "no-gpu-listed"])
+def test_the_launcher_says_when_there_is_no_gpu_and_never_starts_vllm(tmp_path, nvidia_smi):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\n{nvidia_smi}\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    started = tmp_path / "vllm-started"
+    (tmp_path / "python").write_text(f"#!/bin/sh\ntouch {started}\n")
+    (tmp_path / "python").chmod(0o755)
+    (tmp_path / "vllm.args").write_text("--model\nx\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PIXTRAL_LIB": str(USERDATA_DIR), "PIXTRAL_STATE_DIR": str(tmp_path),
+           "VLLM_API_KEY": "sk-test", "PIXTRAL_ARGS_FILE": str(tmp_path / "vllm.args"),
+           "PIXTRAL_VLLM_PYTHON": str(tmp_path / "python"), "PIXTRAL_VLLM_MODULE": "vllm"}
+    done = subprocess.run(["bash", str(USERDATA_DIR / "launch-vllm.sh")], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.startswith("no NVIDIA GPU found"), done.stderr
+    assert not started.exists()
+
+
+def test_systemd_waits_for_vllm_to_drain_before_killing_it():
+    # vLLM finishes the requests in flight for up to the fleet plan's drain (--shutdown-timeout, at most
+    # MAX_DRAIN_SECONDS) after SIGTERM; systemd SIGKILLs after TimeoutStopSec.
+    unit = (USERDATA_DIR / "pixtral-vllm.service").read_text()
+    (timeout,) = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("TimeoutStopSec=")]
+    assert int(timeout) > MAX_DRAIN_SECONDS, f"TimeoutStopSec={timeout} kills vLLM before a {MAX_DRAIN_SECONDS} s drain"
+
+
+def test_the_server_dying_ends_the_launcher_while_its_engine_processes_live_on(tmp_path):
+    # Under systemd (tests/rehearsal), vLLM's API server killed with SIGKILL left its engine processes holding the
+    # log pipe: a launcher that piped vLLM into watch_phases waited on them, so the unit stayed "active" serving
+    # nothing and Restart= never ran. The server must be the launcher's own process.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA L40S'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    (tmp_path / "python").write_text("#!/bin/bash\nsleep 60 &\necho 'Loading weights took 1.0 GiB'\nkill -KILL $$\n")
+    (tmp_path / "python").chmod(0o755)
+    (tmp_path / "vllm.args").write_text("--model\nx\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PIXTRAL_LIB": str(USERDATA_DIR), "PIXTRAL_STATE_DIR": str(tmp_path),
+           "VLLM_API_KEY": "sk-test", "PIXTRAL_ARGS_FILE": str(tmp_path / "vllm.args"),
+           "PIXTRAL_VLLM_PYTHON": str(tmp_path / "python"), "PIXTRAL_VLLM_MODULE": "vllm"}
+    launcher = subprocess.Popen(["bash", str(USERDATA_DIR / "launch-vllm.sh")], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert launcher.wait(timeout=20) == -9, "the launcher did not end with the server's SIGKILL"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, 9)
+    # The log still went through watch_phases, which recorded the load's end.
+    deadline = time.monotonic() + 10
+    while ("load", "end") not in {(e["phase"], e["event"]) for e in _timeline_at(tmp_path)}:
+        assert time.monotonic() < deadline, _timeline_at(tmp_path)
+        time.sleep(0.2)
+
+
+def _timeline_at(state_dir: Path) -> list[dict]:
+    path = state_dir / "timeline.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -60,13 +60,16 @@ def test_env_file_refuses_a_control_character():
         env_file_value("model\nLD_PRELOAD=/tmp/x.so")
 
 
-def _fetch_secrets(tmp_path: Path, api_key: str, hf_token: str) -> subprocess.CompletedProcess:
+def _fetch_secrets(tmp_path: Path, api_key: str, hf_token: str,
+                   stored: tuple[str, ...] = ("api-key", "hf-token")) -> subprocess.CompletedProcess:
     """fetch-secrets.sh as pixtral-secrets.service runs it, with an `aws` CLI first on PATH that answers
-    `ssm get-parameter` from files, printing the value with a newline as the real CLI's text output does."""
+    `ssm get-parameter` from files (those named in `stored`), printing the value with a newline as the real CLI's
+    text output does."""
     store = tmp_path / "store"
-    store.mkdir()
-    (store / "api-key").write_text(api_key + "\n")
-    (store / "hf-token").write_text(hf_token + "\n")
+    store.mkdir(exist_ok=True)
+    for name, value in (("api-key", api_key), ("hf-token", hf_token)):
+        if name in stored:
+            (store / name).write_text(value + "\n")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "aws").write_text(
@@ -87,6 +90,15 @@ def test_secrets_file_gives_systemd_back_each_accepted_key_unchanged(value, tmp_
     done = _fetch_secrets(tmp_path, api_key=value, hf_token="hf_" + value[::-1])
     assert done.returncode == 0, done.stderr
     assert systemd_environment(tmp_path / "secrets.env") == {"VLLM_API_KEY": value, "HF_TOKEN": "hf_" + value[::-1]}
+
+
+def test_a_store_that_refuses_fails_with_a_line_naming_the_secret(tmp_path):
+    # The stand-in CLI's own error names a file path; the script's last line names the secret and its version, as
+    # the journal of pixtral-secrets.service shows under real systemd (tests/rehearsal).
+    done = _fetch_secrets(tmp_path, api_key="sk-" + "x" * 20, hf_token="hf_" + "x" * 20, stored=("hf-token",))
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("cannot read secret api-key (version 3) from aws-ssm")
+    assert not (tmp_path / "secrets.env").exists()
 
 
 def test_secrets_file_refuses_a_stored_value_with_a_newline(tmp_path):

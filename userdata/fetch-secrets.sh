@@ -21,6 +21,11 @@ read_secret() {
   esac
 }
 
+# fetch NAME VERSION: read_secret, retried; a refusal names the secret.
+fetch() {
+  retry read_secret "$1" "$2" || { echo "cannot read secret $1 (version $2) from $PIXTRAL_SECRET_STORE" >&2; return 1; }
+}
+
 # env_line NAME VALUE: one line of a systemd environment file that gives VALUE back unchanged. systemd's parser
 # drops quotes and backslashes from unquoted values; inside double quotes it takes a backslash before " \ ` $ as
 # an escape and keeps everything else (pixtral_deploy/cloudinit.py writes pixtral.env by the same rule). A control
@@ -38,10 +43,10 @@ env_line() {
 secrets_file=${PIXTRAL_SECRETS_FILE:-/etc/pixtral/secrets.env}
 umask 077
 tmp=$(mktemp "$secrets_file.XXXXXX")
-api_key=$(retry read_secret "$PIXTRAL_API_KEY_SECRET" "$PIXTRAL_API_KEY_VERSION")
+api_key=$(fetch "$PIXTRAL_API_KEY_SECRET" "$PIXTRAL_API_KEY_VERSION")
 env_line VLLM_API_KEY "$api_key" >"$tmp"
 if [ -n "${PIXTRAL_HF_TOKEN_SECRET:-}" ]; then
-  hf_token=$(retry read_secret "$PIXTRAL_HF_TOKEN_SECRET" "$PIXTRAL_HF_TOKEN_VERSION")
+  hf_token=$(fetch "$PIXTRAL_HF_TOKEN_SECRET" "$PIXTRAL_HF_TOKEN_VERSION")
   env_line HF_TOKEN "$hf_token" >>"$tmp"
 fi
 mv "$tmp" "$secrets_file"
@@ -54,7 +59,7 @@ fi
 if [ -n "${PIXTRAL_TLS_KEY_SECRET:-}" ]; then
   key_file=${PIXTRAL_TLS_KEY_FILE:-/etc/pixtral/tls/tls.key}
   key_tmp=$(mktemp "$key_file.XXXXXX")
-  retry read_secret "$PIXTRAL_TLS_KEY_SECRET" "$PIXTRAL_TLS_KEY_VERSION" >"$key_tmp"
+  fetch "$PIXTRAL_TLS_KEY_SECRET" "$PIXTRAL_TLS_KEY_VERSION" >"$key_tmp"
   # vLLM runs as the service user and opens the key itself: group-readable, by that group only.
   chgrp "${PIXTRAL_USER:-vllm}" "$key_tmp"
   chmod 0640 "$key_tmp"

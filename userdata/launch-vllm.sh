@@ -6,8 +6,12 @@ set -euo pipefail
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 
 : "${VLLM_API_KEY:?VLLM_API_KEY is not set: pixtral-secrets.service did not write the secrets file}"
+# Not vLLM's "Failed to infer device type".
+if ! gpus=$(nvidia-smi -L 2>&1) || [ -z "$gpus" ]; then
+  echo "no NVIDIA GPU found (nvidia-smi -L: ${gpus:-none listed})" >&2
+  exit 1
+fi
 mapfile -t args <"${PIXTRAL_ARGS_FILE:-/etc/pixtral/vllm.args}"
 phase load start
-# Not exec: the output goes through watch_phases; pipefail passes vLLM's exit status on to systemd.
-set -o pipefail
-"$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}" 2>&1 | watch_phases
+# exec: its death must end the unit (a pipe would wait for the engine processes).
+exec "$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}" > >(watch_phases) 2>&1

@@ -31,6 +31,7 @@ import pytest
 import tls_test_ca
 import yaml
 from conftest import PROJECT_DIR, e2e_python, pod_controller, run_stack
+from solid_png import solid_png
 
 from pixtral_deploy.cloudinit import declared_user_data
 
@@ -89,17 +90,7 @@ def _env_file(text: str) -> dict[str, str]:
 
 
 def _png(color: tuple[int, int, int], size: int = 64) -> bytes:
-    """A solid PNG written with the standard library only (zlib + the PNG chunk format)."""
-    import struct
-    import zlib
-
-    raw = b"".join(b"\x00" + bytes(color) * size for _ in range(size))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return solid_png(color, size)
 
 
 class Server:
@@ -158,7 +149,12 @@ def _vm_environment(files: dict[str, str], root: Path) -> dict[str, str]:
     })
     # What pixtral-secrets.service would have written to the root-only secrets file.
     env["VLLM_API_KEY"] = API_KEY
-    return {**env, "PATH": os.environ["PATH"], "HOME": str(root)}
+    # The GPU's edge: the launcher asks the NVIDIA driver's tool for a GPU before it starts vLLM (on CPU here).
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA L40S (UUID: GPU-0)'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    return {**env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(root)}
 
 
 @pytest.fixture(scope="module")
