@@ -333,3 +333,16 @@ def test_the_server_dying_ends_the_launcher_while_its_engine_processes_live_on(t
 def _timeline_at(state_dir: Path) -> list[dict]:
     path = state_dir / "timeline.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_readiness_check_gives_up_when_vllm_has_exited(tmp_path):
+    # Under systemd (tests/rehearsal), vLLM dying while await-ready.sh (ExecStartPost) waited left the unit
+    # "activating" until TimeoutStartSec (an hour): Restart= never ran. systemd gives the check $MAINPID.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    env = {"PATH": "/usr/bin:/bin", "PIXTRAL_LIB": str(USERDATA_DIR), "PIXTRAL_STATE_DIR": str(tmp_path),
+           "VLLM_API_KEY": "sk-test", "PIXTRAL_PORT": "9", "MAINPID": str(dead.pid)}
+    done = subprocess.run(["bash", str(USERDATA_DIR / "await-ready.sh")], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("vLLM exited before it answered"), done.stderr

@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
-# Holds the unit in "activating" until the API answers an authenticated request, then records the ready phase;
-# `systemctl status pixtral-vllm` thus tells "loading" from "serving".
+# Holds the unit in "activating" until the API answers an authenticated request (or vLLM, $MAINPID, is gone).
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 
-# The header goes to curl on standard input (`-H @-`, curl >= 7.55; Ubuntu 22.04 has 7.81): on the command line
-# the key would show in `ps` to every user of the VM. printf is a bash builtin, so no process carries it either.
-# Over HTTPS the server is verified with the stack CA (its certificate names 127.0.0.1 too).
+# The key goes to curl on stdin (`-H @-`, printf a builtin): in argv `ps` would show it. HTTPS: the stack CA.
 authorized_probe() {
   local tls=()
   [ "${PIXTRAL_SCHEME:-http}" = https ] && tls=(--cacert "$PIXTRAL_TLS_CA_FILE")
@@ -16,6 +13,7 @@ authorized_probe() {
 }
 
 until authorized_probe; do
+  [ -n "${MAINPID:-}" ] && ! kill -0 "$MAINPID" 2>/dev/null && { echo "vLLM exited before it answered" >&2; exit 1; }
   sleep 5
 done
 phase ready end
