@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
-# Reads the API key (and the Hugging Face token, when set) from the cloud's secret store with the VM's own
-# identity, into a root-only environment file; and the TLS private key, when the server serves HTTPS, into a file
-# only root and the service's group can read. It reads the exact versions the stack wrote (named in pixtral.env):
-# a rotated key is a new version, which changes the user data, so `pulumi up` replaces the VM.
+# The API key (and HF token) into a root-only env file, the TLS key into a file of root and the service's group,
+# at the versions pixtral.env names: a rotated key is a new version, new user data, a new VM.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
@@ -26,11 +24,9 @@ fetch() {
   retry read_secret "$1" "$2" || { echo "cannot read secret $1 (version $2) from $PIXTRAL_SECRET_STORE" >&2; return 1; }
 }
 
-# env_line NAME VALUE: one line of a systemd environment file that gives VALUE back unchanged. systemd's parser
-# drops quotes and backslashes from unquoted values; inside double quotes it takes a backslash before " \ ` $ as
-# an escape and keeps everything else (pixtral_deploy/cloudinit.py writes pixtral.env by the same rule). A control
-# character is refused: a newline would start a variable of the sender's choosing in units that run as root. The
-# value reaches sed on standard input, never on a command line.
+# env_line NAME VALUE: a systemd env-file line giving VALUE back unchanged (in double quotes systemd unescapes
+# " \ ` $; cloudinit.py writes pixtral.env alike). No control character: a newline would start a variable of the
+# sender's choosing. The value reaches sed on stdin, never on a command line.
 env_line() {
   case $2 in
     *[[:cntrl:]]*)
