@@ -320,14 +320,15 @@ def test_the_server_dying_ends_the_launcher_while_its_engine_processes_live_on(t
                                 stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         assert launcher.wait(timeout=20) == -9, "the launcher did not end with the server's SIGKILL"
+        # The log still went through watch_phases (still reading what the server wrote before it died), which
+        # recorded the load's end. The group is killed only after: that would end watch_phases too.
+        deadline = time.monotonic() + 10
+        while ("load", "end") not in {(e["phase"], e["event"]) for e in _timeline_at(tmp_path)}:
+            assert time.monotonic() < deadline, _timeline_at(tmp_path)
+            time.sleep(0.2)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(launcher.pid, 9)
-    # The log still went through watch_phases, which recorded the load's end.
-    deadline = time.monotonic() + 10
-    while ("load", "end") not in {(e["phase"], e["event"]) for e in _timeline_at(tmp_path)}:
-        assert time.monotonic() < deadline, _timeline_at(tmp_path)
-        time.sleep(0.2)
 
 
 def _timeline_at(state_dir: Path) -> list[dict]:
