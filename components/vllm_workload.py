@@ -331,7 +331,8 @@ class VllmWorkload(pulumi.ComponentResource):
         node_selector = {**args.node_selector, **dict(settings.node_selector)}
         if node_selector:
             pod_spec["nodeSelector"] = node_selector
-        if spec.target == "kubernetes" and spec.gpus.gpu_name in GFD_PRODUCTS:
+        # On a cluster the program made, its own node pool holds the GPU; an existing one may mix GPUs.
+        if not spec.runs_on.creates_machines and spec.gpus.gpu_name in GFD_PRODUCTS:
             gpu = spec.gpus.gpu_name
             pod_spec["affinity"] = gpu_node_affinity(gpu)
             pulumi.log.info(f"pods run only on nodes labelled as {gpu} (pixtral:gpuType): {GKE_ACCELERATOR_LABEL} or "

@@ -98,12 +98,9 @@ def estimate_warm_start(machine: MachineType, model_gb: float, storage: Storage)
 
 
 def candidate_types(deployment) -> tuple[str, ...]:
-    """The VM or fleet's machine / instance types in order of preference; none on Kubernetes targets."""
-    if deployment.target == "aws":
-        return deployment.aws.instance_types or (deployment.aws.instance_type,)
-    if deployment.target == "gcp":
-        return deployment.gcp.machine_types or (deployment.gcp.machine_type,)
-    return ()
+    """The VM or fleet's machine / instance types in order of preference; none on Kubernetes targets (the target's
+    class says, pixtral_deploy/targets)."""
+    return deployment.runs_on.candidate_types(deployment)
 
 
 def keeps_weights_across_stop(deployment) -> bool:

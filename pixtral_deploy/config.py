@@ -4,19 +4,18 @@ Outputs, and the provider settings the program needs. Everything here runs befor
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from . import targets
 from .cloudinit import StoredSecret
 from .errors import ConfigError
 from .keys import NAMESPACE, misplaced_keys
-from .locations import aws_region_problems, gcp_zone_format_problems, gcp_zone_gpu_problems, other_cloud_keys
+from .locations import other_cloud_keys
 from .secret_values import secret_setting_problems
 from .spec import Deployment, load_deployment, raw_config_from
-
-# The GCP stack files ship this placeholder; a real project id is needed before anything can be created.
-PLACEHOLDER_GCP_PROJECT = "my-gcp-project"
 
 
 @dataclass(frozen=True)
@@ -32,16 +31,11 @@ class Secrets:
 
 
 @dataclass(frozen=True)
-class GcpLocation:
-    project: str
-    zone: str
-
-
-@dataclass(frozen=True)
 class StackConfig:
     deployment: Deployment
     secrets: Secrets
-    gcp: GcpLocation | None = None
+    # Where the target's provider settings put it (gcp: project and zone); None where the program needs none.
+    location: Any = None
 
 
 def _all_keys() -> list[str]:
@@ -54,28 +48,10 @@ def _namespace_keys(keys: list[str]) -> list[str]:
     return [name[len(prefix):] for name in keys if name.startswith(prefix)]
 
 
-def _gcp_location(errors: list[str]) -> GcpLocation | None:
-    config = pulumi.Config("gcp")
-    project, zone = config.get("project"), config.get("zone")
-    if not project:
-        errors.append("gcp:project is not set; the GCP project to create resources in "
-                      "(pulumi config set gcp:project YOUR-PROJECT)")
-    elif project == PLACEHOLDER_GCP_PROJECT:
-        errors.append(f"gcp:project: {project} is the stack file's placeholder, not a project; set yours with "
-                      "`pulumi config set gcp:project YOUR-PROJECT`")
-    if not zone:
-        errors.append("gcp:zone is not set; a zone with the GPU, e.g. us-central1-a for nvidia-l4 "
-                      "(pulumi config set gcp:zone ZONE)")
-    zone_problems = gcp_zone_format_problems(zone)
-    errors += zone_problems
-    return GcpLocation(project, zone) if project and zone and not zone_problems else None
-
-
-def _located(deployment: Deployment, gcp: GcpLocation | None, warnings: list[str]) -> Deployment:
-    """The GPU checked against gcp:zone (known once the deployment is), and the location's warnings added."""
-    if gcp is not None and deployment.gcp is not None:
-        in_that_zone = not (deployment.target == "gcp" and deployment.scaling.is_fleet)
-        errors, more = gcp_zone_gpu_problems(gcp.zone, deployment.gcp.accelerator_type, in_that_zone)
+def _located(deployment: Deployment, location: Any, warnings: list[str]) -> Deployment:
+    """The GPU checked against the location (known once the deployment is), and the location's warnings added."""
+    if location is not None:
+        errors, more = deployment.runs_on.located(deployment, location)
         if errors:
             raise ConfigError("\n".join(errors))
         warnings = warnings + more
@@ -89,11 +65,10 @@ def read_stack() -> StackConfig:
     target = config.get("target")
     errors = (misplaced_keys(keys, pulumi.get_project()) + secret_setting_problems(NAMESPACE, target)
               + other_cloud_keys(keys, target))
-    gcp = _gcp_location(errors) if target in ("gcp", "gke") else None
-    region_errors, warnings = aws_region_problems(pulumi.Config("aws").get("region")) if target in ("aws", "eks") \
-        else ([], [])
-    deployment = load_deployment(raw_config_from(config.get, _namespace_keys(keys)), errors + region_errors)
-    return StackConfig(_located(deployment, gcp, warnings), _secrets(config), gcp)
+    chosen = targets.find(target)
+    location, warnings = chosen.location(errors) if chosen is not None else (None, [])
+    deployment = load_deployment(raw_config_from(config.get, _namespace_keys(keys)), errors)
+    return StackConfig(_located(deployment, location, warnings), _secrets(config), location)
 
 
 def _secrets(config: pulumi.Config) -> Secrets:

@@ -41,12 +41,25 @@ from .parsers import (
 )
 from .scaling import MAX_REPLICAS, parse_autoscale
 from .server import DEFAULT_PORT, VLLM_VERSION
+from .targets import (
+    EVERY_TARGET,
+    EXISTING_CLUSTER,
+    MACHINES_MADE,
+    NEW_CLUSTER_NODES,
+    OWN_PROMETHEUS,
+    PODS,
+    VMS,
+    Scope,
+    all_targets,
+    built_in_targets,
+    find,
+    names,
+    on_cloud,
+)
 
 NAMESPACE = "pixtral"
-VM_TARGETS = ("aws", "gcp")
-KUBERNETES_TARGETS = ("kubernetes", "eks", "gke")
-TARGETS = VM_TARGETS + KUBERNETES_TARGETS
-MACHINE_TARGETS = ("aws", "gcp", "eks", "gke")
+# A secret setting in the raw configuration: that it is set, never its value (parse_settings keeps no more).
+SECRET_SET = "(secret)"
 SERVICE_TYPES = ("LoadBalancer", "ClusterIP", "NodePort")
 AUTOSCALERS = ("keda", "hpa")
 ROLLOUTS = ("surge", "inPlace")
@@ -90,7 +103,8 @@ class Key:
     parse: Callable[[Any], Any]
     default: Any
     help: str
-    targets: tuple[str, ...] = TARGETS
+    # Which targets take it, by what they are (pixtral_deploy/targets): never a list of names.
+    targets: Scope = EVERY_TARGET
     secret: bool = False
     # How the README shows a default that is derived from other settings (the typed default is then None).
     shown_default: str | None = None
@@ -103,7 +117,9 @@ class Key:
         return f"`{self.default if isinstance(self.default, str) else json.dumps(self.default)}`"
 
     def readme_targets(self) -> str:
-        return "all" if self.targets == TARGETS else ", ".join(self.targets)
+        own = built_in_targets()
+        taken = self.targets.names(own)
+        return "all" if len(taken) == len(own) else ", ".join(taken)
 
 
 # pixtral:target kubernetes reaches a cluster through a kubeconfig alone: the program knows no cloud account, so no
@@ -111,10 +127,19 @@ class Key:
 _NO_DNS_ON_AN_EXISTING_CLUSTER = ("the program knows no DNS service of an existing cluster's cloud; point a record "
                                   "of your own at the endpoint's address")
 
+AWS, AWS_VMS = on_cloud("aws"), on_cloud("aws", "vm")
+GCP, GCP_VMS = on_cloud("gcp"), on_cloud("gcp", "vm")
+
+
+def target_name(value: str) -> str:
+    """pixtral:target: one of the registered targets (read when a stack is parsed, so a plugin's count)."""
+    return Choice(names())(value)
+
+
 _GPU_NAMES = ", ".join(f"`{name}`" for name in sorted(GPUS))
 
 CONFIG_KEYS: tuple[Key, ...] = (
-    Key("target", Choice(TARGETS), None, "Where to run: `aws`, `gcp`, `kubernetes`, `eks` or `gke`.",
+    Key("target", target_name, None, "Where to run: `aws`, `gcp`, `kubernetes`, `eks` or `gke`.",
         shown_default="(required)"),
     Key("model", Text(_MODEL_NAME, "a Hugging Face model id such as mistralai/Pixtral-12B-2409"), DEFAULT_MODEL,
         "Hugging Face model id to serve."),
@@ -143,81 +168,81 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "GCP load balancer); `false` serves plain HTTP (a warning says so)."),
     Key("domain", Text(_DOMAIN, "a lowercase DNS name such as pixtral.example.com"), None,
         "DNS name of the endpoint: the program creates its record in `dnsZone` (on `eks` / `gke`, for the "
-        "Service's load balancer), the endpoint and the certificate use it.", targets=MACHINE_TARGETS,
+        "Service's load balancer), the endpoint and the certificate use it.", targets=MACHINES_MADE,
         shown_default="unset (the address)", elsewhere=_NO_DNS_ON_AN_EXISTING_CLUSTER),
     Key("dnsZone", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a Route 53 hosted zone id (AWS) or a Cloud DNS managed "
         "zone name (GCP)"), None, "Zone that holds `domain`: a Route 53 hosted zone id on `aws` / `eks`, a Cloud "
-        "DNS managed zone name on `gcp` / `gke`; set with `domain` only.", targets=MACHINE_TARGETS,
+        "DNS managed zone name on `gcp` / `gke`; set with `domain` only.", targets=MACHINES_MADE,
         shown_default="unset", elsewhere=_NO_DNS_ON_AN_EXISTING_CLUSTER),
     Key("allowedCidrs", StringList(cidr, "at least one CIDR (an empty list would make the endpoint unreachable)",
                                    distinct=same_network),
         ("0.0.0.0/0",), "Networks that may reach the port (IPv4 or IPv6 CIDRs, each "
         "once; on `aws` / `eks` at most 60 per IP version, a security group's rule quota)."),
     Key("diskSizeGb", Whole(100, 16384), 200, "Disk of the VM or GPU node in GB (the OS image, vLLM and the "
-        "weights).", targets=MACHINE_TARGETS),
+        "weights).", targets=MACHINES_MADE),
     Key("spot", Boolean(), False, "Use spot / preemptible capacity (AWS VM: persistent, stops on interruption and "
-        "keeps its disk).", targets=MACHINE_TARGETS),
+        "keeps its disk).", targets=MACHINES_MADE),
     Key("gpuCount", Whole(1, 16), None, "GPUs per machine; required for types outside the catalog.",
-        targets=MACHINE_TARGETS, shown_default="from the catalog"),
+        targets=MACHINES_MADE, shown_default="from the catalog"),
     Key("gpuMemoryGb", Number(1), None, "Memory of one GPU in GB; required for types outside the catalog.",
         shown_default="from the catalog"),
     Key("instanceType", Text(r"\S+", "an EC2 instance type such as g6e.xlarge"),
         "g6e.xlarge", "EC2 instance type of the VM / GPU nodes (g6e.xlarge: one L40S, 48 GB).",
-        targets=("aws", "eks")),
+        targets=AWS),
     Key("vpcId", Text(r"vpc-[0-9a-f]+", "an id starting with 'vpc-'"), None, "VPC to launch in.",
-        targets=("aws", "eks"), shown_default="the default VPC"),
+        targets=AWS, shown_default="the default VPC"),
     Key("subnetId", Text(r"subnet-[0-9a-f]+", "an id starting with 'subnet-'"), None, "Subnet to launch in.",
-        targets=("aws",), shown_default="a default subnet in a zone that offers the type"),
-    Key("amiId", Text(r"ami-[0-9a-f]+", "an id starting with 'ami-'"), None, "AMI to boot.", targets=("aws",),
+        targets=AWS_VMS, shown_default="a default subnet in a zone that offers the type"),
+    Key("amiId", Text(r"ami-[0-9a-f]+", "an id starting with 'ami-'"), None, "AMI to boot.", targets=AWS_VMS,
         shown_default="newest Deep Learning Base GPU AMI (Ubuntu 24.04), when the VM is made"),
     Key("machineType", Text(r"\S+", "a Compute Engine machine type such as g2-standard-24"),
-        "g2-standard-24", "Compute Engine machine type of the VM / GPU nodes.", targets=("gcp", "gke")),
+        "g2-standard-24", "Compute Engine machine type of the VM / GPU nodes.", targets=GCP),
     Key("acceleratorType", Text(r"[a-z0-9][a-z0-9-]*", "a GPU type such as nvidia-l4"), None,
-        "GPU type attached to the VM / GPU nodes.", targets=("gcp", "gke"),
+        "GPU type attached to the VM / GPU nodes.", targets=GCP,
         shown_default="the machine type's GPU (`nvidia-l4`)"),
     Key("acceleratorCount", Whole(1, 16), None, "Number of GPUs attached to each VM / GPU node.",
-        targets=("gcp", "gke"), shown_default="the machine type's GPUs (`2`)"),
+        targets=GCP, shown_default="the machine type's GPUs (`2`)"),
     Key("network", Text(r"\S+", "a VPC network name or self link"), None, "VPC network of the VM; the stack's "
-        "firewall rules are added to it.", targets=("gcp",),
+        "firewall rules are added to it.", targets=GCP_VMS,
         shown_default="a VPC of the stack's own (never the project's `default` network)"),
     Key("subnetwork", Text(r"\S+", "a subnetwork name or self link"), None, "Subnetwork of `network` in the "
-        "VM's region.", targets=("gcp",), shown_default="the network's subnet in the region (auto mode)"),
-    Key("image", Text(r"\S+", "an image name or self link"), None, "Boot image.", targets=("gcp",),
+        "VM's region.", targets=GCP_VMS, shown_default="the network's subnet in the region (auto mode)"),
+    Key("image", Text(r"\S+", "an image name or self link"), None, "Boot image.", targets=GCP_VMS,
         shown_default="newest image of Deep Learning VM family `common-cu128-ubuntu-2204-nvidia-570`, when the VM "
                       "is made"),
     Key("kubeconfig", Text(), None, "Kubeconfig of an existing cluster. **Secret** (plain only when it holds no "
-        "token, key or password, e.g. one that signs in through an exec plugin).", targets=("kubernetes",),
+        "token, key or password, e.g. one that signs in through an exec plugin).", targets=EXISTING_CLUSTER,
         secret=True, shown_default="the ambient kubeconfig"),
     Key("context", Text(r"\S+", "a context name from the kubeconfig"), None, "Kubeconfig context to use.",
-        targets=("kubernetes",), shown_default="the kubeconfig's current context"),
+        targets=EXISTING_CLUSTER, shown_default="the kubeconfig's current context"),
     Key("gpuType", Choice(tuple(sorted(GPUS))), None, f"GPU of the cluster's nodes, a catalog name ({_GPU_NAMES}): "
         "the model is sized for it and the pods run only on nodes labelled with it (GKE's "
         "`cloud.google.com/gke-accelerator`, `k8s.amazonaws.com/accelerator`, or GPU feature discovery's "
         "`nvidia.com/gpu.product`); `gpuMemoryGb` alone sizes without selecting.",
-        targets=("kubernetes",), shown_default="(`gpuType` or `gpuMemoryGb` required)"),
+        targets=EXISTING_CLUSTER, shown_default="(`gpuType` or `gpuMemoryGb` required)"),
     Key("clusterName", Text(r"[A-Za-z0-9][A-Za-z0-9_-]*", "a cluster name"), None,
-        "Existing EKS / GKE cluster to add the GPU nodes to.", targets=("eks", "gke"),
+        "Existing EKS / GKE cluster to add the GPU nodes to.", targets=NEW_CLUSTER_NODES,
         shown_default="a new cluster"),
     Key("clusterApiCidrs", StringList(ipv4_cidr, "at least one IPv4 CIDR (pulumi must reach the cluster's API)",
                                       distinct=same_network),
         None, "IPv4 networks that may reach the API endpoint of the cluster the program creates (where you run "
-        "`pulumi` and `kubectl`); not with `clusterName`.", targets=("eks", "gke"),
+        "`pulumi` and `kubectl`); not with `clusterName`.", targets=NEW_CLUSTER_NODES,
         shown_default="the IPv4 CIDRs of `allowedCidrs`"),
     Key("namespace", Text(_DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63"), "pixtral",
         "Namespace of the workload (not one Kubernetes owns: "
-        f"{', '.join(RESERVED_NAMESPACES)}).", targets=KUBERNETES_TARGETS),
+        f"{', '.join(RESERVED_NAMESPACES)}).", targets=PODS),
     Key("storageClass", Text(_DNS_SUBDOMAIN, "a StorageClass name (lowercase letters, digits, '-', '.')"), None,
-        "StorageClass of the model-cache volume.", targets=KUBERNETES_TARGETS,
+        "StorageClass of the model-cache volume.", targets=PODS,
         shown_default="cluster default; `pixtral-gp3` on EKS, `premium-rwo` on GKE"),
     # The weights alone are ~25 GB; less cannot hold them.
     Key("cacheSizeGb", Whole(30, 65536), 100, "Size of the Hugging Face cache volume in GB.",
-        targets=KUBERNETES_TARGETS),
+        targets=PODS),
     Key("gpusPerReplica", Whole(1, 16), 1, "GPUs per pod (`nvidia.com/gpu`); tensor parallel matches.",
-        targets=KUBERNETES_TARGETS),
+        targets=PODS),
     Key("nodeSelector", StringMap('{"cloud.google.com/gke-accelerator": "nvidia-l4"}'), (),
-        "Node labels the pods must match, as a map.", targets=KUBERNETES_TARGETS, shown_default="`{}`"),
+        "Node labels the pods must match, as a map.", targets=PODS, shown_default="`{}`"),
     Key("serviceType", Choice(SERVICE_TYPES), "LoadBalancer", "`LoadBalancer`, `ClusterIP` (private) or "
-        "`NodePort`.", targets=KUBERNETES_TARGETS),
+        "`NodePort`.", targets=PODS),
     # Scaling (docs/scaling.md): the same keys on every target that can honour them.
     Key("replicas", Whole(1, MAX_REPLICAS), 1, "Fixed number of replicas. On `aws` / `gcp`, 1 is one VM and more is "
         "a fleet behind a load balancer; on Kubernetes, the number of pods."),
@@ -226,49 +251,54 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "`downscaleDelaySeconds` (1200). Switches to a fleet; not together with `replicas`.",
         shown_default="unset"),
     Key("onDemandBaseReplicas", Whole(0, MAX_REPLICAS), 0, "Fleet with `spot: true`: this many replicas always run "
-        "on on-demand capacity, the rest (at least one) on spot.", targets=VM_TARGETS),
+        "on on-demand capacity, the rest (at least one) on spot.", targets=VMS),
     Key("instanceTypes", StringList(at_least_one="at least one EC2 instance type", distinct=same_text), None,
         "Candidate instance types of a fleet in order of preference (capacity and spot diversity); all must have the "
         "same GPU count.",
-        targets=("aws",), shown_default="`[instanceType]`"),
+        targets=AWS_VMS, shown_default="`[instanceType]`"),
     Key("machineTypes", StringList(at_least_one="at least one machine type", distinct=same_text), None,
-        "Candidate machine types of a fleet in order of preference; all must have the same GPUs.", targets=("gcp",),
+        "Candidate machine types of a fleet in order of preference; all must have the same GPUs.", targets=GCP_VMS,
         shown_default="`[machineType]`"),
     Key("warmPool", Whole(0, MAX_REPLICAS), 0, "Fleet: stopped instances that already hold vLLM and the weights, "
         "resumed on scale-out instead of a cold boot (on-demand only, one instance type; the weights stay on the "
-        "EBS root disk).", targets=("aws",)),
+        "EBS root disk).", targets=AWS_VMS),
     Key("autoscaler", Choice(AUTOSCALERS), None, "What scales the pods with `autoscale`: `keda` (a KEDA "
         "ScaledObject on a Prometheus query) or `hpa` (a HorizontalPodAutoscaler on the custom metrics API). On `gke` "
-        "the program installs KEDA and reads GKE's managed Prometheus.", targets=KUBERNETES_TARGETS,
+        "the program installs KEDA and reads GKE's managed Prometheus.", targets=PODS,
         shown_default="`keda`"),
     Key("prometheusUrl", prometheus_url, None, "Prometheus that KEDA queries for vLLM's metrics "
         "(`autoscaler: keda`); it must scrape the pods with the API key. No credentials in it: see "
-        "`prometheusBasicAuth` / `prometheusBearerToken`.", targets=("kubernetes", "eks"),
+        "`prometheusBasicAuth` / `prometheusBearerToken`.", targets=OWN_PROMETHEUS,
         shown_default="unset (required for `keda`)"),
     Key("prometheusBasicAuth", Text(), None, "`USER:PASSWORD` KEDA signs in to `prometheusUrl` with (basic "
-        "authentication, through a TriggerAuthentication and a Secret). **Secret**.", targets=("kubernetes", "eks"),
+        "authentication, through a TriggerAuthentication and a Secret). **Secret**.", targets=OWN_PROMETHEUS,
         secret=True, shown_default="unset"),
     Key("prometheusBearerToken", Text(), None, "Bearer token KEDA sends to `prometheusUrl` (through a "
         "TriggerAuthentication and a Secret); not with `prometheusBasicAuth`. **Secret**.",
-        targets=("kubernetes", "eks"), secret=True, shown_default="unset"),
+        targets=OWN_PROMETHEUS, secret=True, shown_default="unset"),
     Key("sharedCache", Boolean(), False, "One `ReadWriteMany` model cache for every pod (EFS, Filestore, ...) instead "
-        "of a `ReadWriteOnce` cache per pod.", targets=KUBERNETES_TARGETS),
+        "of a `ReadWriteOnce` cache per pod.", targets=PODS),
     Key("rollout", Choice(ROLLOUTS), "surge", "How a changed server description (image, arguments, key, "
         "certificate) replaces the pods: `surge` starts new pods and removes old ones only once the new ones are "
         "ready (spare GPUs: a whole new set with a cache per pod, one pod with `sharedCache`); `inPlace` replaces them "
         "one at a time on the GPUs they hold (no spare GPU; with one replica the endpoint is down meanwhile).",
-        targets=KUBERNETES_TARGETS),
+        targets=PODS),
     Key("zones", StringList(Text(r"[a-z]+-[a-z]+[0-9]+-[a-z]", "a Compute Engine zone such as us-central1-a"),
                             "at least one zone", distinct=same_text), None,
         "Zones of a fleet's regional instance group, all in one region; those that do not offer the GPU are left "
-        "out, and a list with none that does is refused.", targets=("gcp",),
+        "out, and a list with none that does is refused.", targets=GCP_VMS,
         shown_default="the zones of gcp:zone's region that offer the GPU"),
     Key("internal", Boolean(), False, "The fleet's load balancer gets no public address (reachable from the VPC "
-        "only); refused for one VM, which keeps its public address.", targets=VM_TARGETS),
+        "only); refused for one VM, which keeps its public address.", targets=VMS),
 )
 KEYS: dict[str, Key] = {key.name: key for key in CONFIG_KEYS}
-# Namespaces whose keys belong to someone else (the providers, the engine): never a misspelt pixtral key.
-FOREIGN_NAMESPACES = ("aws", "gcp", "kubernetes", "random", "tls", "pulumi")
+# Namespaces whose keys belong to someone else (the providers every stack uses, the engine), beside the targets'
+# clouds (foreign_namespaces): never a misspelt pixtral key.
+COMMON_NAMESPACES = ("kubernetes", "random", "tls", "pulumi")
+
+
+def foreign_namespaces() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for t in all_targets() for n in t.provider_namespaces)) + COMMON_NAMESPACES
 
 
 class Settings:
@@ -296,7 +326,7 @@ def misplaced_keys(config_keys: list[str], project: str) -> list[str]:
     messages = []
     for full in config_keys:
         namespace, _, name = full.rpartition(":")
-        if namespace in (NAMESPACE, *FOREIGN_NAMESPACES):
+        if namespace in (NAMESPACE, *foreign_namespaces()):
             continue
         meant_for_us = (namespace in ("", project) or name in KEYS
                         or difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.7))
@@ -335,12 +365,13 @@ def parse_settings(raw: Mapping[str, Any], other_errors: list[str] | None = None
             errors.append(str(setting_error(name, shown_value, str(refused))))
     target = parsed.get("target")
     if target is None and not raw.get("target"):
-        errors.append(f"pixtral:target is not set; set it to one of {', '.join(TARGETS)} (e.g. `pulumi config "
+        errors.append(f"pixtral:target is not set; set it to one of {', '.join(names())} (e.g. `pulumi config "
                          "set pixtral:target aws`)")
-    if target is not None:
-        errors += [f"pixtral:{name} only applies to target {_one_of(KEYS[name].targets)}, not to pixtral:target "
-                   f"{target}{'' if KEYS[name].elsewhere is None else ' (' + KEYS[name].elsewhere + ')'}; remove it "
-                   "from this stack" for name in parsed if target not in KEYS[name].targets]
+    chosen = find(target)
+    if chosen is not None:
+        errors += [f"pixtral:{name} only applies to target {_one_of(KEYS[name].targets.names())}, not to "
+                   f"pixtral:target {target}{'' if KEYS[name].elsewhere is None else ' (' + KEYS[name].elsewhere + ')'}"
+                   "; remove it from this stack" for name in parsed if not KEYS[name].targets(chosen)]
     if errors:
         raise ConfigError("\n".join(errors) if len(errors) == 1 else
                           f"{len(errors)} settings are wrong:\n" + "\n".join(f"- {e}" for e in errors))

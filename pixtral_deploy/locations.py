@@ -12,24 +12,26 @@ import re
 
 from .catalog import AWS_REGIONS, GPU_ZONES, gpu_zones, region_of
 
-# The provider namespaces each target's program reads: a key of another cloud would be ignored, so it is refused.
-PROVIDER_NAMESPACES = {"aws": ("aws",), "eks": ("aws",), "gcp": ("gcp",), "gke": ("gcp",), "kubernetes": ()}
-CLOUD_NAMESPACES = ("aws", "gcp")
 _AWS_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+")
 _GCP_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
 _GCP_ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
 
 
 def other_cloud_keys(keys: list[str], target: str | None) -> list[str]:
-    """`aws:region` on a gcp stack (and the like): the program never reads it there, so it is refused by name."""
-    if target not in PROVIDER_NAMESPACES:
+    """`aws:region` on a gcp stack (and the like): the program never reads it there, so it is refused by name. The
+    provider namespaces each target reads are the target's (pixtral_deploy/targets)."""
+    from . import targets
+
+    chosen = targets.find(target)
+    if chosen is None:
         return []
-    read = PROVIDER_NAMESPACES[target]
-    users = {namespace: sorted(t for t, namespaces in PROVIDER_NAMESPACES.items() if namespace in namespaces)
-             for namespace in CLOUD_NAMESPACES}
-    return [f"{key} only applies to pixtral:target {' or '.join(users[key.split(':')[0]])}, not to {target}: "
+    users: dict[str, list[str]] = {}
+    for each in targets.all_targets():
+        for namespace in each.provider_namespaces:
+            users.setdefault(namespace, []).append(each.name)
+    return [f"{key} only applies to pixtral:target {' or '.join(sorted(users[key.split(':')[0]]))}, not to {target}: "
             "this stack never reads it; remove it from this stack"
-            for key in keys if key.split(":")[0] in CLOUD_NAMESPACES and key.split(":")[0] not in read]
+            for key in keys if key.split(":")[0] in users and key.split(":")[0] not in chosen.provider_namespaces]
 
 
 def aws_region_problems(region: str | None) -> tuple[list[str], list[str]]:

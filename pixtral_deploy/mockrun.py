@@ -228,9 +228,11 @@ def _with_namespaces(config: dict[str, str]) -> dict[str, str]:
 def _stands_in_for_the_gcp_project(config: dict[str, str], overrides: dict[str, str]) -> bool:
     """The GCP stack files ship a placeholder project the program refuses; a mock run has no account, so it
     renders with a stand-in unless the caller names a project (or the placeholder, to see the refusal)."""
-    from pixtral_deploy.config import PLACEHOLDER_GCP_PROJECT
+    from pixtral_deploy import targets
+    from pixtral_deploy.targets.gcp import PLACEHOLDER_GCP_PROJECT
 
-    return ("gcp:project" not in overrides and config.get("pixtral:target") in ("gcp", "gke")
+    chosen = targets.find(config.get("pixtral:target"))
+    return ("gcp:project" not in overrides and chosen is not None and "gcp" in chosen.provider_namespaces
             and config.get("gcp:project") in (None, PLACEHOLDER_GCP_PROJECT))
 
 
@@ -313,6 +315,13 @@ def _gcp_link(inputs: dict[str, Any], collection: str, name: str) -> str:
     where = f"regions/{inputs['region']}" if inputs.get("region") else "global"
     return (f"https://www.googleapis.com/compute/v1/projects/{inputs.get('project', MOCK_GCP_PROJECT)}/{where}/"
             f"{collection}/{name}")
+
+
+def _publishes(config: dict[str, str]) -> str:
+    from pixtral_deploy import targets
+
+    chosen = targets.find(config.get("pixtral:target"))
+    return chosen.load_balancer_publishes if chosen is not None else "hostname"
 
 
 def _make_mocks(config: dict[str, str], run: ProgramRun,
@@ -398,8 +407,7 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name + generation)}"}
             if args.typ == "kubernetes:core/v1:Service":
                 # As the clouds answer: GKE's load balancers publish an IP, AWS's (and the mock's default) a name.
-                ingress = ({"ip": MOCK_LB_ADDRESS} if config.get("pixtral:target") == "gke"
-                           else {"hostname": MOCK_LB_HOSTNAME})
+                ingress = ({"ip": MOCK_LB_ADDRESS} if _publishes(config) == "ip" else {"hostname": MOCK_LB_HOSTNAME})
                 outputs.update(status={"loadBalancer": {"ingress": [ingress]}})
             outputs.setdefault("name", args.name)
             if args.typ.startswith("gcp:compute/"):

@@ -17,6 +17,7 @@ import re
 
 from pulumi.runtime import config as runtime_config
 
+from . import targets
 from .keys import NAMESPACE
 
 SECRET_KEYS = ("apiKey", "hfToken")
@@ -25,16 +26,6 @@ PROMETHEUS_SECRET_KEYS = ("prometheusBasicAuth", "prometheusBearerToken")
 MIN_LENGTH = 16
 # Printable ASCII without the space: "!" (0x21) to "~" (0x7e).
 ALLOWED_RULE = f"at least {MIN_LENGTH} characters, printable ASCII without spaces (letters, digits, punctuation)"
-# Where each target keeps the key and the token, and how much that store holds. AWS: an SSM SecureString of the
-# standard tier holds 4 KB. GCP: a Secret Manager version holds 64 KiB. Kubernetes: the Secret reaches vLLM as an
-# environment variable, and Linux caps one environment string ("NAME=value" and its NUL) at MAX_ARG_STRLEN, 128 KiB.
-_LINUX_MAX_ARG_STRLEN = 131_072
-SECRET_STORE_LIMITS = {
-    "aws": (4096, "SSM Parameter Store's standard tier holds 4 KB"),
-    "gcp": (65_536, "Secret Manager holds 64 KiB per version"),
-    **{target: (_LINUX_MAX_ARG_STRLEN - len("VLLM_API_KEY=") - 1, "the pod gets it as an environment variable, and "
-                "Linux takes at most 128 KiB per variable") for target in ("kubernetes", "eks", "gke")},
-}
 # What a kubeconfig's user entry carries that signs in by itself: a token, a client key, a password, an auth
 # provider's tokens or client secret. A kubeconfig without them (an exec plugin, a client-key *file* path) may
 # stay plain configuration.
@@ -84,6 +75,9 @@ def _plain(full_key: str) -> str:
 def secret_setting_problems(namespace: str = NAMESPACE, target: str | None = None) -> list[str]:
     """What is wrong with a plain or malformed secret setting: messages that name the key, never the value."""
     problems = []
+    # Where the target keeps the key and the token, and how much that store holds (pixtral_deploy/targets).
+    chosen = targets.find(target)
+    store = chosen.secret_store if chosen is not None else None
     for key in (*SECRET_KEYS, *PROMETHEUS_SECRET_KEYS, "kubeconfig"):
         full_key = f"{namespace}:{key}"
         value = runtime_config.get_config(full_key)
@@ -102,8 +96,8 @@ def secret_setting_problems(namespace: str = NAMESPACE, target: str | None = Non
                 problems.append(f"{full_key} {problem} (value not shown)")
         elif problem := value_problem(value):
             problems.append(f"{full_key} {problem} (value not shown); expected {ALLOWED_RULE}")
-        elif target in SECRET_STORE_LIMITS and len(value) > SECRET_STORE_LIMITS[target][0]:
-            limit, why = SECRET_STORE_LIMITS[target]
+        elif store is not None and len(value) > store.limit_bytes:
+            limit, why = store.limit_bytes, store.why
             problems.append(f"{full_key} is {len(value)} characters long (value not shown); expected at most {limit} "
                             f"on target {target}: {why}")
     return problems

@@ -16,9 +16,6 @@ from . import status_codes
 from .errors import Failure
 from .target import TargetError, add_target_arguments, resolve, stack_outputs
 
-# The module that lists a target's replicas; a target without one has no `status` yet.
-PLATFORM_MODULES = {"aws": "status_aws", "gcp": "status_gcp", "kubernetes": "status_kubernetes",
-                    "eks": "status_kubernetes", "gke": "status_kubernetes"}
 COLUMNS = ("name", "zone", "type", "capacity", "state", "health")
 
 
@@ -59,12 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def replicas_of(outputs: dict) -> list[Replica]:
-    target = outputs.get("target")
-    module_name = PLATFORM_MODULES.get(target)
-    if module_name is None:
-        raise TargetError(f"the stack's target {target!r} has no replica listing; expected one of "
-                          f"{', '.join(PLATFORM_MODULES)}")
-    return importlib.import_module(f"{__package__}.{module_name}").replicas(outputs)
+    """The replicas, listed by the module the stack's target names (pixtral_deploy/targets: status_module)."""
+    from pixtral_deploy import targets
+
+    name = outputs.get("target")
+    target = targets.find(name) if isinstance(name, str) else None
+    if target is None:
+        raise TargetError(f"the stack's target {name!r} has no replica listing; expected one of "
+                          f"{', '.join(targets.names())}")
+    return importlib.import_module(target.status_module).replicas(outputs)
 
 
 def table(replicas: list[Replica]) -> str:

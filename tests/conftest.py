@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pixtral_deploy import targets
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.mockrun import stack_files
-from pixtral_deploy.spec import VM_TARGETS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACKS = sorted(stack_files(PROJECT_DIR))
@@ -153,8 +153,8 @@ def stacks_of(*targets: str) -> list[str]:
     return [stack for stack in STACKS if target_of(stack) in targets]
 
 
-# The shipped stacks that run on VMs (spec.VM_TARGETS).
-VM_STACKS = stacks_of(*VM_TARGETS)
+# The shipped stacks that run on VMs.
+VM_STACKS = stacks_of(*targets.of_platform("vm"))
 
 
 def required_tool(name: str, install: str, candidates: tuple[str, ...] = ()) -> str:

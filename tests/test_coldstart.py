@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import VM_STACKS, run_stack, stacks_of
 
+from pixtral_deploy import targets
 from pixtral_deploy.catalog import DEFAULT_MODEL, MACHINE_TYPES, model_download_gb
 from pixtral_deploy.coldstart import (
     PIP_OVER_UV,
@@ -19,7 +20,6 @@ from pixtral_deploy.coldstart import (
     load_seconds,
     readme_row,
 )
-from pixtral_deploy.keys import KUBERNETES_TARGETS
 from pixtral_deploy.storage import LOCAL_NVME, gp3, pd_balanced, pd_ssd, vm_storage
 
 COLD_START_PAGE = (Path(__file__).resolve().parent.parent / "docs" / "vms.md").read_text()
@@ -82,5 +82,5 @@ def test_pulumi_up_log_and_readme_show_the_estimate_for_each_vm_stack(stack):
 
 
 def test_kubernetes_stacks_log_no_vm_estimate():
-    for stack in stacks_of(*KUBERNETES_TARGETS):
+    for stack in stacks_of(*targets.of_platform("kubernetes")):
         assert not [entry for entry in run_stack(stack)["log"] if "from boot to first answer" in entry]

@@ -18,12 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.pod_autoscaler import quantity
+from pixtral_deploy import targets
 from pixtral_deploy.catalog import GPUS, MACHINE_TYPES
 from pixtral_deploy.cloudinit import declared_user_data
-from pixtral_deploy.keys import CONFIG_KEYS, KEYS, TARGETS, VM_TARGETS
+from pixtral_deploy.keys import CONFIG_KEYS, KEYS
 from pixtral_deploy.network import wholly_open_families
 from pixtral_deploy.scaling import MAX_TARGET, MIN_TARGET
 from pixtral_deploy.spec import ConfigError, load_deployment
+
+TARGETS, VM_TARGETS = targets.names(), targets.of_platform("vm")
 
 HOSTILE_NUMBERS = ["nan", "inf", "-inf", "1e309", "-1", "0", "0.0", "1.5", "99999999999999999999"]
 HOSTILE_TEXT = ["", " ", "true", "yes", "null", "[]", "{}", '["a"]', '{"a": 1}', "[1, 2]", '"x"', "a\nb", "x\x00",

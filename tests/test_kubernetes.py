@@ -24,14 +24,16 @@ from conftest import (
 )
 from manifest_schemas import validate
 
+from pixtral_deploy import targets
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.manifests import REDACTED, manifests
 from pixtral_deploy.server import vllm_command
-from pixtral_deploy.spec import KUBERNETES_TARGETS, KUBERNETES_VERSION
+from pixtral_deploy.spec import KUBERNETES_VERSION
 
 # The stacks as shipped with a fixed replica count: the tests add replicas or autoscale themselves (an autoscaled
 # stack, which refuses `replicas`, has tests of its own in test_kubernetes_scaling.py).
-K8S_STACKS = [s for s in stacks_of(*KUBERNETES_TARGETS) if "pixtral:autoscale" not in run_stack(s)["config"]]
+K8S_STACKS = [s for s in stacks_of(*targets.of_platform("kubernetes"))
+              if "pixtral:autoscale" not in run_stack(s)["config"]]
 SKIPS_FILE = Path(__file__).parent / "checkov-skips.yaml"
 
 

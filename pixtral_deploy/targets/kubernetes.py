@@ -1,0 +1,282 @@
+"""Kubernetes: what every target that runs the server in pods shares (the workload's settings and rules, the one
+workload component and what scales it), and `kubernetes` itself: an existing cluster reached through a kubeconfig.
+
+`eks` and `gke` (aws.py, gcp.py) subclass `KubernetesTarget` with the cluster their cloud makes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..catalog import GPUS
+from ..errors import ConfigError
+from ..keys import RESERVED_NAMESPACES, SECRET_SET
+from ..network import ip_version
+from ..parsers import setting_error
+from ..sizing import VALID_TENSOR_PARALLEL
+from . import Hardware, SecretStore, Target, register
+
+if TYPE_CHECKING:
+    from ..keys import Settings
+
+# The HPA's stabilization windows (what the contract's delays become on Kubernetes) are capped by the API server.
+MAX_STABILIZATION_SECONDS = 3600
+# KEDA's Prometheus scaler: authModes "basic" takes username and password, "bearer" takes bearerToken.
+PROMETHEUS_AUTH_KEYS = {"basic": "prometheusBasicAuth", "bearer": "prometheusBearerToken"}
+# The Secret reaches vLLM as an environment variable, and Linux caps one environment string ("NAME=value" and its
+# NUL) at MAX_ARG_STRLEN, 128 KiB.
+_LINUX_MAX_ARG_STRLEN = 131_072
+POD_SECRET_STORE = SecretStore(_LINUX_MAX_ARG_STRLEN - len("VLLM_API_KEY=") - 1,
+                               "the pod gets it as an environment variable, and Linux takes at most 128 KiB per "
+                               "variable")
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    namespace: str
+    storage_class: str | None
+    cache_size_gb: int
+    gpus_per_replica: int
+    node_selector: tuple[tuple[str, str], ...]
+    service_type: str
+    context: str | None = None
+    cluster_name: str | None = None
+    # EKS / GKE: GPUs of one node of the type the program creates (None on an existing cluster).
+    gpus_per_node: int | None = None
+    # EKS / GKE: the config key and value that chose the node type, for messages.
+    node_type: str | None = None
+    # EKS / GKE: networks that may reach the API endpoint of a cluster the program creates.
+    cluster_api_cidrs: tuple[str, ...] = ()
+    # With autoscale: what scales the pods (None when unset: keda), and the Prometheus KEDA queries.
+    autoscaler: str | None = None
+    prometheus_url: str | None = None
+    # One ReadWriteMany cache for every pod instead of a ReadWriteOnce cache per pod.
+    shared_cache: bool = False
+    # surge: new pods are ready before old ones go; inPlace: pods are replaced one at a time on their GPUs.
+    rollout: str = "surge"
+    # How KEDA signs in to prometheus_url: "basic" or "bearer" (the credentials are Pulumi secrets, not here).
+    prometheus_auth: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.namespace in RESERVED_NAMESPACES:
+            raise setting_error("namespace", self.namespace, "a namespace of the workload's own, not one Kubernetes "
+                                f"owns ({', '.join(RESERVED_NAMESPACES)}): the program creates it and deletes it on "
+                                "destroy")
+        if self.gpus_per_node is not None and self.gpus_per_replica > self.gpus_per_node:
+            raise setting_error("gpusPerReplica", self.gpus_per_replica,
+                                f"at most the {self.gpus_per_node} GPU(s) of one {self.node_type} node")
+
+    @property
+    def scaler(self) -> str:
+        return self.autoscaler or "keda"
+
+    def surge_pods(self, replicas: int) -> int:
+        """Pods a rollout runs next to the `replicas` it replaces: with rollout surge, a whole new set with a cache
+        per pod (a StatefulSet cannot surge, so the new pods are a new StatefulSet), one with a shared cache (the
+        Deployment's maxSurge); none with rollout inPlace."""
+        if self.rollout != "surge":
+            return 0
+        return 1 if self.shared_cache else replicas
+
+    def nodes_needed(self, replicas: int) -> int:
+        """GPU nodes for `replicas` pods, when each node holds as many whole replicas as its GPUs allow."""
+        per_node = max(1, (self.gpus_per_node or self.gpus_per_replica) // self.gpus_per_replica)
+        return -(-replicas // per_node)
+
+
+def _cluster_api_cidrs(settings: Settings, node: Hardware | None) -> tuple[str, ...]:
+    """EKS public access CIDRs / GKE master authorized networks of a cluster the program creates (IPv4 only); by
+    default the IPv4 CIDRs of allowedCidrs."""
+    existing = settings["clusterName"]
+    if node is None or existing:
+        if settings.is_set("clusterApiCidrs"):
+            raise ConfigError(f"pixtral:clusterApiCidrs sets the API access of a cluster the program creates; "
+                              f"pixtral:clusterName names an existing one ({existing}), whose access is set where "
+                              "it was created: remove one of the two")
+        return ()
+    if settings.is_set("clusterApiCidrs"):
+        return settings["clusterApiCidrs"]
+    default = tuple(c for c in settings["allowedCidrs"] if ip_version(c) == 4)
+    if not default:
+        raise setting_error("allowedCidrs", list(settings["allowedCidrs"]), "at least one IPv4 CIDR, or set "
+                            "pixtral:clusterApiCidrs to the IPv4 networks that may reach the cluster's API endpoint")
+    return default
+
+
+def _prometheus_auth(settings: Settings) -> str | None:
+    """KEDA's authMode for the Prometheus trigger, from which secret is set (its value never enters the spec)."""
+    modes = [mode for mode, key in PROMETHEUS_AUTH_KEYS.items() if settings[key]]
+    if len(modes) > 1:
+        raise setting_error("prometheusBearerToken", SECRET_SET, "either pixtral:prometheusBasicAuth or "
+                            "pixtral:prometheusBearerToken, not both (KEDA takes one of basic and bearer)")
+    return modes[0] if modes else None
+
+
+def kubernetes_settings(settings: Settings, node: Hardware | None) -> KubernetesSettings:
+    return KubernetesSettings(
+        namespace=settings["namespace"],
+        storage_class=settings["storageClass"],
+        cache_size_gb=settings["cacheSizeGb"],
+        gpus_per_replica=settings["gpusPerReplica"],
+        node_selector=settings["nodeSelector"],
+        service_type=settings["serviceType"],
+        context=settings["context"],
+        cluster_name=settings["clusterName"],
+        gpus_per_node=node.gpu_count if node else None,
+        node_type=node.where.split(" ", 1)[1] if node else None,
+        cluster_api_cidrs=_cluster_api_cidrs(settings, node),
+        autoscaler=settings["autoscaler"],
+        prometheus_url=settings["prometheusUrl"],
+        prometheus_auth=_prometheus_auth(settings),
+        shared_cache=settings["sharedCache"],
+        rollout=settings["rollout"],
+    )
+
+
+class KubernetesTarget(Target):
+    """The server in pods: one workload (components/vllm_workload.py) on the cluster the target provides."""
+
+    platform = "kubernetes"
+    secret_store = POD_SECRET_STORE
+    status_module = "pixtralctl.status_kubernetes"
+
+    def check(self, spec: Any) -> None:
+        kubernetes = spec.kubernetes
+        self._check_autoscaling(spec, kubernetes)
+        if kubernetes.gpus_per_replica not in VALID_TENSOR_PARALLEL:
+            # tensorParallelSize follows gpusPerReplica: the pod's GPU count is what to change.
+            raise setting_error("gpusPerReplica", kubernetes.gpus_per_replica,
+                                f"one of {', '.join(map(str, VALID_TENSOR_PARALLEL))}: vLLM shards the model over "
+                                "all of a pod's GPUs, and a shard count must divide the model's attention heads")
+        if spec.server.tensor_parallel_size != kubernetes.gpus_per_replica:
+            raise setting_error("tensorParallelSize", spec.server.tensor_parallel_size,
+                                f"pixtral:gpusPerReplica ({kubernetes.gpus_per_replica}): a pod's GPUs all serve "
+                                "one shard")
+        if spec.allowed_cidrs_set and kubernetes.service_type != "LoadBalancer":
+            raise setting_error("allowedCidrs", list(spec.allowed_cidrs),
+                                f"no allowedCidrs with pixtral:serviceType {kubernetes.service_type}: only a "
+                                "LoadBalancer Service can restrict its sources (loadBalancerSourceRanges); remove "
+                                "allowedCidrs or set serviceType to LoadBalancer")
+        if spec.tls.domain and kubernetes.service_type != "LoadBalancer":
+            # The record points at the load balancer's address; any other Service has none outside the cluster.
+            raise setting_error("domain", spec.tls.domain,
+                                f"no domain with pixtral:serviceType {kubernetes.service_type}: its DNS record "
+                                "points at a LoadBalancer Service's address; remove domain or set serviceType to "
+                                "LoadBalancer")
+
+    def _check_autoscaling(self, spec: Any, kubernetes: KubernetesSettings) -> None:
+        """What scales the pods: each setting only where it does something, and everything `keda` needs."""
+        auth_key = PROMETHEUS_AUTH_KEYS.get(kubernetes.prometheus_auth)
+        if spec.scaling.autoscale is None:
+            for key, value in (("autoscaler", kubernetes.autoscaler), ("prometheusUrl", kubernetes.prometheus_url),
+                               (auth_key, SECRET_SET)):
+                if key is not None and value is not None:
+                    raise setting_error(key, value, "no value without pixtral:autoscale: with a fixed number of "
+                                        "replicas nothing scales the pods")
+            return
+        if auth_key is not None and (kubernetes.scaler != "keda" or kubernetes.prometheus_url is None):
+            raise setting_error(auth_key, SECRET_SET, "no value unless KEDA queries pixtral:prometheusUrl "
+                                "(pixtral:autoscaler keda): the credentials are what KEDA signs in to it with")
+        autoscale = spec.scaling.autoscale
+        for field, delay in (("upscaleDelaySeconds", autoscale.upscale_delay_seconds),
+                             ("downscaleDelaySeconds", autoscale.downscale_delay_seconds)):
+            if delay > MAX_STABILIZATION_SECONDS:
+                raise ConfigError(f"pixtral:autoscale: {field} {delay} is not allowed on Kubernetes; expected at "
+                                  f"most {MAX_STABILIZATION_SECONDS}: the delays become the HPA's stabilization "
+                                  "windows, which the API server caps at one hour")
+        if self.managed_metrics and kubernetes.scaler != "keda":
+            raise setting_error("autoscaler", kubernetes.autoscaler, f"keda on {self.name}: the program installs KEDA "
+                                "and reads the platform's managed Prometheus; an HPA would need a custom metrics "
+                                "adapter it does not install")
+        if kubernetes.scaler == "hpa" and kubernetes.prometheus_url is not None:
+            raise setting_error("prometheusUrl", kubernetes.prometheus_url, "no prometheusUrl with pixtral:autoscaler "
+                                "hpa: the HPA reads the cluster's custom metrics API (the Prometheus adapter), not "
+                                "a URL; remove it, or set autoscaler to keda")
+        if not self.managed_metrics and kubernetes.scaler == "keda" and kubernetes.prometheus_url is None:
+            raise ConfigError("pixtral:prometheusUrl is not set; pixtral:autoscaler keda (the default) queries "
+                              "vLLM's metrics from a Prometheus: set pixtral:prometheusUrl to its query API (e.g. "
+                              "http://prometheus-operated.monitoring.svc:9090), or set pixtral:autoscaler to hpa to "
+                              "read the custom metrics API instead")
+
+    def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:
+        return {"kubernetes": kubernetes_settings(settings, node)}
+
+    def managed_metrics_source(self, stack: Any, workload: Any, on_cluster: Any) -> tuple[Any, Any, list]:
+        """(Prometheus URL, KEDA TriggerAuthentication, what the scaler waits for) when the target sets up the
+        metrics (managed_metrics); the user's pixtral:prometheusUrl otherwise."""
+        return stack.deployment.kubernetes.prometheus_url, None, []
+
+
+def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str, Any]:
+    """The one Kubernetes workload, on whatever cluster the target provides, what scales it, and on a cluster the
+    program created (eks, gke) pixtral:domain's record, which that cluster's cloud keeps."""
+    import pulumi
+
+    from components.vllm_workload import VllmWorkload, VllmWorkloadArgs
+
+    spec = stack.deployment
+    on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
+    workload = VllmWorkload("pixtral", VllmWorkloadArgs(
+        spec, api_key=api_key, hf_token=stack.secrets.hf_token, node_selector=cluster.node_selector,
+        storage_class=cluster.storage_class, instance=pulumi.get_stack(), ca=ca), opts=on_cluster)
+    if spec.scaling.autoscale:
+        _autoscaler(stack, workload, on_cluster)
+    if spec.tls.domain:
+        cluster.endpoint_record(spec.tls.domain, spec.tls.dns_zone, workload.address)
+    return {"endpoint": workload.endpoint, "namespace": workload.namespace, "service": workload.service_name,
+            "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items())}
+
+
+def _autoscaler(stack: Any, workload: Any, on_cluster: Any) -> None:
+    """KEDA or an HPA on vLLM's metrics, from the user's Prometheus or the one the target sets up."""
+    import pulumi
+
+    from components.pod_autoscaler import PodAutoscaler, PodAutoscalerArgs
+
+    spec = stack.deployment
+    prometheus_url, authentication, ready = spec.runs_on.managed_metrics_source(stack, workload, on_cluster)
+    PodAutoscaler("pixtral", PodAutoscalerArgs(
+        spec, namespace=workload.namespace, workload_kind=workload.workload_kind,
+        workload_name=workload.workload_name, labels=workload.selector, prometheus_url=prometheus_url,
+        trigger_authentication=authentication,
+        prometheus_credentials=stack.secrets.prometheus_basic_auth or stack.secrets.prometheus_bearer_token),
+        opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready)))
+
+
+class Kubernetes(KubernetesTarget):
+    name = "kubernetes"
+    listed = 3
+    summary = "any existing cluster, reached through a kubeconfig"
+
+    def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
+        """An existing cluster: the GPU comes from pixtral:gpuType or pixtral:gpuMemoryGb."""
+        gpu_type, memory, per_pod = settings["gpuType"], settings["gpuMemoryGb"], settings["gpusPerReplica"]
+        if gpu_type is None and memory is None:
+            raise ConfigError(
+                "pixtral:gpuType is not set: the program needs the GPU of the cluster's nodes to size the model; set "
+                f"pixtral:gpuType to one of {', '.join(sorted(GPUS))}, or pixtral:gpuMemoryGb to its memory in GB")
+        return [Hardware(
+            where=f"pixtral:gpusPerReplica {per_pod} of pixtral:gpuType {gpu_type or 'gpu'}",
+            gpu_name=gpu_type or "gpu",
+            gpu_count=per_pod,
+            gpu_memory_gb=memory if memory is not None else GPUS[gpu_type].memory_gb,
+            cloud="kubernetes",
+        )], None
+
+    def warnings(self, spec: Any, settings: Settings) -> list[str]:
+        """pixtral:gpuMemoryGb without gpuType sizes the model but selects no GPU type (VllmWorkload's affinity)."""
+        if settings["gpuType"] is None:
+            return [f"pixtral:gpuMemoryGb {settings['gpuMemoryGb']:g} without pixtral:gpuType: the pods may land on "
+                    "any GPU node, so the cluster must not mix GPUs with less memory; set pixtral:gpuType to select "
+                    "one"]
+        return []
+
+    def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
+        from components.existing_cluster import ExistingCluster
+
+        cluster = ExistingCluster("cluster", stack.secrets.kubeconfig, stack.deployment.kubernetes.context)
+        return deploy_workload(stack, api_key, ca, cluster)
+
+
+register(Kubernetes())
