@@ -1,6 +1,6 @@
 """`pixtralctl render`: what a stack would run, written to a folder, with no credentials and no Pulumi CLI.
 
-It runs the real program for a stack file under the Pulumi SDK's mock engine (pixtral_deploy.mockrun) and writes
+It runs the real program for a stack file under the Pulumi SDK's mock engine (pixtral_render.engine) and writes
 each VM's cloud-init, each Kubernetes object as a manifest, a table of the resources with their security- and
 cost-relevant settings, the stack's outputs and the program's log. It is the review step before `pulumi up`.
 Secrets are never written; addresses and ids the cloud assigns on create are shown as known after `pulumi up`.
@@ -52,7 +52,7 @@ class MadeUp:
     """Tells the values the mock engine invented on create (addresses, ids, ARNs) from the program's own."""
 
     def __init__(self, resources: list[dict[str, Any]]):
-        from pixtral_deploy.mockrun import MADE_UP_ON_CREATE, mock_id, mock_name
+        from pixtral_render.cloud import MADE_UP_ON_CREATE, mock_id, mock_name
 
         self.fragments = MADE_UP_ON_CREATE
         self.references = {f(r["name"]) for r in resources for f in (mock_id, mock_name)}
@@ -199,7 +199,7 @@ def _clear_earlier_render(out: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
-    from pixtral_deploy.mockrun import StackNotFound, find_stack_file, run_program
+    from pixtral_render.engine import StackNotFound, find_stack_file, run_program
 
     try:
         stack, path = find_stack_file(args.stack)

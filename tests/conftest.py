@@ -19,7 +19,7 @@ import yaml
 
 from pixtral_deploy import targets
 from pixtral_deploy.cloudinit import declared_user_data
-from pixtral_deploy.mockrun import stack_files
+from pixtral_render.engine import stack_files
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACKS = sorted(stack_files(PROJECT_DIR))
@@ -27,7 +27,7 @@ STACKS = sorted(stack_files(PROJECT_DIR))
 
 class _Zygote:
     """tests/mockrun_zygote.py, started on first use: one forked process per program run (the Pulumi SDK keeps its
-    runtime in globals, see pixtral_deploy.mockrun), forked from a process that has imported the providers once."""
+    runtime in globals, see pixtral_render.engine), forked from a process that has imported the providers once."""
 
     TIMEOUT_S = 300
 
@@ -36,7 +36,7 @@ class _Zygote:
         self._scratch = Path(tempfile.mkdtemp(prefix="pixtral-mockrun-"))
 
     def run(self, argv: list[str]) -> tuple[str, str]:
-        """(stdout, stderr) of `python -m pixtral_deploy.mockrun ARGV`, as a subprocess would give them."""
+        """(stdout, stderr) of `python -m pixtral_render ARGV`, as a subprocess would give them."""
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "mockrun_zygote.py")],
                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

@@ -1,12 +1,12 @@
 """A process that imports the Pulumi SDK and the providers once, then forks one child per program run.
 
-Each run still gets a process of its own (the Pulumi SDK keeps its runtime in globals; see pixtral_deploy.mockrun),
+Each run still gets a process of its own (the Pulumi SDK keeps its runtime in globals; see pixtral_render.engine),
 but a fresh interpreter spends about three quarters of a run importing the providers' modules. A child forked from
 here starts with them imported: the same program, the same mocks, a fraction of the time. The parent never runs a
 program, so every child starts with the SDK's globals untouched.
 
 Protocol (one JSON object per line): the client writes {"argv": [...], "stdout": PATH, "stderr": PATH}; this process
-forks, the child runs `pixtral_deploy.mockrun.main(argv)` with its output in those files, and this process answers
+forks, the child runs `pixtral_render.engine.main(argv)` with its output in those files, and this process answers
 {"returncode": N} once the child has exited. End of input ends the process.
 """
 
@@ -56,7 +56,7 @@ def _child(request: dict) -> int:
         os.dup2(file, fd)
         os.close(file)
     try:
-        from pixtral_deploy import mockrun
+        from pixtral_render import engine as mockrun
 
         code = mockrun.main(request["argv"])
     except SystemExit as exit_:

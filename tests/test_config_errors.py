@@ -122,15 +122,15 @@ def test_user_data_over_ec2s_limit_is_refused_with_the_other_settings_before_any
 # The program run under the mock engine with a cloud whose VPC has no subnet in a zone that offers the type.
 _NO_SUBNET_RUN = """
 import sys
-from pixtral_deploy import mockrun
-answer = mockrun._make_mocks
+from pixtral_render import engine
+answer = engine._make_mocks
 def cloud_without_subnets(config, run, options):
     mocks = answer(config, run, options)
     call = mocks.call
     mocks.call = lambda args: {"ids": []} if args.token == "aws:ec2/getSubnets:getSubnets" else call(args)
     return mocks
-mockrun._make_mocks = cloud_without_subnets
-print(mockrun.run_program("aws").error)
+engine._make_mocks = cloud_without_subnets
+print(engine.run_program("aws").error)
 """
 
 

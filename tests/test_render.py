@@ -14,7 +14,7 @@ from manifest_schemas import validate
 
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.manifests import NOT_MANIFESTS
-from pixtral_deploy.mockrun import MADE_UP_ON_CREATE
+from pixtral_render.cloud import MADE_UP_ON_CREATE
 from pixtralctl import resource_summary
 from pixtralctl.render import KNOWN_AFTER_UP, write_render
 

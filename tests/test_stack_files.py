@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import run_stack
 
-from pixtral_deploy.mockrun import StackFileError, read_stack_file
 from pixtral_deploy.spec import ConfigError, load_deployment
+from pixtral_render.engine import StackFileError, read_stack_file
 
 
 def _stack_file(tmp_path: Path, body: str) -> Path:

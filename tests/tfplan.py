@@ -1,4 +1,4 @@
-"""A program run (pixtral_deploy.mockrun) written as the Terraform plan JSON that checkov's terraform_plan runner reads.
+"""A program run (pixtral_render.engine) written as the Terraform plan JSON that checkov's terraform_plan runner reads.
 
 Pulumi's AWS and GCP providers are bridged from Terraform's, so each declared resource maps onto a Terraform
 resource: the type through the bridge's table (TERRAFORM_TYPES), the arguments mechanically: camelCase becomes

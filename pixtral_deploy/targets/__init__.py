@@ -127,6 +127,10 @@ class Scope:
     def __call__(self, target: Target) -> bool:
         return self.applies(target)
 
+    def __contains__(self, name: str) -> bool:
+        """`"aws" in key.targets`: whether the registered target of that name is in the scope."""
+        return name in self.names()
+
     def names(self, among: tuple[Target, ...] | None = None) -> tuple[str, ...]:
         return tuple(t.name for t in (among if among is not None else all_targets()) if self.applies(t))
 

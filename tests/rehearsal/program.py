@@ -1,7 +1,7 @@
 """What the real program declares for a stack, as a rehearsal machine needs it: the user data's exact bytes (as EC2
 or the GCE metadata would hold them), the secrets the stack wrote to its store, and the stack's outputs.
 
-The program runs as a user would render it (`python -m pixtral_deploy.mockrun`), with the stack's settings and the
+The program runs as a user would render it (`python -m pixtral_render`), with the stack's settings and the
 rehearsal's `--set` overrides; nothing here rebuilds the user data.
 """
 
@@ -76,7 +76,7 @@ def rehearsal_settings(stack: str, overrides: dict[str, str]) -> dict[str, str]:
 
 def declare(stack: str, overrides: dict[str, str]) -> Declared:
     settings = rehearsal_settings(stack, overrides)
-    done = subprocess.run([sys.executable, "-m", "pixtral_deploy.mockrun", "--stack", stack,
+    done = subprocess.run([sys.executable, "-m", "pixtral_render", "--stack", stack,
                            *(f"--set={k}={v}" for k, v in settings.items())],
                           capture_output=True, text=True, cwd=PROJECT_DIR)
     if not done.stdout:

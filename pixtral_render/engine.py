@@ -4,7 +4,7 @@ The mocks stand in for the cloud APIs only: they answer lookups (AMIs, subnets, 
 returns on create (IPs, ids). Everything the program declares is recorded: each resource's type, name and inputs,
 and each stack output with whether it is a secret. Tests and `pixtralctl render` both read this record.
 
-Run one stack per process (`python -m pixtral_deploy.mockrun --stack aws`): the SDK keeps its runtime state in
+Run one stack per process (`python -m pixtral_render --stack aws`): the SDK keeps its runtime state in
 globals, so a second program in the same process would see the first one's stack.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import json
 import logging
 import os
@@ -25,35 +24,10 @@ from typing import Any
 
 import yaml
 
+from .cloud import IDS, MOCK_GCP_PROJECT, Created, created_outputs, invoke_answers, mock_id
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT_NAME = "pixtral-deploy"
-MOCK_PUBLIC_IP = "203.0.113.10"
-MOCK_LB_HOSTNAME = "a1b2c3-pixtral.elb.example.com"
-MOCK_INSTANCE_ID = "i-0123456789abcdef0"
-MOCK_ACCOUNT = "123456789012"
-MOCK_ALB_DNS_NAME = "pixtral-0123456789.us-east-1.elb.amazonaws.com"
-# The Route 53 zone that Elastic Load Balancing keeps an ALB's name in (us-east-1's), for alias records.
-MOCK_ALB_ZONE_ID = "Z35SXDOTRQ7X7K"
-# ACM's DNS validation answer: the CNAME it asks for in the domain's zone.
-MOCK_ACM_VALIDATION_NAME = "_0123456789abcdef"
-MOCK_ACM_VALIDATION_VALUE = "_fedcba9876543210.mock.acm-validations.aws."
-# What the mocks invent on create: a real stack knows these only after `pulumi up` (render shows them so).
-MOCK_LB_ADDRESS = "198.51.100.20"
-MOCK_INTERNAL_ADDRESS = "10.128.0.50"
-MOCK_PRIVATE_IP = "10.0.0.10"
-MOCK_ALLOCATION_ID = "eipalloc-0123456789abcdef0"
-# What the mocks answer for lookups (the newest AMI, the default VPC and its subnets): the real answers come from
-# the account at `pulumi up`, so a render never shows these as if they were real ids.
-MOCK_AMI_ID = "ami-0dlami000000000"
-MOCK_VPC_ID = "vpc-0default00000000"
-MOCK_SUBNET_IDS = ("subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb")
-MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_ADDRESS, MOCK_INTERNAL_ADDRESS, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID,
-                     f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME, MOCK_ACM_VALIDATION_NAME, MOCK_ACM_VALIDATION_VALUE,
-                     MOCK_PRIVATE_IP, MOCK_ALLOCATION_ID, MOCK_AMI_ID, MOCK_VPC_ID, *MOCK_SUBNET_IDS)
-# Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
-MOCK_SSM_VERSION = 3
-MOCK_SECRET_VERSION = "2"
-MOCK_GCP_PROJECT = "pixtral-mock-project"
 
 
 @dataclass
@@ -239,6 +213,8 @@ def _stands_in_for_the_gcp_project(config: dict[str, str], overrides: dict[str, 
 def _number_free(value: Any) -> Any:
     """Values as a cloud would see them: the mock engine hands every number back as a float (whole floats become
     ints again) and leaves secrets nested in maps in their wire wrapping (unwrapped here)."""
+    # Private names: the SDK has no public constant for the wire form of a secret nested in a map (its own
+    # deserializer uses these two), and the mocks receive such values as they are sent.
     from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
     if isinstance(value, float) and value.is_integer():
@@ -283,41 +259,8 @@ def _make_monitor(mocks: Any, options_by_resource: dict[tuple[str, str], dict[st
     return RecordingMonitor(mocks)
 
 
-def mock_id(name: str) -> str:
-    """The id the mocks give the resource `name` (and its `name` output where the cloud names it)."""
-    return f"{name}-id"
-
-
-def mock_name(name: str) -> str:
-    return f"{name}-name"
-
-
-def _declared_without_name(inputs: dict[str, Any]) -> bool:
-    metadata = inputs.get("metadata")
-    return isinstance(metadata, dict) and "name" not in metadata
-
-
-def _suffix(name: str) -> str:
-    """Stands in for the random suffix of Pulumi's auto-naming; fixed per name so runs compare."""
-    return hashlib.sha256(name.encode()).hexdigest()[:7]
-
-
-def _mock_arn(type_: str, region: str, name: str, resource_id: str) -> str:
-    """ARNs in the format the real services give, so policy checkers read them as what they are."""
-    if type_ == "aws:iam/role:Role":
-        return f"arn:aws:iam::{MOCK_ACCOUNT}:role/{name}"
-    if type_ == "aws:kms/key:Key":
-        return f"arn:aws:kms:{region}:{MOCK_ACCOUNT}:key/{resource_id}"
-    return f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter/{name.lstrip('/')}"
-
-
-def _gcp_link(inputs: dict[str, Any], collection: str, name: str) -> str:
-    where = f"regions/{inputs['region']}" if inputs.get("region") else "global"
-    return (f"https://www.googleapis.com/compute/v1/projects/{inputs.get('project', MOCK_GCP_PROJECT)}/{where}/"
-            f"{collection}/{name}")
-
-
 def _publishes(config: dict[str, str]) -> str:
+    """What a LoadBalancer Service's status holds on the stack's target (the target's class says)."""
     from pixtral_deploy import targets
 
     chosen = targets.find(config.get("pixtral:target"))
@@ -328,93 +271,14 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
                 options_by_resource: dict[tuple[str, str], dict[str, Any]]):
     import pulumi
 
-    from .mock_tls import tls_outputs
-
     region = config.get("aws:region", "us-east-1")
+    publishes = _publishes(config)
 
     class CloudMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
             inputs = _number_free(args.inputs)
-            outputs = dict(inputs)
-            resource_id = mock_id(args.name)
-            if args.typ == "aws:ec2/instance:Instance":
-                resource_id = MOCK_INSTANCE_ID
-                outputs.update(publicIp=MOCK_PUBLIC_IP, privateIp=MOCK_PRIVATE_IP)
-            elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
-                outputs.update(latestVersion=1)
-            elif args.typ == "aws:ec2/eip:Eip":
-                outputs.update(publicIp=MOCK_PUBLIC_IP, allocationId=MOCK_ALLOCATION_ID)
-            elif args.typ in ("aws:ssm/parameter:Parameter", "aws:iam/role:Role", "aws:kms/key:Key"):
-                outputs.setdefault("name", mock_name(args.name))
-                outputs.update(arn=_mock_arn(args.typ, region, outputs["name"], resource_id))
-                if args.typ == "aws:ssm/parameter:Parameter":
-                    outputs.update(version=MOCK_SSM_VERSION)
-            elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
-                outputs.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:instance-profile/{args.name}")
-            elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
-                suffix = f"app/{args.name}/0123456789abcdef"
-                outputs.update(dnsName=MOCK_ALB_DNS_NAME if not inputs.get("internal") else
-                               f"internal-{MOCK_ALB_DNS_NAME}", arnSuffix=suffix, zoneId=MOCK_ALB_ZONE_ID,
-                               arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:loadbalancer/{suffix}")
-            elif args.typ == "aws:lb/targetGroup:TargetGroup":
-                suffix = f"targetgroup/{args.name}/fedcba9876543210"
-                outputs.update(arnSuffix=suffix, arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:{suffix}")
-            elif args.typ == "aws:acm/certificate:Certificate":
-                outputs.update(arn=f"arn:aws:acm:{region}:{MOCK_ACCOUNT}:certificate/{resource_id}")
-                if inputs.get("domainName"):
-                    outputs.update(domainValidationOptions=[{
-                        "domainName": inputs["domainName"], "resourceRecordType": "CNAME",
-                        "resourceRecordName": f"{MOCK_ACM_VALIDATION_NAME}.{inputs['domainName']}.",
-                        "resourceRecordValue": MOCK_ACM_VALIDATION_VALUE}])
-            elif args.typ == "aws:route53/record:Record":
-                outputs.update(fqdn=inputs["name"].rstrip("."))
-            elif args.typ == "aws:autoscaling/group:Group":
-                group_name = inputs.get("name", f"{args.name}-{_suffix(args.name)}")
-                outputs.update(name=group_name, arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:autoScalingGroup:"
-                                                    f"mock:autoScalingGroupName/{group_name}")
-            elif args.typ == "aws:autoscaling/policy:Policy":
-                outputs.update(arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:scalingPolicy:{resource_id}:"
-                                   f"autoScalingGroupName/{inputs.get('autoscalingGroupName')}:policyName/{args.name}")
-            elif args.typ == "gcp:secretmanager/secretVersion:SecretVersion":
-                outputs.update(version=MOCK_SECRET_VERSION, name=f"{inputs['secret']}/versions/{MOCK_SECRET_VERSION}")
-            elif args.typ == "random:index/randomPassword:RandomPassword":
-                outputs.update(result="Mock0Generated0Api0Key0" + "x" * (int(inputs.get("length", 40)) - 23))
-            elif args.typ in ("gcp:compute/network:Network", "gcp:compute/subnetwork:Subnetwork"):
-                kind = "networks" if args.typ.endswith("Network") else f"regions/{inputs.get('region')}/subnetworks"
-                where = "global/" if kind == "networks" else ""
-                outputs.update(selfLink=f"projects/{inputs.get('project')}/{where}{kind}/{args.name}")
-            elif args.typ == "gcp:compute/address:Address":
-                outputs.update(address=MOCK_INTERNAL_ADDRESS if inputs.get("addressType") == "INTERNAL"
-                               else MOCK_PUBLIC_IP)
-            elif args.typ == "gcp:compute/globalAddress:GlobalAddress":
-                outputs.update(address=MOCK_LB_ADDRESS)
-            elif args.typ == "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager":
-                outputs.update(instanceGroup=f"{_gcp_link(inputs, 'instanceGroups', args.name)}")
-            elif args.typ == "gcp:serviceaccount/account:Account":
-                outputs.update(email=f"{inputs['accountId']}@{inputs.get('project', 'p')}.iam.gserviceaccount.com")
-            elif args.typ == "aws:eks/cluster:Cluster":
-                outputs.update(endpoint="https://mock-eks.example.com", name=inputs.get("name", args.name),
-                               certificateAuthority={"data": "bW9jay1jYQ=="})
-            elif args.typ == "gcp:container/cluster:Cluster":
-                outputs.update(endpoint="192.0.2.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
-            elif args.typ.startswith("tls:"):
-                outputs.update(tls_outputs(args.typ, args.name, inputs))
-            elif args.typ.startswith("kubernetes:") and _declared_without_name(inputs):
-                # The provider names an object declared without one: the resource name and a random suffix, drawn
-                # anew when the object is replaced (new data for a Secret or ConfigMap): the same inputs, the same
-                # suffix, so runs compare.
-                generation = json.dumps(inputs, sort_keys=True, default=str)
-                outputs["metadata"] = {**inputs["metadata"], "name": f"{args.name}-{_suffix(args.name + generation)}"}
-            if args.typ == "kubernetes:core/v1:Service":
-                # As the clouds answer: GKE's load balancers publish an IP, AWS's (and the mock's default) a name.
-                ingress = ({"ip": MOCK_LB_ADDRESS} if _publishes(config) == "ip" else {"hostname": MOCK_LB_HOSTNAME})
-                outputs.update(status={"loadBalancer": {"ingress": [ingress]}})
-            outputs.setdefault("name", args.name)
-            if args.typ.startswith("gcp:compute/"):
-                # Compute Engine names every resource by a link; templates also by one that pins their version.
-                collection = args.typ.split(":")[-1][0].lower() + args.typ.split(":")[-1][1:] + "s"
-                outputs.setdefault("selfLink", _gcp_link(inputs, collection, outputs["name"]))
-                outputs.setdefault("selfLinkUnique", f"{outputs['selfLink']}?uniqueId=1234567890")
+            resource_id = IDS.get(args.typ, mock_id(args.name))
+            outputs = created_outputs(Created(args.typ, args.name, inputs, resource_id, region, publishes))
             options = options_by_resource.pop((args.typ, args.name), {})
             parent = options.pop("parent", None)
             depends_on = options.pop("depends_on", [])
@@ -423,29 +287,9 @@ def _make_mocks(config: dict[str, str], run: ProgramRun,
             return resource_id, outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs):
-            answers = {
-                "aws:index/getRegion:getRegion": {"region": region, "name": region},
-                "aws:index/getCallerIdentity:getCallerIdentity": {
-                    "accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock", "userId": "AIDAMOCK",
-                    "id": MOCK_ACCOUNT},
-                "aws:ec2/getAmi:getAmi": {"id": MOCK_AMI_ID, "name": "Deep Learning Base (mock)"},
-                "aws:ec2/getVpc:getVpc": {"id": MOCK_VPC_ID},
-                "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
-                    "locations": [f"{region}a", f"{region}b"], "instanceTypes": [], "locationTypes": []},
-                "aws:ec2/getSubnets:getSubnets": {"ids": list(reversed(MOCK_SUBNET_IDS))},
-                "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": MOCK_VPC_ID},
-                "aws:eks/getCluster:getCluster": {
-                    "name": args.args.get("name"), "endpoint": "https://existing-eks.example.com",
-                    "certificateAuthorities": [{"data": "bW9jay1jYQ=="}],
-                    "vpcConfig": {"subnetIds": list(MOCK_SUBNET_IDS)}},
-                "gcp:container/getCluster:getCluster": {
-                    "name": args.args.get("name"), "endpoint": "192.0.2.20",
-                    "masterAuths": [{"clusterCaCertificate": "bW9jay1jYQ=="}]},
-                "gcp:compute/getImage:getImage": {
-                    "selfLink": "projects/deeplearning-platform-release/global/images/mock-dlvm"},
-            }
+            answers = invoke_answers(region, args.args)
             if args.token not in answers:
-                raise NotImplementedError(f"mockrun has no answer for the invoke {args.token}")
+                raise NotImplementedError(f"the mock engine has no answer for the invoke {args.token}")
             return answers[args.token]
 
     return CloudMocks()
@@ -465,6 +309,10 @@ def run_program(stack: str, overrides: dict[str, str] | None = None, secret_keys
     """Run __main__.py for `stack`; `overrides` are extra config ("pixtral:port": "9000") as the CLI would set."""
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
+
+    # Private name: `pulumi.runtime.test`, the public way to run code under the mocks, awaits a function's result
+    # but discards it and cannot run a program file's module body with the outputs read afterwards; it calls this
+    # same helper, which runs a coroutine on the SDK's own event loop.
     from pulumi.runtime.sync_await import _sync_await
 
     try:
