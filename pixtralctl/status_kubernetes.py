@@ -22,8 +22,6 @@ TYPE_LABEL = "node.kubernetes.io/instance-type"
 # How EKS and GKE mark spot nodes.
 SPOT_LABELS = {"eks.amazonaws.com/capacityType": "SPOT", "cloud.google.com/gke-spot": "true",
                "cloud.google.com/gke-preemptible": "true"}
-_CREDENTIALS = {"eks": "aws eks update-kubeconfig --name {cluster}",
-                "gke": "gcloud container clusters get-credentials {cluster} --zone ZONE"}
 
 
 def _kubectl(*args: str, outputs: dict) -> dict:
@@ -39,7 +37,10 @@ def _kubectl(*args: str, outputs: dict) -> dict:
                           "cluster reachable from here?") from None
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        hint = _CREDENTIALS.get(outputs.get("target"), "")
+        from pixtral_deploy import targets
+
+        target = targets.find(outputs.get("target"))
+        hint = target.kubeconfig_command if target is not None else None
         if hint:
             hint = "; for this stack's cluster: " + hint.format(cluster=outputs.get("clusterName", "CLUSTER"))
         raise TargetError(f"kubectl {' '.join(args)} failed: {reason}{hint}")

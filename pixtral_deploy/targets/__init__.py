@@ -68,6 +68,8 @@ class Target:
     cidr_limit: ClassVar[tuple[int, str] | None] = None
     # The pixtralctl module whose `replicas(outputs)` lists this target's replicas.
     status_module: ClassVar[str]
+    # Pod targets on a cluster the program makes: the command that gives kubectl its credentials ({cluster}).
+    kubeconfig_command: ClassVar[str | None] = None
     # Where help and the README list it among the others (a plugin's comes after the program's own).
     listed: ClassVar[int] = 100
 

@@ -148,6 +148,7 @@ class Eks(_OnAws, KubernetesTarget):
     name = "eks"
     listed = 4
     summary = "a new EKS cluster (or GPU nodes in an existing one) running the pods"
+    kubeconfig_command = "aws eks update-kubeconfig --name {cluster}"
     cidr_limit = (SECURITY_GROUP_RULES, "the load balancer's security group: a default quota of 60 inbound rules per "
                                         "IP version")
 

@@ -236,6 +236,7 @@ class Gke(_OnGcp, KubernetesTarget):
     name = "gke"
     listed = 5
     summary = "a new GKE cluster (or a GPU node pool in an existing one) running the pods"
+    kubeconfig_command = "gcloud container clusters get-credentials {cluster} --zone ZONE"
     # The program installs KEDA and reads GKE's managed Prometheus (components/gke_managed_metrics.py).
     managed_metrics = True
 
