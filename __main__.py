@@ -12,21 +12,21 @@ def deploy() -> None:
     from components.api_key import ApiKey
 
     stack = read_stack()
-    deployment = stack.deployment
-    pulumi.log.info(deployment.describe())
-    if estimate := cold_start(deployment):
+    spec = stack.spec
+    pulumi.log.info(spec.describe())
+    if estimate := cold_start(spec):
         pulumi.log.info(estimate.describe())
-    if warm := warm_start(deployment):
+    if warm := warm_start(spec):
         pulumi.log.info(f"warm pool: a stopped {warm.machine} resumes to its first answer in about {warm.total:.0f} "
                         f"s (boot {warm.boot:.0f} s, load {warm.load:.0f} s, warm-up {warm.warmup:.0f} s)")
-    for warning in deployment.warnings:
+    for warning in spec.warnings:
         pulumi.log.warn(warning)
     api_key = ApiKey("pixtral", stack.secrets.api_key).value
-    ca = StackCa("pixtral") if deployment.stack_ca_needed else None
+    ca = StackCa("pixtral") if spec.stack_ca_needed else None
     # The target's class declares its components (pixtral_deploy/targets).
-    outputs = deployment.runs_on.deploy(stack, api_key, ca)
-    pulumi.export("target", deployment.target)
-    pulumi.export("model", deployment.server.served_model_name)
+    outputs = spec.runs_on.deploy(stack, api_key, ca)
+    pulumi.export("target", spec.target)
+    pulumi.export("model", spec.server.served_model_name)
     pulumi.export("baseUrl", pulumi.Output.concat(outputs["endpoint"], "/v1"))
     pulumi.export("apiKey", api_key)
     if ca is not None:

@@ -34,7 +34,7 @@ from pixtral_deploy.coldstart import keeps_weights_across_stop
 from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.fleetboot import FLEET_DIMENSION, LIFECYCLE_HOOK, METRIC_NAMESPACE, QUEUE_METRIC, FleetBoot
 from pixtral_deploy.scaling import QPS_WINDOW_SECONDS, SCALE_IN_PERIOD_SECONDS, Autoscale
-from pixtral_deploy.spec import Deployment
+from pixtral_deploy.spec import StackSpec
 
 # ALB limits: idle timeout 1-4000 s, deregistration delay 0-3600 s.
 ALB_MAX_IDLE_TIMEOUT = 4000
@@ -53,16 +53,16 @@ SCALE_IN_COOLDOWN_SECONDS = 120
 ROOT_DEVICE = "/dev/sda1"
 
 
-def idle_timeout_seconds(deployment: Deployment) -> int:
+def idle_timeout_seconds(spec: StackSpec) -> int:
     """The balancer closes a connection silent this long: a non-streamed answer is silent until it ends, so the plan's
     response timeout (the ALB default, 60 s, cuts most multimodal answers)."""
-    return min(ALB_MAX_IDLE_TIMEOUT, fleet_plan(deployment).response_timeout_seconds)
+    return min(ALB_MAX_IDLE_TIMEOUT, fleet_plan(spec).response_timeout_seconds)
 
 
-def deregistration_delay_seconds(deployment: Deployment) -> int:
+def deregistration_delay_seconds(spec: StackSpec) -> int:
     """A replica leaving (scale-in, rolling update, spot rebalance) gets no new requests and keeps the plan's drain to
     finish the ones it has (the balancer completes sooner once they are done)."""
-    return min(ALB_MAX_DEREGISTRATION_DELAY, fleet_plan(deployment).drain_seconds)
+    return min(ALB_MAX_DEREGISTRATION_DELAY, fleet_plan(spec).drain_seconds)
 
 
 def requests_per_target_per_minute(target_qps_per_replica: float) -> float:
@@ -85,28 +85,28 @@ class AwsGpuFleet(pulumi.ComponentResource):
         super().__init__("pixtral:aws:GpuFleet", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        deployment = args.deployment
-        settings, scaling, port = deployment.aws, deployment.scaling, deployment.server.port
+        spec = args.spec
+        machines, scaling, port = spec.aws, spec.scaling, spec.server.port
         # The dimension the replicas publish their queue under: fixed by the program, so the launch template does
         # not depend on the group it belongs to.
         self._fleet_id = f"pixtral-{pulumi.get_stack()}-{name}"
 
-        vpc_id = settings.vpc_id or aws.ec2.get_vpc_output(default=True, opts=pulumi.InvokeOptions(parent=self)).id
-        subnet_ids = subnets_offering(list(settings.instance_types),
+        vpc_id = machines.vpc_id or aws.ec2.get_vpc_output(default=True, opts=pulumi.InvokeOptions(parent=self)).id
+        subnet_ids = subnets_offering(list(machines.instance_types),
                                       aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc_id]), self).apply(
-            lambda ids: _at_least_two(ids, settings.instance_types))
+            lambda ids: _at_least_two(ids, machines.instance_types))
 
-        balancer_group, replica_group = self._security_groups(vpc_id, deployment)
+        balancer_group, replica_group = self._security_groups(vpc_id, spec)
         identity = vm_identity(name, args.api_key, args.hf_token, parent=self)
         boot = FleetBoot(self._fleet_id, queue_metrics=scaling.autoscale is not None
                          and scaling.autoscale.metric == "queue",
                          lifecycle_hook=LIFECYCLE_HOOK if scaling.warm_pool else None)
         # Local NVMe when a candidate has it, unless a warm pool stops instances: instance store is blank after a
         # stop, so the weights stay on the EBS root (prepare-storage.sh reads PIXTRAL_LOCAL_NVME).
-        local_nvme = (any(has_local_nvme(t) for t in settings.instance_types)
-                      and not keeps_weights_across_stop(deployment))
-        self.user_data = replica_user_data(deployment.server, identity, local_nvme, boot)
-        template = self._launch_template(deployment, identity.instance_profile, replica_group)
+        local_nvme = (any(has_local_nvme(t) for t in machines.instance_types)
+                      and not keeps_weights_across_stop(spec))
+        self.user_data = replica_user_data(spec.server, identity, local_nvme, boot)
+        template = self._launch_template(spec, identity.instance_profile, replica_group)
 
         balancer = aws.lb.LoadBalancer(
             name,
@@ -114,38 +114,38 @@ class AwsGpuFleet(pulumi.ComponentResource):
             internal=scaling.internal,
             security_groups=[balancer_group.id],
             subnets=subnet_ids,
-            idle_timeout=idle_timeout_seconds(deployment),
+            idle_timeout=idle_timeout_seconds(spec),
             drop_invalid_header_fields=True,
             tags={"Name": f"pixtral-{name}"},
             opts=self._child,
         )
-        target_group = self._target_group(vpc_id, deployment)
-        certificate_arn = self._certificate(deployment, balancer, args.ca)
+        target_group = self._target_group(vpc_id, spec)
+        certificate_arn = self._certificate(spec, balancer, args.ca)
         listener = self.listener(balancer, target_group, port, certificate_arn)
-        group = self._group(deployment, template, target_group, subnet_ids, opts=pulumi.ResourceOptions(
+        group = self._group(spec, template, target_group, subnet_ids, opts=pulumi.ResourceOptions(
             parent=self, depends_on=[listener]))
         self._role_extras(identity.role, boot, group)
         if scaling.autoscale is not None:
-            self._scaling_policy(deployment, group, balancer, target_group)
+            self._scaling_policy(spec, group, balancer, target_group)
             self._scale_in(scaling.autoscale, group, balancer, target_group)
 
         self.auto_scaling_group = group.name
         self.target_group = target_group.arn
-        tls = deployment.tls
+        tls = spec.tls
         if tls.domain:
             domain_alias(name, tls.dns_zone, tls.domain, balancer, parent=self)
-        self.endpoint = pulumi.Output.from_input(tls.domain or balancer.dns_name).apply(deployment.endpoint_url)
+        self.endpoint = pulumi.Output.from_input(tls.domain or balancer.dns_name).apply(spec.endpoint_url)
         self.register_outputs({"endpoint": self.endpoint, "auto_scaling_group": self.auto_scaling_group,
                                "target_group": self.target_group})
 
-    def _certificate(self, deployment: Deployment, balancer: aws.lb.LoadBalancer,
+    def _certificate(self, spec: StackSpec, balancer: aws.lb.LoadBalancer,
                      ca: StackCa | None) -> pulumi.Output[str] | None:
         """The ARN of the certificate the balancer serves: public for pixtral:domain, else the stack CA's; None
         with pixtral:tls false."""
-        tls = deployment.tls
+        tls = spec.tls
         if not tls.enabled:
             return None
-        if deployment.public_certificate:
+        if spec.public_certificate:
             return public_certificate(self._name, tls.domain, tls.dns_zone, parent=self)
         assert ca is not None, "HTTPS without a domain needs the stack CA (__main__ makes it when tls is on)"
         return imported_certificate(self._name, ca, balancer, parent=self)
@@ -167,13 +167,13 @@ class AwsGpuFleet(pulumi.ComponentResource):
         )
 
     def _security_groups(self, vpc_id: pulumi.Input[str],
-                         deployment: Deployment) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+                         spec: StackSpec) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
         """The balancer admits allowedCidrs on the API port; the replicas admit the API port from the balancer
         only (its traffic and its health checks). No SSH anywhere: shell access is SSM Session Manager."""
-        port = deployment.server.port
+        port = spec.server.port
         balancer = aws.ec2.SecurityGroup(f"{self._name}-lb", vpc_id=vpc_id,
                                          description=f"Pixtral load balancer on port {port}", opts=self._child)
-        api_ingress_from_cidrs(f"{self._name}-lb", balancer, deployment.allowed_cidrs, port, self)
+        api_ingress_from_cidrs(f"{self._name}-lb", balancer, spec.allowed_cidrs, port, self)
         replicas = replica_security_group(f"{self._name}-replicas", vpc_id,
                                           f"Pixtral replicas: port {port} from the load balancer only",
                                           f"{self._name}-replicas", self)
@@ -187,15 +187,15 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=self._child)
         return balancer, replicas
 
-    def _launch_template(self, deployment: Deployment, profile: aws.iam.InstanceProfile,
+    def _launch_template(self, spec: StackSpec, profile: aws.iam.InstanceProfile,
                          replica_group: aws.ec2.SecurityGroup) -> aws.ec2.LaunchTemplate:
-        settings = deployment.aws
+        machines = spec.aws
         volume = {key: str(value).lower() if isinstance(value, bool) else value
-                  for key, value in root_volume(deployment.disk_size_gb).items()}
+                  for key, value in root_volume(spec.disk_size_gb).items()}
         return aws.ec2.LaunchTemplate(
             self._name,
-            image_id=settings.ami_id or newest_dlami(parent=self),
-            instance_type=settings.instance_types[0],
+            image_id=machines.ami_id or newest_dlami(parent=self),
+            instance_type=machines.instance_types[0],
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
             user_data=self.user_data.apply(compress_user_data),
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(**metadata_options()),
@@ -206,25 +206,25 @@ class AwsGpuFleet(pulumi.ComponentResource):
             # no public address anywhere; the VPC must give the replicas a way out (NAT gateway).
             network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
                 device_index=0, security_groups=[replica_group.id], delete_on_termination="true",
-                associate_public_ip_address="false" if deployment.scaling.internal else "true")],
+                associate_public_ip_address="false" if spec.scaling.internal else "true")],
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
-                resource_type=kind, tags={"Name": f"pixtral-{self._name}", "pixtral:model": deployment.server.model})
+                resource_type=kind, tags={"Name": f"pixtral-{self._name}", "pixtral:model": spec.server.model})
                 for kind in ("instance", "volume")],
             # Each change is a new version the group launches from; the instance refresh rolls it out.
             update_default_version=True,
-            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.ami_id, "imageId")),
+            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(machines.ami_id, "imageId")),
         )
 
-    def _target_group(self, vpc_id: pulumi.Input[str], deployment: Deployment) -> aws.lb.TargetGroup:
+    def _target_group(self, vpc_id: pulumi.Input[str], spec: StackSpec) -> aws.lb.TargetGroup:
         return aws.lb.TargetGroup(
             self._name,
-            port=deployment.server.port,
+            port=spec.server.port,
             protocol="HTTP",
             target_type="instance",
             vpc_id=vpc_id,
             # SkyServe's least_load: a new request goes to the replica with the fewest in flight.
             load_balancing_algorithm_type="least_outstanding_requests",
-            deregistration_delay=deregistration_delay_seconds(deployment),
+            deregistration_delay=deregistration_delay_seconds(spec),
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True, path=HEALTH_PATH, port="traffic-port", protocol="HTTP", matcher="200",
                 interval=HEALTH_INTERVAL_SECONDS, timeout=5, healthy_threshold=HEALTHY_THRESHOLD,
@@ -232,10 +232,10 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _group(self, deployment: Deployment, template: aws.ec2.LaunchTemplate, target_group: aws.lb.TargetGroup,
+    def _group(self, spec: StackSpec, template: aws.ec2.LaunchTemplate, target_group: aws.lb.TargetGroup,
                subnet_ids: pulumi.Input[list[str]], opts: pulumi.ResourceOptions) -> aws.autoscaling.Group:
-        scaling = deployment.scaling
-        grace = fleet_plan(deployment).health_grace_seconds
+        scaling = spec.scaling
+        grace = fleet_plan(spec).health_grace_seconds
         return aws.autoscaling.Group(
             self._name,
             min_size=scaling.min_replicas,
@@ -250,7 +250,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
             enabled_metrics=["GroupInServiceInstances"] if scaling.autoscale else None,
             metrics_granularity="1Minute" if scaling.autoscale else None,
             capacity_rebalance=scaling.spot,
-            **self._capacity(deployment, template, grace),
+            **self._capacity(spec, template, grace),
             # A new launch template version rolls out new replicas first: none is taken out until its replacement
             # is healthy (min 100 %), and the balancer drains the old one.
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
@@ -264,10 +264,10 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _capacity(self, deployment: Deployment, template: aws.ec2.LaunchTemplate, grace: int) -> dict:
+    def _capacity(self, spec: StackSpec, template: aws.ec2.LaunchTemplate, grace: int) -> dict:
         """Spot / on-demand split over the candidate types; or, with a warm pool (which AWS allows only on a
         single-type on-demand group), the launch template and the pool."""
-        scaling, types = deployment.scaling, deployment.aws.instance_types
+        scaling, types = spec.scaling, spec.aws.instance_types
         template_version = template.latest_version.apply(str)
         if scaling.warm_pool:
             return {
@@ -319,7 +319,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
                 opts=self._child,
             )
 
-    def _scaling_policy(self, deployment: Deployment, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer,
+    def _scaling_policy(self, spec: StackSpec, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer,
                         target_group: aws.lb.TargetGroup) -> aws.autoscaling.Policy:
         """Scale-out by target tracking on requests per replica (SkyServe's QPS target) or on vLLM's queue per
         replica; scale-in is `_scale_in`'s alarm, which honours downscaleDelaySeconds exactly.
@@ -328,7 +328,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
         that long before a new replica's metrics count and before it scales out again for the same load. Tracking's
         own scale-in is off: it runs on an alarm AWS fixes (15 one-minute datapoints below target), and neither the
         group's nor any policy's cooldown applies to target tracking, so it could not follow the delay."""
-        autoscale = deployment.scaling.autoscale
+        autoscale = spec.scaling.autoscale
         if autoscale.metric == "qps":
             tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
                 target_value=requests_per_target_per_minute(autoscale.target_qps_per_replica),

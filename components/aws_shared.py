@@ -19,7 +19,7 @@ from pixtral_deploy.config import stored_secret
 from pixtral_deploy.fleetboot import FleetBoot
 from pixtral_deploy.network import ip_version
 from pixtral_deploy.server import ServerSpec
-from pixtral_deploy.spec import Deployment
+from pixtral_deploy.spec import StackSpec
 from pixtral_deploy.storage import AWS_ROOT_IOPS, AWS_ROOT_THROUGHPUT_MIBS
 
 # "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) 20261103": NVIDIA driver, CUDA, Docker, AWS CLI.
@@ -35,10 +35,10 @@ def assume_role_policy(service: str, actions: tuple[str, ...] = ("sts:AssumeRole
 
 @dataclass
 class AwsServerArgs:
-    """What every AWS shape of the server is made from: the one deployment, its two secrets, and the stack CA that
+    """What every AWS shape of the server is made from: the one spec, its two secrets, and the stack CA that
     signs the endpoint's certificate (None with pixtral:tls false, or where a public certificate serves)."""
 
-    deployment: Deployment
+    spec: StackSpec
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
     ca: StackCa | None = None

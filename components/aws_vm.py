@@ -21,7 +21,7 @@ from components.aws_shared import (
 from components.boot_image import looked_up_image_options
 from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import compress_user_data
-from pixtral_deploy.spec import Deployment
+from pixtral_deploy.spec import StackSpec
 
 AwsGpuVmArgs = AwsServerArgs
 
@@ -38,10 +38,10 @@ class AwsGpuVm(pulumi.ComponentResource):
         super().__init__("pixtral:aws:GpuVm", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        deployment = args.deployment
-        settings = deployment.aws
+        spec = args.spec
+        machines = spec.aws
 
-        tls = deployment.tls
+        tls = spec.tls
         # An Elastic IP keeps `endpoint` valid across stop/start and spot interruptions. It is allocated before the
         # instance: the certificate the instance boots with names it.
         address = aws.ec2.Eip(f"{name}-address", domain="vpc", tags={"Name": f"pixtral-{name}"}, opts=self._child)
@@ -49,17 +49,17 @@ class AwsGpuVm(pulumi.ComponentResource):
                                     else [], parent=self) if args.ca else None
         identity = vm_identity(name, args.api_key, args.hf_token, parent=self,
                                tls_key=certificate.private_key_pem if certificate else None)
-        subnet_id = settings.subnet_id or default_vpc_subnets_offering(
-            [settings.instance_type], settings.vpc_id, parent=self).apply(lambda ids: ids[0])
+        subnet_id = machines.subnet_id or default_vpc_subnets_offering(
+            [machines.instance_type], machines.vpc_id, parent=self).apply(lambda ids: ids[0])
         vpc_id = aws.ec2.get_subnet_output(id=subnet_id, opts=pulumi.InvokeOptions(parent=self)).vpc_id
-        security_group = self._security_group(vpc_id, deployment)
+        security_group = self._security_group(vpc_id, spec)
 
-        self.user_data = replica_user_data(deployment.server, identity, has_local_nvme(settings.instance_type),
+        self.user_data = replica_user_data(spec.server, identity, has_local_nvme(machines.instance_type),
                                            tls=args.ca.tls_files(certificate) if certificate else None)
         instance = aws.ec2.Instance(
             name,
-            ami=settings.ami_id or newest_dlami(parent=self),
-            instance_type=settings.instance_type,
+            ami=machines.ami_id or newest_dlami(parent=self),
+            instance_type=machines.instance_type,
             subnet_id=subnet_id,
             vpc_security_group_ids=[security_group.id],
             iam_instance_profile=identity.instance_profile.name,
@@ -68,13 +68,13 @@ class AwsGpuVm(pulumi.ComponentResource):
             # stale cloud-init.
             user_data_replace_on_change=True,
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**metadata_options()),
-            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(**root_volume(deployment.disk_size_gb)),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(**root_volume(spec.disk_size_gb)),
             ebs_optimized=True,
             # 1-minute CloudWatch metrics (about $2 a month): a GPU VM that stalls shows it within minutes.
             monitoring=True,
-            instance_market_options=self._spot_options() if deployment.spot else None,
-            tags={"Name": f"pixtral-{name}", "pixtral:model": deployment.server.model},
-            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.ami_id, "ami")),
+            instance_market_options=self._spot_options() if spec.spot else None,
+            tags={"Name": f"pixtral-{name}", "pixtral:model": spec.server.model},
+            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(machines.ami_id, "ami")),
         )
         aws.ec2.EipAssociation(f"{name}-address-association", allocation_id=address.allocation_id,
                                instance_id=instance.id, opts=self._child)
@@ -84,14 +84,14 @@ class AwsGpuVm(pulumi.ComponentResource):
         self.instance_id = instance.id
         self.public_ip = address.public_ip
         host = tls.domain or address.public_ip
-        self.endpoint = pulumi.Output.from_input(host).apply(deployment.endpoint_url)
+        self.endpoint = pulumi.Output.from_input(host).apply(spec.endpoint_url)
         self.register_outputs({"endpoint": self.endpoint, "instance_id": self.instance_id,
                                "public_ip": self.public_ip})
 
-    def _security_group(self, vpc_id: pulumi.Input[str], deployment: Deployment) -> aws.ec2.SecurityGroup:
-        group = replica_security_group(f"{self._name}-api", vpc_id, f"Pixtral API on port {deployment.server.port}",
+    def _security_group(self, vpc_id: pulumi.Input[str], spec: StackSpec) -> aws.ec2.SecurityGroup:
+        group = replica_security_group(f"{self._name}-api", vpc_id, f"Pixtral API on port {spec.server.port}",
                                        self._name, self)
-        api_ingress_from_cidrs(f"{self._name}-api", group, deployment.allowed_cidrs, deployment.server.port, self)
+        api_ingress_from_cidrs(f"{self._name}-api", group, spec.allowed_cidrs, spec.server.port, self)
         return group
 
     @staticmethod

@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 from components.aws_shared import assume_role_policy, dns_record, metadata_options, subnets_offering
 from components.eks_cluster_autoscaler import EksClusterAutoscaler, EksClusterAutoscalerArgs
 from pixtral_deploy.kubeconfig import exec_kubeconfig
-from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
+from pixtral_deploy.spec import KUBERNETES_VERSION, StackSpec
 from pixtral_deploy.storage import AWS_ROOT_IOPS, EKS_CACHE_THROUGHPUT_MIBS
 
 # Bottlerocket's NVIDIA variant ships the driver and the NVIDIA device plugin: no DaemonSet to install.
@@ -41,7 +41,7 @@ DOMAIN_TTL_SECONDS = 60
 
 @dataclass
 class EksGpuClusterArgs:
-    deployment: Deployment
+    spec: StackSpec
 
 
 class EksGpuCluster(pulumi.ComponentResource):
@@ -56,10 +56,10 @@ class EksGpuCluster(pulumi.ComponentResource):
         super().__init__("pixtral:aws:EksGpuCluster", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        deployment = args.deployment
+        spec = args.spec
         invoke = pulumi.InvokeOptions(parent=self)
         region = aws.get_region_output(opts=invoke).region
-        existing = deployment.kubernetes.cluster_name
+        existing = spec.kubernetes.cluster_name
         node_role = self._role("node-role", "ec2.amazonaws.com", _NODE_POLICIES)
 
         if existing:
@@ -68,13 +68,13 @@ class EksGpuCluster(pulumi.ComponentResource):
             endpoint, ca = cluster.endpoint, cluster.certificate_authorities[0].data
             system_ready: list[pulumi.Resource] = []
         else:
-            subnet_ids = self._default_subnets(deployment, invoke)
-            cluster = self._cluster(subnet_ids, deployment.kubernetes.cluster_api_cidrs)
+            subnet_ids = self._default_subnets(spec, invoke)
+            cluster = self._cluster(subnet_ids, spec.kubernetes.cluster_api_cidrs)
             cluster_name, endpoint, ca = cluster.name, cluster.endpoint, cluster.certificate_authority.data
             system_nodes = self._system_nodes(cluster_name, subnet_ids, node_role)
             addons = self._addons(cluster_name, [system_nodes])
             system_ready = [system_nodes, *addons.values()]
-        gpu_nodes = self._gpu_nodes(deployment, cluster_name, subnet_ids, node_role)
+        gpu_nodes = self._gpu_nodes(spec, cluster_name, subnet_ids, node_role)
 
         self.cluster_name = cluster_name
         self.node_selector = dict(GPU_NODE_LABEL)
@@ -111,8 +111,8 @@ class EksGpuCluster(pulumi.ComponentResource):
         Kubernetes created would give. A CNAME cannot sit at the zone's apex: the domain is a name below it."""
         dns_record(self._name, zone_id, domain, address, parent=self, record_type="CNAME", ttl=DOMAIN_TTL_SECONDS)
 
-    def _default_subnets(self, deployment: Deployment, invoke: pulumi.InvokeOptions) -> pulumi.Output[list[str]]:
-        vpc = deployment.aws.vpc_id or aws.ec2.get_vpc_output(default=True, opts=invoke).id
+    def _default_subnets(self, spec: StackSpec, invoke: pulumi.InvokeOptions) -> pulumi.Output[list[str]]:
+        vpc = spec.aws.vpc_id or aws.ec2.get_vpc_output(default=True, opts=invoke).id
         return aws.ec2.get_subnets_output(filters=[aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc])],
                                           opts=invoke).ids
 
@@ -200,22 +200,22 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _gpu_nodes(self, deployment: Deployment, cluster_name: pulumi.Input[str], subnet_ids,
+    def _gpu_nodes(self, spec: StackSpec, cluster_name: pulumi.Input[str], subnet_ids,
                    role: aws.iam.Role) -> aws.eks.NodeGroup:
-        fewest, most = deployment.gpu_node_range()
-        gpu_subnets = subnets_offering([deployment.aws.instance_type],
+        fewest, most = spec.gpu_node_range()
+        gpu_subnets = subnets_offering([spec.aws.instance_type],
                                        aws.ec2.GetSubnetsFilterArgs(name="subnet-id", values=subnet_ids), self)
         return aws.eks.NodeGroup(
             f"{self._name}-gpu",
             cluster_name=cluster_name,
             node_role_arn=role.arn,
             subnet_ids=gpu_subnets,
-            instance_types=[deployment.aws.instance_type],
+            instance_types=[spec.aws.instance_type],
             ami_type=GPU_AMI_TYPE,
-            capacity_type="SPOT" if deployment.spot else "ON_DEMAND",
+            capacity_type="SPOT" if spec.spot else "ON_DEMAND",
             # With a launch template the disk size lives there (EKS refuses disk_size next to one).
-            launch_template=_pinned(self._launch_template("gpu-nodes", deployment.disk_size_gb)),
-            labels={**GPU_NODE_LABEL, AUTOSCALER_GPU_LABEL: deployment.gpus.gpu_name},
+            launch_template=_pinned(self._launch_template("gpu-nodes", spec.disk_size_gb)),
+            labels={**GPU_NODE_LABEL, AUTOSCALER_GPU_LABEL: spec.gpus.gpu_name},
             taints=[aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")],
             # Bounds for the cluster autoscaler (docs/kubernetes.md: it finds the group through the tags EKS puts on
             # it); the desired size is its to change, so `pulumi up` leaves it alone.

@@ -135,19 +135,19 @@ class GcpGpuFleet(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
-        deployment = args.deployment
-        self._deployment = deployment
-        self._internal = deployment.scaling.internal
-        self.zones = deployment.gcp.fleet_zones(args.zone)
+        spec = args.spec
+        self._spec = spec
+        self._internal = spec.scaling.internal
+        self.zones = spec.gcp.fleet_zones(args.zone)
         self.region = region_of(self.zones[0])
-        port = deployment.server.port
+        port = spec.server.port
         tag = network_tag(name)
 
         identity = vm_identity(name, args.project, args.api_key, args.hf_token, parent=self)
         # The single VM's network: a VPC of the stack's own unless pixtral:network names one; the internal load
         # balancer's address comes from its subnetwork.
-        self._network = stack_network(name, args.project, self.region, deployment.gcp.network,
-                                      deployment.gcp.subnetwork, parent=self)
+        self._network = stack_network(name, args.project, self.region, spec.gcp.network,
+                                      spec.gcp.subnetwork, parent=self)
         proxy_subnet = self._proxy_only_subnet() if self._internal else None
         # The replicas take the API port from the load balancer and its health checkers only; who may call the API
         # is decided at the load balancer (Cloud Armor), since the replicas see the proxies' addresses.
@@ -155,9 +155,9 @@ class GcpGpuFleet(pulumi.ComponentResource):
         api_firewalls(f"{name}-from-lb", lb_sources, port, self._network.network, args.project, tag, parent=self)
 
         health_check = self._health_check()
-        user_data = replica_user_data(deployment, identity, metrics=self._metrics_agent(identity))
+        user_data = replica_user_data(spec, identity, metrics=self._metrics_agent(identity))
         groups = []
-        for group in capacity_groups(deployment.scaling):
+        for group in capacity_groups(spec.scaling):
             template = self._template(group, user_data, identity.service_account.email, tag)
             groups.append((group, self._group(group, template, health_check)))
         backend = self._backend_service(groups, health_check)
@@ -167,12 +167,12 @@ class GcpGpuFleet(pulumi.ComponentResource):
         address = self._address()
         proxy = self._proxy(self._url_map(backend), address)
         self._forwarding_rule(address, proxy, proxy_subnet)
-        tls = deployment.tls
+        tls = spec.tls
         if tls.domain:
             dns_record(name, args.project, tls.dns_zone, tls.domain, address.address, parent=self)
 
         self.address = address.address
-        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.endpoint_url)
+        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(spec.endpoint_url)
         self.group_names = pulumi.Output.all(*[manager.name for _, manager in groups])
         self.backend_service_name = backend.name
         self.register_outputs({"endpoint": self.endpoint, "group_names": self.group_names,
@@ -183,28 +183,28 @@ class GcpGpuFleet(pulumi.ComponentResource):
     def _metrics_agent(self, identity: VmIdentity) -> MetricsScrape | None:
         """With targetQueuePerReplica, each replica runs the Ops Agent scraping vLLM's queue into Cloud Monitoring,
         and its identity may write metrics (nothing else: the agent's log collection is off)."""
-        autoscale = self._deployment.scaling.autoscale
+        autoscale = self._spec.scaling.autoscale
         if autoscale is None or autoscale.metric != "queue":
             return None
         gcp.projects.IAMMember(
             f"{self._name}-metric-writer", project=self._args.project, role="roles/monitoring.metricWriter",
             member=identity.service_account.email.apply(lambda email: f"serviceAccount:{email}"), opts=self._child)
-        return ops_agent_scrape(self._deployment.server.port)
+        return ops_agent_scrape(self._spec.server.port)
 
     def _template(self, group: Group, user_data: pulumi.Output[str], service_account: pulumi.Output[str],
                   tag: str) -> gcp.compute.InstanceTemplate:
         """What every replica of a group boots: the single VM's cloud-init, disk, GPUs and identity. A template
         cannot change in place: a new server description makes a new template (auto-named, so it exists beside
         the old one) and the group rolls onto it."""
-        deployment, settings = self._deployment, self._deployment.gcp
-        disk = boot_disk(deployment, parent=self)
+        spec, machines = self._spec, self._spec.gcp
+        disk = boot_disk(spec, parent=self)
         return gcp.compute.InstanceTemplate(
             f"{self._name}-{group.capacity}",
             project=self._args.project,
-            machine_type=settings.machine_type,
+            machine_type=machines.machine_type,
             disks=[gcp.compute.InstanceTemplateDiskArgs(
                 source_image=disk.image, disk_size_gb=disk.size_gb, disk_type=disk.type, boot=True, auto_delete=True)],
-            guest_accelerators=[gcp.compute.InstanceTemplateGuestAcceleratorArgs(**guest_accelerator(deployment))],
+            guest_accelerators=[gcp.compute.InstanceTemplateGuestAcceleratorArgs(**guest_accelerator(spec))],
             # A preempted Spot replica is deleted; its group recreates it when Spot capacity returns.
             scheduling=gcp.compute.InstanceTemplateSchedulingArgs(**gpu_scheduling(group.spot, on_preemption="DELETE")),
             network_interfaces=[gcp.compute.InstanceTemplateNetworkInterfaceArgs(
@@ -220,15 +220,15 @@ class GcpGpuFleet(pulumi.ComponentResource):
             shielded_instance_config=gcp.compute.InstanceTemplateShieldedInstanceConfigArgs(**shielded_vm()),
             tags=[tag],
             labels={**stack_labels(), "capacity": group.capacity},
-            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(settings.image,
+            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(machines.image,
                                                                                   "disks[0].sourceImage")),
         )
 
     def _group(self, group: Group, template: gcp.compute.InstanceTemplate,
                health_check: pulumi.Resource) -> gcp.compute.RegionInstanceGroupManager:
-        deployment = self._deployment
-        estimate = cold_start(deployment)
-        settings = deployment.gcp
+        spec = self._spec
+        estimate = cold_start(spec)
+        machines = spec.gcp
         return gcp.compute.RegionInstanceGroupManager(
             f"{self._name}-{group.capacity}",
             project=self._args.project,
@@ -246,14 +246,14 @@ class GcpGpuFleet(pulumi.ComponentResource):
                 instance_selections=[
                     gcp.compute.RegionInstanceGroupManagerInstanceFlexibilityPolicyInstanceSelectionArgs(
                         name=f"choice-{rank}", machine_types=[machine_type], rank=rank)
-                    for rank, machine_type in enumerate(settings.machine_types)]
-            ) if len(settings.machine_types) > 1 else None,
+                    for rank, machine_type in enumerate(machines.machine_types)]
+            ) if len(machines.machine_types) > 1 else None,
             named_ports=[gcp.compute.RegionInstanceGroupManagerNamedPortArgs(
-                name=API_PORT_NAME, port=deployment.server.port)],
+                name=API_PORT_NAME, port=spec.server.port)],
             auto_healing_policies=gcp.compute.RegionInstanceGroupManagerAutoHealingPoliciesArgs(
                 health_check=health_check.id,
                 # A replica downloading and loading the weights is not dead: no repair before the cold start.
-                initial_delay_sec=min(fleet_plan(deployment).health_grace_seconds, MAX_AUTOHEALING_DELAY_SECONDS),
+                initial_delay_sec=min(fleet_plan(spec).health_grace_seconds, MAX_AUTOHEALING_DELAY_SECONDS),
             ),
             # A changed template rolls out by adding new replicas first (max_surge: a regional group surges at
             # least one per zone) and removing none before they are ready (max_unavailable 0).
@@ -273,8 +273,8 @@ class GcpGpuFleet(pulumi.ComponentResource):
         )
 
     def _autoscaler(self, group: Group, manager: gcp.compute.RegionInstanceGroupManager) -> None:
-        autoscale = self._deployment.scaling.autoscale
-        estimate = cold_start(self._deployment)
+        autoscale = self._spec.scaling.autoscale
+        estimate = cold_start(self._spec)
         gcp.compute.RegionAutoscaler(
             f"{self._name}-{group.capacity}",
             project=self._args.project,
@@ -321,7 +321,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
             unhealthy_threshold=UNHEALTHY_THRESHOLD,
             opts=self._child,
         )
-        port = self._deployment.server.port
+        port = self._spec.server.port
         if self._internal:
             return gcp.compute.RegionHealthCheck(
                 f"{self._name}-health", region=self.region, **common,
@@ -332,8 +332,8 @@ class GcpGpuFleet(pulumi.ComponentResource):
 
     def _backend_service(self, groups: list[tuple[Group, gcp.compute.RegionInstanceGroupManager]],
                          health_check: pulumi.Resource) -> pulumi.Resource:
-        deployment = self._deployment
-        autoscale = deployment.scaling.autoscale
+        spec = self._spec
+        autoscale = spec.scaling.autoscale
         rate = max_rate_per_instance(autoscale.target_qps_per_replica) if autoscale and \
             autoscale.metric == "qps" else None
         # RATE makes "serving capacity" the per-instance rate the autoscaler reads; otherwise the default mode.
@@ -343,7 +343,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
             gcp.compute.BackendServiceBackendArgs
         backends = [backend_args(group=manager.instance_group, capacity_scaler=1.0, **balancing)
                     for _, manager in groups]
-        plan = fleet_plan(deployment)
+        plan = fleet_plan(spec)
         common = dict(
             project=self._args.project,
             protocol="HTTP",
@@ -367,7 +367,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
     def _armor_policy(self) -> pulumi.Output[str] | None:
         """allowedCidrs at the load balancer: allow them, deny the rest. None only when they admit every address of
         every family the load balancer's address serves: one wholly open family leaves the others filtered."""
-        cidrs = self._deployment.allowed_cidrs
+        cidrs = self._spec.allowed_cidrs
         if unfiltered(cidrs):
             return None
         internal = self._internal
@@ -401,7 +401,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
     def _proxy(self, url_map: pulumi.Resource, address: pulumi.Resource) -> pulumi.Resource:
         """The one place the protocol is chosen: HTTPS ends here (pixtral:tls), behind it everything is plain HTTP
         inside the VPC; with tls false a plain HTTP proxy."""
-        if self._deployment.tls.enabled:
+        if self._spec.tls.enabled:
             return self._https_proxy(url_map, address)
         if self._internal:
             return gcp.compute.RegionTargetHttpProxy(f"{self._name}-proxy", project=self._args.project,
@@ -429,8 +429,8 @@ class GcpGpuFleet(pulumi.ComponentResource):
         input of the certificate resource only. Every certificate resource is auto-named: a re-issued one is
         created beside the old one, the proxy switches to it, then the old one is deleted (Pulumi's default
         create-before-replace; Compute Engine refuses to delete a certificate a proxy still uses)."""
-        tls = self._deployment.tls
-        if self._deployment.public_certificate:
+        tls = self._spec.tls
+        if self._spec.public_certificate:
             return gcp.compute.ManagedSslCertificate(
                 f"{self._name}-certificate", project=self._args.project,
                 managed=gcp.compute.ManagedSslCertificateManagedArgs(domains=[tls.domain]), opts=self._child)
@@ -455,7 +455,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
 
     def _forwarding_rule(self, address: pulumi.Resource, proxy: pulumi.Resource,
                          proxy_subnet: pulumi.Resource | None) -> None:
-        port = str(self._deployment.server.port)
+        port = str(self._spec.server.port)
         if self._internal:
             gcp.compute.ForwardingRule(
                 f"{self._name}-api", project=self._args.project, region=self.region,

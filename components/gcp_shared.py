@@ -18,7 +18,7 @@ from pixtral_deploy.catalog import has_local_nvme
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret, TlsFiles, render_cloud_init
 from pixtral_deploy.config import stored_secret
 from pixtral_deploy.network import by_ip_family
-from pixtral_deploy.spec import Deployment
+from pixtral_deploy.spec import StackSpec
 from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
 
 # Deep Learning VM images with the NVIDIA driver installed, so the first boot does not build a kernel module.
@@ -54,7 +54,7 @@ class GcpServerArgs:
     """What every GCP shape of the server is made from: the single VM and the fleet take the same arguments (the
     stack CA signs the endpoint's certificate; None with pixtral:tls false, or where a public certificate serves)."""
 
-    deployment: Deployment
+    spec: StackSpec
     project: str
     zone: str
     api_key: pulumi.Input[str]
@@ -214,21 +214,21 @@ class BootDisk:
     type: str
 
 
-def boot_disk(deployment: Deployment, parent: pulumi.Resource) -> BootDisk:
-    return BootDisk(deployment.gcp.image or dlvm_image(parent=parent), deployment.disk_size_gb, GCP_BOOT_DISK_TYPE)
+def boot_disk(spec: StackSpec, parent: pulumi.Resource) -> BootDisk:
+    return BootDisk(spec.gcp.image or dlvm_image(parent=parent), spec.disk_size_gb, GCP_BOOT_DISK_TYPE)
 
 
-def guest_accelerator(deployment: Deployment) -> dict:
+def guest_accelerator(spec: StackSpec) -> dict:
     """The attached GPUs, as instance or instance-template fields."""
-    return {"type": deployment.gcp.accelerator_type, "count": deployment.gcp.accelerator_count}
+    return {"type": spec.gcp.accelerator_type, "count": spec.gcp.accelerator_count}
 
 
-def replica_user_data(deployment: Deployment, identity: VmIdentity, tls: pulumi.Input[TlsFiles] | None = None,
+def replica_user_data(spec: StackSpec, identity: VmIdentity, tls: pulumi.Input[TlsFiles] | None = None,
                       **options) -> pulumi.Output[str]:
     """The cloud-init every replica boots with (`options` go to render_cloud_init): secrets named, never carried;
     with `tls`, the server's public certificates (its key is in the store)."""
     return pulumi.Output.all(identity.secret_store, tls).apply(lambda values: render_cloud_init(
-        deployment.server, values[0], local_nvme=has_local_nvme(deployment.gcp.machine_type), tls=values[1],
+        spec.server, values[0], local_nvme=has_local_nvme(spec.gcp.machine_type), tls=values[1],
         **options))
 
 

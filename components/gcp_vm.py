@@ -38,35 +38,35 @@ class GcpGpuVm(pulumi.ComponentResource):
         super().__init__("pixtral:gcp:GpuVm", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        deployment = args.deployment
-        settings = deployment.gcp
+        spec = args.spec
+        machines = spec.gcp
         region = args.zone.rsplit("-", 1)[0]
         tag = network_tag(name)
 
-        tls = deployment.tls
+        tls = spec.tls
         address = gcp.compute.Address(f"{name}-address", region=region, project=args.project, opts=self._child)
         certificate = args.ca.issue(name, ip_addresses=[address.address], dns_names=[tls.domain] if tls.domain
                                     else [], parent=self) if args.ca else None
         identity = vm_identity(name, args.project, args.api_key, args.hf_token, parent=self,
                                tls_key=certificate.private_key_pem if certificate else None)
-        network = stack_network(name, args.project, region, settings.network, settings.subnetwork, parent=self)
-        api_firewalls(f"{name}-api", deployment.allowed_cidrs, deployment.server.port, network.network, args.project,
+        network = stack_network(name, args.project, region, machines.network, machines.subnetwork, parent=self)
+        api_firewalls(f"{name}-api", spec.allowed_cidrs, spec.server.port, network.network, args.project,
                       tag, parent=self)
 
-        self.user_data = replica_user_data(deployment, identity,
+        self.user_data = replica_user_data(spec, identity,
                                            tls=args.ca.tls_files(certificate) if certificate else None)
-        disk = boot_disk(deployment, parent=self)
+        disk = boot_disk(spec, parent=self)
         instance = gcp.compute.Instance(
             name,
             project=args.project,
             zone=args.zone,
-            machine_type=settings.machine_type,
+            machine_type=machines.machine_type,
             boot_disk=gcp.compute.InstanceBootDiskArgs(
                 initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
                     image=disk.image, size=disk.size_gb, type=disk.type),
             ),
-            guest_accelerators=[gcp.compute.InstanceGuestAcceleratorArgs(**guest_accelerator(deployment))],
-            scheduling=gcp.compute.InstanceSchedulingArgs(**gpu_scheduling(deployment.spot)),
+            guest_accelerators=[gcp.compute.InstanceGuestAcceleratorArgs(**guest_accelerator(spec))],
+            scheduling=gcp.compute.InstanceSchedulingArgs(**gpu_scheduling(spec.spot)),
             shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(**shielded_vm()),
             network_interfaces=[gcp.compute.InstanceNetworkInterfaceArgs(
                 network=network.network,
@@ -84,12 +84,12 @@ class GcpGpuVm(pulumi.ComponentResource):
             # VM goes first because the new one takes over its static address.
             opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions.merge(
                 pulumi.ResourceOptions(replace_on_changes=["metadata"], delete_before_replace=True),
-                looked_up_image_options(settings.image, "bootDisk.initializeParams.image"))),
+                looked_up_image_options(machines.image, "bootDisk.initializeParams.image"))),
         )
         if tls.domain:
             dns_record(name, args.project, tls.dns_zone, tls.domain, address.address, parent=self)
         self.instance_name = instance.name
         self.public_ip = address.address
-        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(deployment.endpoint_url)
+        self.endpoint = pulumi.Output.from_input(tls.domain or address.address).apply(spec.endpoint_url)
         self.register_outputs({"endpoint": self.endpoint, "instance_name": self.instance_name,
                                "public_ip": self.public_ip})

@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.gcp_shared import dns_record, service_account_id, stack_labels
 from pixtral_deploy.kubeconfig import exec_kubeconfig
-from pixtral_deploy.spec import KUBERNETES_VERSION, Deployment
+from pixtral_deploy.spec import KUBERNETES_VERSION, StackSpec
 from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
 
 # kube-dns, metrics and other system pods cannot run on the tainted GPU nodes.
@@ -30,7 +30,7 @@ DOMAIN_TTL_SECONDS = 60
 
 @dataclass
 class GkeGpuClusterArgs:
-    deployment: Deployment
+    spec: StackSpec
     project: str
     zone: str
 
@@ -48,8 +48,8 @@ class GkeGpuCluster(pulumi.ComponentResource):
         self._name = name
         self._project = args.project
         self._child = pulumi.ResourceOptions(parent=self)
-        deployment = args.deployment
-        existing = deployment.kubernetes.cluster_name
+        spec = args.spec
+        existing = spec.kubernetes.cluster_name
         node_account = self._node_service_account(args)
 
         if existing:
@@ -63,11 +63,11 @@ class GkeGpuCluster(pulumi.ComponentResource):
             cluster_name, endpoint = created.name, created.endpoint
             ca = created.master_auth.cluster_ca_certificate
             ready = [self._system_pool(created.name, args, node_account)]
-        gpu_pool = self._gpu_pool(deployment, cluster_name, args, node_account)
+        gpu_pool = self._gpu_pool(spec, cluster_name, args, node_account)
 
         self.cluster_name = cluster_name
         # GKE labels GPU nodes with their accelerator; selecting on it keeps pods off other GPU pools.
-        self.node_selector = {"cloud.google.com/gke-accelerator": deployment.gcp.accelerator_type}
+        self.node_selector = {"cloud.google.com/gke-accelerator": spec.gcp.accelerator_type}
         self.storage_class = STORAGE_CLASS
         self.provider = k8s.Provider(
             f"{name}-k8s",
@@ -94,7 +94,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
         return account
 
     def _cluster(self, args: GkeGpuClusterArgs, node_account: gcp.serviceaccount.Account) -> gcp.container.Cluster:
-        cidrs = args.deployment.kubernetes.cluster_api_cidrs
+        cidrs = args.spec.kubernetes.cluster_api_cidrs
         return gcp.container.Cluster(
             self._name,
             project=args.project,
@@ -159,10 +159,10 @@ class GkeGpuCluster(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _gpu_pool(self, deployment: Deployment, cluster_name: pulumi.Input[str], args: GkeGpuClusterArgs,
+    def _gpu_pool(self, spec: StackSpec, cluster_name: pulumi.Input[str], args: GkeGpuClusterArgs,
                   node_account: gcp.serviceaccount.Account) -> gcp.container.NodePool:
-        settings = deployment.gcp
-        fewest, most = deployment.gpu_node_range()
+        machines = spec.gcp
+        fewest, most = spec.gpu_node_range()
         return gcp.container.NodePool(
             f"{self._name}-gpu",
             cluster=cluster_name,
@@ -173,13 +173,13 @@ class GkeGpuCluster(pulumi.ComponentResource):
             autoscaling=gcp.container.NodePoolAutoscalingArgs(min_node_count=fewest, max_node_count=most),
             management=_MANAGEMENT,
             node_config=gcp.container.NodePoolNodeConfigArgs(
-                machine_type=settings.machine_type,
-                spot=deployment.spot,
-                disk_size_gb=deployment.disk_size_gb,
+                machine_type=machines.machine_type,
+                spot=spec.spot,
+                disk_size_gb=spec.disk_size_gb,
                 disk_type=GCP_BOOT_DISK_TYPE,
                 guest_accelerators=[gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
-                    type=settings.accelerator_type,
-                    count=settings.accelerator_count,
+                    type=machines.accelerator_type,
+                    count=machines.accelerator_count,
                     # GKE installs and updates the NVIDIA driver itself: no driver DaemonSet to manage.
                     gpu_driver_installation_config=gcp.container
                     .NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(gpu_driver_version="LATEST"),

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from pixtral_deploy.scaling import QPS_WINDOW_SECONDS, Autoscale
-from pixtral_deploy.spec import Deployment
+from pixtral_deploy.spec import StackSpec
 
 QUEUE_METRIC = "vllm:num_requests_waiting"
 REQUEST_COUNTER = "vllm:request_success_total"
@@ -35,7 +35,7 @@ KEDA_POLLING_SECONDS = 15
 
 @dataclass
 class PodAutoscalerArgs:
-    spec: Deployment
+    spec: StackSpec
     namespace: pulumi.Input[str]
     workload_kind: str
     workload_name: pulumi.Input[str]
@@ -85,7 +85,7 @@ class PodAutoscaler(pulumi.ComponentResource):
         super().__init__("pixtral:kubernetes:PodAutoscaler", name, None, opts)
         spec = args.spec
         autoscale = spec.scaling.autoscale
-        assert autoscale is not None, "only an autoscaled deployment has an autoscaler"
+        assert autoscale is not None, "only an autoscaled spec has an autoscaler"
         metadata = {"name": name, "namespace": args.namespace, "labels": args.labels}
         target = {"apiVersion": "apps/v1", "kind": args.workload_kind, "name": args.workload_name}
         child = pulumi.ResourceOptions(parent=self)

@@ -8,9 +8,9 @@ record (components/eks_cluster.py, gke_cluster.py) for the Service's address, `a
 
 The pods are a StatefulSet with a ReadWriteOnce cache claim per pod (what every default StorageClass provides): a
 pod scaled in keeps its claim, and when it comes back it finds its weights there. With pixtral:sharedCache the pods
-are a Deployment on one ReadWriteMany claim instead.
+are a StackSpec on one ReadWriteMany claim instead.
 
-A rollout (pixtral:rollout surge, the default) never removes a pod before its replacement is ready. A Deployment
+A rollout (pixtral:rollout surge, the default) never removes a pod before its replacement is ready. A StackSpec
 does that itself (maxSurge 1, maxUnavailable 0). A StatefulSet cannot: the pod it replaces holds the GPU and the
 claim. So each pod template is a StatefulSet of its own: a Pulumi resource of its own, named after a digest of its
 spec. A changed template is a new resource, which Pulumi creates and awaits (every pod its live replica count asks
@@ -18,7 +18,7 @@ for); the old set is no longer declared, so Pulumi deletes it at the end of the 
 succeeded. Not as a replacement: Pulumi would mark a replaced resource for deletion even when its replacement's
 creation failed, and delete it first thing at the next `pulumi up`. Here a failed or cancelled update leaves the
 serving set alone. The digest covers what the program's settings decide (image, arguments, resources, cache, the
-key guard's code); what only the deployment knows (the generated names of a rotated key's or a renewed
+key guard's code); what only the spec knows (the generated names of a rotated key's or a renewed
 certificate's Secret) rolls the same set's pods in place, one at a time. pixtral:rollout inPlace keeps one set,
 `pixtral`, for clusters with no spare GPU.
 """
@@ -47,7 +47,7 @@ from pixtral_deploy.server import (
     vllm_args,
     vllm_command,
 )
-from pixtral_deploy.spec import Deployment
+from pixtral_deploy.spec import StackSpec
 
 CACHE_MOUNT = "/cache"
 # The key-guard middleware (--middleware in vLLM's arguments) comes from a ConfigMap mounted here.
@@ -91,7 +91,7 @@ def kubelet_literal(words: list[str]) -> list[str]:
 
 @dataclass
 class VllmWorkloadArgs:
-    spec: Deployment
+    spec: StackSpec
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
     # Labels the pods need to land on GPU nodes the program created (added to pixtral:nodeSelector).
@@ -103,12 +103,12 @@ class VllmWorkloadArgs:
     ca: StackCa | None = None
 
 
-def termination_grace_seconds(spec: Deployment) -> int:
+def termination_grace_seconds(spec: StackSpec) -> int:
     """The preStop sleep, the plan's drain (vLLM's --shutdown-timeout), then vLLM's exit."""
     return PRESTOP_SLEEP_SECONDS + fleet_plan(spec).drain_seconds + EXIT_SECONDS
 
 
-def delete_await(spec: Deployment) -> str:
+def delete_await(spec: StackSpec) -> str:
     """How long `pulumi destroy` (and the end of a surge rollout) waits for a set's pods to go."""
     return f"{math.ceil(termination_grace_seconds(spec) / 60) + DELETE_MARGIN_MINUTES}m"
 
@@ -123,7 +123,7 @@ def gpu_node_affinity(gpu: str) -> dict:
         {"matchExpressions": [{"key": key, "operator": "In", "values": list(values)}]} for key, values in terms]}}}
 
 
-def labels(spec: Deployment, instance: str) -> dict[str, str]:
+def labels(spec: StackSpec, instance: str) -> dict[str, str]:
     """The Kubernetes recommended labels."""
     return {
         "app.kubernetes.io/name": "pixtral",
@@ -157,22 +157,22 @@ class VllmWorkload(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
-        settings = spec.kubernetes
+        pods = spec.kubernetes
         self._labels = labels(spec, args.instance)
         self._selector = {key: self._labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
 
         namespace = k8s.core.v1.Namespace(
-            name, metadata={"name": settings.namespace, "labels": self._labels}, opts=self._child
+            name, metadata={"name": pods.namespace, "labels": self._labels}, opts=self._child
         )
         ns = namespace.metadata["name"]
         secret = self._secret(ns, args)
         guard = self._guard(ns)
         service = self._service(ns, spec)
-        host = _service_host(service, settings.service_type, settings.namespace)
-        tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, settings.namespace) if args.ca else None
+        host = _service_host(service, pods.service_type, pods.namespace)
+        tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, pods.namespace) if args.ca else None
         pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
-        if settings.shared_cache:
-            workload_name = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
+        if pods.shared_cache:
+            workload_name = self._spec(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
         else:
             workload_name = self._stateful_set(ns, pod_template, spec, args.storage_class)
         self._network_policy(ns, spec)
@@ -181,7 +181,7 @@ class VllmWorkload(pulumi.ComponentResource):
             self._disruption_budget(ns)
         self.namespace = ns
         self.service_name = service.metadata["name"]
-        self.workload_kind = "Deployment" if settings.shared_cache else "StatefulSet"
+        self.workload_kind = "Deployment" if pods.shared_cache else "StatefulSet"
         self.workload_name = workload_name
         self.secret_name = secret.metadata["name"]
         self.selector = self._selector
@@ -231,15 +231,15 @@ class VllmWorkload(pulumi.ComponentResource):
             data={GUARD_FILE: _guard_code()}, opts=self._child,
         )
 
-    def _claim_spec(self, spec: Deployment, access: str, cluster_storage_class: str | None) -> dict:
-        settings = spec.kubernetes
-        claim = {"accessModes": [access], "resources": {"requests": {"storage": f"{settings.cache_size_gb}Gi"}}}
-        storage_class = settings.storage_class or cluster_storage_class
+    def _claim_spec(self, spec: StackSpec, access: str, cluster_storage_class: str | None) -> dict:
+        pods = spec.kubernetes
+        claim = {"accessModes": [access], "resources": {"requests": {"storage": f"{pods.cache_size_gb}Gi"}}}
+        storage_class = pods.storage_class or cluster_storage_class
         if storage_class:
             claim["storageClassName"] = storage_class
         return claim
 
-    def _shared_cache(self, ns: pulumi.Input[str], spec: Deployment,
+    def _shared_cache(self, ns: pulumi.Input[str], spec: StackSpec,
                       cluster_storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaim:
         """pixtral:sharedCache: one ReadWriteMany claim (EFS, Filestore, ...) that every pod mounts."""
         # With a WaitForFirstConsumer storage class the claim binds only once the pod is scheduled: awaiting
@@ -249,7 +249,7 @@ class VllmWorkload(pulumi.ComponentResource):
             f"{self._name}-cache", metadata=metadata,
             spec=self._claim_spec(spec, "ReadWriteMany", cluster_storage_class), opts=self._child)
 
-    def _container(self, secret: k8s.core.v1.Secret, spec: Deployment, has_hf_token: bool) -> dict:
+    def _container(self, secret: k8s.core.v1.Secret, spec: StackSpec, has_hf_token: bool) -> dict:
         server = spec.server
         gpus = spec.kubernetes.gpus_per_replica
         env = [
@@ -306,9 +306,9 @@ class VllmWorkload(pulumi.ComponentResource):
         }
 
     def _pod_template(self, secret: k8s.core.v1.Secret, guard: k8s.core.v1.ConfigMap,
-                      tls_secret: k8s.core.v1.Secret | None, spec: Deployment, args: VllmWorkloadArgs) -> dict:
-        settings = spec.kubernetes
-        gpus = settings.gpus_per_replica
+                      tls_secret: k8s.core.v1.Secret | None, spec: StackSpec, args: VllmWorkloadArgs) -> dict:
+        pods = spec.kubernetes
+        gpus = pods.gpus_per_replica
         pod_spec = {
             "automountServiceAccountToken": False,
             "securityContext": {"fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -328,7 +328,7 @@ class VllmWorkload(pulumi.ComponentResource):
         if tls_secret is not None:
             pod_spec["volumes"].append({"name": "tls", "secret": {"secretName": tls_secret.metadata["name"],
                                                                   "defaultMode": TLS_FILE_MODE}})
-        node_selector = {**args.node_selector, **dict(settings.node_selector)}
+        node_selector = {**args.node_selector, **dict(pods.node_selector)}
         if node_selector:
             pod_spec["nodeSelector"] = node_selector
         # On a cluster the program made, its own node pool holds the GPU; an existing one may mix GPUs.
@@ -353,7 +353,7 @@ class VllmWorkload(pulumi.ComponentResource):
         return {"metadata": {"labels": self._labels, "annotations": annotations},
                 "spec": pod_spec}
 
-    def _replicas(self, spec: Deployment) -> dict:
+    def _replicas(self, spec: StackSpec) -> dict:
         """A fixed count, or none under autoscale: the autoscaler owns the number, and `pulumi up` must not reset it
         (server-side apply leaves a field the program does not set to its owner)."""
         return {} if spec.scaling.autoscale else {"replicas": spec.scaling.replicas}
@@ -363,14 +363,14 @@ class VllmWorkload(pulumi.ComponentResource):
         timeouts = pulumi.CustomTimeouts(create=wait, update=wait, delete=delete)
         return pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(custom_timeouts=timeouts))
 
-    def _awaited(self, spec: Deployment) -> pulumi.ResourceOptions:
+    def _awaited(self, spec: StackSpec) -> pulumi.ResourceOptions:
         """`pulumi up` waits for the pods to be ready (and `destroy` for them to drain). A surge rollout needs it:
         the old pods may go only once the new ones serve. It also means that when `pulumi up` returns, the endpoint
         answers, and that a pod that cannot start (no GPU free, an image that does not pull) fails the update with
         the pod's own reason."""
         return self._waiting(WORKLOAD_AWAIT, delete=delete_await(spec))
 
-    def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: Deployment,
+    def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: StackSpec,
                       cluster_storage_class: str | None) -> pulumi.Output[str]:
         """A ReadWriteOnce cache per pod, from a claim template: pod N always mounts claim cache-<set name>-N.
         Returns the set's name: known when the program runs, so an autoscaler names it without waiting for it."""
@@ -417,7 +417,7 @@ class VllmWorkload(pulumi.ComponentResource):
         return f"{self._name}-{digest}", {**body, "selector": {"matchLabels": selector}, "template": labelled}
 
     def _deployment(self, ns: pulumi.Input[str], pod_template: dict, cache: k8s.core.v1.PersistentVolumeClaim,
-                    spec: Deployment) -> pulumi.Output[str]:
+                    spec: StackSpec) -> pulumi.Output[str]:
         volumes = [{"name": "cache", "persistentVolumeClaim": {"claimName": cache.metadata["name"]}},
                    *pod_template["spec"]["volumes"]]
         # The shared cache lets a new pod start next to the old one (rollout surge): it must be ready before an old
@@ -439,7 +439,7 @@ class VllmWorkload(pulumi.ComponentResource):
         # Its fixed name, as for a StatefulSet: the autoscaler does not wait for the pods to be ready.
         return pulumi.Output.from_input(self._name)
 
-    def _network_policy(self, ns: pulumi.Input[str], spec: Deployment) -> None:
+    def _network_policy(self, ns: pulumi.Input[str], spec: StackSpec) -> None:
         # Only the API port reaches the pods, whatever else runs in the cluster.
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-api-only",
@@ -460,15 +460,15 @@ class VllmWorkload(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _service(self, ns: pulumi.Input[str], spec: Deployment) -> k8s.core.v1.Service:
-        settings = spec.kubernetes
+    def _service(self, ns: pulumi.Input[str], spec: StackSpec) -> k8s.core.v1.Service:
+        pods = spec.kubernetes
         service = {
-            "type": settings.service_type,
+            "type": pods.service_type,
             "selector": self._selector,
             "ports": [{"name": "http", "port": spec.server.port, "targetPort": "http", "protocol": "TCP"}],
         }
         metadata = self._metadata(ns)
-        if settings.service_type == "LoadBalancer":
+        if pods.service_type == "LoadBalancer":
             service["loadBalancerSourceRanges"] = list(spec.allowed_cidrs)
             if spec.server.tls:
                 # The certificate names the load balancer's address, so the pods (which mount it) come after the
@@ -487,7 +487,7 @@ def _guard_code() -> str:
 def _digest(body: dict) -> str:
     """Ten hex digits of the set's spec as the program knows it when it runs: enough to tell templates apart, short
     enough for the names Kubernetes derives from the set's (claims cache-<set>-N, pods <set>-N, the pods'
-    controller-revision-hash label). A value only the deployment knows (an Output: a generated Secret name) counts
+    controller-revision-hash label). A value only the spec knows (an Output: a generated Secret name) counts
     as a placeholder, so the digest, the set's name, and the resource's name are known in every preview."""
     def known_only(value: object) -> str:
         if isinstance(value, pulumi.Output):

@@ -97,33 +97,33 @@ def estimate_warm_start(machine: MachineType, model_gb: float, storage: Storage)
                      WARMUP_SECONDS, parallel=True)
 
 
-def candidate_types(deployment) -> tuple[str, ...]:
+def candidate_types(spec) -> tuple[str, ...]:
     """The VM or fleet's machine / instance types in order of preference; none on Kubernetes targets (the target's
     class says, pixtral_deploy/targets)."""
-    return deployment.runs_on.candidate_types(deployment)
+    return spec.runs_on.candidate_types(spec)
 
 
-def keeps_weights_across_stop(deployment) -> bool:
+def keeps_weights_across_stop(spec) -> bool:
     """A fleet with a warm pool keeps its weights on the root disk: its instances are stopped and resumed."""
-    return deployment.scaling.warm_pool > 0
+    return spec.scaling.warm_pool > 0
 
 
-def cold_start(deployment) -> ColdStart | None:
-    """The estimate for a VM deployment: for a fleet, its slowest candidate type (what a health-check grace period
+def cold_start(spec) -> ColdStart | None:
+    """The estimate for a VM spec: for a fleet, its slowest candidate type (what a health-check grace period
     must cover); None for Kubernetes targets (node provisioning is the cluster's) and types outside the catalog."""
-    machines = [MACHINE_TYPES[name] for name in candidate_types(deployment) if name in MACHINE_TYPES]
+    machines = [MACHINE_TYPES[name] for name in candidate_types(spec) if name in MACHINE_TYPES]
     if not machines:
         return None
-    model_gb = model_download_gb(deployment.server.model)
-    keep = keeps_weights_across_stop(deployment)
-    return max((estimate_cold_start(machine, model_gb, vm_storage(machine, deployment.disk_size_gb, keep))
+    model_gb = model_download_gb(spec.server.model)
+    keep = keeps_weights_across_stop(spec)
+    return max((estimate_cold_start(machine, model_gb, vm_storage(machine, spec.disk_size_gb, keep))
                 for machine in machines), key=lambda estimate: estimate.total)
 
 
-def warm_start(deployment) -> ColdStart | None:
+def warm_start(spec) -> ColdStart | None:
     """With a warm pool: the estimate for resuming a stopped instance of the fleet's (one) type."""
-    machines = [MACHINE_TYPES[name] for name in candidate_types(deployment) if name in MACHINE_TYPES]
-    if not machines or not keeps_weights_across_stop(deployment):
+    machines = [MACHINE_TYPES[name] for name in candidate_types(spec) if name in MACHINE_TYPES]
+    if not machines or not keeps_weights_across_stop(spec):
         return None
-    storage = vm_storage(machines[0], deployment.disk_size_gb, keep_across_stop=True)
-    return estimate_warm_start(machines[0], model_download_gb(deployment.server.model), storage)
+    storage = vm_storage(machines[0], spec.disk_size_gb, keep_across_stop=True)
+    return estimate_warm_start(machines[0], model_download_gb(spec.server.model), storage)

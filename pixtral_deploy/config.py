@@ -1,4 +1,4 @@
-"""Reads the stack's configuration through Pulumi, in one place: the validated Deployment, the secrets kept as
+"""Reads the stack's configuration through Pulumi, in one place: the validated StackSpec, the secrets kept as
 Outputs, and the provider settings the program needs. Everything here runs before any resource is declared."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from .errors import ConfigError
 from .keys import NAMESPACE, misplaced_keys
 from .locations import other_cloud_keys
 from .secret_values import secret_setting_problems
-from .spec import Deployment, load_deployment, raw_config_from
+from .spec import StackSpec, load_spec, raw_config_from
 
 
 @dataclass(frozen=True)
 class Secrets:
-    """Secrets stay Pulumi secrets end to end; they never enter the (printable) Deployment."""
+    """Secrets stay Pulumi secrets end to end; they never enter the (printable) StackSpec."""
 
     api_key: pulumi.Output[str] | None
     hf_token: pulumi.Output[str] | None
@@ -32,7 +32,7 @@ class Secrets:
 
 @dataclass(frozen=True)
 class StackConfig:
-    deployment: Deployment
+    spec: StackSpec
     secrets: Secrets
     # Where the target's provider settings put it (gcp: project and zone); None where the program needs none.
     location: Any = None
@@ -48,14 +48,14 @@ def _namespace_keys(keys: list[str]) -> list[str]:
     return [name[len(prefix):] for name in keys if name.startswith(prefix)]
 
 
-def _located(deployment: Deployment, location: Any, warnings: list[str]) -> Deployment:
-    """The GPU checked against the location (known once the deployment is), and the location's warnings added."""
+def _located(spec: StackSpec, location: Any, warnings: list[str]) -> StackSpec:
+    """The GPU checked against the location (known once the spec is), and the location's warnings added."""
     if location is not None:
-        errors, more = deployment.runs_on.located(deployment, location)
+        errors, more = spec.runs_on.located(spec, location)
         if errors:
             raise ConfigError("\n".join(errors))
         warnings = warnings + more
-    return replace(deployment, warnings=deployment.warnings + tuple(warnings)) if warnings else deployment
+    return replace(spec, warnings=spec.warnings + tuple(warnings)) if warnings else spec
 
 
 def read_stack() -> StackConfig:
@@ -67,8 +67,8 @@ def read_stack() -> StackConfig:
               + other_cloud_keys(keys, target))
     chosen = targets.find(target)
     location, warnings = chosen.location(errors) if chosen is not None else (None, [])
-    deployment = load_deployment(raw_config_from(config.get, _namespace_keys(keys)), errors)
-    return StackConfig(_located(deployment, location, warnings), _secrets(config), location)
+    spec = load_spec(raw_config_from(config.get, _namespace_keys(keys)), errors)
+    return StackConfig(_located(spec, location, warnings), _secrets(config), location)
 
 
 def _secrets(config: pulumi.Config) -> Secrets:

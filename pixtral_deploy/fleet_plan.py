@@ -1,4 +1,4 @@
-"""The numbers every platform serving the model derives from the deployment, computed once here
+"""The numbers every platform serving the model derives from the spec, computed once here
 (docs/scaling.md, "One fleet plan"): the AWS fleet, the GCP fleet and the pods read them; each platform's own limits
 stay beside the component that meets them.
 """
@@ -34,17 +34,17 @@ class FleetPlan:
     health_grace_seconds: int
 
 
-def health_grace_seconds(deployment) -> int:
+def health_grace_seconds(spec) -> int:
     """Twice the slowest candidate's cold-start estimate, at least MIN_GRACE_SECONDS, rounded up to a minute;
     UNKNOWN_GRACE_SECONDS when any candidate (or the target) has no estimate."""
-    unknown = any(name not in MACHINE_TYPES for name in candidate_types(deployment))
-    slowest = cold_start(deployment)
+    unknown = any(name not in MACHINE_TYPES for name in candidate_types(spec))
+    slowest = cold_start(spec)
     seconds = max(MIN_GRACE_SECONDS, GRACE_FACTOR * slowest.total if slowest else 0,
                   UNKNOWN_GRACE_SECONDS if unknown or slowest is None else 0)
     return int(math.ceil(seconds / 60) * 60)
 
 
-def fleet_plan(deployment) -> FleetPlan:
-    drain = deployment.server.drain_seconds
+def fleet_plan(spec) -> FleetPlan:
+    drain = spec.server.drain_seconds
     return FleetPlan(drain_seconds=drain, response_timeout_seconds=drain + FIRST_BYTE_MARGIN_SECONDS,
-                     health_grace_seconds=health_grace_seconds(deployment))
+                     health_grace_seconds=health_grace_seconds(spec))

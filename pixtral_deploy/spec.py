@@ -1,6 +1,6 @@
-"""The deployment, derived from the stack's parsed settings and validated in one place.
+"""The spec, derived from the stack's parsed settings and validated in one place.
 
-Everything downstream (components, cloud-init, tools) reads a `Deployment`, never raw config. Each setting is parsed
+Everything downstream (components, cloud-init, tools) reads a `StackSpec`, never raw config. Each setting is parsed
 once, from its entry in `keys.CONFIG_KEYS`; the rules that join several settings live on the dataclasses
 (`__post_init__`), as SkyServe's spec checks its fields in its constructor. Every error names the config key, the
 value found and what is allowed, and is raised before any resource is declared.
@@ -25,12 +25,12 @@ from .targets import Hardware, Target
 from .vllm_flags import check_extra_args
 
 if TYPE_CHECKING:
-    from .targets.aws import AwsSettings
-    from .targets.gcp import GcpSettings
+    from .targets.aws import AwsMachines
+    from .targets.gcp import GcpMachines
     from .targets.kubernetes import KubernetesSettings
 
-__all__ = ["CONFIG_KEYS", "KUBERNETES_VERSION", "NAMESPACE", "SECRET_SET", "ConfigError", "Deployment",
-           "TlsSettings", "load_deployment", "raw_config_from"]
+__all__ = ["CONFIG_KEYS", "KUBERNETES_VERSION", "NAMESPACE", "SECRET_SET", "ConfigError", "StackSpec",
+           "TlsSettings", "load_spec", "raw_config_from"]
 
 # The Kubernetes minor version EKS and GKE clusters are created with, and manifests are validated against.
 KUBERNETES_VERSION = "1.34"
@@ -61,15 +61,15 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
-class Deployment:
+class StackSpec:
     target: str
     server: ServerSpec
     gpus: GpuPlan
     allowed_cidrs: tuple[str, ...]
     disk_size_gb: int
     scaling: Scaling
-    aws: AwsSettings | None = None
-    gcp: GcpSettings | None = None
+    aws: AwsMachines | None = None
+    gcp: GcpMachines | None = None
     kubernetes: KubernetesSettings | None = None
     # Whether the user set allowedCidrs, or the default applies (the default is no promise a Service can break).
     allowed_cidrs_set: bool = False
@@ -218,8 +218,8 @@ def _open_to_everyone_warnings(cidrs: tuple[str, ...], kubernetes: Any) -> list[
     return warnings
 
 
-def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> Deployment:
-    """Validate every `pixtral:*` key (namespace stripped) and derive the deployment; `other_errors` (settings of
+def load_spec(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> StackSpec:
+    """Validate every `pixtral:*` key (namespace stripped) and derive the spec; `other_errors` (settings of
     other namespaces found wrong) are reported together with any bad key."""
     settings = parse_settings(raw, other_errors)
     target = targets.get(settings["target"])
@@ -233,7 +233,7 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
     plan, warnings = _plan_candidates(settings, candidates)
     cidrs = settings["allowedCidrs"]
     tls = TlsSettings(enabled=settings["tls"], domain=settings["domain"], dns_zone=settings["dnsZone"])
-    deployment = Deployment(
+    spec = StackSpec(
         target=target.name,
         server=_server(settings, plan, settings["tls"] and not balancer_terminates_tls(target, scaling)),
         gpus=plan,
@@ -245,9 +245,9 @@ def load_deployment(raw: Mapping[str, Any], other_errors: list[str] | None = Non
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
         tls=tls,
     )
-    found = (warnings + target.warnings(deployment, settings)
-             + _open_to_everyone_warnings(cidrs, deployment.kubernetes) + tls.warnings())
-    return replace(deployment, warnings=tuple(found))
+    found = (warnings + target.warnings(spec, settings)
+             + _open_to_everyone_warnings(cidrs, spec.kubernetes) + tls.warnings())
+    return replace(spec, warnings=tuple(found))
 
 
 def raw_config_from(get: Callable[[str], Any], keys: list[str]) -> dict[str, str]:

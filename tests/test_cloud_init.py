@@ -22,7 +22,7 @@ from pixtral_deploy.cloudinit import (
 )
 from pixtral_deploy.fleetboot import LIFECYCLE_SCRIPTS, LIFECYCLE_UNITS, METRIC_SCRIPTS, METRIC_UNITS
 from pixtral_deploy.server import vllm_args
-from pixtral_deploy.spec import load_deployment
+from pixtral_deploy.spec import load_spec
 
 # cloud-init's validator passes unknown top-level keys, so the set the program means to use is pinned here.
 TOP_LEVEL_KEYS = {"users", "write_files", "runcmd"}
@@ -95,7 +95,7 @@ def test_aws_user_data_is_gzip_and_stable_across_runs(stack):
 def test_vm_starts_vllm_with_the_one_server_description(stack):
     run = run_stack(stack)
     raw = {k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")}
-    deployment = load_deployment(raw)
+    deployment = load_spec(raw)
     # A fleet's replicas serve plain HTTP behind the load balancer that terminates HTTPS.
     expected = vllm_args(deployment.server)
     args_file = written_file(user_data_of(stack), "/etc/pixtral/vllm.args")["content"]

@@ -10,7 +10,7 @@ from conftest import resources_of, run_stack
 
 from components.eks_cluster import CONTROL_PLANE_LOGS
 from components.gke_cluster import NODE_ROLES
-from pixtral_deploy.spec import ConfigError, load_deployment
+from pixtral_deploy.spec import ConfigError, load_spec
 
 NARROW = {"pixtral:clusterApiCidrs": '["198.51.100.0/24", "203.0.113.7/32"]'}
 OPEN_API_WARNING = "cluster's API endpoint is open to the whole Internet"
@@ -149,7 +149,7 @@ def _api_cidrs(run: dict) -> list[str]:
 @pytest.mark.parametrize("target", ["eks", "gke"])
 def test_bad_cluster_api_cidrs_are_refused_by_name(target, raw, words):
     with pytest.raises(ConfigError) as error:
-        load_deployment({"target": target, **raw})
+        load_spec({"target": target, **raw})
     for word in words:
         assert word in str(error.value), str(error.value)
 
@@ -157,4 +157,4 @@ def test_bad_cluster_api_cidrs_are_refused_by_name(target, raw, words):
 def test_cluster_api_cidrs_is_refused_on_targets_without_a_created_cluster():
     for target in ("aws", "gcp", "kubernetes"):
         with pytest.raises(ConfigError, match="pixtral:clusterApiCidrs only applies to target eks or gke"):
-            load_deployment({"target": target, "clusterApiCidrs": '["10.0.0.0/8"]'})
+            load_spec({"target": target, "clusterApiCidrs": '["10.0.0.0/8"]'})

@@ -24,7 +24,7 @@ from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.keys import CONFIG_KEYS, KEYS
 from pixtral_deploy.network import wholly_open_families
 from pixtral_deploy.scaling import MAX_TARGET, MIN_TARGET
-from pixtral_deploy.spec import ConfigError, load_deployment
+from pixtral_deploy.spec import ConfigError, load_spec
 
 TARGETS, VM_TARGETS = targets.names(), targets.of_platform("vm")
 
@@ -95,7 +95,7 @@ def configurations(draw, target: st.SearchStrategy[str] = ANY_TARGET) -> dict[st
 @given(configurations())
 def test_the_validation_accepts_or_names_a_key_for_any_configuration(raw):
     try:
-        deployment = load_deployment(raw)
+        deployment = load_spec(raw)
     except ConfigError as error:
         assert "pixtral:" in str(error), f"{raw} was refused without naming a key: {error}"
         assert "Traceback" not in str(error) and "None is not allowed" not in str(error)
@@ -246,7 +246,7 @@ def capacity_configurations(draw) -> dict[str, str]:
 @given(st.one_of(sweep_configurations(), capacity_configurations()))
 def test_swept_settings_are_applied_exactly_or_refused_by_name(raw):
     try:
-        deployment = load_deployment(raw)
+        deployment = load_spec(raw)
     except ConfigError as error:
         assert_refused_by_name(raw, str(error))
     else:

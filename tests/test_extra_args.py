@@ -13,7 +13,7 @@ from conftest import run_stack
 
 from pixtral_deploy.errors import ConfigError
 from pixtral_deploy.server import VLLM_VERSION, vllm_args
-from pixtral_deploy.spec import load_deployment
+from pixtral_deploy.spec import load_spec
 from pixtral_deploy.vllm_flags import (
     MANAGED_FLAGS,
     OPTION_ALIASES,
@@ -71,7 +71,7 @@ def test_flag_the_program_owns_is_refused_in_every_spelling(extra, element, word
     ["--max-num-seqs=4", "--max-num-batched-tokens=8192"],
 ])
 def test_other_vllm_arguments_pass_and_land_last(extra):
-    args = vllm_args(load_deployment({"target": "aws", "extraArgs": json.dumps(extra)}).server)
+    args = vllm_args(load_spec({"target": "aws", "extraArgs": json.dumps(extra)}).server)
     assert args[-len(extra):] == extra
 
 
@@ -90,7 +90,7 @@ def test_less_common_spellings_are_refused(element):
 
 def test_every_flag_the_program_writes_is_managed():
     """A flag added to vllm_args without an owner here would be settable again through extraArgs."""
-    deployment = load_deployment({"target": "aws", "quantization": "fp8"})
+    deployment = load_spec({"target": "aws", "quantization": "fp8"})
     written = {arg for arg in vllm_args(deployment.server) if arg.startswith("--")}
     assert written <= set(MANAGED_FLAGS), written - set(MANAGED_FLAGS)
     assert "--api-key" in MANAGED_FLAGS

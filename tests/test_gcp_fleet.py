@@ -20,7 +20,7 @@ from pixtral_deploy.cloudinit import METRICS_TOKEN_FILE
 from pixtral_deploy.coldstart import cold_start
 from pixtral_deploy.fleet_plan import health_grace_seconds
 from pixtral_deploy.ops_agent import OPS_AGENT_CONFIG, QUEUE_METRIC
-from pixtral_deploy.spec import load_deployment
+from pixtral_deploy.spec import load_spec
 
 STACK = "gcp-fleet"
 GROUP = "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"
@@ -56,7 +56,7 @@ def _autoscalers(run: dict) -> dict[str, dict]:
 
 
 def _deployment(run: dict):
-    return load_deployment({k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")})
+    return load_spec({k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")})
 
 
 def _shape(run: dict) -> list[tuple[str, str]]:

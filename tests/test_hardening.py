@@ -14,7 +14,7 @@ from manifest_schemas import validate
 from components.pod_autoscaler import quantity
 from pixtral_deploy.manifests import manifests
 from pixtral_deploy.server import vllm_args
-from pixtral_deploy.spec import ConfigError, load_deployment
+from pixtral_deploy.spec import ConfigError, load_spec
 
 AUTOSCALE = {"minReplicas": 1, "maxReplicas": 4, "targetQpsPerReplica": 2}
 K8S = {"target": "kubernetes", "gpuType": "nvidia-l40s"}
@@ -90,7 +90,7 @@ REFUSED = [
 @pytest.mark.parametrize(("raw", "key", "allowed"), REFUSED, ids=[f"{i}-{case[1]}" for i, case in enumerate(REFUSED)])
 def test_a_setting_that_would_not_be_applied_is_refused_by_name(raw, key, allowed):
     with pytest.raises(ConfigError) as refused:
-        load_deployment(raw)
+        load_spec(raw)
     message = str(refused.value)
     assert f"pixtral:{key}" in message and allowed in message, message
     assert "hunter2" not in message, "a credential in a URL must not be printed"
@@ -105,11 +105,11 @@ def test_a_setting_that_would_not_be_applied_is_refused_by_name(raw, key, allowe
     _hpa(targetQpsPerReplica=1_000_000),
 ], ids=["60-per-family", "base-below-max", "internal-fleet", "plain-numbers", "smallest-target", "largest-target"])
 def test_the_limits_themselves_are_accepted(raw):
-    load_deployment(raw)
+    load_spec(raw)
 
 
 def test_the_smallest_target_is_not_rounded_to_nothing():
-    autoscale = load_deployment(_hpa(targetQueuePerReplica=0.001)).scaling.autoscale
+    autoscale = load_spec(_hpa(targetQueuePerReplica=0.001)).scaling.autoscale
     assert quantity(autoscale.target) == "1m"
 
 
@@ -155,7 +155,7 @@ def test_the_pod_runs_exactly_the_arguments_the_program_passes_after_the_kubelet
     for variable in container["env"]:
         if "value" in variable:
             environment[variable["name"]] = expand(variable["value"], environment)
-    server = load_deployment({k.split(":", 1)[1]: v for k, v in run["config"].items()
+    server = load_spec({k.split(":", 1)[1]: v for k, v in run["config"].items()
                               if k.startswith("pixtral:") and k != "pixtral:hfToken" and k != "pixtral:apiKey"}).server
     received = [expand(arg, environment) for arg in container["args"]]
     assert received == vllm_args(server) and received[-1] == TEMPLATE

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from pixtral_deploy.server import VLLM_VERSION, vllm_args
-from pixtral_deploy.spec import load_deployment
+from pixtral_deploy.spec import load_spec
 
 
 def _args(**raw) -> list[str]:
-    return vllm_args(load_deployment({"target": "aws", **raw}).server)
+    return vllm_args(load_spec({"target": "aws", **raw}).server)
 
 
 def _value(args: list[str], flag: str) -> str:
@@ -40,6 +40,6 @@ def test_every_setting_lands_on_the_command_line():
 
 
 def test_image_tag_follows_the_pinned_version():
-    deployment = load_deployment({"target": "aws"})
+    deployment = load_spec({"target": "aws"})
     assert deployment.server.vllm_version == VLLM_VERSION
     assert deployment.server.image == f"vllm/vllm-openai:v{VLLM_VERSION}"

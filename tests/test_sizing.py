@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pixtral_deploy.errors import ConfigError
-from pixtral_deploy.spec import load_deployment
+from pixtral_deploy.spec import load_spec
 
 AWS = {"target": "aws"}
 GCP = {"target": "gcp"}
@@ -21,50 +21,50 @@ GCP = {"target": "gcp"}
     ({**AWS, "instanceType": "g6.xlarge", "maxModelLen": "4096", "gpuMemoryUtilization": "0.95"}, 1, "fp8"),
 ])
 def test_derived_tensor_parallel_and_precision(raw, tensor_parallel, quantization):
-    deployment = load_deployment(raw)
+    deployment = load_spec(raw)
     assert deployment.server.tensor_parallel_size == tensor_parallel
     assert deployment.server.quantization == quantization
 
 
 def test_fp8_fallback_is_announced():
-    deployment = load_deployment({**AWS, "instanceType": "g6.xlarge"})
+    deployment = load_spec({**AWS, "instanceType": "g6.xlarge"})
     assert any("fp8" in w and "pixtral:instanceType g6.xlarge" in w for w in deployment.warnings)
 
 
 def test_explicit_fp8_is_not_warned_about():
-    deployment = load_deployment({**AWS, "instanceType": "g6.xlarge", "quantization": "fp8"})
+    deployment = load_spec({**AWS, "instanceType": "g6.xlarge", "quantization": "fp8"})
     assert not any("fp8" in w for w in deployment.warnings)
 
 
 def test_explicit_bf16_that_cannot_fit_is_refused_with_what_would():
     with pytest.raises(ConfigError) as error:
-        load_deployment({**AWS, "instanceType": "g6.xlarge", "quantization": "none"})
+        load_spec({**AWS, "instanceType": "g6.xlarge", "quantization": "none"})
     message = str(error.value)
     assert "pixtral:instanceType g6.xlarge" in message and "g6e.xlarge" in message
 
 
 def test_a_shorter_context_is_suggested_when_it_would_fit():
     with pytest.raises(ConfigError, match=r"lower pixtral:maxModelLen to \d+"):
-        load_deployment({**AWS, "instanceType": "g6e.xlarge", "quantization": "none", "maxModelLen": "131072"})
+        load_spec({**AWS, "instanceType": "g6e.xlarge", "quantization": "none", "maxModelLen": "131072"})
 
 
 def test_type_outside_the_catalog_is_sized_from_gpu_count_and_memory():
-    deployment = load_deployment({**AWS, "instanceType": "p6-b200.48xlarge", "gpuCount": "8", "gpuMemoryGb": "180"})
+    deployment = load_spec({**AWS, "instanceType": "p6-b200.48xlarge", "gpuCount": "8", "gpuMemoryGb": "180"})
     assert deployment.server.tensor_parallel_size == 8 and deployment.server.quantization is None
 
 
 def test_gpu_memory_override_beats_the_catalog():
     # A user who knows better (e.g. MIG slices) can shrink the GPU the plan assumes.
-    deployment = load_deployment({**AWS, "instanceType": "g6e.xlarge", "gpuMemoryGb": "24"})
+    deployment = load_spec({**AWS, "instanceType": "g6e.xlarge", "gpuMemoryGb": "24"})
     assert deployment.server.quantization == "fp8"
 
 
 def test_explicit_tensor_parallel_within_the_gpus_is_kept():
-    deployment = load_deployment({**AWS, "instanceType": "g6e.12xlarge", "tensorParallelSize": "2"})
+    deployment = load_spec({**AWS, "instanceType": "g6e.12xlarge", "tensorParallelSize": "2"})
     assert deployment.server.tensor_parallel_size == 2
 
 
 def test_unknown_model_is_served_without_sizing_but_with_a_warning():
-    deployment = load_deployment({**AWS, "model": "someorg/some-vlm"})
+    deployment = load_spec({**AWS, "model": "someorg/some-vlm"})
     assert any("not in the sizing catalog" in w for w in deployment.warnings)
     assert deployment.server.mistral_format is False

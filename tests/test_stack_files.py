@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import run_stack
 
-from pixtral_deploy.spec import ConfigError, load_deployment
+from pixtral_deploy.spec import ConfigError, load_spec
 from pixtral_render.engine import StackFileError, read_stack_file
 
 
@@ -30,7 +30,7 @@ def test_scalars_reach_the_program_as_written(tmp_path, written):
 def test_yes_is_refused_for_a_boolean_through_the_stack_file_and_the_cli_alike(tmp_path):
     from_file = read_stack_file(_stack_file(tmp_path, "config:\n  pixtral:target: aws\n  pixtral:spot: yes\n"))
     with pytest.raises(ConfigError, match="pixtral:spot: yes is not allowed; expected true or false"):
-        load_deployment({key.split(":", 1)[1]: value for key, value in from_file.items()})
+        load_spec({key.split(":", 1)[1]: value for key, value in from_file.items()})
     assert "pixtral:spot: yes is not allowed" in run_stack("aws", {"pixtral:spot": "yes"})["error"]
 
 
@@ -39,8 +39,8 @@ def test_numbers_keep_their_text(tmp_path):
     config = read_stack_file(_stack_file(tmp_path, body))
     raw = {key.split(":", 1)[1]: value for key, value in config.items()}
     with pytest.raises(ConfigError, match="pixtral:vllmVersion: 0.32 is not allowed; expected a release number"):
-        load_deployment(raw)
-    assert load_deployment({**raw, "vllmVersion": "0.32.0"}).server.gpu_memory_utilization == 1.0
+        load_spec(raw)
+    assert load_spec({**raw, "vllmVersion": "0.32.0"}).server.gpu_memory_utilization == 1.0
 
 
 def test_lists_and_maps_become_json_with_yaml_1_2_scalars(tmp_path):
@@ -62,6 +62,6 @@ def test_a_stack_file_that_is_not_yaml_is_named_with_line_and_column(tmp_path):
 def test_an_empty_stack_file_says_what_to_set(tmp_path):
     assert read_stack_file(_stack_file(tmp_path, "")) == {}
     with pytest.raises(ConfigError) as error:
-        load_deployment({})
+        load_spec({})
     assert str(error.value) == ("pixtral:target is not set; set it to one of aws, gcp, kubernetes, eks, gke (e.g. "
                                 "`pulumi config set pixtral:target aws`)")

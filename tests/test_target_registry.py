@@ -16,7 +16,7 @@ from pixtral_deploy import targets
 from pixtral_deploy.errors import ConfigError
 from pixtral_deploy.keys import CONFIG_KEYS, KEYS, readme_table
 from pixtral_deploy.server import vllm_args
-from pixtral_deploy.spec import load_deployment
+from pixtral_deploy.spec import load_spec
 from pixtralctl.status import replicas_of
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def _mock_run(stack: Path, env: dict[str, str]) -> tuple[int, dict]:
 
 
 def test_the_toy_is_a_target_its_keys_accept(toy) -> None:
-    spec = load_deployment({"target": "toy", "maxModelLen": "16384"})
+    spec = load_spec({"target": "toy", "maxModelLen": "16384"})
     assert spec.runs_on.name == "toy"
     assert (spec.gpus.gpu_name, spec.gpus.tensor_parallel_size) == ("nvidia-l40s", 1)
     assert spec.server.max_model_len == 16384
@@ -73,14 +73,14 @@ def test_keys_the_toy_has_no_use_for_are_refused_by_its_traits(toy) -> None:
     # The toy runs VMs in no cloud the program knows: a Kubernetes setting, or an AWS one, is refused by name.
     for key, value in (("namespace", "pixtral"), ("instanceType", "g6e.xlarge")):
         with pytest.raises(ConfigError, match=f"pixtral:{key} only applies to target .*not to pixtral:target toy"):
-            load_deployment({"target": "toy", key: value})
+            load_spec({"target": "toy", key: value})
     # A setting of machines the program makes applies: the toy makes its machine.
-    assert load_deployment({"target": "toy", "spot": "true"}).spot
+    assert load_spec({"target": "toy", "spot": "true"}).spot
 
 
 def test_an_unknown_target_lists_the_toy_among_the_choices(toy) -> None:
     with pytest.raises(ConfigError, match=r"pixtral:target.*tooy.*one of aws, gcp, kubernetes, eks, gke, toy"):
-        load_deployment({"target": "tooy"})
+        load_spec({"target": "tooy"})
 
 
 def test_status_lists_the_toys_replicas_through_its_module(toy) -> None:
@@ -101,7 +101,7 @@ def test_the_program_deploys_the_toy_once_installed(toy_installed, toy_stack) ->
     assert run["outputs"]["endpoint"] == "https://toy-box.example.internal:8081"
     assert run["outputs"]["target"] == "toy"
     # The one server description: the toy starts vLLM with the arguments any target derives from the same settings.
-    assert run["outputs"]["toyVllmArgs"] == vllm_args(load_deployment({"target": "kubernetes", "gpuType": "nvidia-l40s",
+    assert run["outputs"]["toyVllmArgs"] == vllm_args(load_spec({"target": "kubernetes", "gpuType": "nvidia-l40s",
                                                                        "maxModelLen": "16384"}).server)
 
 

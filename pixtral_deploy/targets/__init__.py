@@ -74,7 +74,7 @@ class Target:
     listed: ClassVar[int] = 100
 
     def cloud_settings(self, settings: Settings) -> dict[str, Any]:
-        """The spec's fields this target's cloud fills (`aws=AwsSettings(...)`), from the parsed settings."""
+        """The spec's fields this target's cloud fills (`aws=AwsMachines(...)`), from the parsed settings."""
         return {}
 
     def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ SECURITY_GROUP_RULES = 60
 
 
 @dataclass(frozen=True)
-class AwsSettings:
+class AwsMachines:
     instance_type: str
     vpc_id: str | None
     subnet_id: str | None
@@ -39,13 +39,13 @@ class AwsSettings:
     instance_types: tuple[str, ...] = ()
 
 
-def aws_settings(settings: Settings) -> AwsSettings:
+def aws_machines(settings: Settings) -> AwsMachines:
     types = candidates(settings, "instanceType", "instanceTypes")
-    return AwsSettings(instance_type=types[0], vpc_id=settings["vpcId"], subnet_id=settings["subnetId"],
+    return AwsMachines(instance_type=types[0], vpc_id=settings["vpcId"], subnet_id=settings["subnetId"],
                        ami_id=settings["amiId"], instance_types=types)
 
 
-def _machines(settings: Settings, aws: AwsSettings) -> list[Hardware]:
+def _machines(settings: Settings, aws: AwsMachines) -> list[Hardware]:
     key = chosen_by(settings, "instanceType", "instanceTypes")
     return [catalogue_hardware(settings, key, name, CLOUD, CLOUD_PHRASE) for name in aws.instance_types]
 
@@ -62,7 +62,7 @@ class _OnAws:
     creates_machines = True
 
     def cloud_settings(self, settings: Settings) -> dict[str, Any]:
-        return {"aws": aws_settings(settings)}
+        return {"aws": aws_machines(settings)}
 
     def location(self, errors: list[str]) -> tuple[Any, list[str]]:
         import pulumi
@@ -101,16 +101,16 @@ class Aws(_OnAws, Target):
         return []
 
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
-        if stack.deployment.scaling.is_fleet:
+        if stack.spec.scaling.is_fleet:
             from components.aws_fleet import AwsGpuFleet, AwsGpuFleetArgs
 
-            fleet = AwsGpuFleet("pixtral", AwsGpuFleetArgs(stack.deployment, api_key=api_key,
+            fleet = AwsGpuFleet("pixtral", AwsGpuFleetArgs(stack.spec, api_key=api_key,
                                                            hf_token=stack.secrets.hf_token, ca=ca))
             return {"endpoint": fleet.endpoint, "autoScalingGroup": fleet.auto_scaling_group,
                     "targetGroup": fleet.target_group, "region": aws_region()}
         from components.aws_vm import AwsGpuVm, AwsGpuVmArgs
 
-        vm = AwsGpuVm("pixtral", AwsGpuVmArgs(stack.deployment, api_key=api_key, hf_token=stack.secrets.hf_token,
+        vm = AwsGpuVm("pixtral", AwsGpuVmArgs(stack.spec, api_key=api_key, hf_token=stack.secrets.hf_token,
                                               ca=ca))
         return {"endpoint": vm.endpoint, "instanceId": vm.instance_id, "publicIp": vm.public_ip}
 
@@ -159,7 +159,7 @@ class Eks(_OnAws, KubernetesTarget):
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
         from components.eks_cluster import EksGpuCluster, EksGpuClusterArgs
 
-        cluster = EksGpuCluster("pixtral", EksGpuClusterArgs(stack.deployment))
+        cluster = EksGpuCluster("pixtral", EksGpuClusterArgs(stack.spec))
         return {**deploy_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
 
 

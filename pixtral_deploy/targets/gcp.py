@@ -39,7 +39,7 @@ class GcpLocation:
 
 
 @dataclass(frozen=True)
-class GcpSettings:
+class GcpMachines:
     machine_type: str
     accelerator_type: str
     accelerator_count: int
@@ -101,7 +101,7 @@ class GcpSettings:
         return offered or (zone,)
 
 
-def gcp_settings(settings: Settings) -> GcpSettings:
+def gcp_machines(settings: Settings) -> GcpMachines:
     types = candidates(settings, "machineType", "machineTypes")
     machine_type = types[0]
     known = MACHINE_TYPES.get(machine_type)
@@ -109,7 +109,7 @@ def gcp_settings(settings: Settings) -> GcpSettings:
     if accelerator_type is not None and accelerator_type not in GPUS and settings["gpuMemoryGb"] is None:
         raise setting_error("acceleratorType", accelerator_type,
                             f"one of {', '.join(sorted(GPUS))}, or set pixtral:gpuMemoryGb for it")
-    return GcpSettings(
+    return GcpMachines(
         machine_type=machine_type,
         accelerator_type=accelerator_type or (known.gpu if known else "nvidia-l4"),
         accelerator_count=accelerator_count or (known.gpu_count if known else 1),
@@ -121,7 +121,7 @@ def gcp_settings(settings: Settings) -> GcpSettings:
     )
 
 
-def _machine_hardware(settings: Settings, gcp: GcpSettings, key: str, machine_type: str) -> Hardware:
+def _machine_hardware(settings: Settings, gcp: GcpMachines, key: str, machine_type: str) -> Hardware:
     """A Compute Engine machine type's GPUs: its own (G2, A2, A3), else the attached acceleratorType/Count."""
     known = MACHINE_TYPES.get(machine_type)
     if known is not None and known.cloud != CLOUD:
@@ -138,7 +138,7 @@ def _machine_hardware(settings: Settings, gcp: GcpSettings, key: str, machine_ty
     )
 
 
-def _machines(settings: Settings, gcp: GcpSettings) -> list[Hardware]:
+def _machines(settings: Settings, gcp: GcpMachines) -> list[Hardware]:
     key = chosen_by(settings, "machineType", "machineTypes")
     return [_machine_hardware(settings, gcp, key, name) for name in gcp.machine_types]
 
@@ -151,7 +151,7 @@ class _OnGcp:
     load_balancer_publishes = "ip"
 
     def cloud_settings(self, settings: Settings) -> dict[str, Any]:
-        return {"gcp": gcp_settings(settings)}
+        return {"gcp": gcp_machines(settings)}
 
     def location(self, errors: list[str]) -> tuple[Any, list[str]]:
         import pulumi
@@ -214,19 +214,19 @@ class Gcp(_OnGcp, Target):
                 f"{', '.join(kept)}"] if left_out else []
 
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
-        if stack.deployment.scaling.is_fleet:
+        if stack.spec.scaling.is_fleet:
             from components.gcp_fleet import GcpGpuFleet, GcpGpuFleetArgs
 
-            fleet = GcpGpuFleet("pixtral", GcpGpuFleetArgs(stack.deployment, project=stack.location.project,
+            fleet = GcpGpuFleet("pixtral", GcpGpuFleetArgs(stack.spec, project=stack.location.project,
                                                            zone=stack.location.zone, api_key=api_key,
                                                            hf_token=stack.secrets.hf_token, ca=ca))
             return {"endpoint": fleet.endpoint, "address": fleet.address, "project": stack.location.project,
                     "region": fleet.region, "zones": list(fleet.zones), "instanceGroups": fleet.group_names,
-                    "backendService": fleet.backend_service_name, "internal": stack.deployment.scaling.internal}
+                    "backendService": fleet.backend_service_name, "internal": stack.spec.scaling.internal}
         from components.gcp_vm import GcpGpuVm, GcpGpuVmArgs
 
         location = stack.location
-        vm = GcpGpuVm("pixtral", GcpGpuVmArgs(stack.deployment, project=location.project, zone=location.zone,
+        vm = GcpGpuVm("pixtral", GcpGpuVmArgs(stack.spec, project=location.project, zone=location.zone,
                                               api_key=api_key, hf_token=stack.secrets.hf_token, ca=ca))
         return {"endpoint": vm.endpoint, "instanceName": vm.instance_name, "zone": stack.location.zone,
                 "publicIp": vm.public_ip}
@@ -247,7 +247,7 @@ class Gke(_OnGcp, KubernetesTarget):
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
         from components.gke_cluster import GkeGpuCluster, GkeGpuClusterArgs
 
-        cluster = GkeGpuCluster("pixtral", GkeGpuClusterArgs(stack.deployment, project=stack.location.project,
+        cluster = GkeGpuCluster("pixtral", GkeGpuClusterArgs(stack.spec, project=stack.location.project,
                                                              zone=stack.location.zone))
         return {**deploy_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
 

@@ -205,7 +205,7 @@ class KubernetesTarget(Target):
     def managed_metrics_source(self, stack: Any, workload: Any, on_cluster: Any) -> tuple[Any, Any, list]:
         """(Prometheus URL, KEDA TriggerAuthentication, what the scaler waits for) when the target sets up the
         metrics (managed_metrics); the user's pixtral:prometheusUrl otherwise."""
-        return stack.deployment.kubernetes.prometheus_url, None, []
+        return stack.spec.kubernetes.prometheus_url, None, []
 
 
 def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str
 
     from components.vllm_workload import VllmWorkload, VllmWorkloadArgs
 
-    spec = stack.deployment
+    spec = stack.spec
     on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
     workload = VllmWorkload("pixtral", VllmWorkloadArgs(
         spec, api_key=api_key, hf_token=stack.secrets.hf_token, node_selector=cluster.node_selector,
@@ -234,7 +234,7 @@ def _autoscaler(stack: Any, workload: Any, on_cluster: Any) -> None:
 
     from components.pod_autoscaler import PodAutoscaler, PodAutoscalerArgs
 
-    spec = stack.deployment
+    spec = stack.spec
     prometheus_url, authentication, ready = spec.runs_on.managed_metrics_source(stack, workload, on_cluster)
     PodAutoscaler("pixtral", PodAutoscalerArgs(
         spec, namespace=workload.namespace, workload_kind=workload.workload_kind,
@@ -275,7 +275,7 @@ class Kubernetes(KubernetesTarget):
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
         from components.existing_cluster import ExistingCluster
 
-        cluster = ExistingCluster("cluster", stack.secrets.kubeconfig, stack.deployment.kubernetes.context)
+        cluster = ExistingCluster("cluster", stack.secrets.kubeconfig, stack.spec.kubernetes.context)
         return deploy_workload(stack, api_key, ca, cluster)
 
 

@@ -18,7 +18,7 @@ from conftest import PROJECT_DIR, e2e_python
 
 from pixtral_deploy.errors import ConfigError
 from pixtral_deploy.server import vllm_args
-from pixtral_deploy.spec import load_deployment
+from pixtral_deploy.spec import load_spec
 from pixtral_deploy.vllm_flags import (
     MANAGED_FLAGS,
     OPTION_ALIASES,
@@ -57,7 +57,7 @@ ISSUE_FORMS = [["--api_key", "x"], ["--api-ke", "x"], ["--ho", "127.0.0.1"], ["-
 
 
 def _base_args() -> list[str]:
-    return vllm_args(load_deployment({"target": "aws", "quantization": "fp8"}).server)
+    return vllm_args(load_spec({"target": "aws", "quantization": "fp8"}).server)
 
 
 def _readme_examples() -> list[list[str]]:

@@ -31,7 +31,7 @@ class Toy(Target):
 
         from pixtral_deploy.server import vllm_args
 
-        spec = stack.deployment
+        spec = stack.spec
         box = pulumi.ComponentResource("toy:index:GpuBox", "pixtral", props={})
         box.register_outputs({})
         # The one server description: the arguments every target starts vLLM with.
