@@ -8,9 +8,9 @@ record (components/eks_cluster.py, gke_cluster.py) for the Service's address, `a
 
 The pods are a StatefulSet with a ReadWriteOnce cache claim per pod (what every default StorageClass provides): a
 pod scaled in keeps its claim, and when it comes back it finds its weights there. With pixtral:sharedCache the pods
-are a StackSpec on one ReadWriteMany claim instead.
+are a Deployment on one ReadWriteMany claim instead.
 
-A rollout (pixtral:rollout surge, the default) never removes a pod before its replacement is ready. A StackSpec
+A rollout (pixtral:rollout surge, the default) never removes a pod before its replacement is ready. A Deployment
 does that itself (maxSurge 1, maxUnavailable 0). A StatefulSet cannot: the pod it replaces holds the GPU and the
 claim. So each pod template is a StatefulSet of its own: a Pulumi resource of its own, named after a digest of its
 spec. A changed template is a new resource, which Pulumi creates and awaits (every pod its live replica count asks
@@ -172,7 +172,7 @@ class VllmWorkload(pulumi.ComponentResource):
         tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, pods.namespace) if args.ca else None
         pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
         if pods.shared_cache:
-            workload_name = self._spec(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
+            workload_name = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
         else:
             workload_name = self._stateful_set(ns, pod_template, spec, args.storage_class)
         self._network_policy(ns, spec)
