@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import bench, render, smoke, status, status_codes, timeline, wait
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pixtralctl {args.command}: interrupted", file=sys.stderr)
         return status_codes.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`pixtralctl render ... | head`): what it wanted it has; stop without a traceback.
+        # Python would report the pipe again when it flushes stdout at exit, so stdout now goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return status_codes.SUCCESS
     return status_codes.SUCCESS
 
 

@@ -146,3 +146,16 @@ def test_render_says_what_it_does_before_the_program_runs(tmp_path):
     # Before the providers load and the program runs: at once, and a small part of the whole render.
     assert first_at < 2 and first_at < total / 4, (first_at, total)
     assert rest.splitlines()[-1].endswith(RENDER_MARK) or "rendered stack aws:" in rest
+
+
+def test_render_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
+    # `pixtralctl render ... | head -1`: the reader leaves after the first line; the rest is not a crash.
+    render = subprocess.Popen([sys.executable, "-m", "pixtralctl", "render", "--stack", "aws", "--out",
+                               str(tmp_path / "out")], cwd=PROJECT_DIR, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    first = render.stdout.readline()
+    render.stdout.close()
+    stderr = render.stderr.read()
+    assert render.wait(timeout=300) == 0
+    assert first.startswith("rendering stack aws")
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
