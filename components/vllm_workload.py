@@ -47,7 +47,7 @@ from pixtral_deploy.server import (
     vllm_args,
     vllm_command,
 )
-from pixtral_deploy.spec import StackSpec
+from pixtral_deploy.spec import KUBERNETES_VERSION, StackSpec
 
 CACHE_MOUNT = "/cache"
 # The key-guard middleware (--middleware in vLLM's arguments) comes from a ConfigMap mounted here.
@@ -79,6 +79,13 @@ EXIT_SECONDS = 30
 SPREAD_TOPOLOGIES = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 # The TLS Secret's files: root-owned, readable by the pod's fsGroup (the server's group) and nobody else.
 TLS_FILE_MODE = 0o440
+
+# The pods meet Pod Security's `restricted` profile (non-root, no privilege escalation, every capability dropped,
+# RuntimeDefault seccomp, only secret / claim / emptyDir volumes): the namespace enforces it, so nothing placed in
+# it later runs with more. Pinned to the version the clusters are made with, so a newer API server does not change
+# the rules under a running stack.
+POD_SECURITY = {"pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": f"v{KUBERNETES_VERSION}"}
 
 
 def kubelet_literal(words: list[str]) -> list[str]:
@@ -162,7 +169,7 @@ class VllmWorkload(pulumi.ComponentResource):
         self._selector = {key: self._labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
 
         namespace = k8s.core.v1.Namespace(
-            name, metadata={"name": pods.namespace, "labels": self._labels}, opts=self._child
+            name, metadata={"name": pods.namespace, "labels": {**self._labels, **POD_SECURITY}}, opts=self._child
         )
         ns = namespace.metadata["name"]
         secret = self._secret(ns, args)

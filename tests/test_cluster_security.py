@@ -158,3 +158,13 @@ def test_cluster_api_cidrs_is_refused_on_targets_without_a_created_cluster():
     for target in ("aws", "gcp", "kubernetes"):
         with pytest.raises(ConfigError, match="pixtral:clusterApiCidrs only applies to target eks or gke"):
             load_spec({"target": target, "clusterApiCidrs": '["10.0.0.0/8"]'})
+
+
+@pytest.mark.parametrize("stack", ["k8s", "eks", "gke"])
+def test_the_workload_namespace_enforces_the_restricted_pod_security_profile(stack):
+    # The real API server's Pod Security admission then refuses any pod in it that asks for more: the cluster tier
+    # (tests/test_cluster.py) creates the workload's pods under this label.
+    [namespace] = resources_of(run_stack(stack), "kubernetes:core/v1:Namespace")
+    labels = namespace["inputs"]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.34"
