@@ -2,8 +2,8 @@
 
 systemd parses /etc/pixtral/pixtral.env and /etc/pixtral/secrets.env itself (EnvironmentFile=): unquoted, it drops
 quotes and backslashes, trims spaces and starts a new variable at each newline. These tests write both files the
-way the VM does (the program's `env_file`, the real fetch-secrets.sh against a stand-in `aws` CLI) and read them
-back with systemd's own parser (tests/systemd_env_file.py).
+way the VM does (the program's `env_file`, the real fetch-secrets.sh against a stand-in `aws` or `gcloud` CLI) and
+read them back with systemd's own parser (tests/systemd_env_file.py).
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def test_env_file_refuses_a_control_character():
         env_file_value("model\nLD_PRELOAD=/tmp/x.so")
 
 
-def _fetch_secrets(tmp_path: Path, api_key: str, hf_token: str,
-                   stored: tuple[str, ...] = ("api-key", "hf-token")) -> subprocess.CompletedProcess:
+def _fetch_secrets(tmp_path: Path, api_key: str, hf_token: str, stored: tuple[str, ...] = ("api-key", "hf-token"),
+                   secret_store: str = "aws-ssm") -> subprocess.CompletedProcess:
     """fetch-secrets.sh as pixtral-secrets.service runs it, with an `aws` CLI first on PATH that answers
     `ssm get-parameter` from files (those named in `stored`), printing the value with a newline as the real CLI's
-    text output does."""
+    text output does; for `gcp-secret-manager`, a `gcloud` that answers `secrets versions access` alike."""
     store = tmp_path / "store"
     store.mkdir(exist_ok=True)
     for name, value in (("api-key", api_key), ("hf-token", hf_token)):
@@ -75,11 +75,15 @@ def _fetch_secrets(tmp_path: Path, api_key: str, hf_token: str,
     (bin_dir / "aws").write_text(
         '#!/usr/bin/env bash\nwhile [ "$1" != --name ]; do shift; done\n'
         f'cat "{store}/${{2%%:*}}"\n')
-    (bin_dir / "aws").chmod(0o755)
+    (bin_dir / "gcloud").write_text(
+        f'#!/usr/bin/env bash\nwhile [ "$1" != --secret ]; do shift; done\ncat "{store}/$2"\n')
+    for cli in ("aws", "gcloud"):
+        (bin_dir / cli).chmod(0o755)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PIXTRAL_LIB": str(USERDATA_DIR),
            "PIXTRAL_STATE_DIR": str(tmp_path), "PIXTRAL_RETRY_SECONDS": "0",
-           "PIXTRAL_SECRETS_FILE": str(tmp_path / "secrets.env"), "PIXTRAL_SECRET_STORE": "aws-ssm",
-           "PIXTRAL_AWS_REGION": "us-east-1", "PIXTRAL_API_KEY_SECRET": "api-key", "PIXTRAL_API_KEY_VERSION": "3",
+           "PIXTRAL_SECRETS_FILE": str(tmp_path / "secrets.env"), "PIXTRAL_SECRET_STORE": secret_store,
+           "PIXTRAL_AWS_REGION": "us-east-1", "PIXTRAL_GCP_PROJECT": "pixtral-project",
+           "PIXTRAL_API_KEY_SECRET": "api-key", "PIXTRAL_API_KEY_VERSION": "3",
            "PIXTRAL_HF_TOKEN_SECRET": "hf-token", "PIXTRAL_HF_TOKEN_VERSION": "3"}
     return subprocess.run(["bash", str(USERDATA_DIR / "fetch-secrets.sh")], env=env, capture_output=True,
                           text=True, timeout=60)
@@ -92,12 +96,15 @@ def test_secrets_file_gives_systemd_back_each_accepted_key_unchanged(value, tmp_
     assert systemd_environment(tmp_path / "secrets.env") == {"VLLM_API_KEY": value, "HF_TOKEN": "hf_" + value[::-1]}
 
 
-def test_a_store_that_refuses_fails_with_a_line_naming_the_secret(tmp_path):
+@pytest.mark.parametrize("secret_store", ["aws-ssm", "gcp-secret-manager"])
+def test_a_store_that_refuses_fails_with_a_line_naming_the_secret(secret_store, tmp_path):
     # The stand-in CLI's own error names a file path; the script's last line names the secret and its version, as
     # the journal of pixtral-secrets.service shows under real systemd (tests/rehearsal).
-    done = _fetch_secrets(tmp_path, api_key="sk-" + "x" * 20, hf_token="hf_" + "x" * 20, stored=("hf-token",))
+    done = _fetch_secrets(tmp_path, api_key="sk-" + "x" * 20, hf_token="hf_" + "x" * 20, stored=("hf-token",),
+                          secret_store=secret_store)
     assert done.returncode != 0
-    assert done.stderr.strip().splitlines()[-1].startswith("cannot read secret api-key (version 3) from aws-ssm")
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"cannot read secret api-key (version 3) from {secret_store}"), done.stderr
     assert not (tmp_path / "secrets.env").exists()
 
 

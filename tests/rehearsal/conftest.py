@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .machine import Machine, cache_missing
+from .machine import SERVER_UNIT, Machine, cache_missing
 from .program import PROJECT_DIR
 
 
@@ -56,15 +58,47 @@ def boot(stack: str, folder: Path, *settings: str) -> Booted:
     return Booted.from_line(Machine(folder), done.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def booted(request, tmp_path_factory):
-    """The module's STACK (and SETTINGS), booted once; stopped with every stand-in when the module ends."""
-    stack = request.module.STACK
+    """The test class's STACK (and SETTINGS), booted once; stopped with every stand-in when the class ends."""
+    stack = request.cls.STACK
     folder = tmp_path_factory.mktemp(f"rehearsal-{stack}")
-    machine = boot(stack, folder, *getattr(request.module, "SETTINGS", ()))
+    machine = boot(stack, folder, *request.cls.SETTINGS)
     # The first boot's phase durations, kept beside the machine's folder for the README's measured column.
     (folder / "durations.json").write_text(rehearsal("durations", str(folder)).stdout)
     yield machine
+    started = time.monotonic()
     rehearsal("stop", str(folder))
+    stopped = time.monotonic()
     # The machine's disk holds a vLLM install (about 7 GB): not kept with pytest's last runs.
     shutil.rmtree(folder / "upper", ignore_errors=True)
+    # How long the end took, beside the boot's durations (docs/development.md's measured tier).
+    (folder / "teardown.json").write_text(json.dumps({"stop": round(stopped - started, 1),
+                                                      "remove_disk": round(time.monotonic() - stopped, 1)}))
+
+
+def wait_for_units(booted: Booted, what: str, predicate: Callable[[dict], bool], timeout: float = 600) -> dict:
+    """The pixtral-* units' properties once `predicate` holds for them; fails saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        units = booted.machine.units()
+        if predicate(units):
+            return units
+        time.sleep(2)
+    raise AssertionError(f"{what} within {timeout:.0f} s; units: "
+                         f"{ {n: (u['ActiveState'], u['SubState']) for n, u in booted.machine.units().items()} }")
+
+
+def serving_units(units: dict) -> bool:
+    return all(u["ActiveState"] == "active" for u in units.values())
+
+
+@pytest.fixture
+def serving(booted: Booted) -> Booted:
+    """The booted machine, serving: a fault before may have left vLLM stopped (its cause mended), which an operator
+    starts again."""
+    if not serving_units(booted.machine.units()):
+        booted.machine.run("systemctl", "reset-failed")
+        booted.machine.run("systemctl", "start", "--no-block", SERVER_UNIT)
+        wait_for_units(booted, "serving again", serving_units)
+    return booted

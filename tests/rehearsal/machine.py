@@ -70,6 +70,8 @@ class MachineState:
     secrets: list[dict] = field(default_factory=list)
     location: str = ""
     pids: dict[str, int] = field(default_factory=dict)
+    # Each stand-in's command line, so a fault can take one down and bring it back.
+    commands: dict[str, list[str]] = field(default_factory=dict)
     # When systemd-nspawn started the machine (epoch seconds), for each boot: the container shares the host's
     # kernel, so /proc/uptime (the timeline's `boot start`) tells the host's boot, not the machine's.
     starts: list[float] = field(default_factory=list)
@@ -287,10 +289,14 @@ class Machine:
         (dropin / "50-rehearsal.conf").write_text("\n".join(lines) + "\n")
 
     def _spawn(self, name: str, command: list[str], state: MachineState, netns: bool = True) -> None:
+        state.commands[name] = (["ip", "netns", "exec", state.netns] if netns else []) + command
+        self._launch(name, state)
+
+    def _launch(self, name: str, state: MachineState) -> None:
+        """Starts the stand-in `name` from its saved command line, its output appended to edge/NAME.log."""
         log = (self.edge / f"{name}.log").open("ab")
-        prefix = ["ip", "netns", "exec", state.netns] if netns else []
-        process = subprocess.Popen(prefix + command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=PROJECT_DIR, start_new_session=True)
+        process = subprocess.Popen(state.commands[name], stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, cwd=PROJECT_DIR, start_new_session=True)
         state.pids[name] = process.pid
 
     def _start_edge(self, declared: Declared, state: MachineState) -> None:
@@ -322,13 +328,9 @@ class Machine:
             self._spawn("imds", [*edge, "imds", "--port", "80", "--log", requests, "--instance-id", instance_id],
                         state)
         else:
-            store = self.edge / "secret-manager.json"
-            values: dict = {declared.location: {}}
-            for secret in declared.secrets:
-                values[declared.location].setdefault(secret.name, {})[secret.version] = secret.value
-            store.write_text(json.dumps(values))
+            self._write_secret_manager(state)
             self._spawn("secrets", [*edge, "secrets", "--port", str(SECRETS_PORT), "--log", requests,
-                                    "--store", str(store)], state)
+                                    "--store", str(self.edge / "secret-manager.json")], state)
         for port in (INDEX_PORT, HUB_PORT, 443, *((AWS_API_PORT, 80) if declared.cloud == "aws" else (SECRETS_PORT,))):
             _wait_port(state.netns, port)
         # The endpoint on this machine's loopback, forwarded into the namespace.
@@ -415,26 +417,58 @@ class Machine:
                              f"{self.journal(SERVER_UNIT)}")
 
     # -- faults ---------------------------------------------------------------------------------------------
-    def store_refuses(self, secret: str) -> None:
-        """The secret store no longer holds `secret` at any version (as after a wrong version or a deletion)."""
+    def store_lacks_version(self, secret: str) -> None:
+        """The secret store holds `secret` only at versions before the one the user data names (that one destroyed,
+        disabled or never written: what a stale or hand-edited version number meets)."""
         state = self.state
+        (named,) = [s for s in state.secrets if s["name"] == secret]
+        older = {**named, "version": str(int(named["version"]) - 1)}
         if state.cloud == "aws":
-            self._seed_aws(secret, "--delete")
+            # SSM cannot delete one version: the parameter is written afresh up to the one before.
+            if int(older["version"]) > 0:
+                self._seed_aws(json.dumps([older]), "--ssm-only")
+            else:
+                self._seed_aws(secret, "--delete")
         else:
-            store = self.edge / "secret-manager.json"
-            values = json.loads(store.read_text())
-            values[state.location].pop(secret, None)
-            store.write_text(json.dumps(values))
+            self._write_secret_manager(state, lacking=named)
 
     def store_restored(self) -> None:
         state = self.state
         if state.cloud == "aws":
             self._seed_aws(json.dumps(state.secrets), "--ssm-only")
         else:
-            values: dict = {state.location: {}}
-            for secret in state.secrets:
-                values[state.location].setdefault(secret["name"], {})[secret["version"]] = secret["value"]
-            (self.edge / "secret-manager.json").write_text(json.dumps(values))
+            self._write_secret_manager(state)
+
+    def store_unreachable(self) -> None:
+        """The store's endpoint refuses connections (SSM's API endpoint, or Secret Manager's behind `gcloud`)."""
+        name = self._store_service()
+        pid = self.state.pids[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _reap(pid)
+
+    def store_reachable(self) -> None:
+        state = self.state
+        self._launch(self._store_service(), state)
+        self._save(state)
+        _wait_port(state.netns, AWS_API_PORT if state.cloud == "aws" else SECRETS_PORT)
+
+    def _store_service(self) -> str:
+        return "aws-api" if self.state.cloud == "aws" else "secrets"
+
+    def _write_secret_manager(self, state: MachineState, lacking: dict | None = None) -> None:
+        """The Secret Manager stand-in's store: each secret at the version the user data names, earlier versions
+        holding other values (so reading the wrong one shows), but `lacking`'s named version."""
+        values: dict = {state.location: {}}
+        for secret in state.secrets:
+            versions = {str(v): f"stale-version-{v}" for v in range(1, int(secret["version"]))}
+            if secret != lacking:
+                versions[secret["version"]] = secret["value"]
+            values[state.location][secret["name"]] = versions
+        (self.edge / "secret-manager.json").write_text(json.dumps(values))
 
     def _seed_aws(self, *args: str) -> None:
         state = self.state

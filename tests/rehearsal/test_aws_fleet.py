@@ -8,45 +8,29 @@ import json
 
 import pytest
 
-from . import checks
+from .checks import EveryStack, smoke, timeline_events
+from .conftest import SERVER_UNIT
 
 pytestmark = pytest.mark.rehearsal
-STACK = "aws-fleet"
-SETTINGS = ("pixtral:warmPool=1", "pixtral:spot=false", "pixtral:onDemandBaseReplicas=0",
-            'pixtral:instanceTypes=["g6e.xlarge"]')
 
 
-def test_units_reach_their_final_state_in_declared_order(booted):
-    checks.check_units_reach_their_final_state_in_declared_order(booted)
+class TestAwsFleet(EveryStack):
+    STACK = "aws-fleet"
+    SETTINGS = ("pixtral:warmPool=1", "pixtral:spot=false", "pixtral:onDemandBaseReplicas=0",
+                'pixtral:instanceTypes=["g6e.xlarge"]')
 
-
-def test_seed_request_is_answered_and_the_key_enforced(booted):
-    checks.check_seed_request_is_answered_and_the_key_enforced(booted)
-
-
-def test_plain_http_and_bad_keys_get_no_answer(booted):
-    checks.check_plain_http_and_bad_keys_get_no_answer(booted)
-
-
-def test_timeline_holds_every_phase_in_order(booted):
-    checks.check_timeline_holds_every_phase_in_order(booted)
-
-
-def test_reboot_serves_again_without_install_or_download(booted):
-    checks.check_reboot_serves_again_without_install_or_download(booted)
-
-
-def test_lifecycle_action_is_completed_once_the_server_answers(booted):
-    # In call order; a reboot calls again (the real group then refuses: no hold is pending).
-    completed = [json.loads(line) for line in
-                 (booted.machine.edge / "lifecycle-completed.jsonl").read_text().splitlines()]
-    assert completed, "the replica never released the launch hold"
-    first = completed[0]
-    assert (first["LifecycleHookName"], first["LifecycleActionResult"]) == ("pixtral-ready", "CONTINUE"), first
-    ready = next(e["time"] for e in checks.timeline_events(booted) if (e["phase"], e["event"]) == ("ready", "end"))
-    assert ready <= first["time"], f"completed at {first['time']}, before the server answered at {ready}"
-    units = booted.machine.units()
-    assert units["pixtral-lifecycle.service"]["Result"] == "success"
-    assert int(units["pixtral-lifecycle.service"]["InactiveExitTimestampMonotonic"]) >= int(
-        units[checks.SERVER_UNIT]["ActiveEnterTimestampMonotonic"])
-    checks.check_seed_request_is_answered_and_the_key_enforced(booted)
+    def test_lifecycle_action_is_completed_once_the_server_answers(self, serving):
+        # In call order; a reboot calls again (the real group then refuses: no hold is pending).
+        completed = [json.loads(line) for line in
+                     (serving.machine.edge / "lifecycle-completed.jsonl").read_text().splitlines()]
+        assert completed, "the replica never released the launch hold"
+        first = completed[0]
+        assert (first["LifecycleHookName"], first["LifecycleActionResult"]) == ("pixtral-ready", "CONTINUE"), first
+        ready = next(e["time"] for e in timeline_events(serving) if (e["phase"], e["event"]) == ("ready", "end"))
+        assert ready <= first["time"], f"completed at {first['time']}, before the server answered at {ready}"
+        units = serving.machine.units()
+        assert units["pixtral-lifecycle.service"]["Result"] == "success"
+        assert int(units["pixtral-lifecycle.service"]["InactiveExitTimestampMonotonic"]) >= int(
+            units[SERVER_UNIT]["ActiveEnterTimestampMonotonic"])
+        done = smoke(serving)
+        assert done.returncode == 0, done.stdout + done.stderr

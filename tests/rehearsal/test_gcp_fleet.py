@@ -2,27 +2,10 @@
 
 import pytest
 
-from . import checks
+from .checks import EveryStack
 
 pytestmark = pytest.mark.rehearsal
-STACK = "gcp-fleet"
 
 
-def test_units_reach_their_final_state_in_declared_order(booted):
-    checks.check_units_reach_their_final_state_in_declared_order(booted)
-
-
-def test_seed_request_is_answered_and_the_key_enforced(booted):
-    checks.check_seed_request_is_answered_and_the_key_enforced(booted)
-
-
-def test_plain_http_and_bad_keys_get_no_answer(booted):
-    checks.check_plain_http_and_bad_keys_get_no_answer(booted)
-
-
-def test_timeline_holds_every_phase_in_order(booted):
-    checks.check_timeline_holds_every_phase_in_order(booted)
-
-
-def test_reboot_serves_again_without_install_or_download(booted):
-    checks.check_reboot_serves_again_without_install_or_download(booted)
+class TestGcpFleet(EveryStack):
+    STACK = "gcp-fleet"
