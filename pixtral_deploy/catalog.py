@@ -205,7 +205,7 @@ HOURS_PER_MONTH = 730
 @dataclass(frozen=True)
 class ListPrice:
     usd: float
-    # "hour" or "GB-month".
+    # "hour", or a monthly unit ("GB-month", "IOPS-month", "MiB/s-month") spread over HOURS_PER_MONTH.
     unit: str
     # Where the price was read: a URL, with a word on what it covers.
     source: str
@@ -218,7 +218,13 @@ class ListPrice:
 
 _EC2 = "https://aws.amazon.com/ec2/pricing/on-demand/ (Linux)"
 _EBS = "https://aws.amazon.com/ebs/pricing/"
-_AWS_IPV4 = "https://aws.amazon.com/vpc/pricing/ (public IPv4 addresses)"
+# gp3: the size, and the IOPS above 3,000 and throughput above 125 MiB/s a volume includes (the rates AWS's page
+# gives, as docs/fleets.md quotes them; the throughput rate also as https://www.saisci.com/aws/gp3-throughput-explained/
+# quotes AWS for N. Virginia).
+_EBS_GP3_PERFORMANCE = "https://aws.amazon.com/ebs/pricing/ (gp3 IOPS above 3,000 and throughput above 125 MiB/s)"
+# Every public IPv4 address, an instance's auto-assigned one as much as an Elastic IP or a load balancer's, since
+# 2024-02-01 (https://aws.amazon.com/blogs/networking-and-content-delivery/identify-and-optimize-public-ipv4-address-usage-on-aws/).
+_AWS_IPV4 = "https://aws.amazon.com/vpc/pricing/ (a public IPv4 address, in use or idle)"
 _ELB = "https://aws.amazon.com/elasticloadbalancing/pricing/ (plus $0.008 per LCU-hour of traffic, not estimated)"
 _EKS = "https://aws.amazon.com/eks/pricing/ (a cluster in standard support)"
 # Google's own pages render their machine and disk tables with JavaScript; the machine and disk prices below are the
@@ -324,6 +330,8 @@ LIST_PRICES: dict[tuple[str, str], ListPrice] = {
         ("g6e.xlarge", 1.861), ("g6e.12xlarge", 10.493), ("g6.xlarge", 0.8048), ("g5.xlarge", 1.006),
         ("g5.2xlarge", 1.212), ("g5.12xlarge", 5.672), ("p4d.24xlarge", 32.77), ("t3.large", 0.0832))},
     ("aws:gp3", "us-east-1"): ListPrice(0.08, "GB-month", _EBS, "us-east-1"),
+    ("aws:gp3-iops", "us-east-1"): ListPrice(0.005, "IOPS-month", _EBS_GP3_PERFORMANCE, "us-east-1"),
+    ("aws:gp3-throughput", "us-east-1"): ListPrice(0.04, "MiB/s-month", _EBS_GP3_PERFORMANCE, "us-east-1"),
     ("aws:public-ipv4", "us-east-1"): ListPrice(0.005, "hour", _AWS_IPV4, "us-east-1"),
     ("aws:alb", "us-east-1"): ListPrice(0.0225, "hour", _ELB, "us-east-1"),
     ("aws:eks", "global"): ListPrice(0.10, "hour", _EKS, "global"),

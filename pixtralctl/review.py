@@ -15,7 +15,8 @@ from pixtral_deploy.catalog import HOURS_PER_MONTH, MACHINE_TYPES, PRICES_READ_O
 
 
 def _of_type(run: dict[str, Any], type_: str) -> list[dict[str, Any]]:
-    return [r for r in run["resources"] if r["type"] == type_]
+    # By name: the engine registers resources in whatever order their inputs resolve, and two renders must compare.
+    return sorted((r for r in run["resources"] if r["type"] == type_), key=lambda r: r["name"])
 
 
 def _max_model_len(run: dict[str, Any]) -> int:
@@ -73,7 +74,7 @@ class CostItem:
     # The catalogue's item ("gcp:g2-standard-24") and the region it runs in.
     price_key: str
     region: str
-    # Units of the price per item: GB for a disk priced per GB-month, 1 otherwise.
+    # Units of the price per item: GB for a disk priced per GB-month, IOPS or MiB/s above what a volume includes.
     size: float = 1
     spot: bool = False
     # Why the item has no price, where the reason is not a gap in the catalogue.
@@ -89,7 +90,7 @@ class CostItem:
         if price is None:
             return None
         usd = price.spot_usd if self.spot and price.spot_usd is not None else price.usd
-        return usd / HOURS_PER_MONTH if price.unit == "GB-month" else usd
+        return usd / HOURS_PER_MONTH if price.unit.endswith("-month") else usd
 
     def hourly(self, count: float) -> float | None:
         rate = self.rate()
@@ -115,19 +116,46 @@ def _same(resource: dict[str, Any], reference: Any) -> bool:
     return reference in {resource.get("id"), outputs.get("selfLink"), outputs.get("selfLinkUnique")}
 
 
-def _aws_disk(what: str, gb: Any, count: tuple[float, float], region: str, volume: str = "gp3") -> list[CostItem]:
-    return [CostItem(f"{what} ({gb:g} GB {volume})", *count, f"aws:{volume}", region, size=float(gb))] if gb else []
+# What a gp3 volume includes at its base price (https://aws.amazon.com/ebs/pricing/).
+GP3_INCLUDED_IOPS = 3000
+GP3_INCLUDED_MIBPS = 125
+
+
+def _aws_disk(what: str, ebs: dict[str, Any], count: tuple[float, float], region: str) -> list[CostItem]:
+    """A volume's size and, on gp3, the IOPS and throughput it provisions above what the size includes."""
+    gb, volume = ebs.get("volumeSize"), ebs.get("volumeType", "gp3")
+    if not gb:
+        return []
+    items = [CostItem(f"{what} ({float(gb):g} GB {volume})", *count, f"aws:{volume}", region, size=float(gb))]
+    iops, mibps = float(ebs.get("iops") or 0), float(ebs.get("throughput") or 0)
+    if volume == "gp3" and iops > GP3_INCLUDED_IOPS:
+        items.append(CostItem(f"{what}: {iops:g} IOPS, {iops - GP3_INCLUDED_IOPS:g} above the included "
+                              f"{GP3_INCLUDED_IOPS}", *count, "aws:gp3-iops", region, size=iops - GP3_INCLUDED_IOPS))
+    if volume == "gp3" and mibps > GP3_INCLUDED_MIBPS:
+        items.append(CostItem(f"{what}: {mibps:g} MiB/s, {mibps - GP3_INCLUDED_MIBPS:g} above the included "
+                              f"{GP3_INCLUDED_MIBPS}", *count, "aws:gp3-throughput", region,
+                              size=mibps - GP3_INCLUDED_MIBPS))
+    return items
+
+
+def _aws_launch_template(run: dict[str, Any], template_id: Any) -> dict[str, Any] | None:
+    templates = _of_type(run, "aws:ec2/launchTemplate:LaunchTemplate")
+    return next((t for t in templates if _same(t, template_id)), templates[0] if len(templates) == 1 else None)
+
+
+def _aws_template_public_ip(run: dict[str, Any], template_id: Any) -> bool:
+    template = _aws_launch_template(run, template_id)
+    interfaces = (template["inputs"].get("networkInterfaces") or []) if template else []
+    return any(str(i.get("associatePublicIpAddress")).lower() == "true" for i in interfaces)
 
 
 def _aws_template_disks(run: dict[str, Any], template_id: Any, what: str, count: tuple[float, float],
                         region: str) -> list[CostItem]:
     """The EBS volumes a launch template maps, for every instance launched from it."""
-    templates = _of_type(run, "aws:ec2/launchTemplate:LaunchTemplate")
-    template = next((t for t in templates if _same(t, template_id)), templates[0] if len(templates) == 1 else None)
+    template = _aws_launch_template(run, template_id)
     mappings = (template["inputs"].get("blockDeviceMappings") or []) if template else []
-    disks = [item for mapping in mappings if mapping.get("ebs")
-             for item in _aws_disk(what, mapping["ebs"].get("volumeSize"), count, region,
-                                   mapping["ebs"].get("volumeType", "gp3"))]
+    disks = [item for mapping in mappings if mapping.get("ebs") for item in _aws_disk(what, mapping["ebs"], count,
+                                                                                        region)]
     return disks or [CostItem(f"{what} (the image's own root volume)", *count, "aws:ami-root-volume", region,
                               unpriced_because="size set by the image, not known before launch")]
 
@@ -154,7 +182,7 @@ def _aws_items(run: dict[str, Any]) -> list[CostItem]:
         spot = (inputs.get("instanceMarketOptions") or {}).get("marketType") == "spot"
         kind = inputs.get("instanceType")
         items.append(CostItem(f"{kind} ({'spot' if spot else 'on-demand'})", 1, 1, f"aws:{kind}", region, spot=spot))
-        items += _aws_disk("root disk", (inputs.get("rootBlockDevice") or {}).get("volumeSize"), (1, 1), region)
+        items += _aws_disk("root disk", inputs.get("rootBlockDevice") or {}, (1, 1), region)
     items += [CostItem("public IPv4 address (Elastic IP)", 1, 1, "aws:public-ipv4", region)
               for _ in _of_type(run, "aws:ec2/eip:Eip")]
     templates = _of_type(run, "aws:ec2/launchTemplate:LaunchTemplate")
@@ -170,10 +198,17 @@ def _aws_items(run: dict[str, Any]) -> list[CostItem]:
                                   region, spot=spot))
         policy_template = ((inputs.get("mixedInstancesPolicy") or {}).get("launchTemplate") or {}).get(
             "launchTemplateSpecification") or inputs.get("launchTemplate") or {}
-        items += _aws_template_disks(run, policy_template.get("launchTemplateId") or policy_template.get("id"),
-                                     "replica disks", (low, high), region)
-    items += [CostItem("Application Load Balancer", 1, 1, "aws:alb", region)
-              for _ in _of_type(run, "aws:lb/loadBalancer:LoadBalancer")]
+        template_id = policy_template.get("launchTemplateId") or policy_template.get("id")
+        items += _aws_template_disks(run, template_id, "replica disks", (low, high), region)
+        if _aws_template_public_ip(run, template_id):
+            items.append(CostItem("public IPv4 address of each replica", low, high, "aws:public-ipv4", region))
+    for balancer in _of_type(run, "aws:lb/loadBalancer:LoadBalancer"):
+        items.append(CostItem("Application Load Balancer", 1, 1, "aws:alb", region))
+        if not balancer["inputs"].get("internal"):
+            # An internet-facing balancer holds a public IPv4 address in each of its subnets' zones.
+            zones = float(len(balancer["inputs"].get("subnets") or []))
+            items.append(CostItem("public IPv4 addresses of the load balancer (one a zone)", zones, zones,
+                                  "aws:public-ipv4", region))
     items += [CostItem("EKS control plane", 1, 1, "aws:eks", region) for _ in _of_type(run, "aws:eks/cluster:Cluster")]
     for group in _of_type(run, "aws:eks/nodeGroup:NodeGroup"):
         inputs = group["inputs"]
@@ -184,7 +219,8 @@ def _aws_items(run: dict[str, Any]) -> list[CostItem]:
         items.append(CostItem(f"{kind} nodes ({group['name']}, {'spot' if spot else 'on-demand'})", low, high,
                               f"aws:{kind}", region, spot=spot))
         if inputs.get("diskSize"):
-            items += _aws_disk(f"node disks ({group['name']})", inputs.get("diskSize"), (low, high), region)
+            items += _aws_disk(f"node disks ({group['name']})", {"volumeSize": inputs.get("diskSize")}, (low, high),
+                               region)
         else:
             items += _aws_template_disks(run, (inputs.get("launchTemplate") or {}).get("id"),
                                          f"node disks ({group['name']})", (low, high), region)

@@ -27,7 +27,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("stack", ["aws-fleet", "k8s-autoscale"])
+@pytest.mark.parametrize("stack", ["aws-fleet", "k8s-autoscale", "eks", "gcp-fleet"])
 def test_two_renders_of_a_stack_are_byte_identical(stack, tmp_path):
     for name in ("first", "second"):
         done = _render(stack, tmp_path / name)
@@ -112,7 +112,10 @@ def test_cost_is_an_hourly_estimate_at_dated_list_prices(tmp_path):
     assert f"list prices (us-east-1, read {PRICES_READ_ON})" in cost
     assert "| g6e.xlarge (on-demand) | 1 | $1.861/hour | $1.861 |" in cost
     assert "| root disk (200 GB gp3) | 1 | $0.08/GB-month | $0.022 |" in cost
-    assert "Total of what is priced: $1.888 an hour" in cost
+    # The root volume provisions 6000 IOPS and 1000 MiB/s; gp3's price includes 3000 and 125.
+    assert "| root disk: 6000 IOPS, 3000 above the included 3000 | 1 | $0.005/IOPS-month | $0.021 |" in cost
+    assert "| root disk: 1000 MiB/s, 875 above the included 125 | 1 | $0.04/MiB/s-month | $0.048 |" in cost
+    assert "Total of what is priced: $1.956 an hour" in cost
     assert f"- https://aws.amazon.com/ec2/pricing/on-demand/ (Linux), read {PRICES_READ_ON}: us-east-1" in cost
 
 
@@ -181,6 +184,9 @@ def test_aws_spot_is_counted_at_its_ceiling_the_on_demand_price(tmp_path):
     assert rows["g6e.xlarge spot replicas (the first of the group's types)"] == [
         "0 to 3", "spot: the market price, at most the on-demand $1.861/hour", "at most $0.000 to $5.583"]
     assert "AWS spot capacity counted at its ceiling" in cost and "Application Load Balancer" in rows
+    # Every replica and each of the balancer's two zones holds a public IPv4 address.
+    assert rows["public IPv4 address of each replica"] == ["1 to 4", "$0.005/hour", "$0.005 to $0.020"]
+    assert rows["public IPv4 addresses of the load balancer (one a zone)"] == ["2", "$0.005/hour", "$0.010"]
     single = _rows(_cost("aws", tmp_path / "spot", {"pixtral:spot": "true"}))
     assert single["g6e.xlarge (spot)"][2] == "at most $1.861"
 
@@ -214,7 +220,7 @@ def test_every_catalogue_price_names_its_source_region_and_day():
         assert price.source.startswith("https://"), (item, price.source)
         assert price.region == region and re.fullmatch(r"global|[a-z]+-[a-z]+(\d+|-\d+)", region), (item, region)
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", price.read_on), (item, price.read_on)
-        assert price.unit in ("hour", "GB-month") and price.usd > 0
+        assert price.unit in ("hour", "GB-month", "IOPS-month", "MiB/s-month") and price.usd > 0
         assert price.spot_usd is None or 0 < price.spot_usd < price.usd, (item, region)
 
 
