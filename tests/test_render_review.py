@@ -15,6 +15,7 @@ from conftest import PROJECT_DIR, run_stack
 
 from pixtral_deploy.catalog import LIST_PRICES, PRICES_READ_ON, list_price
 from pixtralctl.render import KNOWN_AFTER_UP, RENDER_MARK, write_render
+from pixtralctl.review import cost_section
 
 
 def _render(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -175,6 +176,14 @@ def test_the_total_is_the_sum_of_the_rows(stack, tmp_path):
     # Each row is rounded to a tenth of a cent, so the sum of the rows may differ from the total by that much a row.
     assert abs(float(total[1]) - least) <= 0.0005 * len(priced) + 1e-9, (total[0], least)
     assert abs(float(total[2] or total[1]) - most) <= 0.0005 * len(priced) + 1e-9, (total[0], most)
+
+
+@pytest.mark.parametrize("stack", ["eks", "gcp-fleet", "gke"])
+def test_the_cost_does_not_depend_on_the_order_the_engine_registered_resources(stack):
+    # The engine registers resources as their inputs resolve: two runs may list two node groups either way round.
+    run = run_stack(stack)
+    reordered = dict(run, resources=list(reversed(run["resources"])))
+    assert cost_section(reordered) == cost_section(run)
 
 
 def test_aws_spot_is_counted_at_its_ceiling_the_on_demand_price(tmp_path):
