@@ -140,7 +140,15 @@ def test_a_gcp_vm_costs_its_machine_type_disk_and_address_at_the_catalogues_pric
         "1", f"${machine.usd:g}/hour (Spot ${machine.spot_usd:g})", f"${machine.usd:.3f}"]
     # 500 GB of pd-ssd at $0.17 a GB-month, over 730 hours.
     assert rows["boot disk (500 GB pd-ssd)"] == ["1", "$0.17/GB-month", "$0.116"]
-    assert rows["static IPv4 address (in use on the VM)"] == ["1", "$0.005/hour", "$0.005"]
+    assert rows["static external IPv4 address (in use on the VM)"] == ["1", "$0.005/hour", "$0.005"]
+
+
+def test_an_internal_gcp_fleet_pays_for_no_external_address(tmp_path):
+    rows = _rows(_cost("gcp-fleet", tmp_path / "internal", {"pixtral:internal": "true"}))
+    assert not [item for item in rows if "IPv4" in item], rows
+    # Google lists regional forwarding rules per region; the catalogue has none of them, and says so.
+    assert rows["load balancer: regional forwarding rule"] == [
+        "1", "no list price in the catalogue for us-central1", "not estimated"]
 
 
 def test_a_gcp_fleet_prices_its_standard_group_on_demand_and_its_spot_group_at_the_spot_price(tmp_path):
