@@ -265,9 +265,11 @@ def _gcp_items(run: dict[str, Any]) -> list[CostItem]:
                               _gcp_spot(inputs.get("scheduling") or {}), inputs.get("guestAccelerators") or [])
         params = (inputs.get("bootDisk") or {}).get("initializeParams") or {}
         items += _gcp_disk("boot disk", params.get("size"), params.get("type", "pd-standard"), (1, 1), region)
-    items += [CostItem("static IPv4 address (in use on the VM)", 1, 1, "gcp:static-ipv4",
+    # An internal address (the internal load balancer's) costs nothing; an external one is the VM's.
+    items += [CostItem("static external IPv4 address (in use on the VM)", 1, 1, "gcp:static-ipv4",
                        _gcp_region(run, address["inputs"].get("region")))
-              for address in _of_type(run, "gcp:compute/address:Address")]
+              for address in _of_type(run, "gcp:compute/address:Address")
+              if address["inputs"].get("addressType", "EXTERNAL") == "EXTERNAL"]
     templates = _of_type(run, "gcp:compute/instanceTemplate:InstanceTemplate")
     autoscalers = _of_type(run, "gcp:compute/regionAutoscaler:RegionAutoscaler")
     for group in _of_type(run, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"):
