@@ -198,7 +198,6 @@ def gpu_zones(gpu: str, region: str) -> tuple[str, ...] | None:
 # as this program sets none, an instance never costs more than the on-demand price, the ceiling the estimate shows
 # (https://docs.aws.amazon.com/whitepapers/latest/cost-optimization-leveraging-ec2-spot-instances/how-spot-instances-work.html).
 PRICES_READ_ON = "2026-12-06"
-PRICES_REGION = "us-east-1"
 HOURS_PER_MONTH = 730
 
 
