@@ -190,41 +190,161 @@ def gpu_zones(gpu: str, region: str) -> tuple[str, ...] | None:
     return GPU_ZONES.get(gpu, {}).get(region)
 
 
-# List prices in US dollars, on-demand, Linux, us-east-1 (AWS), as the clouds' pricing pages give them; the date says
-# when they were read. `pixtralctl render` turns them into an hourly estimate. A price the catalogue lacks is said to
-# be missing, never guessed: GCP's machine and disk prices and every spot price are not here (spot prices move: AWS
-# sets them every few minutes, GCP up to once in 30 days).
+# List prices in US dollars, as the clouds publish them, each with the page or file it was read from, the region it
+# applies to and the day it was read. `pixtralctl render` turns them into an hourly estimate. A price the catalogue
+# lacks, for an item or for a region, is said to be missing, never guessed or borrowed from another region.
+# Spot: GCP publishes a Spot price per machine type and region (it may change once a day); AWS has no list price for
+# spot (EC2 sets it from supply and demand, https://aws.amazon.com/ec2/spot/pricing/), and with no maximum price set,
+# as this program sets none, an instance never costs more than the on-demand price, the ceiling the estimate shows
+# (https://docs.aws.amazon.com/whitepapers/latest/cost-optimization-leveraging-ec2-spot-instances/how-spot-instances-work.html).
 PRICES_READ_ON = "2026-12-06"
-PRICES_REGION = "us-east-1"
+HOURS_PER_MONTH = 730
 
 
 @dataclass(frozen=True)
 class ListPrice:
     usd: float
+    # "hour", or a monthly unit ("GB-month", "IOPS-month", "MiB/s-month") spread over HOURS_PER_MONTH.
     unit: str
+    # Where the price was read: a URL, with a word on what it covers.
     source: str
+    # The region the price applies to, or "global" for a price that has none.
+    region: str
+    read_on: str = PRICES_READ_ON
+    # The published Spot price in the same unit; None where spot has no list price.
+    spot_usd: float | None = None
 
 
-_EC2 = "AWS EC2 On-Demand pricing (aws.amazon.com/ec2/pricing/on-demand), as quoted in 2026 cost write-ups"
-LIST_PRICES: dict[str, ListPrice] = {
-    "aws:g6e.xlarge": ListPrice(1.861, "hour", _EC2),
-    "aws:g6e.12xlarge": ListPrice(10.493, "hour", _EC2),
-    "aws:g6.xlarge": ListPrice(0.8048, "hour", _EC2),
-    "aws:g5.xlarge": ListPrice(1.006, "hour", _EC2),
-    "aws:g5.2xlarge": ListPrice(1.212, "hour", _EC2),
-    "aws:g5.12xlarge": ListPrice(5.672, "hour", _EC2),
-    "aws:p4d.24xlarge": ListPrice(32.77, "hour", _EC2),
-    "aws:t3.large": ListPrice(0.0832, "hour", _EC2),
-    "aws:gp3": ListPrice(0.08, "GB-month", "Amazon EBS pricing (aws.amazon.com/ebs/pricing)"),
-    "aws:public-ipv4": ListPrice(0.005, "hour",
-                                 "Amazon VPC pricing, public IPv4 addresses (aws.amazon.com/vpc/pricing)"),
-    "aws:alb": ListPrice(0.0225, "hour",
-                         "Elastic Load Balancing pricing (aws.amazon.com/elasticloadbalancing/pricing), plus $0.008 "
-                         "per LCU-hour of traffic, not estimated"),
-    "aws:eks": ListPrice(0.10, "hour",
-                         "Amazon EKS pricing, a cluster in standard support (aws.amazon.com/eks/pricing)"),
-    "gcp:gke": ListPrice(0.10, "hour",
-                         "GKE pricing, cluster management fee (cloud.google.com/kubernetes-engine/pricing); a monthly "
-                         "credit covers one zonal cluster per billing account"),
+_EC2 = "https://aws.amazon.com/ec2/pricing/on-demand/ (Linux)"
+_EBS = "https://aws.amazon.com/ebs/pricing/"
+# gp3: the size, and the IOPS above 3,000 and throughput above 125 MiB/s a volume includes (the rates AWS's page
+# gives, as docs/fleets.md quotes them; the throughput rate also as https://www.saisci.com/aws/gp3-throughput-explained/
+# quotes AWS for N. Virginia).
+_EBS_GP3_PERFORMANCE = "https://aws.amazon.com/ebs/pricing/ (gp3 IOPS above 3,000 and throughput above 125 MiB/s)"
+# Every public IPv4 address, an instance's auto-assigned one as much as an Elastic IP or a load balancer's, since
+# 2024-02-01 (https://aws.amazon.com/blogs/networking-and-content-delivery/identify-and-optimize-public-ipv4-address-usage-on-aws/).
+_AWS_IPV4 = "https://aws.amazon.com/vpc/pricing/ (a public IPv4 address, in use or idle)"
+_ELB = "https://aws.amazon.com/elasticloadbalancing/pricing/ (plus $0.008 per LCU-hour of traffic, not estimated)"
+_EKS = "https://aws.amazon.com/eks/pricing/ (a cluster in standard support)"
+# Google's own pages render their machine and disk tables with JavaScript; the machine and disk prices below are the
+# Cloud Billing Catalog's SKU prices (vCPU + memory + GPU of each type), as pricing.yml of
+# github.com/Cyclenerd/google-cloud-pricing-cost-calculator sums them (generated 2026-07-30, read 2026-12-06). They
+# agree with the figures Google's pages state in prose: "a 200 GB SSD Persistent Disk volume would cost $34.00 for the
+# whole month" (https://cloud.google.com/compute/disks-image-pricing, US) is $0.17 per GB-month.
+_GCE = ("https://github.com/Cyclenerd/google-cloud-pricing-cost-calculator/blob/"
+        "fd66b26ff84fee5cdd94f341ea89206e76c06b99/pricing.yml (Google Cloud Billing Catalog SKU prices, 2026-07-30)")
+_GCP_LB = ("https://cloud.google.com/load-balancing/pricing (a global forwarding rule, one of the first 5; plus data "
+           "processed, not estimated)")
+_GKE = ("https://cloud.google.com/kubernetes-engine/pricing (cluster management fee; the free tier's monthly credit "
+        "covers one zonal cluster per billing account)")
+
+# On-demand and Spot USD per hour of the GCP machine types, per region (the regions GPU_ZONES knows for the L4). The
+# G2, A2 and A3 prices include their GPUs; N1 prices do not include the GPUs attached to them.
+_GCE_MACHINE_HOURLY: dict[str, dict[str, tuple[float, float]]] = {
+    "g2-standard-4": {
+        "us-central1": (0.7068, 0.3973), "us-east1": (0.7068, 0.3973), "us-east4": (0.7045, 0.3106),
+        "us-west1": (0.7068, 0.3973), "us-west4": (0.7961, 0.4624), "europe-west4": (0.7429, 0.3899),
+        "asia-southeast1": (0.872, 0.5233),
+    },
+    "g2-standard-8": {
+        "us-central1": (0.8536, 0.4799), "us-east1": (0.8536, 0.4799), "us-east4": (0.8508, 0.3751),
+        "us-west1": (0.8536, 0.4799), "us-west4": (0.9614, 0.5585), "europe-west4": (0.8972, 0.4708),
+        "asia-southeast1": (1.0531, 0.6319),
+    },
+    "g2-standard-12": {
+        "us-central1": (1.0004, 0.5624), "us-east1": (1.0004, 0.5624), "us-east4": (0.9971, 0.4396),
+        "us-west1": (1.0004, 0.5624), "us-west4": (1.1268, 0.6545), "europe-west4": (1.0515, 0.5518),
+        "asia-southeast1": (1.2342, 0.7406),
+    },
+    "g2-standard-16": {
+        "us-central1": (1.1472, 0.6449), "us-east1": (1.1472, 0.6449), "us-east4": (1.1435, 0.5041),
+        "us-west1": (1.1472, 0.6449), "us-west4": (1.2921, 0.7506), "europe-west4": (1.2058, 0.6327),
+        "asia-southeast1": (1.4153, 0.8493),
+    },
+    "g2-standard-24": {
+        "us-central1": (2.0008, 1.1248), "us-east1": (2.0008, 1.1248), "us-east4": (1.9943, 0.8792),
+        "us-west1": (2.0008, 1.1248), "us-west4": (2.2535, 1.309), "europe-west4": (2.103, 1.1036),
+        "asia-southeast1": (2.4684, 1.4812),
+    },
+    "g2-standard-32": {
+        "us-central1": (1.7344, 0.9751), "us-east1": (1.7344, 0.9751), "us-east4": (1.7287, 0.7621),
+        "us-west1": (1.7344, 0.9751), "us-west4": (1.9534, 1.1347), "europe-west4": (1.8229, 0.9566),
+        "asia-southeast1": (2.1397, 1.284),
+    },
+    "g2-standard-48": {
+        "us-central1": (4.0017, 2.2496), "us-east1": (4.0017, 2.2496), "us-east4": (3.9886, 1.7584),
+        "us-west1": (4.0017, 2.2496), "us-west4": (4.5071, 2.6181), "europe-west4": (4.206, 2.2071),
+        "asia-southeast1": (4.9369, 2.9625),
+    },
+    "g2-standard-96": {
+        "us-central1": (8.0033, 4.4993), "us-east1": (8.0033, 4.4993), "us-east4": (7.9771, 3.5167),
+        "us-west1": (8.0033, 4.4993), "us-west4": (9.0142, 5.2362), "europe-west4": (8.4119, 4.4142),
+        "asia-southeast1": (9.8737, 5.9249),
+    },
+    "a2-highgpu-1g": {
+        "us-central1": (3.6734, 1.928), "us-east1": (3.6734, 1.928), "us-east4": (3.9344, 2.3606),
+        "us-west1": (3.6734, 1.928), "us-west4": (3.9344, 1.8168), "europe-west4": (3.748, 1.6928),
+        "asia-southeast1": (4.0138, 2.4083),
+    },
+    "a2-highgpu-2g": {
+        "us-central1": (7.3468, 3.856), "us-east1": (7.3468, 3.856), "us-east4": (7.8687, 4.7211),
+        "us-west1": (7.3468, 3.856), "us-west4": (7.8687, 3.6337), "europe-west4": (7.4959, 3.3857),
+        "asia-southeast1": (8.0275, 4.8165),
+    },
+    "a2-ultragpu-1g": {
+        "us-central1": (5.0688, 2.7595), "us-east1": (5.0688, 2.7595), "us-east4": (5.7077, 2.3673),
+        "us-west1": (5.0688, 2.7595), "us-west4": (5.7077, 1.1836), "europe-west4": (5.5809, 2.9452),
+        "asia-southeast1": (6.2477, 3.2487),
+    },
+    "a3-highgpu-8g": {
+        "us-central1": (88.49, 50.6095), "us-east1": (88.49, 50.6095), "us-east4": (88.5558, 36.3208),
+        "us-west1": (88.49, 50.6095), "us-west4": (99.649, 37.2756), "europe-west4": (112.5405, 44.1188),
+        "asia-southeast1": (114.2783, 51.2187),
+    },
+    "n1-standard-8": {
+        "us-central1": (0.38, 0.134), "us-east1": (0.38, 0.134), "us-east4": (0.428, 0.1095), "us-west1": (0.38, 0.134),
+        "us-west4": (0.428, 0.1215), "europe-west4": (0.4183, 0.2431), "asia-southeast1": (0.4688, 0.0939),
+    },
+    "n1-standard-16": {
+        "us-central1": (0.76, 0.268), "us-east1": (0.76, 0.268), "us-east4": (0.8559, 0.219), "us-west1": (0.76, 0.268),
+        "us-west4": (0.8559, 0.2431), "europe-west4": (0.8367, 0.4861), "asia-southeast1": (0.9375, 0.1878),
+    },
+    "e2-standard-4": {
+        "us-central1": (0.134, 0.0804), "us-east1": (0.134, 0.0804), "us-east4": (0.1509, 0.0828),
+        "us-west1": (0.134, 0.0804), "us-west4": (0.1509, 0.0182), "europe-west4": (0.1475, 0.0705),
+        "asia-southeast1": (0.1653, 0.0863),
+    },
 }
-HOURS_PER_MONTH = 730
+# USD per GB-month of Persistent Disk, per region.
+_GCE_DISK_MONTHLY: dict[str, dict[str, float]] = {
+    "pd-ssd": {"us-central1": 0.17, "us-east1": 0.17, "us-east4": 0.187, "us-west1": 0.17, "us-west4": 0.187,
+               "europe-west4": 0.187, "asia-southeast1": 0.187},
+    "pd-balanced": {"us-central1": 0.1, "us-east1": 0.1, "us-east4": 0.11, "us-west1": 0.1, "us-west4": 0.11,
+                    "europe-west4": 0.11, "asia-southeast1": 0.11},
+}
+_GCP_REGIONS = tuple(_GCE_DISK_MONTHLY["pd-ssd"])
+
+LIST_PRICES: dict[tuple[str, str], ListPrice] = {
+    **{(f"aws:{kind}", "us-east-1"): ListPrice(usd, "hour", _EC2, "us-east-1") for kind, usd in (
+        ("g6e.xlarge", 1.861), ("g6e.12xlarge", 10.493), ("g6.xlarge", 0.8048), ("g5.xlarge", 1.006),
+        ("g5.2xlarge", 1.212), ("g5.12xlarge", 5.672), ("p4d.24xlarge", 32.77), ("t3.large", 0.0832))},
+    ("aws:gp3", "us-east-1"): ListPrice(0.08, "GB-month", _EBS, "us-east-1"),
+    ("aws:gp3-iops", "us-east-1"): ListPrice(0.005, "IOPS-month", _EBS_GP3_PERFORMANCE, "us-east-1"),
+    ("aws:gp3-throughput", "us-east-1"): ListPrice(0.04, "MiB/s-month", _EBS_GP3_PERFORMANCE, "us-east-1"),
+    ("aws:public-ipv4", "us-east-1"): ListPrice(0.005, "hour", _AWS_IPV4, "us-east-1"),
+    ("aws:alb", "us-east-1"): ListPrice(0.0225, "hour", _ELB, "us-east-1"),
+    ("aws:eks", "global"): ListPrice(0.10, "hour", _EKS, "global"),
+    **{(f"gcp:{kind}", region): ListPrice(usd, "hour", _GCE, region, spot_usd=spot)
+       for kind, regions in _GCE_MACHINE_HOURLY.items() for region, (usd, spot) in regions.items()},
+    **{(f"gcp:{disk}", region): ListPrice(usd, "GB-month", _GCE, region)
+       for disk, regions in _GCE_DISK_MONTHLY.items() for region, usd in regions.items()},
+    **{("gcp:static-ipv4", region): ListPrice(0.005, "hour", _GCE, region) for region in _GCP_REGIONS},
+    ("gcp:global-forwarding-rule", "global"): ListPrice(0.025, "hour", _GCP_LB, "global"),
+    ("gcp:gke", "global"): ListPrice(0.10, "hour", _GKE, "global"),
+}
+
+
+def list_price(item: str, region: str) -> ListPrice | None:
+    """The catalogue's price of `item` ("gcp:g2-standard-24") in `region`, or its one global price; None when the
+    catalogue has neither (then the estimate says so instead of using another region's price)."""
+    return LIST_PRICES.get((item, region)) or LIST_PRICES.get((item, "global"))

@@ -11,11 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pixtral_deploy.catalog import HOURS_PER_MONTH, LIST_PRICES, PRICES_READ_ON, PRICES_REGION, ListPrice
+from pixtral_deploy.catalog import HOURS_PER_MONTH, MACHINE_TYPES, PRICES_READ_ON, ListPrice, list_price, region_of
 
 
 def _of_type(run: dict[str, Any], type_: str) -> list[dict[str, Any]]:
-    return [r for r in run["resources"] if r["type"] == type_]
+    # By name: the engine registers resources in whatever order their inputs resolve, and two renders must compare.
+    return sorted((r for r in run["resources"] if r["type"] == type_), key=lambda r: r["name"])
 
 
 def _max_model_len(run: dict[str, Any]) -> int:
@@ -70,19 +71,35 @@ class CostItem:
     # How many run at the least and at the most (a fleet between its minimum and maximum size).
     least: float
     most: float
+    # The catalogue's item ("gcp:g2-standard-24") and the region it runs in.
     price_key: str
-    # Units of the price per item: GB for a disk priced per GB-month, 1 otherwise.
+    region: str
+    # Units of the price per item: GB for a disk priced per GB-month, IOPS or MiB/s above what a volume includes.
     size: float = 1
+    spot: bool = False
+    # Why the item has no price, where the reason is not a gap in the catalogue.
+    unpriced_because: str = ""
 
     def price(self) -> ListPrice | None:
-        return LIST_PRICES.get(self.price_key)
+        return None if self.unpriced_because else list_price(self.price_key, self.region)
 
-    def hourly(self, count: float) -> float | None:
+    def rate(self) -> float | None:
+        """USD an hour for one unit: the published Spot price for spot capacity where the cloud lists one, the on-demand
+        price otherwise (for AWS spot, its ceiling)."""
         price = self.price()
         if price is None:
             return None
-        per_hour = price.usd / HOURS_PER_MONTH if price.unit == "GB-month" else price.usd
-        return per_hour * self.size * count
+        usd = price.spot_usd if self.spot and price.spot_usd is not None else price.usd
+        return usd / HOURS_PER_MONTH if price.unit.endswith("-month") else usd
+
+    def hourly(self, count: float) -> float | None:
+        rate = self.rate()
+        return None if rate is None else rate * self.size * count
+
+    def floats(self) -> bool:
+        """Spot capacity without a list price (AWS): priced at its ceiling, the on-demand price."""
+        price = self.price()
+        return self.spot and price is not None and price.spot_usd is None
 
 
 def _count(low: float, high: float) -> str:
@@ -93,20 +110,80 @@ def _money(low: float, high: float, digits: int = 3) -> str:
     return f"${low:.{digits}f}" if math.isclose(low, high) else f"${low:.{digits}f} to ${high:.{digits}f}"
 
 
-def _disk(what: str, gb: Any, count: tuple[float, float]) -> list[CostItem]:
-    return [CostItem(f"{what} ({gb} GB gp3)", *count, "aws:gp3", size=float(gb))] if gb else []
+def _same(resource: dict[str, Any], reference: Any) -> bool:
+    """Whether `reference` (an id or self link another resource holds) names `resource`."""
+    outputs = resource.get("outputs") or {}
+    return reference in {resource.get("id"), outputs.get("selfLink"), outputs.get("selfLinkUnique")}
+
+
+# What a gp3 volume includes at its base price (https://aws.amazon.com/ebs/pricing/).
+GP3_INCLUDED_IOPS = 3000
+GP3_INCLUDED_MIBPS = 125
+
+
+def _aws_disk(what: str, ebs: dict[str, Any], count: tuple[float, float], region: str) -> list[CostItem]:
+    """A volume's size and, on gp3, the IOPS and throughput it provisions above what the size includes."""
+    gb, volume = ebs.get("volumeSize"), ebs.get("volumeType", "gp3")
+    if not gb:
+        return []
+    items = [CostItem(f"{what} ({float(gb):g} GB {volume})", *count, f"aws:{volume}", region, size=float(gb))]
+    iops, mibps = float(ebs.get("iops") or 0), float(ebs.get("throughput") or 0)
+    if volume == "gp3" and iops > GP3_INCLUDED_IOPS:
+        items.append(CostItem(f"{what}: {iops:g} IOPS, {iops - GP3_INCLUDED_IOPS:g} above the included "
+                              f"{GP3_INCLUDED_IOPS}", *count, "aws:gp3-iops", region, size=iops - GP3_INCLUDED_IOPS))
+    if volume == "gp3" and mibps > GP3_INCLUDED_MIBPS:
+        items.append(CostItem(f"{what}: {mibps:g} MiB/s, {mibps - GP3_INCLUDED_MIBPS:g} above the included "
+                              f"{GP3_INCLUDED_MIBPS}", *count, "aws:gp3-throughput", region,
+                              size=mibps - GP3_INCLUDED_MIBPS))
+    return items
+
+
+def _aws_launch_template(run: dict[str, Any], template_id: Any) -> dict[str, Any] | None:
+    templates = _of_type(run, "aws:ec2/launchTemplate:LaunchTemplate")
+    return next((t for t in templates if _same(t, template_id)), templates[0] if len(templates) == 1 else None)
+
+
+def _aws_template_public_ip(run: dict[str, Any], template_id: Any) -> bool:
+    template = _aws_launch_template(run, template_id)
+    interfaces = (template["inputs"].get("networkInterfaces") or []) if template else []
+    return any(str(i.get("associatePublicIpAddress")).lower() == "true" for i in interfaces)
+
+
+def _aws_template_disks(run: dict[str, Any], template_id: Any, what: str, count: tuple[float, float],
+                        region: str) -> list[CostItem]:
+    """The EBS volumes a launch template maps, for every instance launched from it."""
+    template = _aws_launch_template(run, template_id)
+    mappings = (template["inputs"].get("blockDeviceMappings") or []) if template else []
+    disks = [item for mapping in mappings if mapping.get("ebs") for item in _aws_disk(what, mapping["ebs"], count,
+                                                                                        region)]
+    return disks or [CostItem(f"{what} (the image's own root volume)", *count, "aws:ami-root-volume", region,
+                              unpriced_because="size set by the image, not known before launch")]
+
+
+def _asg_split(inputs: dict[str, Any], low: float, high: float) -> list[tuple[bool, float, float]]:
+    """An Auto Scaling group's (spot, least, most) parts: its on-demand base first, the rest on spot when its
+    instances distribution puts no more on-demand above the base."""
+    distribution = (inputs.get("mixedInstancesPolicy") or {}).get("instancesDistribution")
+    if not distribution or float(distribution.get("onDemandPercentageAboveBaseCapacity", 100)) >= 100:
+        return [(False, low, high)]
+    base = float(distribution.get("onDemandBaseCapacity") or 0)
+    if float(distribution.get("onDemandPercentageAboveBaseCapacity") or 0) > 0:
+        # A share of on-demand above the base is not split here: priced on-demand, a ceiling.
+        return [(False, low, high)]
+    parts = [(False, min(base, low), min(base, high))] if base else []
+    return parts + ([(True, max(0.0, low - base), high - base)] if high > base else [])
 
 
 def _aws_items(run: dict[str, Any]) -> list[CostItem]:
+    region = str(run["config"].get("aws:region", "us-east-1"))
     items = []
     for vm in _of_type(run, "aws:ec2/instance:Instance"):
         inputs = vm["inputs"]
         spot = (inputs.get("instanceMarketOptions") or {}).get("marketType") == "spot"
         kind = inputs.get("instanceType")
-        items.append(CostItem(f"{kind} ({'spot: market price, see below' if spot else 'on-demand'})", 1, 1,
-                              "spot" if spot else f"aws:{kind}"))
-        items += _disk("root disk", (inputs.get("rootBlockDevice") or {}).get("volumeSize"), (1, 1))
-    items += [CostItem("public IPv4 address (Elastic IP)", 1, 1, "aws:public-ipv4")
+        items.append(CostItem(f"{kind} ({'spot' if spot else 'on-demand'})", 1, 1, f"aws:{kind}", region, spot=spot))
+        items += _aws_disk("root disk", inputs.get("rootBlockDevice") or {}, (1, 1), region)
+    items += [CostItem("public IPv4 address (Elastic IP)", 1, 1, "aws:public-ipv4", region)
               for _ in _of_type(run, "aws:ec2/eip:Eip")]
     templates = _of_type(run, "aws:ec2/launchTemplate:LaunchTemplate")
     for group in _of_type(run, "aws:autoscaling/group:Group"):
@@ -115,77 +192,217 @@ def _aws_items(run: dict[str, Any]) -> list[CostItem]:
         overrides = ((inputs.get("mixedInstancesPolicy") or {}).get("launchTemplate") or {}).get("overrides") or []
         kind = (overrides[0].get("instanceType") if overrides else None) or (
             templates[0]["inputs"].get("instanceType") if templates else "?")
-        items.append(CostItem(f"{kind} replicas, priced on-demand (spot replicas cost the market price)", low, high,
-                              f"aws:{kind}"))
-        mappings = templates[0]["inputs"].get("blockDeviceMappings") or [] if templates else []
-        gb = next((m.get("ebs", {}).get("volumeSize") for m in mappings if m.get("ebs")), None)
-        items += _disk("replica disk", gb, (low, high))
-    items += [CostItem("Application Load Balancer (plus traffic: LCU-hours)", 1, 1, "aws:alb")
-              for _ in _of_type(run, "aws:lb/loadBalancer:LoadBalancer")]
-    items += [CostItem("EKS control plane", 1, 1, "aws:eks") for _ in _of_type(run, "aws:eks/cluster:Cluster")]
+        for spot, least, most in _asg_split(inputs, low, high):
+            what = "spot replicas" if spot else "on-demand replicas"
+            items.append(CostItem(f"{kind} {what} (the first of the group's types)", least, most, f"aws:{kind}",
+                                  region, spot=spot))
+        policy_template = ((inputs.get("mixedInstancesPolicy") or {}).get("launchTemplate") or {}).get(
+            "launchTemplateSpecification") or inputs.get("launchTemplate") or {}
+        template_id = policy_template.get("launchTemplateId") or policy_template.get("id")
+        items += _aws_template_disks(run, template_id, "replica disks", (low, high), region)
+        if _aws_template_public_ip(run, template_id):
+            items.append(CostItem("public IPv4 address of each replica", low, high, "aws:public-ipv4", region))
+    for balancer in _of_type(run, "aws:lb/loadBalancer:LoadBalancer"):
+        items.append(CostItem("Application Load Balancer", 1, 1, "aws:alb", region))
+        if not balancer["inputs"].get("internal"):
+            # An internet-facing balancer holds a public IPv4 address in each of its subnets' zones.
+            zones = float(len(balancer["inputs"].get("subnets") or []))
+            items.append(CostItem("public IPv4 addresses of the load balancer (one a zone)", zones, zones,
+                                  "aws:public-ipv4", region))
+    items += [CostItem("EKS control plane", 1, 1, "aws:eks", region) for _ in _of_type(run, "aws:eks/cluster:Cluster")]
     for group in _of_type(run, "aws:eks/nodeGroup:NodeGroup"):
         inputs = group["inputs"]
         scaling = inputs.get("scalingConfig") or {}
         low, high = float(scaling.get("minSize", 0)), float(scaling.get("maxSize", 0))
         kind = (inputs.get("instanceTypes") or ["?"])[0]
         spot = inputs.get("capacityType") == "SPOT"
-        items.append(CostItem(f"{kind} nodes ({group['name']}, {'spot: market price' if spot else 'on-demand'})",
-                              low, high, "spot" if spot else f"aws:{kind}"))
-        items += _disk(f"node disks ({group['name']})", inputs.get("diskSize"), (low, high))
+        items.append(CostItem(f"{kind} nodes ({group['name']}, {'spot' if spot else 'on-demand'})", low, high,
+                              f"aws:{kind}", region, spot=spot))
+        if inputs.get("diskSize"):
+            items += _aws_disk(f"node disks ({group['name']})", {"volumeSize": inputs.get("diskSize")}, (low, high),
+                               region)
+        else:
+            items += _aws_template_disks(run, (inputs.get("launchTemplate") or {}).get("id"),
+                                         f"node disks ({group['name']})", (low, high), region)
     return items
+
+
+def _gcp_spot(scheduling: dict[str, Any]) -> bool:
+    return scheduling.get("provisioningModel") == "SPOT" or bool(scheduling.get("preemptible"))
+
+
+def _gcp_machine(what: str, kind: Any, count: tuple[float, float], region: str, spot: bool,
+                 accelerators: list[dict[str, Any]]) -> list[CostItem]:
+    """A machine type's row, and a row for GPUs attached to a type whose price does not include them (N1)."""
+    label = "Spot" if spot else "on-demand"
+    items = [CostItem(f"{kind} {what} ({label})", *count, f"gcp:{kind}", region, spot=spot)]
+    known = MACHINE_TYPES.get(str(kind))
+    if known is not None and not known.accelerators_built_in:
+        for gpu in accelerators:
+            gpus = float(gpu.get("count") or 0)
+            items.append(CostItem(f"{gpu.get('type')} GPUs attached to each ({gpus:g} per machine, {label})",
+                                  count[0] * gpus, count[1] * gpus, f"gcp:{gpu.get('type')}", region, spot=spot))
+    return items
+
+
+def _gcp_disk(what: str, gb: Any, disk_type: Any, count: tuple[float, float], region: str) -> list[CostItem]:
+    return [CostItem(f"{what} ({gb:g} GB {disk_type})", *count, f"gcp:{disk_type}", region, size=float(gb))] if gb \
+        else []
+
+
+def _gcp_region(run: dict[str, Any], location: Any) -> str:
+    """The region of a zone or region name, else of the stack's gcp:zone."""
+    where = str(location or run["config"].get("gcp:zone", ""))
+    return region_of(where) if where.count("-") == 2 else where
 
 
 def _gcp_items(run: dict[str, Any]) -> list[CostItem]:
-    items = [CostItem(f"{vm['inputs'].get('machineType')} VM", 1, 1, f"gcp:{vm['inputs'].get('machineType')}")
-             for vm in _of_type(run, "gcp:compute/instance:Instance")]
+    items = []
+    for vm in _of_type(run, "gcp:compute/instance:Instance"):
+        inputs = vm["inputs"]
+        region = _gcp_region(run, inputs.get("zone"))
+        items += _gcp_machine("VM", inputs.get("machineType"), (1, 1), region,
+                              _gcp_spot(inputs.get("scheduling") or {}), inputs.get("guestAccelerators") or [])
+        params = (inputs.get("bootDisk") or {}).get("initializeParams") or {}
+        items += _gcp_disk("boot disk", params.get("size"), params.get("type", "pd-standard"), (1, 1), region)
+    # An internal address (the internal load balancer's) costs nothing; an external one is the VM's.
+    items += [CostItem("static external IPv4 address (in use on the VM)", 1, 1, "gcp:static-ipv4",
+                       _gcp_region(run, address["inputs"].get("region")))
+              for address in _of_type(run, "gcp:compute/address:Address")
+              if address["inputs"].get("addressType", "EXTERNAL") == "EXTERNAL"]
+    templates = _of_type(run, "gcp:compute/instanceTemplate:InstanceTemplate")
+    autoscalers = _of_type(run, "gcp:compute/regionAutoscaler:RegionAutoscaler")
     for group in _of_type(run, "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"):
-        autoscalers = _of_type(run, "gcp:compute/regionAutoscaler:RegionAutoscaler")
-        policy = autoscalers[0]["inputs"].get("autoscalingPolicy", {}) if autoscalers else {}
-        size = float(group["inputs"].get("targetSize") or 0)
-        low, high = float(policy.get("minReplicas", size)), float(policy.get("maxReplicas", size))
-        templates = _of_type(run, "gcp:compute/instanceTemplate:InstanceTemplate")
-        kind = templates[0]["inputs"].get("machineType") if templates else "?"
-        items.append(CostItem(f"{kind} replicas ({group['name']})", low, high, f"gcp:{kind}"))
-    items += [CostItem("GKE cluster management fee", 1, 1, "gcp:gke")
+        inputs = group["inputs"]
+        region = _gcp_region(run, inputs.get("region"))
+        policy = next((a["inputs"].get("autoscalingPolicy") or {} for a in autoscalers
+                       if _same(group, a["inputs"].get("target"))), {})
+        size = float(inputs.get("targetSize") or 0)
+        count = (float(policy.get("minReplicas", size)), float(policy.get("maxReplicas", size)))
+        version = (inputs.get("versions") or [{}])[0].get("instanceTemplate")
+        template = next((t["inputs"] for t in templates if _same(t, version)), {})
+        items += _gcp_machine(f"replicas of {group['name']}", template.get("machineType", "?"), count, region,
+                              _gcp_spot(template.get("scheduling") or {}), template.get("guestAccelerators") or [])
+        for disk in template.get("disks") or []:
+            items += _gcp_disk(f"replica disks of {group['name']}", disk.get("diskSizeGb"), disk.get("diskType"),
+                               count, region)
+    items += [CostItem("load balancer: global forwarding rule", 1, 1, "gcp:global-forwarding-rule", "global")
+              for _ in _of_type(run, "gcp:compute/globalForwardingRule:GlobalForwardingRule")]
+    items += [CostItem("load balancer: regional forwarding rule", 1, 1, "gcp:regional-forwarding-rule",
+                       _gcp_region(run, rule["inputs"].get("region")))
+              for rule in _of_type(run, "gcp:compute/forwardingRule:ForwardingRule")]
+    items += [CostItem("GKE cluster management fee", 1, 1, "gcp:gke", "global")
               for _ in _of_type(run, "gcp:container/cluster:Cluster")]
     for pool in _of_type(run, "gcp:container/nodePool:NodePool"):
-        kind = (pool["inputs"].get("nodeConfig") or {}).get("machineType")
-        count = float(pool["inputs"].get("nodeCount") or 0)
-        scaling = pool["inputs"].get("autoscaling") or {}
-        low, high = float(scaling.get("minNodeCount", count)), float(scaling.get("maxNodeCount", count))
-        items.append(CostItem(f"{kind} nodes ({pool['name']})", low, high, f"gcp:{kind}"))
+        inputs = pool["inputs"]
+        config = inputs.get("nodeConfig") or {}
+        region = _gcp_region(run, inputs.get("location"))
+        nodes = float(inputs.get("nodeCount") or 0)
+        scaling = inputs.get("autoscaling") or {}
+        count = (float(scaling.get("minNodeCount", nodes)), float(scaling.get("maxNodeCount", nodes)))
+        items += _gcp_machine(f"nodes of {pool['name']}", config.get("machineType"), count, region,
+                              bool(config.get("spot") or config.get("preemptible")),
+                              config.get("guestAccelerators") or [])
+        # GKE's defaults when the pool sets none: 100 GB (NodeConfig.diskSizeGb) of pd-balanced (GKE 1.24 and later).
+        items += _gcp_disk(f"node disks of {pool['name']}", config.get("diskSizeGb") or 100,
+                           config.get("diskType") or "pd-balanced", count, region)
     return items
 
 
+def _kubernetes_section(run: dict[str, Any]) -> list[str]:
+    """What an existing cluster spends on the workload: the program rents nothing, so there is no list price."""
+    lines = ["The program creates no cloud resources on this target: the workload runs on the nodes of your cluster, "
+             "and what it costs is what your cluster's nodes, volumes and load balancer cost. It takes:", ""]
+    scaled = (_of_type(run, "kubernetes:keda.sh/v1alpha1:ScaledObject")
+              + _of_type(run, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"))
+    for pods in _of_type(run, "kubernetes:apps/v1:StatefulSet") + _of_type(run, "kubernetes:apps/v1:Deployment"):
+        spec = pods["inputs"]["spec"]
+        replicas = _count(float(spec.get("replicas", 1)), float(spec.get("replicas", 1)))
+        for scaler in scaled:
+            scale = scaler["inputs"].get("spec") or {}
+            low = scale.get("minReplicaCount", scale.get("minReplicas"))
+            high = scale.get("maxReplicaCount", scale.get("maxReplicas"))
+            if low is not None and high is not None:
+                replicas = f"{_count(float(low), float(high))} (autoscaled)"
+        pod = spec["template"]["spec"]
+        gpus = sum(float(((c.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu", 0))
+                   for c in pod.get("containers") or [])
+        gpu_type = run["config"].get("pixtral:gpuType", "the GPU your nodes carry")
+        lines.append(f"- {replicas} pod(s), each holding {gpus:g} GPU(s) ({gpu_type}) of a GPU node for as long as it "
+                     "runs;")
+        for claim in spec.get("volumeClaimTemplates") or []:
+            size = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+            lines.append(f"- a {size} volume per pod ({claim['metadata']['name']}), of the cluster's StorageClass;")
+    for claim in _of_type(run, "kubernetes:core/v1:PersistentVolumeClaim"):
+        size = ((claim["inputs"].get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+        lines.append(f"- one {size} shared volume ({claim['name']}), of the cluster's StorageClass;")
+    for service in _of_type(run, "kubernetes:core/v1:Service"):
+        if (service["inputs"].get("spec") or {}).get("type") == "LoadBalancer":
+            lines.append(f"- a load balancer for the Service {service['name']}, from your cluster's provider;")
+    return lines + ["", "Price those at your provider's rates; the catalogue holds none for a cluster it did not make."]
+
+
+def _price_cell(item: CostItem) -> str:
+    price = item.price()
+    if item.unpriced_because:
+        return item.unpriced_because
+    if price is None:
+        return f"no list price in the catalogue for {item.region}"
+    if item.floats():
+        return f"spot: the market price, at most the on-demand ${price.usd:g}/{price.unit}"
+    if item.spot:
+        return f"${price.spot_usd:g}/{price.unit} Spot (on-demand ${price.usd:g})"
+    if price.spot_usd is not None:
+        return f"${price.usd:g}/{price.unit} (Spot ${price.spot_usd:g})"
+    return f"${price.usd:g}/{price.unit}"
+
+
+def _sources(items: list[CostItem]) -> list[str]:
+    regions: dict[str, set[str]] = {}
+    for item in items:
+        price = item.price()
+        if price is not None:
+            regions.setdefault(f"{price.source}, read {price.read_on}", set()).add(price.region)
+    return [f"- {source}: {', '.join(sorted(where))}" for source, where in sorted(regions.items())]
+
+
 def cost_section(run: dict[str, Any]) -> list[str]:
-    """resources.md's cost section: an hourly estimate at the catalogue's list prices, dated, with what is not in it."""
-    heading = [f"## Cost: an hourly estimate at list prices ({PRICES_REGION}, read {PRICES_READ_ON})", "",
-               "From the catalogue's list prices (pixtral_deploy/catalog.py), on-demand, before taxes, discounts and "
-               "traffic (and gp3 IOPS or throughput above the included baseline); other regions differ. Spot capacity "
-               "is billed at the market price, which the catalogue does not hold.", ""]
+    """resources.md's cost section: an hourly estimate at the catalogue's dated list prices, with what is not in it."""
     if run["config"].get("pixtral:target") == "kubernetes":
-        return heading + ["The workload runs on the nodes of an existing cluster, which the program does not "
-                          "create and so does not price."]
+        return ["## Cost: no list price (an existing cluster)", ""] + _kubernetes_section(run)
     items = _aws_items(run) + _gcp_items(run)
+    regions = sorted({item.region for item in items if item.region != "global"}) or ["global"]
+    spot = ""
+    if any(item.spot and not item.floats() for item in items):
+        spot += " Spot capacity is priced at the cloud's published Spot price for its region."
+    if any(item.floats() for item in items):
+        spot += (" AWS has no list price for spot: EC2 sets it from supply and demand, so it is counted at its "
+                 "ceiling, the on-demand price, which it never exceeds without a maximum price (this program sets "
+                 "none).")
+    heading = [f"## Cost: an hourly estimate at list prices ({', '.join(regions)}, read {PRICES_READ_ON})", "",
+               "List prices from the catalogue (pixtral_deploy/catalog.py), in US dollars, before taxes, discounts, "
+               "free tiers and traffic (and disk IOPS or throughput above what the size includes); other regions "
+               f"differ.{spot}", ""]
     rows = ["| item | count | list price | per hour |", "|---|---|---|---|"]
     low = high = 0.0
     missing = []
     for item in items:
-        price = item.price()
-        if price is None:
-            why = "spot: market price" if item.price_key == "spot" else "no list price in the catalogue"
-            rows.append(f"| {item.what} | {_count(item.least, item.most)} | {why} | not estimated |")
+        least, most = item.hourly(item.least), item.hourly(item.most)
+        if least is None or most is None:
+            rows.append(f"| {item.what} | {_count(item.least, item.most)} | {_price_cell(item)} | not estimated |")
             missing.append(item.what)
             continue
-        least, most = item.hourly(item.least), item.hourly(item.most)
         low, high = low + least, high + most
-        rows.append(f"| {item.what} | {_count(item.least, item.most)} | ${price.usd:g}/{price.unit} | "
-                    f"{_money(least, most)} |")
+        ceiling = "at most " if item.floats() else ""
+        rows.append(f"| {item.what} | {_count(item.least, item.most)} | {_price_cell(item)} | "
+                    f"{ceiling}{_money(least, most)} |")
     monthly = _money(low * HOURS_PER_MONTH, high * HOURS_PER_MONTH, digits=0)
     total = (f"Total of what is priced: {_money(low, high)} an hour (about {monthly} a month of {HOURS_PER_MONTH} "
              "hours)" if low or high else "No item of this stack has a price in the catalogue")
+    if any(item.floats() for item in items):
+        total += ", AWS spot capacity counted at its ceiling"
     if missing:
         total += f"; not estimated: {', '.join(missing)}"
-    sources = sorted({item.price().source for item in items if item.price() is not None})
-    return heading + rows + ["", total + ".", "", "Sources: " + "; ".join(sources) + "." if sources else
-                             "Sources: none of these items has a price in the catalogue."]
+    sources = _sources(items)
+    return heading + rows + ["", total + ".", ""] + (
+        ["Sources:", *sources] if sources else ["Sources: none of these items has a price in the catalogue."])

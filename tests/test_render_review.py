@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_DIR, run_stack
 
-from pixtral_deploy.catalog import PRICES_READ_ON
+from pixtral_deploy.catalog import LIST_PRICES, PRICES_READ_ON, list_price
 from pixtralctl.render import KNOWN_AFTER_UP, RENDER_MARK, write_render
+from pixtralctl.review import cost_section
 
 
 def _render(stack: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -27,7 +28,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("stack", ["aws-fleet", "k8s-autoscale"])
+@pytest.mark.parametrize("stack", ["aws-fleet", "k8s-autoscale", "eks", "gcp-fleet"])
 def test_two_renders_of_a_stack_are_byte_identical(stack, tmp_path):
     for name in ("first", "second"):
         done = _render(stack, tmp_path / name)
@@ -112,13 +113,99 @@ def test_cost_is_an_hourly_estimate_at_dated_list_prices(tmp_path):
     assert f"list prices (us-east-1, read {PRICES_READ_ON})" in cost
     assert "| g6e.xlarge (on-demand) | 1 | $1.861/hour | $1.861 |" in cost
     assert "| root disk (200 GB gp3) | 1 | $0.08/GB-month | $0.022 |" in cost
-    assert "Total of what is priced: $1.888 an hour" in cost and "Sources: AWS EC2 On-Demand pricing" in cost
+    # The root volume provisions 6000 IOPS and 1000 MiB/s; gp3's price includes 3000 and 125.
+    assert "| root disk: 6000 IOPS, 3000 above the included 3000 | 1 | $0.005/IOPS-month | $0.021 |" in cost
+    assert "| root disk: 1000 MiB/s, 875 above the included 125 | 1 | $0.04/MiB/s-month | $0.048 |" in cost
+    assert "Total of what is priced: $1.956 an hour" in cost
+    assert f"- https://aws.amazon.com/ec2/pricing/on-demand/ (Linux), read {PRICES_READ_ON}: us-east-1" in cost
 
 
-def test_a_fleet_costs_a_range_from_its_minimum_to_its_maximum(tmp_path):
+def _rows(cost: str) -> dict[str, list[str]]:
+    """The cost table as {item: [count, list price, per hour]}."""
+    table = cost.split("| item | count | list price | per hour |", 1)[1].split("\n\n", 1)[0]
+    cells = [line.strip("|").split(" | ") for line in table.strip().splitlines()[1:]]
+    return {row[0].strip(): [cell.strip() for cell in row[1:]] for row in cells}
+
+
+def _dollars(cell: str) -> tuple[float, float]:
+    """'$0.000 to $3.374' or 'at most $1.861' -> (least, most)."""
+    amounts = [float(x) for x in re.findall(r"\$(\d+\.\d+)", cell)]
+    return amounts[0], amounts[-1]
+
+
+def test_a_gcp_vm_costs_its_machine_type_disk_and_address_at_the_catalogues_prices(tmp_path):
+    rows = _rows(_cost("gcp", tmp_path / "gcp"))
+    machine = list_price("gcp:g2-standard-24", "us-central1")
+    assert rows["g2-standard-24 VM (on-demand)"] == [
+        "1", f"${machine.usd:g}/hour (Spot ${machine.spot_usd:g})", f"${machine.usd:.3f}"]
+    # 500 GB of pd-ssd at $0.17 a GB-month, over 730 hours.
+    assert rows["boot disk (500 GB pd-ssd)"] == ["1", "$0.17/GB-month", "$0.116"]
+    assert rows["static external IPv4 address (in use on the VM)"] == ["1", "$0.005/hour", "$0.005"]
+
+
+def test_an_internal_gcp_fleet_pays_for_no_external_address(tmp_path):
+    rows = _rows(_cost("gcp-fleet", tmp_path / "internal", {"pixtral:internal": "true"}))
+    assert not [item for item in rows if "IPv4" in item], rows
+    # Google lists regional forwarding rules per region; the catalogue has none of them, and says so.
+    assert rows["load balancer: regional forwarding rule"] == [
+        "1", "no list price in the catalogue for us-central1", "not estimated"]
+
+
+def test_a_gcp_fleet_prices_its_standard_group_on_demand_and_its_spot_group_at_the_spot_price(tmp_path):
+    rows = _rows(_cost("gcp-fleet", tmp_path / "fleet"))
+    machine = list_price("gcp:g2-standard-24", "us-central1")
+    # onDemandBaseReplicas 1 of autoscale 1-4: one standard replica always, 0 to 3 on Spot.
+    assert rows["g2-standard-24 replicas of pixtral-standard (on-demand)"][:2] == [
+        "1", f"${machine.usd:g}/hour (Spot ${machine.spot_usd:g})"]
+    spot = rows["g2-standard-24 replicas of pixtral-spot (Spot)"]
+    assert spot[:2] == ["0 to 3", f"${machine.spot_usd:g}/hour Spot (on-demand ${machine.usd:g})"]
+    assert _dollars(spot[2]) == (0.0, round(3 * machine.spot_usd, 3))
+    assert rows["replica disks of pixtral-spot (500 GB pd-ssd)"][0] == "0 to 3"
+    assert rows["load balancer: global forwarding rule"] == ["1", "$0.025/hour", "$0.025"]
+
+
+def test_gke_counts_its_management_fee_and_each_node_pool_with_its_disks(tmp_path):
+    rows = _rows(_cost("gke", tmp_path / "gke"))
+    assert rows["GKE cluster management fee"] == ["1", "$0.1/hour", "$0.100"]
+    assert rows["e2-standard-4 nodes of pixtral-system (on-demand)"][0] == "1"
+    # The system pool sets no disk: GKE's defaults, 100 GB of pd-balanced at $0.10 a GB-month.
+    assert rows["node disks of pixtral-system (100 GB pd-balanced)"] == ["1", "$0.1/GB-month", "$0.014"]
+    gpu = rows["g2-standard-24 nodes of pixtral-gpu (on-demand)"]
+    assert gpu[0] == "1 to 2" and _dollars(gpu[2]) == (2.001, 4.002)
+
+
+@pytest.mark.parametrize("stack", ["gcp", "gcp-fleet", "gke", "aws-fleet", "eks"])
+def test_the_total_is_the_sum_of_the_rows(stack, tmp_path):
+    cost = _cost(stack, tmp_path / stack)
+    priced = [_dollars(cells[2]) for cells in _rows(cost).values() if cells[2] != "not estimated"]
+    least, most = sum(low for low, _ in priced), sum(high for _, high in priced)
+    total = re.search(r"Total of what is priced: \$(\d+\.\d+)(?: to \$(\d+\.\d+))? an hour", cost)
+    assert total, cost
+    # Each row is rounded to a tenth of a cent, so the sum of the rows may differ from the total by that much a row.
+    assert abs(float(total[1]) - least) <= 0.0005 * len(priced) + 1e-9, (total[0], least)
+    assert abs(float(total[2] or total[1]) - most) <= 0.0005 * len(priced) + 1e-9, (total[0], most)
+
+
+@pytest.mark.parametrize("stack", ["eks", "gcp-fleet", "gke"])
+def test_the_cost_does_not_depend_on_the_order_the_engine_registered_resources(stack):
+    # The engine registers resources as their inputs resolve: two runs may list two node groups either way round.
+    run = run_stack(stack)
+    reordered = dict(run, resources=list(reversed(run["resources"])))
+    assert cost_section(reordered) == cost_section(run)
+
+
+def test_aws_spot_is_counted_at_its_ceiling_the_on_demand_price(tmp_path):
     cost = _cost("aws-fleet", tmp_path / "fleet")
-    assert "| 1 to 4 | $1.861/hour | $1.861 to $7.444 |" in cost
-    assert "Application Load Balancer" in cost
+    rows = _rows(cost)
+    assert rows["g6e.xlarge on-demand replicas (the first of the group's types)"] == ["1", "$1.861/hour", "$1.861"]
+    assert rows["g6e.xlarge spot replicas (the first of the group's types)"] == [
+        "0 to 3", "spot: the market price, at most the on-demand $1.861/hour", "at most $0.000 to $5.583"]
+    assert "AWS spot capacity counted at its ceiling" in cost and "Application Load Balancer" in rows
+    # Every replica and each of the balancer's two zones holds a public IPv4 address.
+    assert rows["public IPv4 address of each replica"] == ["1 to 4", "$0.005/hour", "$0.005 to $0.020"]
+    assert rows["public IPv4 addresses of the load balancer (one a zone)"] == ["2", "$0.005/hour", "$0.010"]
+    single = _rows(_cost("aws", tmp_path / "spot", {"pixtral:spot": "true"}))
+    assert single["g6e.xlarge (spot)"][2] == "at most $1.861"
 
 
 def test_clusters_count_their_control_plane(tmp_path):
@@ -126,11 +213,32 @@ def test_clusters_count_their_control_plane(tmp_path):
     assert "| GKE cluster management fee | 1 | $0.1/hour | $0.100 |" in _cost("gke", tmp_path / "gke")
 
 
-def test_a_price_the_catalogue_lacks_is_said_to_be_missing_not_guessed(tmp_path):
-    cost = _cost("gcp", tmp_path / "gcp")
-    assert "| g2-standard-24 VM | 1 | no list price in the catalogue | not estimated |" in cost
-    assert "spot: market price" in _cost("aws", tmp_path / "spot", {"pixtral:spot": "true"})
-    assert "does not price" in _cost("k8s", tmp_path / "k8s")
+@pytest.mark.parametrize(("stack", "settings", "region"), [
+    ("gcp", {"gcp:zone": "me-west1-a"}, "me-west1"),
+    ("aws", {"aws:region": "eu-west-1"}, "eu-west-1"),
+])
+def test_a_region_without_a_price_says_so_and_borrows_none(stack, settings, region, tmp_path):
+    cost = _cost(stack, tmp_path / stack, settings)
+    rows = _rows(cost)
+    assert rows and all(cells[1:] == [f"no list price in the catalogue for {region}", "not estimated"]
+                        for cells in rows.values()), rows
+    assert "No item of this stack has a price in the catalogue" in cost and f"read {PRICES_READ_ON}" in cost
+
+
+def test_a_cluster_the_program_did_not_make_is_described_not_priced(tmp_path):
+    cost = _cost("k8s-autoscale", tmp_path / "k8s")
+    assert "creates no cloud resources" in cost and "$" not in cost
+    assert "- 1 to 4 (autoscaled) pod(s), each holding 1 GPU(s) (nvidia-l40s) of a GPU node" in cost
+    assert "- a 100Gi volume per pod (cache)" in cost
+
+
+def test_every_catalogue_price_names_its_source_region_and_day():
+    for (item, region), price in LIST_PRICES.items():
+        assert price.source.startswith("https://"), (item, price.source)
+        assert price.region == region and re.fullmatch(r"global|[a-z]+-[a-z]+(\d+|-\d+)", region), (item, region)
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", price.read_on), (item, price.read_on)
+        assert price.unit in ("hour", "GB-month", "IOPS-month", "MiB/s-month") and price.usd > 0
+        assert price.spot_usd is None or 0 < price.spot_usd < price.usd, (item, region)
 
 
 def test_render_says_what_it_does_before_the_program_runs(tmp_path):
