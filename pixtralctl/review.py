@@ -368,7 +368,10 @@ def _sources(items: list[CostItem]) -> list[str]:
 
 def cost_section(run: dict[str, Any]) -> list[str]:
     """resources.md's cost section: an hourly estimate at the catalogue's dated list prices, with what is not in it."""
-    if run["config"].get("pixtral:target") == "kubernetes":
+    from pixtral_deploy import targets
+
+    target = targets.find(run["config"].get("pixtral:target"))
+    if target is not None and targets.EXISTING_CLUSTER(target):
         return ["## Cost: no list price (an existing cluster)", ""] + _kubernetes_section(run)
     items = _aws_items(run) + _gcp_items(run)
     regions = sorted({item.region for item in items if item.region != "global"}) or ["global"]
