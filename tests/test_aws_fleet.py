@@ -294,7 +294,7 @@ BAD_AUTOSCALE = {
                      "exactly one target"),
     "no target": ('{"minReplicas": 1, "maxReplicas": 2}', "exactly one target"),
     "unknown key": ('{"minReplicas": 1, "maxReplicas": 2, "targetQps": 1}', "autoscale.targetQps is not one"),
-    "min zero": ('{"minReplicas": 0, "maxReplicas": 2, "targetQpsPerReplica": 1}', "autoscale.minReplicas"),
+    "negative min": ('{"minReplicas": -1, "maxReplicas": 2, "targetQpsPerReplica": 1}', "autoscale.minReplicas"),
 }
 
 
