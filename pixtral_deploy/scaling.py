@@ -153,6 +153,9 @@ class Scaling:
                                 "0 for one VM: it runs on spot capacity with pixtral:spot true, on on-demand capacity "
                                 "with spot false; the on-demand base is a fleet's (pixtral:replicas above 1 or "
                                 "pixtral:autoscale)")
+        if self.on_demand_base_replicas > self.max_replicas:
+            raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
+                                f"at most the {self.max_replicas} replica(s) the fleet can have")
         if self.autoscale is not None and self.on_demand_base_replicas > self.autoscale.min_replicas:
             # The base runs whatever the load: above minReplicas it raises the floor the user set (to a fleet that
             # never reaches zero, with minReplicas 0), so the range asked for would not be the range served.
@@ -161,9 +164,6 @@ class Scaling:
                                 "is always running, so a larger one would keep replicas the range lets go"
                                 + (" (and a fleet at zero has no replica to run on on-demand capacity)"
                                    if self.autoscale.scales_to_zero else ""))
-        if self.on_demand_base_replicas > self.max_replicas:
-            raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
-                                f"at most the {self.max_replicas} replica(s) the fleet can have")
         if self.on_demand_base_replicas and self.on_demand_base_replicas == self.max_replicas:
             # Every replica would be on-demand: spot would be accepted and never used, and on GCP the fleet would be
             # one fixed on-demand group, with nothing left to autoscale.
