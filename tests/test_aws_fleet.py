@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 
 import jsonschema
@@ -630,3 +631,20 @@ def test_an_on_demand_base_with_a_fleet_at_zero_is_refused_before_any_resource()
     run = run_stack("aws-fleet", {"pixtral:autoscale": json.dumps(ZERO_QPS)})  # the stack keeps one on-demand
     assert run["error"] and "pixtral:onDemandBaseReplicas" in run["error"], run["error"]
     assert "at most autoscale.minReplicas (0)" in run["error"] and run["resources"] == []
+
+
+def _documented_wake(marker: str) -> str:
+    text = (PROJECT_DIR / "docs" / "fleets.md").read_text()
+    (found,) = re.findall(rf"<!-- wake:{marker} -->~(\d+) s<!-- /wake -->", text)
+    return found
+
+
+@pytest.mark.parametrize(("marker", "settings"), [
+    ("aws-cold", {}),
+    ("aws-warm", {**WARM, "pixtral:warmPool": "1"}),
+], ids=["cold", "warm-pool"])
+def test_the_fleet_docs_state_the_wake_the_program_estimates(marker, settings):
+    run = at_zero(ZERO_QPS, **settings)
+    detection, start = wake_from_zero(load_spec({k.split(":", 1)[1]: v for k, v in run["config"].items()
+                                                 if k.startswith("pixtral:")}))
+    assert _documented_wake(marker) == f"{detection + start.total:.0f}"

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -561,3 +562,10 @@ def test_an_on_demand_base_with_a_fleet_at_zero_is_refused_on_gcp_before_any_res
     run = run_stack(STACK, {"pixtral:autoscale": json.dumps(ZERO_QPS)})  # the stack keeps one standard replica
     assert run["error"] and "pixtral:onDemandBaseReplicas" in run["error"], run["error"]
     assert "at most autoscale.minReplicas (0)" in run["error"] and run["resources"] == []
+
+
+def test_the_fleet_docs_state_the_wake_the_program_estimates_on_gcp():
+    text = (Path(__file__).parent.parent / "docs" / "fleets.md").read_text()
+    (documented,) = re.findall(r"<!-- wake:gcp-cold -->~(\d+) s<!-- /wake -->", text)
+    detection, start = wake_from_zero(_deployment(_at_zero(ZERO_QPS)))
+    assert documented == f"{detection + start.total:.0f}"
