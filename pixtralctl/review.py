@@ -120,6 +120,9 @@ def _aws_items(run: dict[str, Any]) -> list[CostItem]:
         mappings = templates[0]["inputs"].get("blockDeviceMappings") or [] if templates else []
         gb = next((m.get("ebs", {}).get("volumeSize") for m in mappings if m.get("ebs")), None)
         items += _disk("replica disk", gb, (low, high))
+        # A warm pool's stopped instances bill their root volumes only, at zero replicas too.
+        pooled = float((inputs.get("warmPool") or {}).get("minSize", 0))
+        items += _disk("warm pool disks (stopped instances)", gb, (pooled, pooled)) if pooled else []
     items += [CostItem("Application Load Balancer (plus traffic: LCU-hours)", 1, 1, "aws:alb")
               for _ in _of_type(run, "aws:lb/loadBalancer:LoadBalancer")]
     items += [CostItem("EKS control plane", 1, 1, "aws:eks") for _ in _of_type(run, "aws:eks/cluster:Cluster")]

@@ -115,6 +115,16 @@ def test_cost_is_an_hourly_estimate_at_dated_list_prices(tmp_path):
     assert "Total of what is priced: $1.888 an hour" in cost and "Sources: AWS EC2 On-Demand pricing" in cost
 
 
+def test_a_fleet_at_zero_costs_its_balancer_and_its_warm_pools_disks_while_idle(tmp_path):
+    zero = {"pixtral:autoscale": '{"minReplicas": 0, "maxReplicas": 4, "targetQpsPerReplica": 1.5}',
+            "pixtral:onDemandBaseReplicas": "0"}
+    cost = _cost("aws-fleet", tmp_path / "zero", zero)
+    assert "| 0 to 4 | $1.861/hour | $0.000 to $7.444 |" in cost
+    warm = _cost("aws-fleet", tmp_path / "warm", {**zero, "pixtral:spot": "false", "pixtral:warmPool": "2",
+                                                  "pixtral:instanceTypes": '["g6e.xlarge"]'})
+    assert "| warm pool disks (stopped instances) (200 GB gp3) | 2 | $0.08/GB-month | $0.044 |" in warm
+
+
 def test_a_fleet_costs_a_range_from_its_minimum_to_its_maximum(tmp_path):
     cost = _cost("aws-fleet", tmp_path / "fleet")
     assert "| 1 to 4 | $1.861/hour | $1.861 to $7.444 |" in cost
