@@ -416,7 +416,6 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=self._child,
         )
 
-
     def _wake(self, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer) -> aws.cloudwatch.MetricAlarm:
         """Scale from zero (docs/scaling.md): a minute in which the balancer refused requests for want of a target while
         the group wanted no replica sets the desired capacity to exactly 1, at once. A step policy, because step
