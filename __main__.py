@@ -3,7 +3,7 @@
 import pulumi
 
 from components.stack_ca import StackCa
-from pixtral_deploy.coldstart import cold_start, warm_start
+from pixtral_deploy.coldstart import cold_start, wake_from_zero, warm_start
 from pixtral_deploy.config import read_stack
 from pixtral_deploy.errors import ConfigError
 
@@ -19,6 +19,12 @@ def deploy() -> None:
     if warm := warm_start(spec):
         pulumi.log.info(f"warm pool: a stopped {warm.machine} resumes to its first answer in about {warm.total:.0f} "
                         f"s (boot {warm.boot:.0f} s, load {warm.load:.0f} s, warm-up {warm.warmup:.0f} s)")
+    if wake := wake_from_zero(spec):
+        detection, start = wake
+        pulumi.log.info(f"scale to zero: no replica while idle; a request then gets the load balancer's error at "
+                        f"once, a replica starts within about {detection} s and answers about {start.total:.0f} s "
+                        f"later ({'resumed from the warm pool' if start.install == 0 else 'a cold start'}): about "
+                        f"{detection + start.total:.0f} s from the first request to the first answer")
     for warning in spec.warnings:
         pulumi.log.warn(warning)
     api_key = ApiKey("pixtral", stack.secrets.api_key).value

@@ -49,6 +49,13 @@ UNHEALTHY_THRESHOLD = 3
 # counts one replica fewer (group metrics are one-minute data and can land a minute late). A shorter wait could
 # remove a second replica on a stale datapoint, which target tracking would then cold-start again.
 SCALE_IN_COOLDOWN_SECONDS = 120
+# The wake from zero: the balancer answers 503 when its target group has no registered target ("HTTP 503: Service
+# unavailable: The target groups for the load balancer have no registered targets",
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html), and counts
+# those in HTTPCode_ELB_503_Count; RequestCount counts only requests a target answered, so it stays silent
+# (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html).
+REFUSED_METRIC = "HTTPCode_ELB_503_Count"
+WAKE_PERIOD_SECONDS = 60
 # Where the Deep Learning AMI (Ubuntu) keeps its root file system.
 ROOT_DEVICE = "/dev/sda1"
 
@@ -98,9 +105,14 @@ class AwsGpuFleet(pulumi.ComponentResource):
 
         balancer_group, replica_group = self._security_groups(vpc_id, spec)
         identity = vm_identity(name, args.api_key, args.hf_token, parent=self)
+        scales_to_zero = scaling.autoscale is not None and scaling.autoscale.scales_to_zero
+        # The launch hold: a new instance enters service (and the balancer's target group) only once vLLM answers.
+        # A warm pool needs it to stop instances with the weights on disk; a fleet at zero needs it so that callers
+        # get the balancer's 503 until the woken replica can serve, never a 502 from one still loading (a group of
+        # unhealthy targets only is routed to all of them: the balancer fails open).
         boot = FleetBoot(self._fleet_id, queue_metrics=scaling.autoscale is not None
                          and scaling.autoscale.metric == "queue",
-                         lifecycle_hook=LIFECYCLE_HOOK if scaling.warm_pool else None)
+                         lifecycle_hook=LIFECYCLE_HOOK if scaling.warm_pool or scales_to_zero else None)
         # Local NVMe when a candidate has it, unless a warm pool stops instances: instance store is blank after a
         # stop, so the weights stay on the EBS root (prepare-storage.sh reads PIXTRAL_LOCAL_NVME).
         local_nvme = (any(has_local_nvme(t) for t in machines.instance_types)
@@ -122,12 +134,14 @@ class AwsGpuFleet(pulumi.ComponentResource):
         target_group = self._target_group(vpc_id, spec)
         certificate_arn = self._certificate(spec, balancer, args.ca)
         listener = self.listener(balancer, target_group, port, certificate_arn)
-        group = self._group(spec, template, target_group, subnet_ids, opts=pulumi.ResourceOptions(
+        group = self._group(spec, template, target_group, subnet_ids, boot, opts=pulumi.ResourceOptions(
             parent=self, depends_on=[listener]))
         self._role_extras(identity.role, boot, group)
         if scaling.autoscale is not None:
             self._scaling_policy(spec, group, balancer, target_group)
             self._scale_in(scaling.autoscale, group, balancer, target_group)
+            if scales_to_zero:
+                self._wake(group, balancer)
 
         self.auto_scaling_group = group.name
         self.target_group = target_group.arn
@@ -233,9 +247,11 @@ class AwsGpuFleet(pulumi.ComponentResource):
         )
 
     def _group(self, spec: StackSpec, template: aws.ec2.LaunchTemplate, target_group: aws.lb.TargetGroup,
-               subnet_ids: pulumi.Input[list[str]], opts: pulumi.ResourceOptions) -> aws.autoscaling.Group:
+               subnet_ids: pulumi.Input[list[str]], boot: FleetBoot,
+               opts: pulumi.ResourceOptions) -> aws.autoscaling.Group:
         scaling = spec.scaling
         grace = fleet_plan(spec).health_grace_seconds
+        metrics = group_metrics(scaling.autoscale)
         return aws.autoscaling.Group(
             self._name,
             min_size=scaling.min_replicas,
@@ -246,11 +262,14 @@ class AwsGpuFleet(pulumi.ComponentResource):
             health_check_type="ELB",
             health_check_grace_period=grace,
             default_instance_warmup=grace,
-            # The scale-in alarm reads the replicas in service (one-minute group metrics).
-            enabled_metrics=["GroupInServiceInstances"] if scaling.autoscale else None,
-            metrics_granularity="1Minute" if scaling.autoscale else None,
+            enabled_metrics=metrics or None,
+            metrics_granularity="1Minute" if metrics else None,
             capacity_rebalance=scaling.spot,
-            **self._capacity(spec, template, grace),
+            **self._capacity(spec, template),
+            # New instances wait here until vLLM answers (complete-lifecycle.sh), at most the health grace.
+            initial_lifecycle_hooks=[aws.autoscaling.GroupInitialLifecycleHookArgs(
+                name=boot.lifecycle_hook, lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                heartbeat_timeout=grace, default_result="CONTINUE")] if boot.lifecycle_hook else None,
             # A new launch template version rolls out new replicas first: none is taken out until its replacement
             # is healthy (min 100 %), and the balancer drains the old one.
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
@@ -264,7 +283,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _capacity(self, spec: StackSpec, template: aws.ec2.LaunchTemplate, grace: int) -> dict:
+    def _capacity(self, spec: StackSpec, template: aws.ec2.LaunchTemplate) -> dict:
         """Spot / on-demand split over the candidate types; or, with a warm pool (which AWS allows only on a
         single-type on-demand group), the launch template and the pool."""
         scaling, types = spec.scaling, spec.aws.instance_types
@@ -277,11 +296,6 @@ class AwsGpuFleet(pulumi.ComponentResource):
                     pool_state="Stopped", min_size=scaling.warm_pool, max_group_prepared_capacity=scaling.warm_pool,
                     instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(
                         reuse_on_scale_in=True)),
-                # New instances wait here until vLLM answers (complete-lifecycle.sh): a pool instance is stopped
-                # only with the weights on disk, and a resumed one enters service warm.
-                "initial_lifecycle_hooks": [aws.autoscaling.GroupInitialLifecycleHookArgs(
-                    name=LIFECYCLE_HOOK, lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
-                    heartbeat_timeout=grace, default_result="CONTINUE")],
             }
         distribution = aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
             on_demand_base_capacity=scaling.on_demand_base_replicas,
@@ -374,17 +388,20 @@ class AwsGpuFleet(pulumi.ComponentResource):
         # The fewest in service during the minute: a replica joining or leaving mid-minute is not counted as spare.
         in_service = _metric_query("in_service", "AWS/AutoScaling", "GroupInServiceInstances", "Minimum",
                                    {"AutoScalingGroupName": group.name})
-        if autoscale.metric == "qps":
-            load = _metric_query("requests", "AWS/ApplicationELB", "RequestCount", "Sum",
+        requests = _metric_query("requests", "AWS/ApplicationELB", "RequestCount", "Sum",
                                  {"LoadBalancer": balancer.arn_suffix, "TargetGroup": target_group.arn_suffix})
+        if autoscale.metric == "qps":
+            load = [requests]
         else:
-            load = _metric_query("queue", METRIC_NAMESPACE, QUEUE_METRIC, "Average", {FLEET_DIMENSION: self._fleet_id})
+            queue = _metric_query("queue", METRIC_NAMESPACE, QUEUE_METRIC, "Average", {FLEET_DIMENSION: self._fleet_id})
+            # At zero the queue alone cannot tell an idle replica from one generating with nothing waiting.
+            load = [queue, requests] if autoscale.scales_to_zero else [queue]
         expressions = scale_in_expressions(autoscale)
         return aws.cloudwatch.MetricAlarm(
             f"{self._name}-scale-in",
             alarm_description=(f"More replicas in service than the load has needed for {minutes} minute(s) "
                                f"(downscaleDelaySeconds {autoscale.downscale_delay_seconds}): remove one"),
-            metric_queries=[in_service, load, *[
+            metric_queries=[in_service, *load, *[
                 aws.cloudwatch.MetricAlarmMetricQueryArgs(id=id_, expression=expression, label=label,
                                                           return_data=id_ == "excess")
                 for id_, label, expression in expressions]],
@@ -398,6 +415,57 @@ class AwsGpuFleet(pulumi.ComponentResource):
             alarm_actions=[step_down.arn],
             opts=self._child,
         )
+
+    def _wake(self, group: aws.autoscaling.Group, balancer: aws.lb.LoadBalancer) -> aws.cloudwatch.MetricAlarm:
+        """Scale from zero (docs/scaling.md): a minute in which the balancer refused requests for want of a target while
+        the group wanted no replica sets the desired capacity to exactly 1, at once. A step policy, because step
+        policies take no cooldown (a simple policy would wait out the scale-in's); exact capacity, because CloudWatch
+        re-invokes the action every minute the alarm stays in ALARM and a second replica is the tracking policy's to
+        add. The condition on a desired capacity of 0 keeps it from ever lowering a larger one (all replicas lost at
+        once, their replacements still loading, also leave the balancer without targets)."""
+        wake = aws.autoscaling.Policy(
+            f"{self._name}-wake",
+            autoscaling_group_name=group.name,
+            policy_type="StepScaling",
+            adjustment_type="ExactCapacity",
+            step_adjustments=[aws.autoscaling.PolicyStepAdjustmentArgs(scaling_adjustment=1,
+                                                                       metric_interval_lower_bound="0")],
+            opts=self._child,
+        )
+        refused = _metric_query("refused", "AWS/ApplicationELB", REFUSED_METRIC, "Sum",
+                                {"LoadBalancer": balancer.arn_suffix}, period=WAKE_PERIOD_SECONDS)
+        # The most the group wanted during the minute: 0 only if it wanted none throughout.
+        desired = _metric_query("desired", "AWS/AutoScaling", "GroupDesiredCapacity", "Maximum",
+                                {"AutoScalingGroupName": group.name}, period=WAKE_PERIOD_SECONDS)
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._name}-wake",
+            alarm_description="Requests refused for want of a replica while the fleet is at zero: start one",
+            metric_queries=[refused, desired, *[
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(id=id_, expression=expression, label=label,
+                                                          return_data=True)
+                for id_, label, expression in wake_expressions()]],
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            # No group datapoint: no evidence the fleet is at zero, so no action on it.
+            treat_missing_data="notBreaching",
+            alarm_actions=[wake.arn],
+            opts=self._child,
+        )
+
+
+def group_metrics(autoscale: Autoscale | None) -> list[str]:
+    """The one-minute group metrics the alarms read: replicas in service (scale-in), the desired capacity (wake)."""
+    if autoscale is None:
+        return []
+    return ["GroupInServiceInstances"] + (["GroupDesiredCapacity"] if autoscale.scales_to_zero else [])
+
+
+def wake_expressions() -> list[tuple[str, str, str]]:
+    """(id, label, metric-math expression): 1 for a minute with refused requests while the group wanted no replica,
+    else 0. ALB publishes HTTPCode_ELB_503_Count only for minutes that have some: a missing minute had none."""
+    return [("wake", "Refused requests while at zero", "IF(desired == 0, IF(FILL(refused, 0) > 0, 1, 0), 0)")]
 
 
 def scale_in_evaluation_periods(downscale_delay_seconds: int) -> int:
@@ -419,18 +487,21 @@ def scale_in_expressions(autoscale: Autoscale) -> list[tuple[str, str, str]]:
         # the scrape rate) times the replicas in service. vLLM reports its gauge at 0 too, so a minute without it
         # had no replica serving.
         needed = f"CEIL(FILL(queue, 0) * in_service / {autoscale.target_queue_per_replica:g})"
-    minimum = autoscale.min_replicas
+    # The floor: the group's minimum; at zero with a queue target, one replica for a minute with any request (a
+    # replica generating with nothing waiting reports an empty queue, and is not idle). ALB publishes RequestCount
+    # only for minutes with requests.
+    floor = "IF(FILL(requests, 0) > 0, 1, 0)" if autoscale.scales_to_zero and autoscale.metric == "queue" \
+        else str(autoscale.min_replicas)
     return [("needed", "Replicas the load needs", needed),
-            ("excess", "Replicas in service beyond the need",
-             f"in_service - IF(needed < {minimum}, {minimum}, needed)")]
+            ("excess", "Replicas in service beyond the need", f"in_service - IF(needed < {floor}, {floor}, needed)")]
 
 
-def _metric_query(id_: str, namespace: str, name: str, stat: str,
-                  dimensions: dict[str, pulumi.Input[str]]) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+def _metric_query(id_: str, namespace: str, name: str, stat: str, dimensions: dict[str, pulumi.Input[str]],
+                  period: int = SCALE_IN_PERIOD_SECONDS) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
     return aws.cloudwatch.MetricAlarmMetricQueryArgs(
         id=id_, return_data=False,
         metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-            namespace=namespace, metric_name=name, stat=stat, period=SCALE_IN_PERIOD_SECONDS, dimensions=dimensions))
+            namespace=namespace, metric_name=name, stat=stat, period=period, dimensions=dimensions))
 
 
 def _at_least_two(subnet_ids: list[str], instance_types: tuple[str, ...]) -> list[str]:

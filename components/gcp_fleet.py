@@ -43,7 +43,7 @@ from pixtral_deploy.coldstart import cold_start
 from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.network import wholly_open_families
 from pixtral_deploy.ops_agent import QUEUE_METRIC, ops_agent_scrape
-from pixtral_deploy.scaling import Scaling
+from pixtral_deploy.scaling import MAX_TARGET, Scaling
 
 # Where Google's load-balancer proxies and health checkers reach backends from (IPv4; the replicas have no IPv6):
 # https://cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges and
@@ -73,6 +73,15 @@ LB_IP_VERSIONS = (4,)
 # no RC4 / 3DES). https://cloud.google.com/load-balancing/docs/ssl-policies-concepts
 SSL_PROFILE = "MODERN"
 MIN_TLS_VERSION = "TLS_1_2"
+# Scale to zero: the autoscaler goes below one VM only on a per-group Cloud Monitoring metric (not on per-instance
+# metrics nor on load-balancing serving capacity): "If you need ... to scale your MIG down to zero VMs from time to
+# time, you can configure your MIG to scale using per-group metrics instead" (Scale based on Monitoring metrics,
+# https://cloud.google.com/compute/docs/autoscaler/scaling-cloud-monitoring-metrics). The per-group signal is the load
+# balancer's own request count for the fleet's backend service. A filter on any resource type but gce_instance is a
+# per-group metric; selectors join with AND and compare with = only; the series it selects (one per response code
+# and client location) are summed (AutoscalingPolicyCustomMetricUtilization.filter, Compute Engine API reference).
+REQUEST_METRIC = {False: ("loadbalancing.googleapis.com/https/request_count", "https_lb_rule"),
+                  True: ("loadbalancing.googleapis.com/https/internal/request_count", "internal_http_lb_rule")}
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
         backend = self._backend_service(groups, health_check)
         for group, manager in groups:
             if group.autoscaled:
-                self._autoscaler(group, manager)
+                self._autoscaler(group, manager, backend)
         address = self._address()
         proxy = self._proxy(self._url_map(backend), address)
         self._forwarding_rule(address, proxy, proxy_subnet)
@@ -272,7 +281,8 @@ class GcpGpuFleet(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _autoscaler(self, group: Group, manager: gcp.compute.RegionInstanceGroupManager) -> None:
+    def _autoscaler(self, group: Group, manager: gcp.compute.RegionInstanceGroupManager,
+                    backend: pulumi.Resource) -> None:
         autoscale = self._spec.scaling.autoscale
         estimate = cold_start(self._spec)
         gcp.compute.RegionAutoscaler(
@@ -286,7 +296,8 @@ class GcpGpuFleet(pulumi.ComponentResource):
                 # GCP has no "load above target this long" delay; its knob is how long a new replica's numbers are
                 # ignored. The upscale delay, and never less than a cold start (a loading replica serves nothing).
                 cooldown_period=max(autoscale.upscale_delay_seconds, math.ceil(estimate.total) if estimate else 0),
-                **self._scaling_signal(autoscale),
+                **(self._scale_to_zero_signals(autoscale, backend) if autoscale.scales_to_zero
+                   else self._scaling_signal(autoscale)),
                 # Scale in by at most one replica per downscaleDelaySeconds.
                 scale_in_control=gcp.compute.RegionAutoscalerAutoscalingPolicyScaleInControlArgs(
                     time_window_sec=autoscale.downscale_delay_seconds,
@@ -308,6 +319,24 @@ class GcpGpuFleet(pulumi.ComponentResource):
         return {"metrics": [gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
             name=QUEUE_METRIC, target=autoscale.target_queue_per_replica, type="GAUGE",
             filter='resource.type = "prometheus_target"')]}
+
+    def _scale_to_zero_signals(self, autoscale, backend: pulumi.Resource) -> dict:
+        """A fleet at zero: the load balancer's requests to the backend service, a per-group signal that exists with no
+        VM (REQUEST_METRIC). Requests the load balancer refuses for want of a healthy backend count there too, which
+        is what wakes the group. QPS: one replica per targetQpsPerReplica requests per second, SkyServe's rule, in
+        place of serving capacity (which needs a VM to measure). Queue: the queue signal (published by the
+        replicas, so absent at zero) and the request signal with an assignment no replica reaches, so that it asks
+        for one replica while requests arrive and none once they stop; the autoscaler follows the larger."""
+        metric, resource = REQUEST_METRIC[self._internal]
+        requests = gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
+            name=metric,
+            filter=backend.name.apply(lambda name: f'resource.type = "{resource}" AND '
+                                                   f'resource.labels.backend_target_name = "{name}"'),
+            single_instance_assignment=autoscale.target_qps_per_replica if autoscale.metric == "qps"
+            else MAX_TARGET)
+        if autoscale.metric == "qps":
+            return {"metrics": [requests]}
+        return {"metrics": [*self._scaling_signal(autoscale)["metrics"], requests]}
 
     # -- load balancer ----------------------------------------------------------------------------------------
 

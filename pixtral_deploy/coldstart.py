@@ -120,6 +120,17 @@ def cold_start(spec) -> ColdStart | None:
                 for machine in machines), key=lambda estimate: estimate.total)
 
 
+def wake_from_zero(spec) -> tuple[int, ColdStart] | None:
+    """A fleet at zero (autoscale.minReplicas 0): the platform's delay until a replica starts, and the start itself (a
+    resumed warm-pool instance, else the slowest candidate's cold start); None where no estimate exists."""
+    autoscale = spec.scaling.autoscale
+    detection = spec.runs_on.wake_detection_seconds
+    start = warm_start(spec) or cold_start(spec)
+    if autoscale is None or not autoscale.scales_to_zero or detection is None or start is None:
+        return None
+    return detection, start
+
+
 def warm_start(spec) -> ColdStart | None:
     """With a warm pool: the estimate for resuming a stopped instance of the fleet's (one) type."""
     machines = [MACHINE_TYPES[name] for name in candidate_types(spec) if name in MACHINE_TYPES]

@@ -1,5 +1,5 @@
 """What a fleet replica does at boot beyond a single VM: publish vLLM's queue to CloudWatch (queue-target
-autoscaling) and, with a warm pool, tell the Auto Scaling Group when it is ready.
+autoscaling) and, with a warm pool or scaling to zero, tell the Auto Scaling Group when it is ready.
 
 The files are data the shared cloud-init carries (pixtral_deploy/cloudinit.py `cloud_config(..., fleet=...)`); the
 scripts and units beside them live under userdata/ like the single VM's.
@@ -25,7 +25,8 @@ METRIC_SCRIPTS = ("publish-metrics.sh",)
 METRIC_UNITS = ("pixtral-metrics.service",)
 LIFECYCLE_SCRIPTS = ("complete-lifecycle.sh",)
 LIFECYCLE_UNITS = ("pixtral-lifecycle.service",)
-# The launch lifecycle hook a warm-pool group holds new instances in until complete-lifecycle.sh releases them.
+# The launch lifecycle hook a warm-pool or scale-to-zero group holds new instances in until complete-lifecycle.sh
+# releases them.
 LIFECYCLE_HOOK = "pixtral-ready"
 SCRAPE_SECONDS = 15
 
@@ -33,7 +34,7 @@ SCRAPE_SECONDS = 15
 @dataclass(frozen=True)
 class FleetBoot:
     """A fleet replica's boot extras. `fleet_id` is the CloudWatch dimension value; `queue_metrics` publishes
-    vLLM's queue; `lifecycle_hook` (warm pool) is the hook the replica completes once vLLM answers."""
+    vLLM's queue; `lifecycle_hook` (warm pool, scale to zero) is the hook the replica completes once vLLM answers."""
 
     fleet_id: str
     queue_metrics: bool = False

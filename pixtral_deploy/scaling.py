@@ -60,14 +60,20 @@ class Autoscale:
     def target(self) -> float:
         return self.target_qps_per_replica if self.metric == "qps" else self.target_queue_per_replica
 
+    @property
+    def scales_to_zero(self) -> bool:
+        """SkyServe's min_replicas: 0: an idle fleet keeps no replica and the first request wakes one."""
+        return self.min_replicas == 0
+
     def desired_replicas(self, load: float) -> int:
         """SkyServe's rule: ceil(load / target per replica), clipped to [min, max]."""
         return max(self.min_replicas, min(self.max_replicas, math.ceil(load / self.target)))
 
     def describe(self) -> str:
         what = ("target QPS per replica" if self.metric == "qps" else "target requests waiting per replica")
+        idle = "; no replica while idle, the first request wakes one" if self.scales_to_zero else ""
         return (f"autoscaling from {self.min_replicas} to {self.max_replicas} replicas ({what}: {self.target:g}; "
-                f"up after {self.upscale_delay_seconds} s, down after {self.downscale_delay_seconds} s)")
+                f"up after {self.upscale_delay_seconds} s, down after {self.downscale_delay_seconds} s{idle})")
 
 
 def _whole(name: str, value: Any, low: int) -> int:
@@ -98,10 +104,12 @@ def parse_autoscale(value: Any) -> Autoscale:
             close = difflib.get_close_matches(name, _AUTOSCALE_FIELDS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise Refused(f"only the fields {', '.join(_AUTOSCALE_FIELDS)}; autoscale.{name} is not one{hint}")
-    for required in ("minReplicas", "maxReplicas"):
+    for required, low in (("minReplicas", 0), ("maxReplicas", 1)):
         if required not in fields:
-            raise Refused(f"autoscale.{required}, a whole number of at least 1")
-    minimum = _whole("minReplicas", fields["minReplicas"], 1)
+            raise Refused(f"autoscale.{required}, a whole number of at least {low}")
+    # minReplicas 0 is scale to zero (SkyServe's min_replicas: 0); a target that cannot wake a fleet at zero refuses
+    # it (Target.cannot_scale_to_zero).
+    minimum = _whole("minReplicas", fields["minReplicas"], 0)
     maximum = _whole("maxReplicas", fields["maxReplicas"], 1)
     if maximum > MAX_REPLICAS:
         raise Refused(f"autoscale.maxReplicas of at most {MAX_REPLICAS} (found {maximum})")
@@ -148,6 +156,14 @@ class Scaling:
         if self.on_demand_base_replicas > self.max_replicas:
             raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
                                 f"at most the {self.max_replicas} replica(s) the fleet can have")
+        if self.autoscale is not None and self.on_demand_base_replicas > self.autoscale.min_replicas:
+            # The base runs whatever the load: above minReplicas it raises the floor the user set (to a fleet that
+            # never reaches zero, with minReplicas 0), so the range asked for would not be the range served.
+            raise setting_error("onDemandBaseReplicas", self.on_demand_base_replicas,
+                                f"at most autoscale.minReplicas ({self.autoscale.min_replicas}): the on-demand base "
+                                "is always running, so a larger one would keep replicas the range lets go"
+                                + (" (and a fleet at zero has no replica to run on on-demand capacity)"
+                                   if self.autoscale.scales_to_zero else ""))
         if self.on_demand_base_replicas and self.on_demand_base_replicas == self.max_replicas:
             # Every replica would be on-demand: spot would be accepted and never used, and on GCP the fleet would be
             # one fixed on-demand group, with nothing left to autoscale.

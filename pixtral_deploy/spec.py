@@ -87,7 +87,15 @@ class StackSpec:
 
     def __post_init__(self) -> None:
         self._check_cidr_quota()
+        self._check_scale_to_zero()
         self.runs_on.check(self)
+
+    def _check_scale_to_zero(self) -> None:
+        autoscale = self.scaling.autoscale
+        reason = self.runs_on.cannot_scale_to_zero
+        if autoscale is not None and autoscale.scales_to_zero and reason:
+            raise ConfigError(f"pixtral:autoscale: minReplicas=0 is not allowed on target {self.target}; expected "
+                              f"1 or more: {reason}")
 
     def _check_cidr_quota(self) -> None:
         """Each allowed CIDR is one inbound rule of a security group on AWS (the VM's, the fleet load balancer's, the

@@ -200,6 +200,11 @@ def _aws_items(run: dict[str, Any]) -> list[CostItem]:
             "launchTemplateSpecification") or inputs.get("launchTemplate") or {}
         template_id = policy_template.get("launchTemplateId") or policy_template.get("id")
         items += _aws_template_disks(run, template_id, "replica disks", (low, high), region)
+        # A warm pool's stopped instances bill their root volumes only, at zero replicas too.
+        pooled = float((inputs.get("warmPool") or {}).get("minSize", 0))
+        if pooled:
+            items += _aws_template_disks(run, template_id, "warm pool disks (stopped instances)", (pooled, pooled),
+                                         region)
         if _aws_template_public_ip(run, template_id):
             items.append(CostItem("public IPv4 address of each replica", low, high, "aws:public-ipv4", region))
     for balancer in _of_type(run, "aws:lb/loadBalancer:LoadBalancer"):

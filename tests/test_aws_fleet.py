@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 
 import jsonschema
@@ -27,10 +28,12 @@ from cryptography import x509
 
 from pixtral_deploy.catalog import MACHINE_TYPES, model_download_gb
 from pixtral_deploy.cloudinit import METRICS_TOKEN_FILE
-from pixtral_deploy.coldstart import estimate_cold_start
+from pixtral_deploy.coldstart import cold_start, estimate_cold_start, wake_from_zero, warm_start
 from pixtral_deploy.fleetboot import AGENT_CONFIG_FILE, SCRAPE_CONFIG_FILE
 from pixtral_deploy.scaling import parse_autoscale
+from pixtral_deploy.spec import load_spec
 from pixtral_deploy.storage import vm_storage
+from pixtral_deploy.targets.aws import Aws
 
 GROUP = "aws:autoscaling/group:Group"
 POLICY = "aws:autoscaling/policy:Policy"
@@ -294,7 +297,7 @@ BAD_AUTOSCALE = {
                      "exactly one target"),
     "no target": ('{"minReplicas": 1, "maxReplicas": 2}', "exactly one target"),
     "unknown key": ('{"minReplicas": 1, "maxReplicas": 2, "targetQps": 1}', "autoscale.targetQps is not one"),
-    "min zero": ('{"minReplicas": 0, "maxReplicas": 2, "targetQpsPerReplica": 1}', "autoscale.minReplicas"),
+    "negative min": ('{"minReplicas": -1, "maxReplicas": 2, "targetQpsPerReplica": 1}', "autoscale.minReplicas"),
 }
 
 
@@ -516,3 +519,132 @@ def test_downscale_delay_beyond_a_day_is_refused_before_any_resource():
     run = run_stack("aws-fleet", {"pixtral:autoscale": json.dumps({**QPS_AUTOSCALE, "downscaleDelaySeconds": 86401})})
     assert run["error"] and "pixtral:autoscale" in run["error"] and "downscaleDelaySeconds=86401" in run["error"]
     assert "86400" in run["error"] and run["resources"] == []
+
+
+# Scale to zero (docs/scaling.md "Scale to zero"): minReplicas 0, a wake alarm on the balancer's refused requests, the
+# scale-in rule down to 0. The shipped stack keeps one on-demand replica, which a fleet at zero cannot have.
+ZERO_QPS = {"minReplicas": 0, "maxReplicas": 4, "targetQpsPerReplica": 1.5}
+ZERO_QUEUE = {"minReplicas": 0, "maxReplicas": 4, "targetQueuePerReplica": 2.5}
+
+
+def at_zero(autoscale: dict, **settings) -> dict:
+    return fleet({"pixtral:onDemandBaseReplicas": "0", "pixtral:autoscale": json.dumps(autoscale), **settings})
+
+
+def named(run: dict, type_: str, name: str) -> dict:
+    (resource,) = [r for r in resources_of(run, type_) if r["name"] == name]
+    return resource
+
+
+@pytest.mark.parametrize("autoscale", [ZERO_QPS, ZERO_QUEUE], ids=["qps", "queue"])
+def test_a_fleet_at_zero_has_a_minimum_of_zero_and_joins_the_balancer_only_once_vllm_answers(autoscale):
+    run = at_zero(autoscale)
+    group = one(run, GROUP)
+    assert (group["inputs"]["minSize"], group["inputs"]["maxSize"]) == (0, 4)
+    assert {"GroupInServiceInstances", "GroupDesiredCapacity"} <= set(group["inputs"]["enabledMetrics"])
+    # Held at launch until vLLM answers, so that callers get the balancer's 503 until then, not a loading replica.
+    (hook,) = group["inputs"]["initialLifecycleHooks"]
+    assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    files = vm_files(run)
+    assert environment_file(files)["PIXTRAL_LIFECYCLE_HOOK"] == hook["name"]
+    assert "/etc/systemd/system/pixtral-lifecycle.service" in files
+    policy = named(run, "aws:iam/rolePolicy:RolePolicy", "pixtral-lifecycle")
+    assert json.loads(policy["inputs"]["policy"])["Statement"][0]["Resource"] == group["outputs"]["arn"]
+
+
+def test_a_fleet_with_a_minimum_declares_no_wake_and_no_launch_hold():
+    run = autoscaled(QPS_AUTOSCALE)
+    assert [a["name"] for a in resources_of(run, ALARM)] == ["pixtral-scale-in"]
+    assert "initialLifecycleHooks" not in one(run, GROUP)["inputs"]
+    assert environment_file(vm_files(run))["PIXTRAL_LIFECYCLE_HOOK"] == ""
+
+
+@pytest.mark.parametrize("autoscale", [ZERO_QPS, ZERO_QUEUE], ids=["qps", "queue"])
+def test_refused_requests_at_zero_set_one_replica_at_once(autoscale):
+    run = at_zero(autoscale)
+    wake = named(run, POLICY, "pixtral-wake")["inputs"]
+    # A step policy has no cooldown to wait out; exact capacity 1, however often the alarm re-invokes it.
+    assert (wake["policyType"], wake["adjustmentType"]) == ("StepScaling", "ExactCapacity")
+    assert wake["stepAdjustments"] == [{"scalingAdjustment": 1, "metricIntervalLowerBound": "0"}]
+    assert "cooldown" not in wake and wake["autoscalingGroupName"] == one(run, GROUP)["outputs"]["name"]
+    alarm = named(run, ALARM, "pixtral-wake")["inputs"]
+    assert alarm["alarmActions"] == [named(run, POLICY, "pixtral-wake")["outputs"]["arn"]]
+    assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"], alarm["threshold"]) == (1, 1, 1)
+    assert alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    queries = _queries(alarm)
+    refused, desired = queries["refused"]["metric"], queries["desired"]["metric"]
+    # What an ALB with no registered target answers, counted where RequestCount (target answers only) does not.
+    assert (refused["namespace"], refused["metricName"], refused["stat"], refused["period"]) == (
+        "AWS/ApplicationELB", "HTTPCode_ELB_503_Count", "Sum", 60)
+    assert refused["dimensions"] == {"LoadBalancer": one(run, BALANCER)["outputs"]["arnSuffix"]}
+    assert (desired["namespace"], desired["metricName"], desired["stat"]) == ("AWS/AutoScaling",
+                                                                            "GroupDesiredCapacity", "Maximum")
+    assert desired["dimensions"] == {"AutoScalingGroupName": one(run, GROUP)["outputs"]["name"]}
+    for refused_count, wanted, fires in [(None, 0, False), (0, 0, False), (1, 0, True), (40, 0, True),
+                                         (40, 1, False), (40, 3, False), (40, None, False)]:
+        value = _excess(alarm, {"refused": refused_count, "desired": wanted})
+        assert (value >= alarm["threshold"]) == fires, (refused_count, wanted, value)
+
+
+@pytest.mark.parametrize(("autoscale", "minute", "last_replica_goes"), [
+    (ZERO_QPS, {"requests": None}, True),
+    (ZERO_QPS, {"requests": 0}, True),
+    (ZERO_QPS, {"requests": 1}, False),
+    (ZERO_QUEUE, {"queue": None, "requests": None}, True),
+    (ZERO_QUEUE, {"queue": 0, "requests": None}, True),
+    # Generating with nothing waiting: an empty queue, and not idle.
+    (ZERO_QUEUE, {"queue": 0, "requests": 2}, False),
+    (ZERO_QUEUE, {"queue": 3, "requests": 2}, False),
+], ids=["qps-no-data", "qps-none", "qps-one", "queue-no-data", "queue-empty-idle", "queue-empty-busy",
+        "queue-waiting"])
+def test_the_last_replica_goes_only_after_minutes_without_a_request(autoscale, minute, last_replica_goes):
+    run = at_zero(autoscale)
+    alarm = named(run, ALARM, "pixtral-scale-in")["inputs"]
+    if "requests" in minute:
+        requests = _queries(alarm)["requests"]["metric"]
+        assert (requests["metricName"], requests["dimensions"]) == ("RequestCount", {
+            "LoadBalancer": one(run, BALANCER)["outputs"]["arnSuffix"],
+            "TargetGroup": one(run, TARGET_GROUP)["outputs"]["arnSuffix"]})
+    excess = _excess(alarm, {"in_service": 1, **minute})
+    assert (excess >= alarm["threshold"]) == last_replica_goes, (minute, excess)
+    assert _excess(alarm, {"in_service": 0, **minute}) < alarm["threshold"], "nothing to remove at zero"
+
+
+@pytest.mark.parametrize("warm_pool", [False, True], ids=["cold", "warm-pool"])
+def test_pulumi_up_states_what_the_first_caller_waits(warm_pool):
+    settings = {**WARM, "pixtral:warmPool": "1"} if warm_pool else {}
+    run = at_zero(ZERO_QPS, **settings)
+    spec = load_spec({k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")})
+    detection, start = wake_from_zero(spec)
+    assert detection == Aws.wake_detection_seconds
+    assert start.total == (warm_start(spec) if warm_pool else cold_start(spec)).total
+    (line,) = [line for line in run["log"] if line.startswith("info: scale to zero")]
+    assert f"about {detection + start.total:.0f} s from the first request" in line, line
+    assert ("resumed from the warm pool" in line) == warm_pool
+    if warm_pool:
+        group = one(run, GROUP)["inputs"]
+        assert group["warmPool"]["minSize"] == 1 and group["minSize"] == 0
+        assert len(group["initialLifecycleHooks"]) == 1
+
+
+def test_an_on_demand_base_with_a_fleet_at_zero_is_refused_before_any_resource():
+    run = run_stack("aws-fleet", {"pixtral:autoscale": json.dumps(ZERO_QPS)})  # the stack keeps one on-demand
+    assert run["error"] and "pixtral:onDemandBaseReplicas" in run["error"], run["error"]
+    assert "at most autoscale.minReplicas (0)" in run["error"] and run["resources"] == []
+
+
+def _documented_wake(marker: str) -> str:
+    text = (PROJECT_DIR / "docs" / "fleets.md").read_text()
+    (found,) = re.findall(rf"<!-- wake:{marker} -->~(\d+) s<!-- /wake -->", text)
+    return found
+
+
+@pytest.mark.parametrize(("marker", "settings"), [
+    ("aws-cold", {}),
+    ("aws-warm", {**WARM, "pixtral:warmPool": "1"}),
+], ids=["cold", "warm-pool"])
+def test_the_fleet_docs_state_the_wake_the_program_estimates(marker, settings):
+    run = at_zero(ZERO_QPS, **settings)
+    detection, start = wake_from_zero(load_spec({k.split(":", 1)[1]: v for k, v in run["config"].items()
+                                                 if k.startswith("pixtral:")}))
+    assert _documented_wake(marker) == f"{detection + start.total:.0f}"

@@ -224,6 +224,9 @@ def assert_applied_exactly(raw: dict, deployment) -> None:
         assert quantity(autoscale.target) != "0"
         asked = json.loads(raw["autoscale"])
         assert (autoscale.min_replicas, autoscale.max_replicas) == (asked["minReplicas"], asked["maxReplicas"])
+        assert scaling.on_demand_base_replicas <= autoscale.min_replicas, "an on-demand base above the floor"
+        assert autoscale.min_replicas > 0 or deployment.runs_on.cannot_scale_to_zero is None, \
+            "a fleet at zero accepted where nothing wakes it"
     if "replicas" in raw and "autoscale" not in raw:
         assert scaling.replicas == int(raw["replicas"])
     if "onDemandBaseReplicas" in raw:

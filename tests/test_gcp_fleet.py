@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,10 +18,12 @@ from test_vm_updates import _fake_store_cli
 from components.gcp_fleet import GOOGLE_LB_RANGES, LB_UTILIZATION_TARGET, PROXY_ONLY_SUBNET_RANGE
 from pixtral_deploy.catalog import GPU_ZONES
 from pixtral_deploy.cloudinit import METRICS_TOKEN_FILE
-from pixtral_deploy.coldstart import cold_start
+from pixtral_deploy.coldstart import cold_start, wake_from_zero
 from pixtral_deploy.fleet_plan import health_grace_seconds
 from pixtral_deploy.ops_agent import OPS_AGENT_CONFIG, QUEUE_METRIC
+from pixtral_deploy.scaling import parse_autoscale
 from pixtral_deploy.spec import load_spec
+from pixtral_deploy.targets.gcp import Gcp
 
 STACK = "gcp-fleet"
 GROUP = "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"
@@ -480,3 +483,89 @@ def test_tls_false_keeps_the_plain_http_proxy_and_warns():
     assert run["outputs"]["endpoint"] == f"http://{run['outputs']['address']}:8081"
     (warning,) = [line for line in run["log"] if "pixtral:tls is false" in line]
     assert "remove pixtral:tls to serve HTTPS" in warning
+
+
+# Scale to zero (docs/scaling.md): the autoscaler's minimum 0 on a per-group signal, the load balancer's request count
+# for the fleet's backend service. The shipped stack keeps one standard replica, which a fleet at zero cannot have.
+ZERO_QPS = {"minReplicas": 0, "maxReplicas": 4, "targetQpsPerReplica": 2}
+ZERO_QUEUE = {"minReplicas": 0, "maxReplicas": 4, "targetQueuePerReplica": 4}
+REGION_BACKEND = "gcp:compute/regionBackendService:RegionBackendService"
+
+
+def _at_zero(autoscale: dict, **settings) -> dict:
+    return _ok(STACK, {"pixtral:onDemandBaseReplicas": "0", "pixtral:autoscale": json.dumps(autoscale), **settings})
+
+
+def _request_signal(policy: dict) -> dict:
+    (signal,) = [m for m in policy["metrics"] if "request_count" in m["name"]]
+    return signal
+
+
+@pytest.mark.parametrize(("internal", "metric", "resource", "backend_type"), [
+    (False, "loadbalancing.googleapis.com/https/request_count", "https_lb_rule", BACKEND),
+    (True, "loadbalancing.googleapis.com/https/internal/request_count", "internal_http_lb_rule", REGION_BACKEND),
+], ids=["external", "internal"])
+def test_a_fleet_at_zero_scales_on_the_load_balancers_requests_for_its_backend(internal, metric, resource,
+                                                                               backend_type):
+    run = _at_zero(ZERO_QPS, **{"pixtral:internal": str(internal).lower()})
+    assert list(_groups(run)) == ["spot"], "no on-demand base beside a fleet at zero"
+    policy = _autoscalers(run)["spot"]
+    assert (policy["minReplicas"], policy["maxReplicas"]) == (0, 4)
+    # Serving capacity needs a VM to measure: a per-group metric is what the autoscaler can scale to zero on.
+    assert "loadBalancingUtilization" not in policy
+    (backend,) = resources_of(run, backend_type)
+    assert policy["metrics"] == [{
+        "name": metric, "singleInstanceAssignment": 2,
+        "filter": f'resource.type = "{resource}" AND resource.labels.backend_target_name = '
+                  f'"{backend["outputs"]["name"]}"'}]
+    # A per-group filter: a resource type other than gce_instance, selectors joined by AND, equality only.
+    selectors = policy["metrics"][0]["filter"].split(" AND ")
+    assert all(" = " in selector and "(" not in selector for selector in selectors)
+    assert policy["scaleInControl"]["maxScaledInReplicas"] == {"fixed": 1}
+
+
+@pytest.mark.parametrize("requests_per_second", [0, 1 / 60, 0.5, 2, 2.01, 5.9, 8, 40])
+def test_qps_at_zero_is_skyserves_rule_over_the_load_balancers_request_rate(requests_per_second):
+    policy = _autoscalers(_at_zero(ZERO_QPS))["spot"]
+    assignment = _request_signal(policy)["singleInstanceAssignment"]
+    wanted = parse_autoscale(json.dumps(ZERO_QPS)).desired_replicas(requests_per_second)
+    # The autoscaler keeps the group proportional to the metric, rounding up (within min and max).
+    asked = min(policy["maxReplicas"], max(policy["minReplicas"], math.ceil(requests_per_second / assignment)))
+    assert asked == wanted
+
+
+@pytest.mark.parametrize("requests_per_second", [0, 1 / 3600, 1 / 60, 1, 50, 500])
+def test_queue_at_zero_keeps_its_queue_signal_and_wakes_one_replica_on_requests(requests_per_second):
+    policy = _autoscalers(_at_zero(ZERO_QUEUE))["spot"]
+    queue = [m for m in policy["metrics"] if m["name"] == QUEUE_METRIC]
+    assert queue == [{"name": QUEUE_METRIC, "target": 4, "type": "GAUGE",
+                      "filter": 'resource.type = "prometheus_target"'}]
+    assignment = _request_signal(policy)["singleInstanceAssignment"]
+    # One replica while any request arrives, none once they stop; more is the queue signal's to ask.
+    assert math.ceil(requests_per_second / assignment) == (1 if requests_per_second else 0)
+
+
+def test_a_fleet_with_a_minimum_keeps_serving_capacity_and_no_request_signal():
+    policy = _autoscalers(_ok())["spot"]
+    assert "loadBalancingUtilization" in policy and "metrics" not in policy
+
+
+def test_pulumi_up_states_what_the_first_caller_waits_on_gcp():
+    run = _at_zero(ZERO_QPS)
+    detection, start = wake_from_zero(_deployment(run))
+    assert detection == Gcp.wake_detection_seconds and start.total == cold_start(_deployment(run)).total
+    (line,) = [line for line in run["log"] if line.startswith("info: scale to zero")]
+    assert f"about {detection + start.total:.0f} s from the first request" in line, line
+
+
+def test_an_on_demand_base_with_a_fleet_at_zero_is_refused_on_gcp_before_any_resource():
+    run = run_stack(STACK, {"pixtral:autoscale": json.dumps(ZERO_QPS)})  # the stack keeps one standard replica
+    assert run["error"] and "pixtral:onDemandBaseReplicas" in run["error"], run["error"]
+    assert "at most autoscale.minReplicas (0)" in run["error"] and run["resources"] == []
+
+
+def test_the_fleet_docs_state_the_wake_the_program_estimates_on_gcp():
+    text = (Path(__file__).parent.parent / "docs" / "fleets.md").read_text()
+    (documented,) = re.findall(r"<!-- wake:gcp-cold -->~(\d+) s<!-- /wake -->", text)
+    detection, start = wake_from_zero(_deployment(_at_zero(ZERO_QPS)))
+    assert documented == f"{detection + start.total:.0f}"

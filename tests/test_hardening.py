@@ -40,7 +40,7 @@ REFUSED = [
     ({"target": "gcp", "internal": "true"}, "internal", "false for one VM"),
     ({"target": "aws", "spot": "true", "onDemandBaseReplicas": "1"}, "onDemandBaseReplicas", "0 for one VM"),
     ({"target": "gcp", "spot": "true", "onDemandBaseReplicas": "1"}, "onDemandBaseReplicas", "0 for one VM"),
-    ({"target": "gcp", "spot": "true", "onDemandBaseReplicas": "4", "autoscale": _autoscale()},
+    ({"target": "gcp", "spot": "true", "onDemandBaseReplicas": "4", "autoscale": _autoscale(minReplicas=4)},
      "onDemandBaseReplicas", "fewer than the fleet's 4"),
     ({"target": "aws", "spot": "true", "onDemandBaseReplicas": "3", "replicas": "3"},
      "onDemandBaseReplicas", "fewer than the fleet's 3"),
@@ -84,6 +84,11 @@ REFUSED = [
     ({**_hpa(targetQpsPerReplica=2), "prometheusBasicAuth": "(secret)"}, "prometheusBasicAuth",
      "unless KEDA queries"),
     ({**K8S, "prometheusBasicAuth": "(secret)"}, "prometheusBasicAuth", "without pixtral:autoscale"),
+    # An on-demand base above minReplicas would keep replicas the range lets go (and a fleet at zero has none).
+    ({"target": "aws", "spot": "true", "onDemandBaseReplicas": "1", "autoscale": _autoscale(minReplicas=0)},
+     "onDemandBaseReplicas", "at most autoscale.minReplicas (0)"),
+    ({"target": "gcp", "spot": "true", "onDemandBaseReplicas": "2", "autoscale": _autoscale(minReplicas=1)},
+     "onDemandBaseReplicas", "at most autoscale.minReplicas (1)"),
 ]
 
 
@@ -111,6 +116,36 @@ def test_the_limits_themselves_are_accepted(raw):
 def test_the_smallest_target_is_not_rounded_to_nothing():
     autoscale = load_spec(_hpa(targetQueuePerReplica=0.001)).scaling.autoscale
     assert quantity(autoscale.target) == "1m"
+
+
+# -- Scale to zero (docs/scaling.md): accepted exactly where the target can wake a fleet, refused by name elsewhere --
+
+# The least each target needs besides autoscale (a pod target's autoscaler reads its own metrics source).
+AUTOSCALED = {"aws": {"target": "aws"}, "gcp": {"target": "gcp"}, "kubernetes": {**K8S, "autoscaler": "hpa"},
+              "eks": {"target": "eks", "autoscaler": "hpa"}, "gke": {"target": "gke"}}
+
+
+@pytest.mark.parametrize("name", sorted(AUTOSCALED))
+def test_min_replicas_zero_is_accepted_exactly_where_the_target_declares_it_can_wake_a_fleet(name):
+    from pixtral_deploy import targets
+
+    raw = AUTOSCALED[name]
+    assert load_spec({**raw, "autoscale": _autoscale()}).scaling.min_replicas == 1
+    reason = targets.get(name).cannot_scale_to_zero
+    if reason is None:
+        assert load_spec({**raw, "autoscale": _autoscale(minReplicas=0)}).scaling.min_replicas == 0
+        return
+    with pytest.raises(ConfigError) as refused:
+        load_spec({**raw, "autoscale": _autoscale(minReplicas=0)})
+    message = str(refused.value)
+    assert "pixtral:autoscale" in message and "minReplicas=0" in message and f"target {name}" in message, message
+    assert "1 or more" in message and reason in message, message
+
+
+def test_a_negative_minimum_is_still_refused_naming_the_field():
+    with pytest.raises(ConfigError) as refused:
+        load_spec({"target": "aws", "autoscale": _autoscale(minReplicas=-1)})
+    assert "autoscale.minReplicas" in str(refused.value) and "from 0" in str(refused.value)
 
 
 # -- Cloud Armor on the GCP fleet ---------------------------------------------------------------------------------

@@ -120,6 +120,18 @@ def test_cost_is_an_hourly_estimate_at_dated_list_prices(tmp_path):
     assert f"- https://aws.amazon.com/ec2/pricing/on-demand/ (Linux), read {PRICES_READ_ON}: us-east-1" in cost
 
 
+def test_a_fleet_at_zero_costs_nothing_for_replicas_while_idle_but_its_warm_pools_disks(tmp_path):
+    zero = {"pixtral:autoscale": '{"minReplicas": 0, "maxReplicas": 4, "targetQpsPerReplica": 1.5}',
+            "pixtral:onDemandBaseReplicas": "0"}
+    rows = _rows(_cost("aws-fleet", tmp_path / "zero", zero))
+    spot = rows["g6e.xlarge spot replicas (the first of the group's types)"]
+    assert spot[0] == "0 to 4" and _dollars(spot[2])[0] == 0.0
+    warm = _rows(_cost("aws-fleet", tmp_path / "warm", {**zero, "pixtral:spot": "false", "pixtral:warmPool": "2",
+                                                         "pixtral:instanceTypes": '["g6e.xlarge"]'}))
+    pooled = [cells for item, cells in warm.items() if item.startswith("warm pool disks (stopped instances)")]
+    assert pooled and all(cells[0] == "2" for cells in pooled), warm
+
+
 def _rows(cost: str) -> dict[str, list[str]]:
     """The cost table as {item: [count, list price, per hour]}."""
     table = cost.split("| item | count | list price | per hour |", 1)[1].split("\n\n", 1)[0]

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fleet with a warm pool: the group holds every new instance at its launch lifecycle hook, both when it first
-# boots into the warm pool and when it is resumed from the pool into service. This runs once vLLM answers and
-# releases the hold: a warm-pool instance is then stopped with vLLM installed and the weights (and vLLM's compile
-# cache) on its EBS root, and a resumed one goes into service. A boot with no hold pending (a plain reboot) is
-# fine: the group refuses the call and nothing waits on it.
+# Fleet with a warm pool or scaling to zero: the group holds every new instance at its launch lifecycle hook, both
+# when it first boots (into the warm pool, or to wake a fleet at zero) and when it is resumed from the pool into
+# service. This runs once vLLM answers and releases the hold: a warm-pool instance is then stopped with vLLM
+# installed and the weights (and vLLM's compile cache) on its EBS root, and an instance going into service joins the
+# balancer only now, able to serve. A boot with no hold pending (a plain reboot) is fine: the group refuses the
+# call and nothing waits on it.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"

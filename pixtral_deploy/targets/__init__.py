@@ -72,6 +72,12 @@ class Target:
     kubeconfig_command: ClassVar[str | None] = None
     # Where help and the README list it among the others (a plugin's comes after the program's own).
     listed: ClassVar[int] = 100
+    # Why this target cannot keep a fleet at zero replicas and wake it on the first request (autoscale.minReplicas
+    # 0, docs/scaling.md "Scale to zero"); None where it can.
+    cannot_scale_to_zero: ClassVar[str | None] = "the target has no way to wake a fleet at zero on the first request"
+    # Where it can: about how long from the first request to an idle fleet until a replica is starting (the
+    # platform's metric delay); the cold or warm start comes on top (coldstart.wake_from_zero).
+    wake_detection_seconds: ClassVar[int | None] = None
 
     def cloud_settings(self, settings: Settings) -> dict[str, Any]:
         """The spec's fields this target's cloud fills (`aws=AwsMachines(...)`), from the parsed settings."""

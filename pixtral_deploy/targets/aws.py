@@ -82,6 +82,10 @@ class Aws(_OnAws, Target):
     cidr_limit = (SECURITY_GROUP_RULES, "a security group's default quota of 60 inbound rules per IP version, one "
                                         "rule per CIDR")
     status_module = "pixtralctl.status_aws"
+    # A fleet at zero wakes on the balancer's refused requests (components/aws_fleet.py `_wake`).
+    cannot_scale_to_zero = None
+    # The balancer publishes its metrics every 60 s, and the wake alarm decides on one one-minute period.
+    wake_detection_seconds = 120
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         return _machines(settings, spec_fields["aws"]), None

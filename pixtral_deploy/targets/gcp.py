@@ -183,6 +183,12 @@ class Gcp(_OnGcp, Target):
     summary = "one Compute Engine VM, or a fleet of managed instance groups behind a global load balancer"
     platform = "vm"
     status_module = "pixtralctl.status_gcp"
+    # A fleet at zero wakes on the load balancer's request count, a per-group metric (components/gcp_fleet.py).
+    cannot_scale_to_zero = None
+    # An estimate: Cloud Monitoring samples the load balancer's request count every 60 s and shows it after a delay
+    # of a few minutes (stated per metric in Google's metrics list, https://cloud.google.com/monitoring/api/metrics_gcp),
+    # then the autoscaler decides.
+    wake_detection_seconds = 270
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         return _machines(settings, spec_fields["gcp"]), None
