@@ -1,5 +1,6 @@
 """Schema validation for every manifest the program declares: Kubernetes' own kinds through kubernetes-validate,
-custom resources (KEDA's ScaledObject and TriggerAuthentication, GKE's PodMonitoring) against the openAPIV3Schema of
+custom resources (KEDA's ScaledObject and TriggerAuthentication, the KEDA HTTP add-on's InterceptorRoute, GKE's
+PodMonitoring) against the openAPIV3Schema of
 their published CRDs, vendored in tests/crds/ (each file's first line names its source URL and release).
 
 Strict like kubernetes-validate's strict mode: a field the CRD's schema does not know is an error here. The API
