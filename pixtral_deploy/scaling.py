@@ -100,8 +100,9 @@ def parse_autoscale(value: Any) -> Autoscale:
             raise Refused(f"only the fields {', '.join(_AUTOSCALE_FIELDS)}; autoscale.{name} is not one{hint}")
     for required in ("minReplicas", "maxReplicas"):
         if required not in fields:
-            raise Refused(f"autoscale.{required}, a whole number of at least 1")
-    minimum = _whole("minReplicas", fields["minReplicas"], 1)
+            raise Refused(f"autoscale.{required}, a whole number")
+    # minReplicas 0 is scale to zero (SkyServe's min_replicas: 0); each platform refuses it where it cannot wake.
+    minimum = _whole("minReplicas", fields["minReplicas"], 0)
     maximum = _whole("maxReplicas", fields["maxReplicas"], 1)
     if maximum > MAX_REPLICAS:
         raise Refused(f"autoscale.maxReplicas of at most {MAX_REPLICAS} (found {maximum})")
