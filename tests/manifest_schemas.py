@@ -58,7 +58,9 @@ def validate(document: dict) -> None:
     if schema is None:
         kubernetes_validate.validate(document, f"{KUBERNETES_VERSION}.0", strict=True)
         return
-    # metadata is the API server's ObjectMeta, not part of the CRD's schema (which lists it as a bare object).
+    # metadata is the API server's ObjectMeta, not part of the CRD's schema (which lists it as a bare object, and
+    # the InterceptorRoute's as required).
     body = {key: value for key, value in document.items() if key != "metadata"}
     jsonschema.validate(body, {**schema, "properties": {k: v for k, v in schema["properties"].items()
-                                                          if k != "metadata"}})
+                                                          if k != "metadata"},
+                               "required": [k for k in schema.get("required", []) if k != "metadata"]})

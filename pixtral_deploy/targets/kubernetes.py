@@ -139,6 +139,12 @@ class KubernetesTarget(Target):
 
     platform = "kubernetes"
     secret_store = POD_SECRET_STORE
+    # autoscale.minReplicas 0 wakes through the KEDA HTTP add-on (components/scale_to_zero.py); what it cannot
+    # carry is refused in _check_scale_to_zero.
+    cannot_scale_to_zero = None
+    # The add-on's scaler counts the interceptors' requests every 500 ms and pushes activity to KEDA every 200 ms
+    # (v0.15.0 scaler/config.go: KEDA_HTTP_QUEUE_TICK_DURATION, KEDA_HTTP_SCALER_STREAM_INTERVAL_MS defaults).
+    wake_detection_seconds = 1
     status_module = "pixtralctl.status_kubernetes"
 
     def check(self, spec: Any) -> None:
