@@ -173,7 +173,7 @@ class VllmWorkload(pulumi.ComponentResource):
         tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, pods.namespace) if args.ca else None
         pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
         if pods.shared_cache:
-            workload_name = self._spec(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
+            workload_name = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
         else:
             workload_name = self._stateful_set(ns, pod_template, spec, args.storage_class)
         self._network_policy(ns, spec)
