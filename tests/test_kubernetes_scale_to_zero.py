@@ -12,6 +12,7 @@ from manifest_schemas import validate
 
 from components.scale_to_zero import HTTP_ADD_ON_CHART_VERSION
 from pixtral_deploy.fleet_plan import FIRST_BYTE_MARGIN_SECONDS
+from pixtralctl.resource_summary import key_settings
 
 K8S_STACKS = [s for s in stacks_of("kubernetes", "eks", "gke")]
 PROMETHEUS = "http://prometheus.monitoring.svc:9090"
@@ -159,3 +160,13 @@ def test_scale_to_zero_refuses_what_the_interceptor_cannot_carry(stack):
         del chosen["pixtral:prometheusUrl"]
         with_hpa = run_stack(stack, chosen)["error"]
         assert "pixtral:autoscaler" in with_hpa and "minReplicas 0" in with_hpa
+
+
+@pytest.mark.parametrize("stack", K8S_STACKS)
+def test_render_shows_the_wake_wiring(stack):
+    # `pixtralctl render`'s review table: the route's timeouts and the ScaledObject's cooldown are on it.
+    run = ok(stack, settings(stack, 0))
+    (route,) = resources_of(run, ROUTE)
+    (scaled,) = resources_of(run, SCALED_OBJECT)
+    assert route["inputs"]["spec"]["timeouts"]["readiness"] in str(key_settings(ROUTE, route["inputs"]))
+    assert "900" in str(key_settings(SCALED_OBJECT, scaled["inputs"]))
