@@ -81,7 +81,8 @@ class WakeOnRequest(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WakeOnRequestArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pixtral:kubernetes:WakeOnRequest", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # Children do not inherit a component's dependsOn: the route waits for the add-on's CRD (gke's install).
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         spec = args.spec
         route = k8s.apiextensions.CustomResource(
             name, api_version="http.keda.sh/v1beta1", kind="InterceptorRoute",

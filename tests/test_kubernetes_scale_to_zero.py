@@ -138,6 +138,8 @@ def test_gke_installs_the_pinned_add_on_beside_keda():
     assert add_on["inputs"]["version"] == HTTP_ADD_ON_CHART_VERSION == "0.15.0"
     assert (add_on["inputs"]["name"], add_on["inputs"]["namespace"]) == ("http-add-on", "keda")
     assert f"{RELEASE}::{releases['keda']['name']}" in add_on["depends_on"]
+    (route,) = resources_of(run, ROUTE)
+    assert f"{RELEASE}::{add_on['name']}" in route["depends_on"], "the route's CRD comes with the add-on"
     assert "keda-add-ons-http" not in {r["inputs"]["chart"] for r in resources_of(ok("gke", settings("gke", 1)),
                                                                                   RELEASE)}
 
