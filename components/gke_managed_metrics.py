@@ -20,6 +20,12 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.gcp_shared import service_account_id
+from components.scale_to_zero import (
+    HTTP_ADD_ON_CHART,
+    HTTP_ADD_ON_CHART_VERSION,
+    HTTP_ADD_ON_NAMESPACE,
+    HTTP_ADD_ON_RELEASE,
+)
 
 KEDA_CHART = "keda"
 KEDA_CHART_VERSION = "2.20.2"
@@ -45,6 +51,8 @@ class GkeManagedMetricsArgs:
     selector: dict[str, str]
     labels: dict[str, str]
     instance: str = "pixtral"
+    # autoscale.minReplicas 0: the KEDA HTTP add-on beside KEDA (components/scale_to_zero.py).
+    http_add_on: bool = False
 
 
 class GkeManagedMetrics(pulumi.ComponentResource):
@@ -69,6 +77,8 @@ class GkeManagedMetrics(pulumi.ComponentResource):
         self.prometheus_url = query_api(args.project)
         self.trigger_authentication = auth.metadata["name"]
         self.ready = [keda, auth]
+        if args.http_add_on:
+            self.ready.append(self._http_add_on(keda))
         self.register_outputs({})
 
     def _scrape(self, args: GkeManagedMetricsArgs) -> None:
@@ -120,3 +130,15 @@ class GkeManagedMetrics(pulumi.ComponentResource):
             values={"serviceAccount": {"operator": {"name": KEDA_OPERATOR_ACCOUNT, "annotations": {
                 "iam.gke.io/gcp-service-account": reader.email}}}},
             opts=self._child)
+
+    def _http_add_on(self, keda: k8s.helm.v3.Release) -> k8s.helm.v3.Release:
+        """The add-on's chart (its CRDs, operator, interceptor and external scaler), as its README installs it:
+        next to KEDA, in KEDA's namespace, after KEDA (its operator writes ScaledObjects)."""
+        return k8s.helm.v3.Release(
+            f"{self._name}-http-add-on",
+            name=HTTP_ADD_ON_RELEASE,
+            chart=HTTP_ADD_ON_CHART,
+            version=HTTP_ADD_ON_CHART_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_CHART_REPO),
+            namespace=HTTP_ADD_ON_NAMESPACE,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]))

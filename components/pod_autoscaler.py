@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.scale_to_zero import SCALER_ADDRESS
 from pixtral_deploy.scaling import QPS_WINDOW_SECONDS, Autoscale
 from pixtral_deploy.spec import StackSpec
 
@@ -46,6 +47,9 @@ class PodAutoscalerArgs:
     # keda with pixtral:prometheusBasicAuth (USER:PASSWORD) or prometheusBearerToken: the secret value, which goes
     # into a Secret that a TriggerAuthentication hands to KEDA (spec.kubernetes.prometheus_auth says which).
     prometheus_credentials: pulumi.Input[str] | None = None
+    # minReplicas 0: the KEDA HTTP add-on's InterceptorRoute (components/scale_to_zero.py) whose requests wake the
+    # set.
+    wake_route: pulumi.Input[str] | None = None
 
 
 def load_query(autoscale: Autoscale, namespace: str) -> str:
@@ -139,12 +143,23 @@ class PodAutoscaler(pulumi.ComponentResource):
             trigger["authenticationRef"] = {"name": args.trigger_authentication}
         if args.prometheus_credentials is not None:
             trigger["metadata"]["authModes"] = args.spec.kubernetes.prometheus_auth
+        triggers = [trigger]
+        scale_to_zero = {}
+        if args.wake_route is not None:
+            # The add-on's scaler reports the route's requests in flight: KEDA wakes the set from zero as soon as one
+            # arrives (activation is KEDA's own step, outside the HPA's upscale window), and keeps it while any is.
+            triggers.append({"type": "external-push",
+                             "metadata": {"scalerAddress": SCALER_ADDRESS, "interceptorRoute": args.wake_route}})
+            # The last replica goes once no trigger has been active for this long: no request in flight at the
+            # interceptor, none waiting or finished in vLLM's 60 s window.
+            scale_to_zero = {"cooldownPeriod": autoscale.downscale_delay_seconds}
         return {
             "scaleTargetRef": target,
+            **scale_to_zero,
             "minReplicaCount": autoscale.min_replicas,
             "maxReplicaCount": autoscale.max_replicas,
             "pollingInterval": KEDA_POLLING_SECONDS,
             # KEDA hands these to the HPA it creates.
             "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior(autoscale)}},
-            "triggers": [trigger],
+            "triggers": triggers,
         }

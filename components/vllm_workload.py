@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.scale_to_zero import scales_to_zero
 from components.stack_ca import StackCa
 from pixtral_deploy.catalog import AWS_ACCELERATOR_LABEL, GFD_PRODUCT_LABEL, GFD_PRODUCTS, GKE_ACCELERATOR_LABEL
 from pixtral_deploy.cloudinit import USERDATA_DIR
@@ -175,7 +176,7 @@ class VllmWorkload(pulumi.ComponentResource):
         secret = self._secret(ns, args)
         guard = self._guard(ns)
         service = self._service(ns, spec)
-        host = _service_host(service, pods.service_type, pods.namespace)
+        host = service_host(service, self._service_type(spec), pods.namespace)
         tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, pods.namespace) if args.ca else None
         pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
         if pods.shared_cache:
@@ -467,21 +468,30 @@ class VllmWorkload(pulumi.ComponentResource):
             opts=self._child,
         )
 
+    @staticmethod
+    def _service_type(spec: StackSpec) -> str:
+        """pixtral:serviceType; in-cluster only when the set scales to zero: the user then reaches the KEDA HTTP
+        add-on's interceptor (components/scale_to_zero.py), which reaches this Service."""
+        return "ClusterIP" if scales_to_zero(spec) else spec.kubernetes.service_type
+
     def _service(self, ns: pulumi.Input[str], spec: StackSpec) -> k8s.core.v1.Service:
-        pods = spec.kubernetes
+        service_type = self._service_type(spec)
         service = {
-            "type": pods.service_type,
+            "type": service_type,
             "selector": self._selector,
             "ports": [{"name": "http", "port": spec.server.port, "targetPort": "http", "protocol": "TCP"}],
         }
         metadata = self._metadata(ns)
-        if pods.service_type == "LoadBalancer":
+        if service_type == "LoadBalancer":
             service["loadBalancerSourceRanges"] = list(spec.allowed_cidrs)
             if spec.server.tls:
                 # The certificate names the load balancer's address, so the pods (which mount it) come after the
                 # Service has one: wait for the address alone, not for the default "a pod is selected", which
                 # would never happen before the pods exist.
                 metadata["annotations"] = {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress}"}
+        if scales_to_zero(spec):
+            # A set at zero has no pod for the Service to select: awaiting one would fail an update made while idle.
+            metadata["annotations"] = {"pulumi.com/skipAwait": "true"}
         # Pulumi awaits a Service until its Endpoints list a pod (ready or not) and, for a load balancer, an
         # address: 10 minutes by default. A GPU node scaled up from zero can take longer than that to take the pod.
         return k8s.core.v1.Service(self._name, metadata=metadata, spec=service, opts=self._waiting(SERVICE_AWAIT))
@@ -504,7 +514,7 @@ def _digest(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=known_only).encode()).hexdigest()[:10]
 
 
-def _service_host(service: k8s.core.v1.Service, service_type: str, namespace: str) -> pulumi.Output[str]:
+def service_host(service: k8s.core.v1.Service, service_type: str, namespace: str) -> pulumi.Output[str]:
     """Where clients reach the Service: the load balancer's address, else its in-cluster DNS name."""
     if service_type != "LoadBalancer":
         # Reachable from inside the cluster (or through `kubectl port-forward`).

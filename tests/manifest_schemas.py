@@ -1,5 +1,6 @@
 """Schema validation for every manifest the program declares: Kubernetes' own kinds through kubernetes-validate,
-custom resources (KEDA's ScaledObject and TriggerAuthentication, GKE's PodMonitoring) against the openAPIV3Schema of
+custom resources (KEDA's ScaledObject and TriggerAuthentication, the KEDA HTTP add-on's InterceptorRoute, GKE's
+PodMonitoring) against the openAPIV3Schema of
 their published CRDs, vendored in tests/crds/ (each file's first line names its source URL and release).
 
 Strict like kubernetes-validate's strict mode: a field the CRD's schema does not know is an error here. The API
@@ -57,7 +58,9 @@ def validate(document: dict) -> None:
     if schema is None:
         kubernetes_validate.validate(document, f"{KUBERNETES_VERSION}.0", strict=True)
         return
-    # metadata is the API server's ObjectMeta, not part of the CRD's schema (which lists it as a bare object).
+    # metadata is the API server's ObjectMeta, not part of the CRD's schema (which lists it as a bare object, and
+    # the InterceptorRoute's as required).
     body = {key: value for key, value in document.items() if key != "metadata"}
     jsonschema.validate(body, {**schema, "properties": {k: v for k, v in schema["properties"].items()
-                                                          if k != "metadata"}})
+                                                          if k != "metadata"},
+                               "required": [k for k in schema.get("required", []) if k != "metadata"]})

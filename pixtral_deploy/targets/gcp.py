@@ -261,10 +261,12 @@ class Gke(_OnGcp, KubernetesTarget):
         import pulumi
 
         from components.gke_managed_metrics import GkeManagedMetrics, GkeManagedMetricsArgs
+        from components.scale_to_zero import scales_to_zero
 
         metrics = GkeManagedMetrics("pixtral-metrics", GkeManagedMetricsArgs(
             project=stack.location.project, namespace=workload.namespace, secret_name=workload.secret_name,
-            selector=workload.selector, labels=workload.selector, instance=pulumi.get_stack()), opts=on_cluster)
+            selector=workload.selector, labels=workload.selector, instance=pulumi.get_stack(),
+            http_add_on=scales_to_zero(stack.spec)), opts=on_cluster)
         return metrics.prometheus_url, metrics.trigger_authentication, metrics.ready
 
 

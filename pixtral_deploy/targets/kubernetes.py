@@ -139,6 +139,12 @@ class KubernetesTarget(Target):
 
     platform = "kubernetes"
     secret_store = POD_SECRET_STORE
+    # autoscale.minReplicas 0 wakes through the KEDA HTTP add-on (components/scale_to_zero.py); what it cannot
+    # carry is refused in _check_scale_to_zero.
+    cannot_scale_to_zero = None
+    # The add-on's scaler counts the interceptors' requests every 500 ms and pushes activity to KEDA every 200 ms
+    # (v0.15.0 scaler/config.go: KEDA_HTTP_QUEUE_TICK_DURATION, KEDA_HTTP_SCALER_STREAM_INTERVAL_MS defaults).
+    wake_detection_seconds = 1
     status_module = "pixtralctl.status_kubernetes"
 
     def check(self, spec: Any) -> None:
@@ -185,6 +191,8 @@ class KubernetesTarget(Target):
                 raise ConfigError(f"pixtral:autoscale: {field} {delay} is not allowed on Kubernetes; expected at "
                                   f"most {MAX_STABILIZATION_SECONDS}: the delays become the HPA's stabilization "
                                   "windows, which the API server caps at one hour")
+        if autoscale.min_replicas == 0:
+            self._check_scale_to_zero(spec, kubernetes)
         if self.managed_metrics and kubernetes.scaler != "keda":
             raise setting_error("autoscaler", kubernetes.autoscaler, f"keda on {self.name}: the program installs KEDA "
                                 "and reads the platform's managed Prometheus; an HPA would need a custom metrics "
@@ -198,6 +206,21 @@ class KubernetesTarget(Target):
                               "vLLM's metrics from a Prometheus: set pixtral:prometheusUrl to its query API (e.g. "
                               "http://prometheus-operated.monitoring.svc:9090), or set pixtral:autoscaler to hpa to "
                               "read the custom metrics API instead")
+
+    @staticmethod
+    def _check_scale_to_zero(spec: Any, kubernetes: KubernetesSettings) -> None:
+        """minReplicas 0 wakes through the KEDA HTTP add-on (components/scale_to_zero.py): what it cannot carry is
+        refused by name."""
+        if kubernetes.scaler != "keda":
+            raise setting_error("autoscaler", kubernetes.autoscaler, "keda with autoscale.minReplicas 0: an HPA "
+                                "keeps at least one replica (its minReplicas 0 needs the alpha HPAScaleToZero gate) "
+                                "and nothing would hold the first request; KEDA with its HTTP add-on does both")
+        if spec.tls.enabled:
+            raise setting_error("tls", "true", "false with autoscale.minReplicas 0 on Kubernetes: the KEDA HTTP "
+                                "add-on's interceptor (v0.15.0), which holds requests while the pods wake, speaks "
+                                "HTTPS to the pods only when its own TLS listener is switched on for the whole "
+                                "cluster with the stack CA in its trust store, which the program does not set up; "
+                                "set pixtral:tls false, or autoscale.minReplicas 1 or more")
 
     def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:
         return {"kubernetes": kubernetes_settings(settings, node)}
@@ -220,28 +243,59 @@ def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str
     workload = VllmWorkload("pixtral", VllmWorkloadArgs(
         spec, api_key=api_key, hf_token=stack.secrets.hf_token, node_selector=cluster.node_selector,
         storage_class=cluster.storage_class, instance=pulumi.get_stack(), ca=ca), opts=on_cluster)
+    address, endpoint = workload.address, workload.endpoint
     if spec.scaling.autoscale:
-        _autoscaler(stack, workload, on_cluster)
+        entry = _autoscaler(stack, workload, on_cluster)
+        if entry is not None:
+            # minReplicas 0: the user reaches the interceptor, which holds a request while the set wakes.
+            from components.scale_to_zero import HTTP_ADD_ON_NAMESPACE
+            from components.vllm_workload import service_host
+
+            address = service_host(entry, spec.kubernetes.service_type, HTTP_ADD_ON_NAMESPACE)
+            endpoint = pulumi.Output.from_input(spec.tls.domain or address).apply(spec.endpoint_url)
     if spec.tls.domain:
-        cluster.endpoint_record(spec.tls.domain, spec.tls.dns_zone, workload.address)
-    return {"endpoint": workload.endpoint, "namespace": workload.namespace, "service": workload.service_name,
+        cluster.endpoint_record(spec.tls.domain, spec.tls.dns_zone, address)
+    return {"endpoint": endpoint, "namespace": workload.namespace, "service": workload.service_name,
             "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items())}
 
 
-def _autoscaler(stack: Any, workload: Any, on_cluster: Any) -> None:
-    """KEDA or an HPA on vLLM's metrics, from the user's Prometheus or the one the target sets up."""
+def _autoscaler(stack: Any, workload: Any, on_cluster: Any) -> Any:
+    """KEDA or an HPA on vLLM's metrics, from the user's Prometheus or the one the target sets up; with minReplicas
+    0 also the KEDA HTTP add-on's route, and the Service the user then reaches (returned; None otherwise)."""
     import pulumi
 
     from components.pod_autoscaler import PodAutoscaler, PodAutoscalerArgs
+    from components.scale_to_zero import (
+        HTTP_ADD_ON_CHART,
+        HTTP_ADD_ON_CHART_VERSION,
+        HTTP_ADD_ON_NAMESPACE,
+        HTTP_ADD_ON_RELEASE,
+        WakeOnRequest,
+        WakeOnRequestArgs,
+        scales_to_zero,
+    )
 
     spec = stack.spec
     prometheus_url, authentication, ready = spec.runs_on.managed_metrics_source(stack, workload, on_cluster)
+    after_ready = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready))
+    wake = None
+    if scales_to_zero(spec):
+        if not spec.runs_on.managed_metrics:
+            pulumi.log.info(f"pixtral:autoscale minReplicas 0 on {spec.runs_on.name}: the cluster must run the KEDA "
+                            f"HTTP add-on (chart {HTTP_ADD_ON_CHART} {HTTP_ADD_ON_CHART_VERSION}, release "
+                            f"{HTTP_ADD_ON_RELEASE} in namespace {HTTP_ADD_ON_NAMESPACE}, beside KEDA); the program "
+                            "does not install it here")
+        wake = WakeOnRequest("pixtral-wake", WakeOnRequestArgs(
+            spec, namespace=workload.namespace, service_name=workload.service_name, labels=workload.selector),
+            opts=after_ready)
     PodAutoscaler("pixtral", PodAutoscalerArgs(
         spec, namespace=workload.namespace, workload_kind=workload.workload_kind,
         workload_name=workload.workload_name, labels=workload.selector, prometheus_url=prometheus_url,
         trigger_authentication=authentication,
-        prometheus_credentials=stack.secrets.prometheus_basic_auth or stack.secrets.prometheus_bearer_token),
-        opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready)))
+        prometheus_credentials=stack.secrets.prometheus_basic_auth or stack.secrets.prometheus_bearer_token,
+        wake_route=wake.route if wake else None),
+        opts=after_ready)
+    return wake.service if wake else None
 
 
 class Kubernetes(KubernetesTarget):
