@@ -259,9 +259,15 @@ def test_a_rotated_key_rolls_the_same_set_one_pod_at_a_time(stack):
 def test_the_set_name_is_known_before_the_deployment_knows_any_output():
     """The digest reads only what the program knows when it runs: a generated Secret name (an Output, unknown in a
     preview and new after a rotation) counts as a placeholder, so every preview shows the set by its real name."""
+    import asyncio
+
     import pulumi
 
     from components.vllm_workload import _digest
+
+    # An Output needs an event loop; a test of another file that ran asyncio.run() in this worker leaves none set.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
 
     def spec(secret_name, image="vllm/vllm-openai:v0.32.0"):
         return {"template": {"spec": {"containers": [{"image": image, "env": [
@@ -270,6 +276,8 @@ def test_the_set_name_is_known_before_the_deployment_knows_any_output():
     assert _digest(spec(pulumi.Output.from_input("pixtral-secrets-1a2b"))) == \
         _digest(spec(pulumi.Output.from_input("pixtral-secrets-9z8y")))
     assert _digest(spec("a")) != _digest(spec("a", image="vllm/vllm-openai:v0.33.0"))
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
