@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -262,7 +263,8 @@ def test_manifests_pass_kubernetes_schema_validation(stack):
 
 
 def test_schema_validation_catches_a_misspelt_field():
-    documents = manifests(run_stack(K8S_STACKS[0])["resources"])
+    # A copy: the program's record is shared by every test in this process (conftest caches it).
+    documents = copy.deepcopy(manifests(run_stack(K8S_STACKS[0])["resources"]))
     (deployment,) = [d for d in documents if d["kind"] == "StatefulSet"]
     deployment["spec"]["template"]["spec"]["tolerations"][0]["efect"] = "NoSchedule"
     with pytest.raises(kubernetes_validate.ValidationError):

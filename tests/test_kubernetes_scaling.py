@@ -3,6 +3,7 @@ each pod keeps its own model cache, rollouts and scale-ins never cut a generatio
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -469,12 +470,13 @@ def test_the_autoscaled_kubernetes_stack_ships_keda_on_vllms_queue():
 
 
 def test_custom_resource_validation_catches_a_misspelt_field():
-    documents = manifests(ok("k8s-autoscale")["resources"])
+    # Copies: the program's record is shared by every test in this process (conftest caches it).
+    documents = copy.deepcopy(manifests(ok("k8s-autoscale")["resources"]))
     (scaled,) = [d for d in documents if d["kind"] == "ScaledObject"]
     scaled["spec"]["maxReplicasCount"] = scaled["spec"].pop("maxReplicaCount")
     with pytest.raises(jsonschema.ValidationError):
         validate(scaled)
-    gke = manifests(ok("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)})["resources"])
+    gke = copy.deepcopy(manifests(ok("gke", {"pixtral:autoscale": autoscale(targetQueuePerReplica=3)})["resources"]))
     (monitoring,) = [d for d in gke if d["kind"] == "PodMonitoring"]
     monitoring["spec"]["endpoints"][0]["authorisation"] = monitoring["spec"]["endpoints"][0].pop("authorization")
     with pytest.raises(jsonschema.ValidationError):
