@@ -3,7 +3,7 @@
 import pulumi
 
 from components.stack_ca import StackCa
-from pixtral_deploy.coldstart import cold_start, wake_from_zero, warm_start
+from pixtral_deploy.coldstart import boot_paths, wake_from_zero, warm_start
 from pixtral_deploy.config import read_stack
 from pixtral_deploy.errors import ConfigError
 
@@ -14,8 +14,8 @@ def deploy() -> None:
     stack = read_stack()
     spec = stack.spec
     pulumi.log.info(spec.describe())
-    if estimate := cold_start(spec):
-        pulumi.log.info(estimate.describe())
+    for estimate in boot_paths(spec):
+        pulumi.log.info(estimate)
     if warm := warm_start(spec):
         pulumi.log.info(f"warm pool: a stopped {warm.machine} resumes to its first answer in about {warm.total:.0f} "
                         f"s (boot {warm.boot:.0f} s, load {warm.load:.0f} s, warm-up {warm.warmup:.0f} s)")

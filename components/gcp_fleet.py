@@ -28,6 +28,7 @@ from components.gcp_shared import (
     dns_record,
     gpu_scheduling,
     guest_accelerator,
+    local_ssds,
     network_tag,
     replica_user_data,
     shielded_vm,
@@ -44,6 +45,7 @@ from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.network import wholly_open_families
 from pixtral_deploy.ops_agent import QUEUE_METRIC, ops_agent_scrape
 from pixtral_deploy.scaling import MAX_TARGET, Scaling
+from pixtral_deploy.storage import GCP_LOCAL_SSD_GB
 
 # Where Google's load-balancer proxies and health checkers reach backends from (IPv4; the replicas have no IPv6):
 # https://cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges and
@@ -212,7 +214,11 @@ class GcpGpuFleet(pulumi.ComponentResource):
             project=self._args.project,
             machine_type=machines.machine_type,
             disks=[gcp.compute.InstanceTemplateDiskArgs(
-                source_image=disk.image, disk_size_gb=disk.size_gb, disk_type=disk.type, boot=True, auto_delete=True)],
+                source_image=disk.image, disk_size_gb=disk.size_gb, disk_type=disk.type, boot=True, auto_delete=True),
+                # The model cache's scratch disks, as on the single VM (gcp_shared.local_ssds).
+                *(gcp.compute.InstanceTemplateDiskArgs(type="SCRATCH", disk_type="local-ssd", interface="NVME",
+                                                       disk_size_gb=GCP_LOCAL_SSD_GB, auto_delete=True)
+                  for _ in range(local_ssds(spec)))],
             guest_accelerators=[gcp.compute.InstanceTemplateGuestAcceleratorArgs(**guest_accelerator(spec))],
             # A preempted Spot replica is deleted; its group recreates it when Spot capacity returns.
             scheduling=gcp.compute.InstanceTemplateSchedulingArgs(**gpu_scheduling(group.spot, on_preemption="DELETE")),

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.stack_ca import StackCa
-from pixtral_deploy.catalog import has_local_nvme
+from pixtral_deploy.catalog import MACHINE_TYPES, has_local_nvme
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret, TlsFiles, render_cloud_init
 from pixtral_deploy.config import stored_secret
 from pixtral_deploy.network import by_ip_family
@@ -216,6 +216,14 @@ class BootDisk:
 
 def boot_disk(spec: StackSpec, parent: pulumi.Resource) -> BootDisk:
     return BootDisk(spec.gcp.image or dlvm_image(parent=parent), spec.disk_size_gb, GCP_BOOT_DISK_TYPE)
+
+
+def local_ssds(spec: StackSpec) -> int:
+    """How many Local SSDs every replica asks for, as NVMe scratch disks for the model cache: what each candidate
+    type takes on request (catalog.MachineType.local_ssds_to_attach; G2 up to its table's maximum), the fewest of
+    them so one template fits every candidate; 0 for a type outside the catalog."""
+    return min(MACHINE_TYPES[name].local_ssds_to_attach if name in MACHINE_TYPES else 0
+               for name in spec.runs_on.candidate_types(spec))
 
 
 def guest_accelerator(spec: StackSpec) -> dict:

@@ -14,6 +14,7 @@ from components.gcp_shared import (
     dns_record,
     gpu_scheduling,
     guest_accelerator,
+    local_ssds,
     network_tag,
     replica_user_data,
     shielded_vm,
@@ -22,6 +23,7 @@ from components.gcp_shared import (
     vm_identity,
     vm_metadata,
 )
+from pixtral_deploy.storage import GCP_LOCAL_SSD_GB
 
 GcpGpuVmArgs = GcpServerArgs
 
@@ -65,6 +67,10 @@ class GcpGpuVm(pulumi.ComponentResource):
                 initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
                     image=disk.image, size=disk.size_gb, type=disk.type),
             ),
+            # The model cache's scratch disks (userdata/prepare-storage.sh mounts them): blank after a stop, so a
+            # stopped VM fetches again, which is what the artefact store is for.
+            scratch_disks=[gcp.compute.InstanceScratchDiskArgs(interface="NVME", size=GCP_LOCAL_SSD_GB)
+                           for _ in range(local_ssds(spec))],
             guest_accelerators=[gcp.compute.InstanceGuestAcceleratorArgs(**guest_accelerator(spec))],
             scheduling=gcp.compute.InstanceSchedulingArgs(**gpu_scheduling(spec.spot)),
             shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(**shielded_vm()),

@@ -1,9 +1,12 @@
 """Cold-start estimate: from a VM's boot to the first answer, from the catalog's network and storage numbers.
 
-The boot plan runs the vLLM install and the weight download side by side (systemd starts both units at once), puts
-the weights on the fastest storage the machine has and loads them from there. The SkyPilot recipe's path installs
-with pip, then downloads to the root disk, then loads: each step waits for the one before. These are estimates,
-not measurements: the constants below say where each number comes from.
+A stack's VMs boot one of two ways. The first boot (and every boot with pixtral:warmStarts false) runs the vLLM
+install from PyPI and the weight download from Hugging Face side by side (systemd starts both units at once), puts
+the weights on the fastest storage the machine has, loads them from there and compiles; it then publishes the venv,
+the compile cache and the weights to the stack's artefact store. Every later boot (scale-out, replacement, wake,
+rollout) fetches those from the store instead and warms up from the cached compile. The SkyPilot recipe's path
+installs with pip, then downloads to the root disk, then loads: each step waits for the one before. These are
+estimates, not measurements: the constants below say where each number comes from.
 """
 
 from __future__ import annotations
@@ -26,6 +29,33 @@ ENGINE_INIT_SECONDS = 5.0
 # torch.compile and CUDA-graph capture on a first start; the compile cache on disk makes later starts shorter.
 WARMUP_SECONDS = 30.0
 
+# --- Later boots, from the stack's artefact store (docs/vms.md, "Cold start") ---
+# The vLLM venv once unpacked, as venv.tar carries it: 8.31 GB, measured by bench/venv_size.py on 2026-12-06 (the 197
+# wheels pip resolves for vllm 0.32.0 on Python 3.12, x86_64, torch 2.13.0 and its CUDA 13 libraries among them:
+# 3.95 GB as wheels on PyPI).
+VENV_GB = 8.31
+# vLLM's compile cache for one model, GPU and version (Inductor's kernels and graphs under VLLM_CACHE_ROOT): an
+# estimate, since no GPU here can produce one; small beside the weights, so the estimate barely moves with it.
+COMPILE_CACHE_GB = 0.5
+# Share of the instance's bandwidth a parallel object-store transfer reaches: Run:ai's benchmark streams a model
+# from S3 at 3.51 GiB/s on a g5.12xlarge's 40 Gbit/s, 75 % (github.com/run-ai/runai-model-streamer,
+# docs/src/benchmarks.md). The same share for the CLIs' parallel copies: the AWS CLI's CRT client aims at the
+# instance's whole bandwidth (`target_bandwidth`'s default, awscli/topics/s3-config.rst; `auto` picks CRT only on
+# p4d/p5/trn1, so the boot sets `preferred_transfer_client = crt`), `gcloud storage cp` slices a large object
+# into parallel ranged reads.
+OBJECT_STORE_NETWORK_SHARE = 0.75
+# SHA-256 of an artefact, hashed in the same pass that unpacks it: 1.8 GB/s on a core with SHA extensions, 0.54 GB/s
+# without (`openssl speed -evp sha256 -bytes 1048576`, and with OPENSSL_ia32cap masking the extension, on this
+# workplace's AMD EPYC, 2026-12-06; coreutils' sha256sum 9.1 hashed a cached 2 GB file at 0.14 GB/s here, so the
+# boot hashes with openssl). catalog.MachineType.sha_extensions says which CPU a type has.
+SHA256_GBPS = 1.8
+SHA256_GBPS_WITHOUT_EXTENSIONS = 0.54
+# The warm-up with the compile cache fetched: Inductor's compilation is bypassed and its output loaded from disk
+# (vLLM's docs/design/torch_compile.md, "Computation Graph Compilation", and vllm/compilation/backends.py at
+# v0.32.0: "Directly load the compiled graph(s) ... from the cache"); Dynamo's bytecode transform and the CUDA-graph
+# capture still run. An estimate: half of WARMUP_SECONDS.
+CACHED_WARMUP_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class ColdStart:
@@ -47,8 +77,53 @@ class ColdStart:
         joint = "alongside" if self.parallel else "then"
         return (f"{self.machine}: about {self.total:.0f} s from boot to first answer; boot {self.boot:.0f} s, "
                 f"install {self.install:.0f} s {joint} download {self.download:.0f} s, load {self.load:.0f} s, "
-                f"warm-up {self.warmup:.0f} s (weights on {self.storage}); an estimate from the catalogue's network "
-                "and disk speeds, not a measurement (`pixtralctl timeline` shows the real one)")
+                f"warm-up {self.warmup:.0f} s (weights on {self.storage}); {NOT_A_MEASUREMENT}")
+
+
+NOT_A_MEASUREMENT = ("an estimate from the catalogue's network and disk speeds, not a measurement (`pixtralctl "
+                     "timeline` shows the real one)")
+# How a later boot's weights reach the GPUs: vLLM's Run:ai streamer reads them from the bucket straight into GPU
+# memory (`--load-format runai_streamer`, S3, GCS and Azure in vLLM 0.32.0's runai_streamer_loader.py), or the boot
+# fetches hub.tar onto the cache disk, unpacks it and vLLM loads from there.
+STREAMED = "runai_streamer"
+THROUGH_THE_DISK = "hub.tar"
+# The artefact store of each cloud in the catalogue.
+OBJECT_STORES = {"aws": "S3", "gcp": "GCS"}
+
+
+@dataclass(frozen=True)
+class LaterBoot:
+    """A boot that takes vLLM, its compile cache and the weights from the stack's artefact store: no PyPI, no
+    Hugging Face. `weights` is the faster of the two ways the weights can come (STREAMED or THROUGH_THE_DISK);
+    `other_total` is the whole boot the other way, the comparison the choice rests on."""
+
+    machine: str
+    storage: str
+    store: str
+    boot: float
+    # venv.tar and the compile cache (and hub.tar when the weights come through the disk): downloaded at once,
+    # then unpacked while hashed.
+    fetch: float
+    load: float
+    warmup: float
+    weights: str
+    other_total: float
+
+    @property
+    def total(self) -> float:
+        return self.boot + self.fetch + self.load + self.warmup
+
+    def describe(self) -> str:
+        other = THROUGH_THE_DISK if self.weights == STREAMED else STREAMED
+        if self.weights == STREAMED:
+            steps = (f"vLLM's venv and compile cache from the stack's {self.store} bucket onto {self.storage} "
+                     f"{self.fetch:.0f} s, weights streamed from the bucket into GPU memory {self.load:.0f} s")
+        else:
+            steps = (f"vLLM's venv, compile cache and the weights' hub.tar from the stack's {self.store} bucket onto "
+                     f"{self.storage} {self.fetch:.0f} s, load {self.load:.0f} s")
+        return (f"{self.machine}: about {self.total:.0f} s from boot to first answer; boot {self.boot:.0f} s, "
+                f"{steps}, warm-up {self.warmup:.0f} s from the cached compile (weights by {other} instead: "
+                f"{self.other_total:.0f} s); neither PyPI nor Hugging Face is asked; {NOT_A_MEASUREMENT}")
 
 
 def download_seconds(model_gb: float, network_gbps: float, storage: Storage) -> float:
@@ -60,11 +135,47 @@ def load_seconds(model_gb: float, storage: Storage) -> float:
     return ENGINE_INIT_SECONDS + model_gb * 1e9 / (storage.read_mibs * MIB)
 
 
+def object_store_bytes_per_second(network_gbps: float) -> float:
+    return network_gbps * OBJECT_STORE_NETWORK_SHARE * 1e9 / 8
+
+
+def sha256_bytes_per_second(machine: MachineType) -> float:
+    return (SHA256_GBPS if machine.sha_extensions else SHA256_GBPS_WITHOUT_EXTENSIONS) * 1e9
+
+
+def fetch_seconds(artefacts_gb: list[float], machine: MachineType, storage: Storage) -> float:
+    """Artefacts from the bucket onto `storage`: all download at once, sharing the network and the disk's writes;
+    then each unpacks while it is hashed, one core each, the unpacks sharing the disk's reads and writes."""
+    total = sum(artefacts_gb) * 1e9
+    write, read = storage.write_mibs * MIB, storage.read_mibs * MIB
+    download = total / min(object_store_bytes_per_second(machine.network_gbps), write)
+    unpack = max(total / write, total / read, max(artefacts_gb) * 1e9 / sha256_bytes_per_second(machine))
+    return download + unpack
+
+
+def streamed_load_seconds(model_gb: float, network_gbps: float) -> float:
+    """The weights from the bucket straight into GPU memory. With tensor parallelism the streamer's distributed mode
+    (`--model-loader-extra-config '{"distributed": true}'`) reads each byte once for all GPUs."""
+    return ENGINE_INIT_SECONDS + model_gb * 1e9 / object_store_bytes_per_second(network_gbps)
+
+
 def estimate_cold_start(machine: MachineType, model_gb: float, storage: Storage) -> ColdStart:
     """This project's boot plan: uv install alongside the download, weights on `storage`."""
     return ColdStart(machine.name, storage.name, BOOT_SECONDS, UV_INSTALL_SECONDS,
                      download_seconds(model_gb, machine.network_gbps, storage), load_seconds(model_gb, storage),
                      WARMUP_SECONDS, parallel=True)
+
+
+def estimate_later_boot(machine: MachineType, model_gb: float, storage: Storage) -> LaterBoot:
+    """A boot from the stack's artefact store, with the faster of the two ways for the weights."""
+    venv = [VENV_GB, COMPILE_CACHE_GB]
+    streamed = (fetch_seconds(venv, machine, storage), streamed_load_seconds(model_gb, machine.network_gbps))
+    through_disk = (fetch_seconds([*venv, model_gb], machine, storage), load_seconds(model_gb, storage))
+    fixed = BOOT_SECONDS + CACHED_WARMUP_SECONDS
+    (weights, (fetch, load)), (_, other) = sorted(
+        ((STREAMED, streamed), (THROUGH_THE_DISK, through_disk)), key=lambda way: sum(way[1]))
+    return LaterBoot(machine.name, storage.name, OBJECT_STORES[machine.cloud], BOOT_SECONDS, fetch, load,
+                     CACHED_WARMUP_SECONDS, weights, fixed + sum(other))
 
 
 def estimate_recipe_path(machine: MachineType, model_gb: float, root_disk: Storage) -> ColdStart:
@@ -118,6 +229,39 @@ def cold_start(spec) -> ColdStart | None:
     keep = keeps_weights_across_stop(spec)
     return max((estimate_cold_start(machine, model_gb, vm_storage(machine, spec.disk_size_gb, keep))
                 for machine in machines), key=lambda estimate: estimate.total)
+
+
+def warm_starts(spec) -> bool:
+    """Whether the stack keeps an artefact store for its later boots: pixtral:warmStarts (the store branch reads it
+    into spec.warm_starts), on where the spec does not say."""
+    return getattr(spec, "warm_starts", True)
+
+
+def later_boot(spec) -> LaterBoot | None:
+    """The estimate for a boot from the stack's artefact store (the slowest candidate's); None without a store
+    (pixtral:warmStarts false), for Kubernetes targets and for types outside the catalog."""
+    machines = [MACHINE_TYPES[name] for name in candidate_types(spec) if name in MACHINE_TYPES]
+    if not machines or not warm_starts(spec):
+        return None
+    model_gb = model_download_gb(spec.server.model)
+    keep = keeps_weights_across_stop(spec)
+    return max((estimate_later_boot(machine, model_gb, vm_storage(machine, spec.disk_size_gb, keep))
+                for machine in machines), key=lambda estimate: estimate.total)
+
+
+def boot_paths(spec) -> list[str]:
+    """What `pulumi up` says about the VMs' boots: the first boot's estimate and the later boots', and which boot
+    takes which path; nothing for a spec without an estimate."""
+    first, later = cold_start(spec), later_boot(spec)
+    if first is None:
+        return []
+    if later is None:
+        return [f"every boot installs from PyPI and downloads from Hugging Face (pixtral:warmStarts is false: no "
+                f"artefact store): {first.describe()}"]
+    return [f"first boot (the stack's first VM, and any boot while its artefact store is empty), from PyPI and "
+            f"Hugging Face, then publishing to the store: {first.describe()}",
+            f"later boots (scale-out, replacement, wake, rollout), from the stack's artefact store: "
+            f"{later.describe()}"]
 
 
 def wake_from_zero(spec) -> tuple[int, ColdStart] | None:

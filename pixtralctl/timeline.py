@@ -1,8 +1,10 @@
 """`pixtralctl timeline`: where a VM's cold start went, read from the VM with the cloud's own CLI.
 
 The boot plan writes its timeline (/var/lib/pixtral/timeline.jsonl, one {"phase", "event", "time"} object per
-line). This reads it through AWS SSM (`aws ssm send-command`, the instance role already allows it) or through IAP
-SSH on GCP (`gcloud compute ssh --tunnel-through-iap`), and prints each phase's start and duration from boot.
+line; a start may say where the phase takes its input from, `"source"`: `artefacts`, the stack's own store, or
+`pypi` / `hub`). This reads it through AWS SSM (`aws ssm send-command`, the instance role already allows it) or
+through IAP SSH on GCP (`gcloud compute ssh --tunnel-through-iap`), and prints each phase's start and duration from
+boot, and its source where the boot recorded one.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from . import status_codes
 from .target import TargetError, stack_outputs
 
 TIMELINE_PATH = TIMELINE_FILE
-# The boot plan's phases in the order they happen.
-PHASES = ("boot", "secrets", "install", "download", "load", "graphs", "ready")
+# The boot plan's phases in the order they happen: `compile-cache` only on a boot that fetched vLLM's compile cache
+# from the artefact store, `publish` after `ready` (the first boot's upload to the store, not part of the cold start).
+PHASES = ("boot", "secrets", "install", "download", "compile-cache", "load", "graphs", "ready", "publish")
 
 EXIT_CODES = {
     status_codes.SUCCESS: "the timeline was read (an empty one too: the VM has not run its boot plan yet)",
@@ -142,8 +145,15 @@ def current_phase(events: list[dict]) -> str | None:
     return f"{events[-1]['phase']} done" if events else None
 
 
+def sources(events: list[dict]) -> dict[str, str]:
+    """Where each phase took its input from, as its start event says (`artefacts`, `pypi`, `hub`); a phase whose
+    start says nothing (what boots before the artefact store wrote) is absent."""
+    return {e["phase"]: str(e["source"]) for e in events if e["event"] == "start" and e.get("source")}
+
+
 def table(events: list[dict]) -> str:
-    """Each phase's start and duration, in seconds from the boot (or from the first event)."""
+    """Each phase's start and duration, in seconds from the boot (or from the first event), and, when the boot
+    recorded any, the source each phase used."""
     if not events:
         return "no timeline yet: the VM has not run its boot plan (or is still booting)"
     origin = min(e["time"] for e in events)
@@ -152,12 +162,16 @@ def table(events: list[dict]) -> str:
         spans.setdefault(event["phase"], {})[event["event"]] = event["time"] - origin
     order = sorted(spans, key=lambda p: (spans[p].get("start", spans[p].get("end", 0)), PHASES.index(p)
                                          if p in PHASES else len(PHASES)))
-    lines = [f"{'phase':<10}{'start':>9}{'end':>9}{'took':>9}"]
+    source = sources(events)
+    width = max(10, *(len(phase) + 2 for phase in spans))
+    source_column = f"  {'source'}" if source else ""
+    lines = [f"{'phase':<{width}}{'start':>9}{'end':>9}{'took':>9}{source_column}"]
     for phase in order:
         span = spans[phase]
         start, end = span.get("start"), span.get("end")
         took = f"{end - start:8.1f}s" if start is not None and end is not None else "        -"
-        lines.append(f"{phase:<10}{_seconds(start)}{_seconds(end)}{took}")
+        used = f"  {source.get(phase, '-')}" if source else ""
+        lines.append(f"{phase:<{width}}{_seconds(start)}{_seconds(end)}{took}{used}")
     return "\n".join(lines)
 
 
