@@ -23,7 +23,7 @@ def deploy() -> None:
         detection, start = wake
         pulumi.log.info(f"scale to zero: no replica while idle; a request then gets the load balancer's error at "
                         f"once, a replica starts within about {detection} s and answers about {start.total:.0f} s "
-                        f"later ({'resumed from the warm pool' if start.install == 0 else 'a cold start'}): about "
+                        f"later ({start.kind}): about "
                         f"{detection + start.total:.0f} s from the first request to the first answer")
     for warning in spec.warnings:
         pulumi.log.warn(warning)

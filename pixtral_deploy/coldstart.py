@@ -73,6 +73,10 @@ class ColdStart:
         fetch = max(self.install, self.download) if self.parallel else self.install + self.download
         return self.boot + fetch + self.load + self.warmup
 
+    @property
+    def kind(self) -> str:
+        return "resumed from the warm pool" if self.install == self.download == 0 else "a first boot"
+
     def describe(self) -> str:
         joint = "alongside" if self.parallel else "then"
         return (f"{self.machine}: about {self.total:.0f} s from boot to first answer; boot {self.boot:.0f} s, "
@@ -112,6 +116,10 @@ class LaterBoot:
     @property
     def total(self) -> float:
         return self.boot + self.fetch + self.load + self.warmup
+
+    @property
+    def kind(self) -> str:
+        return "a boot from the stack's artefact store"
 
     def describe(self) -> str:
         other = THROUGH_THE_DISK if self.weights == STREAMED else STREAMED
@@ -201,6 +209,19 @@ def readme_row(stack: str, machine: MachineType, disk_size_gb: int, model: str) 
             f"{recipe.load:.0f} s) |")
 
 
+def later_boot_row(stack: str, machine: MachineType, disk_size_gb: int, model: str) -> str:
+    """One row of docs/vms.md's later-boots table, without its last cell (the rehearsal's measurement, filled by
+    hand); tests/test_coldstart.py keeps the table's rows starting with this."""
+    storage = vm_storage(machine, disk_size_gb)
+    first = estimate_cold_start(machine, model_download_gb(model), storage)
+    later = estimate_later_boot(machine, model_download_gb(model), storage)
+    streamed, through_disk = ((later.total, later.other_total) if later.weights == STREAMED
+                              else (later.other_total, later.total))
+    return (f"| `{stack}` | {machine.name} | {first.total:.0f} s | {later.total:.0f} s (boot {later.boot:.0f} s, "
+            f"fetch {later.fetch:.0f} s, load {later.load:.0f} s, warm-up {later.warmup:.0f} s) | {streamed:.0f} s "
+            f"| {through_disk:.0f} s |")
+
+
 def estimate_warm_start(machine: MachineType, model_gb: float, storage: Storage) -> ColdStart:
     """A warm-pool instance resumed from stopped: vLLM and the weights are on its root disk already; it boots,
     loads and warms up (vLLM's compile cache is on the same disk, so the warm-up is the same or shorter)."""
@@ -264,12 +285,13 @@ def boot_paths(spec) -> list[str]:
             f"{later.describe()}"]
 
 
-def wake_from_zero(spec) -> tuple[int, ColdStart] | None:
+def wake_from_zero(spec) -> tuple[int, ColdStart | LaterBoot] | None:
     """A fleet at zero (autoscale.minReplicas 0): the platform's delay until a replica starts, and the start itself (a
-    resumed warm-pool instance, else the slowest candidate's cold start); None where no estimate exists."""
+    resumed warm-pool instance, else a boot from the artefact store an earlier replica filled, else the slowest
+    candidate's first boot); None where no estimate exists."""
     autoscale = spec.scaling.autoscale
     detection = spec.runs_on.wake_detection_seconds
-    start = warm_start(spec) or cold_start(spec)
+    start = warm_start(spec) or later_boot(spec) or cold_start(spec)
     if autoscale is None or not autoscale.scales_to_zero or detection is None or start is None:
         return None
     return detection, start

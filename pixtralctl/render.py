@@ -20,7 +20,7 @@ import yaml
 from . import status_codes
 from .errors import Failure, UsageError
 from .resource_summary import key_settings
-from .review import cost_section, number_sources
+from .review import cold_start_section, cost_section, number_sources
 
 KNOWN_AFTER_UP = "known after `pulumi up`"
 # Marks a folder as a render, so the next render into it may replace it whole (no stale manifests of another stack
@@ -153,6 +153,7 @@ def write_render(run: dict[str, Any], out: Path) -> list[Path]:
                           "or looked up in your account then (the newest AMI, the default VPC and its subnets)."
                           "\n\n" + "\n".join(rows) + "\n"
                           + ("\n## Where the numbers come from\n\n" + "\n".join(numbers) + "\n" if numbers else "")
+                          + "".join(f"\n{line}" for line in cold_start_section(run))
                           + "\n" + "\n".join(cost_section(run)) + "\n")
     outputs = {k: ("<secret>" if k in run["secret_outputs"] else made_up.shown(v)) for k, v in run["outputs"].items()}
     write("outputs.json", json.dumps(outputs, indent=2) + "\n")

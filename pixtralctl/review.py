@@ -60,9 +60,20 @@ def number_sources(run: dict[str, Any]) -> list[str]:
     vm_started = any(line.startswith("info:") and "from boot to first answer" in line for line in run["log"])
     if vm_started:
         lines.append(f"vLLM's --shutdown-timeout on the VMs: {drain}")
-        lines.append("the cold start in program.log is an estimate from the catalogue's network and disk speeds "
-                     "(pixtral_deploy/coldstart.py), not a measurement")
+        lines.append("the cold starts in program.log (the first boot's, the later boots' from the artefact store) "
+                     "are estimates from the catalogue's network and disk speeds (pixtral_deploy/coldstart.py), not "
+                     "a measurement")
     return lines
+
+
+def cold_start_section(run: dict[str, Any]) -> list[str]:
+    """resources.md's cold-start section: the boots `pulumi up` estimated (pixtral_deploy/coldstart.py), the first
+    boot's and the later boots', each saying which boots take that path; nothing where the program logged none."""
+    boots = [line.removeprefix("info: ") for line in run["log"]
+             if line.startswith("info:") and "from boot to first answer" in line]
+    if not boots:
+        return []
+    return ["## Cold start: which path a boot takes", "", *[f"- {boot}" for boot in boots], ""]
 
 
 @dataclass(frozen=True)
@@ -270,6 +281,8 @@ def _gcp_items(run: dict[str, Any]) -> list[CostItem]:
                               _gcp_spot(inputs.get("scheduling") or {}), inputs.get("guestAccelerators") or [])
         params = (inputs.get("bootDisk") or {}).get("initializeParams") or {}
         items += _gcp_disk("boot disk", params.get("size"), params.get("type", "pd-standard"), (1, 1), region)
+        for scratch in inputs.get("scratchDisks") or []:
+            items += _gcp_disk("Local SSD", scratch.get("size"), "local-ssd", (1, 1), region)
     # An internal address (the internal load balancer's) costs nothing; an external one is the VM's.
     items += [CostItem("static external IPv4 address (in use on the VM)", 1, 1, "gcp:static-ipv4",
                        _gcp_region(run, address["inputs"].get("region")))

@@ -18,7 +18,7 @@ from test_vm_updates import _fake_store_cli
 from components.gcp_fleet import GOOGLE_LB_RANGES, LB_UTILIZATION_TARGET, PROXY_ONLY_SUBNET_RANGE
 from pixtral_deploy.catalog import GPU_ZONES
 from pixtral_deploy.cloudinit import METRICS_TOKEN_FILE
-from pixtral_deploy.coldstart import cold_start, wake_from_zero
+from pixtral_deploy.coldstart import cold_start, later_boot, wake_from_zero
 from pixtral_deploy.fleet_plan import health_grace_seconds
 from pixtral_deploy.ops_agent import OPS_AGENT_CONFIG, QUEUE_METRIC
 from pixtral_deploy.scaling import parse_autoscale
@@ -553,7 +553,7 @@ def test_a_fleet_with_a_minimum_keeps_serving_capacity_and_no_request_signal():
 def test_pulumi_up_states_what_the_first_caller_waits_on_gcp():
     run = _at_zero(ZERO_QPS)
     detection, start = wake_from_zero(_deployment(run))
-    assert detection == Gcp.wake_detection_seconds and start.total == cold_start(_deployment(run)).total
+    assert detection == Gcp.wake_detection_seconds and start.total == later_boot(_deployment(run)).total
     (line,) = [line for line in run["log"] if line.startswith("info: scale to zero")]
     assert f"about {detection + start.total:.0f} s from the first request" in line, line
 

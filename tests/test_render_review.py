@@ -279,3 +279,23 @@ def test_render_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
     assert render.wait(timeout=300) == 0
     assert first.startswith("rendering stack aws")
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+@pytest.mark.parametrize("stack", ["aws", "gcp-fleet"])
+def test_the_review_shows_the_first_boot_and_the_later_boots(stack, tmp_path):
+    from pixtral_deploy.coldstart import boot_paths
+    from pixtral_deploy.spec import load_spec
+
+    run = run_stack(stack)
+    write_render(run, tmp_path)
+    section = _section((tmp_path / "resources.md").read_text(), "Cold start: which path a boot takes")
+    spec = load_spec({k.split(":", 1)[1]: v for k, v in run["config"].items() if k.startswith("pixtral:")})
+    first, later = boot_paths(spec)
+    assert section.strip().splitlines() == [f"- {first}", f"- {later}"]
+    assert "first boot (the stack's first VM" in first and "later boots (scale-out, replacement" in later
+    assert f"info: {later}" in (tmp_path / "program.log").read_text().splitlines()
+
+
+def test_a_kubernetes_review_has_no_vm_cold_start(tmp_path):
+    write_render(run_stack("k8s"), tmp_path)
+    assert "## Cold start" not in (tmp_path / "resources.md").read_text()

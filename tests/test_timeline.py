@@ -39,6 +39,75 @@ def test_table_shows_each_phase_from_boot():
         "boot", "secrets", "install", "download", "load", "graphs", "ready"]
 
 
+# A later boot, as the boot scripts record it (docs/vms.md): vLLM, its compile cache and the weights' files from the
+# stack's artefact store, each start naming its source; a first boot publishes after it is ready.
+LATER_BOOT = [
+    {"phase": "boot", "event": "start", "time": 2000.0}, {"phase": "boot", "event": "end", "time": 2044.0},
+    {"phase": "secrets", "event": "end", "time": 2045.0},
+    {"phase": "install", "event": "start", "time": 2045.5, "source": "artefacts"},
+    {"phase": "compile-cache", "event": "start", "time": 2045.6, "source": "artefacts"},
+    {"phase": "download", "event": "start", "time": 2045.7, "source": "artefacts"},
+    {"phase": "compile-cache", "event": "end", "time": 2046.5},
+    {"phase": "download", "event": "end", "time": 2046.9}, {"phase": "install", "event": "end", "time": 2055.0},
+    {"phase": "load", "event": "start", "time": 2055.2}, {"phase": "load", "event": "end", "time": 2074.0},
+    {"phase": "graphs", "event": "start", "time": 2074.0}, {"phase": "graphs", "event": "end", "time": 2088.0},
+    {"phase": "ready", "event": "end", "time": 2089.0},
+]
+FIRST_BOOT_THAT_PUBLISHES = [
+    *({**event, "source": {"install": "pypi", "download": "hub"}[event["phase"]]}
+      if event["event"] == "start" and event["phase"] in ("install", "download") else event for event in EVENTS),
+    {"phase": "publish", "event": "start", "time": 1144.0}, {"phase": "publish", "event": "end", "time": 1190.0},
+]
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:]}
+
+
+def test_the_table_shows_the_source_each_phase_used():
+    text = timeline.table(LATER_BOOT)
+    assert text.splitlines()[0].split() == ["phase", "start", "end", "took", "source"]
+    rows = _rows(text)
+    assert rows["install"] == ["45.5s", "55.0s", "9.5s", "artefacts"]
+    assert rows["compile-cache"] == ["45.6s", "46.5s", "0.9s", "artefacts"]
+    assert rows["download"][-1] == "artefacts"
+    assert rows["load"][-1] == "-" and rows["ready"] == ["-", "89.0s", "-", "-"]
+    assert [line.split()[0] for line in text.splitlines()[1:]] == [
+        "boot", "secrets", "install", "compile-cache", "download", "load", "graphs", "ready"]
+
+
+def test_a_first_boot_shows_pypi_and_the_hub_and_publishes_after_ready():
+    text = timeline.table(FIRST_BOOT_THAT_PUBLISHES)
+    rows = _rows(text)
+    assert rows["install"][-1] == "pypi" and rows["download"][-1] == "hub"
+    assert rows["publish"] == ["144.0s", "190.0s", "46.0s", "-"]
+    assert text.splitlines()[-1].startswith("publish"), "publishing comes after the server is ready"
+    assert timeline.sources(FIRST_BOOT_THAT_PUBLISHES) == {"install": "pypi", "download": "hub"}
+
+
+def test_an_old_timeline_without_sources_renders_as_before():
+    text = timeline.table(EVENTS)
+    assert text.splitlines()[0] == f"{'phase':<10}{'start':>9}{'end':>9}{'took':>9}"
+    assert all(len(line.split()) == 4 for line in text.splitlines()), "no source column for an older boot"
+    assert timeline.sources(EVENTS) == {}
+
+
+def test_timeline_json_keeps_the_sources(tmp_path):
+    env = _fake_aws(tmp_path, LATER_BOOT)
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "timeline", "--instance-id", "i-0abc", "--json"],
+                          capture_output=True, text=True, env=env, cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == LATER_BOOT
+
+
+def test_timeline_prints_the_sources_through_ssm(tmp_path):
+    env = _fake_aws(tmp_path, LATER_BOOT)
+    done = subprocess.run([sys.executable, "-m", "pixtralctl", "timeline", "--instance-id", "i-0abc"],
+                          capture_output=True, text=True, env=env, cwd=PROJECT_DIR, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert _rows(done.stdout)["install"] == ["45.5s", "55.0s", "9.5s", "artefacts"]
+
+
 def test_current_phase_names_what_runs_now():
     assert timeline.current_phase(EVENTS[:5]) == "install + download"
     assert timeline.current_phase(EVENTS[:7]) == "install done"
