@@ -61,8 +61,8 @@ def number_sources(run: dict[str, Any]) -> list[str]:
     if vm_started:
         lines.append(f"vLLM's --shutdown-timeout on the VMs: {drain}")
         lines.append("the cold starts in program.log (the first boot's, the later boots' from the artefact store) "
-                     "are estimates from the catalogue's network and disk speeds (pixtral_deploy/coldstart.py), not "
-                     "a measurement")
+                     "are each an estimate from the catalogue's network and disk speeds (pixtral_deploy/coldstart.py), "
+                     "not a measurement")
     return lines
 
 
