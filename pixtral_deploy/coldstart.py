@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .catalog import MACHINE_TYPES, MachineType, model_download_gb
-from .storage import MIB, Storage, default_root_disk, vm_storage
+from .storage import MIB, Storage, default_root_disk, root_disk, vm_storage
 
 # VM start to cloud-init's final stage on the Deep Learning images (kernel, NVIDIA driver load, cloud-init).
 BOOT_SECONDS = 45.0
@@ -46,8 +46,8 @@ COMPILE_CACHE_GB = 0.5
 OBJECT_STORE_NETWORK_SHARE = 0.75
 # SHA-256 of an artefact, hashed in the same pass that unpacks it: 1.8 GB/s on a core with SHA extensions, 0.54 GB/s
 # without (`openssl speed -evp sha256 -bytes 1048576`, and with OPENSSL_ia32cap masking the extension, on this
-# workplace's AMD EPYC, 2026-12-06; coreutils' sha256sum 9.1 hashed a cached 2 GB file at 0.14 GB/s here, so the
-# boot hashes with openssl). catalog.MachineType.sha_extensions says which CPU a type has.
+# workplace's AMD EPYC, 2026-12-06). The boot hashes with Python's hashlib, which is OpenSSL's (coreutils' sha256sum
+# 9.1 hashed a cached 2 GB file at 0.14 GB/s here). catalog.MachineType.sha_extensions says which CPU a type has.
 SHA256_GBPS = 1.8
 SHA256_GBPS_WITHOUT_EXTENSIONS = 0.54
 # The warm-up with the compile cache fetched: Inductor's compilation is bypassed and its output loaded from disk
@@ -124,11 +124,11 @@ class LaterBoot:
     def describe(self) -> str:
         other = THROUGH_THE_DISK if self.weights == STREAMED else STREAMED
         if self.weights == STREAMED:
-            steps = (f"vLLM's venv and compile cache from the stack's {self.store} bucket onto {self.storage} "
-                     f"{self.fetch:.0f} s, weights streamed from the bucket into GPU memory {self.load:.0f} s")
+            steps = (f"vLLM's venv and compile cache from the stack's {self.store} bucket {self.fetch:.0f} s, "
+                     f"weights streamed from the bucket into GPU memory {self.load:.0f} s")
         else:
-            steps = (f"vLLM's venv, compile cache and the weights' hub.tar from the stack's {self.store} bucket onto "
-                     f"{self.storage} {self.fetch:.0f} s, load {self.load:.0f} s")
+            steps = (f"vLLM's venv, compile cache and the weights' hub.tar from the stack's {self.store} bucket "
+                     f"{self.fetch:.0f} s, load {self.load:.0f} s from {self.storage}")
         return (f"{self.machine}: about {self.total:.0f} s from boot to first answer; boot {self.boot:.0f} s, "
                 f"{steps}, warm-up {self.warmup:.0f} s from the cached compile (weights by {other} instead: "
                 f"{self.other_total:.0f} s); neither PyPI nor Hugging Face is asked; {NOT_A_MEASUREMENT}")
@@ -151,14 +151,23 @@ def sha256_bytes_per_second(machine: MachineType) -> float:
     return (SHA256_GBPS if machine.sha_extensions else SHA256_GBPS_WITHOUT_EXTENSIONS) * 1e9
 
 
-def fetch_seconds(artefacts_gb: list[float], machine: MachineType, storage: Storage) -> float:
-    """Artefacts from the bucket onto `storage`: all download at once, sharing the network and the disk's writes;
-    then each unpacks while it is hashed, one core each, the unpacks sharing the disk's reads and writes."""
-    total = sum(artefacts_gb) * 1e9
-    write, read = storage.write_mibs * MIB, storage.read_mibs * MIB
-    download = total / min(object_store_bytes_per_second(machine.network_gbps), write)
-    unpack = max(total / write, total / read, max(artefacts_gb) * 1e9 / sha256_bytes_per_second(machine))
-    return download + unpack
+def stream_seconds(gb: float, machine: MachineType, storage: Storage) -> float:
+    """One artefact from the bucket, unpacked onto `storage` as it arrives and hashed on the way
+    (userdata/pixtral-artefacts.sh: the CLI's read | a SHA-256 pass | tar -x): the slowest of the three sets the
+    pace."""
+    rate = min(object_store_bytes_per_second(machine.network_gbps), storage.write_mibs * MIB,
+               sha256_bytes_per_second(machine))
+    return gb * 1e9 / rate
+
+
+def fetch_seconds(machine: MachineType, root: Storage, cache: Storage, weights_gb: float = 0.0) -> float:
+    """What a later boot fetches before vLLM starts: the venv onto the root disk (/opt/pixtral), then the compile
+    cache onto the cache disk (one unit, in turn), and alongside them, when the weights come through the disk, hub.tar
+    onto the cache disk; the network is shared by whatever runs at once."""
+    install = stream_seconds(VENV_GB, machine, root) + stream_seconds(COMPILE_CACHE_GB, machine, cache)
+    download = stream_seconds(weights_gb, machine, cache)
+    shared = (VENV_GB + COMPILE_CACHE_GB + weights_gb) * 1e9 / object_store_bytes_per_second(machine.network_gbps)
+    return max(install, download, shared)
 
 
 def streamed_load_seconds(model_gb: float, network_gbps: float) -> float:
@@ -174,11 +183,11 @@ def estimate_cold_start(machine: MachineType, model_gb: float, storage: Storage)
                      WARMUP_SECONDS, parallel=True)
 
 
-def estimate_later_boot(machine: MachineType, model_gb: float, storage: Storage) -> LaterBoot:
-    """A boot from the stack's artefact store, with the faster of the two ways for the weights."""
-    venv = [VENV_GB, COMPILE_CACHE_GB]
-    streamed = (fetch_seconds(venv, machine, storage), streamed_load_seconds(model_gb, machine.network_gbps))
-    through_disk = (fetch_seconds([*venv, model_gb], machine, storage), load_seconds(model_gb, storage))
+def estimate_later_boot(machine: MachineType, model_gb: float, storage: Storage, root: Storage) -> LaterBoot:
+    """A boot from the stack's artefact store (the cache on `storage`, /opt/pixtral on `root`), with the faster of
+    the two ways for the weights."""
+    streamed = (fetch_seconds(machine, root, storage), streamed_load_seconds(model_gb, machine.network_gbps))
+    through_disk = (fetch_seconds(machine, root, storage, model_gb), load_seconds(model_gb, storage))
     fixed = BOOT_SECONDS + CACHED_WARMUP_SECONDS
     (weights, (fetch, load)), (_, other) = sorted(
         ((STREAMED, streamed), (THROUGH_THE_DISK, through_disk)), key=lambda way: sum(way[1]))
@@ -214,7 +223,7 @@ def later_boot_row(stack: str, machine: MachineType, disk_size_gb: int, model: s
     hand); tests/test_coldstart.py keeps the table's rows starting with this."""
     storage = vm_storage(machine, disk_size_gb)
     first = estimate_cold_start(machine, model_download_gb(model), storage)
-    later = estimate_later_boot(machine, model_download_gb(model), storage)
+    later = estimate_later_boot(machine, model_download_gb(model), storage, root_disk(machine, disk_size_gb))
     streamed, through_disk = ((later.total, later.other_total) if later.weights == STREAMED
                               else (later.other_total, later.total))
     return (f"| `{stack}` | {machine.name} | {first.total:.0f} s | {later.total:.0f} s (boot {later.boot:.0f} s, "
@@ -266,7 +275,8 @@ def later_boot(spec) -> LaterBoot | None:
         return None
     model_gb = model_download_gb(spec.server.model)
     keep = keeps_weights_across_stop(spec)
-    return max((estimate_later_boot(machine, model_gb, vm_storage(machine, spec.disk_size_gb, keep))
+    return max((estimate_later_boot(machine, model_gb, vm_storage(machine, spec.disk_size_gb, keep),
+                                    root_disk(machine, spec.disk_size_gb))
                 for machine in machines), key=lambda estimate: estimate.total)
 
 

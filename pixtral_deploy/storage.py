@@ -64,6 +64,11 @@ def vm_storage(machine: MachineType, disk_size_gb: int, keep_across_stop: bool =
     blank after a stop and the weights must be there when the instance resumes."""
     if has_local_nvme(machine.name) and not keep_across_stop:
         return gcp_local_ssd(machine.local_nvme_gb // GCP_LOCAL_SSD_GB) if machine.cloud == "gcp" else LOCAL_NVME
+    return root_disk(machine, disk_size_gb)
+
+
+def root_disk(machine: MachineType, disk_size_gb: int) -> Storage:
+    """The root disk the program provisions: it holds /opt/pixtral (vLLM's venv and its Python) on every VM."""
     return gp3(AWS_ROOT_THROUGHPUT_MIBS) if machine.cloud == "aws" else pd_ssd(disk_size_gb)
 
 
