@@ -33,10 +33,14 @@ CACHE_DIR = f"{STATE_DIR}/cache"
 # this one); `pixtralctl timeline` reads it through SSM / IAP.
 TIMELINE_FILE = f"{STATE_DIR}/timeline.jsonl"
 SERVICE = "pixtral-vllm.service"
-SCRIPTS = ("pixtral-lib.sh", "prepare-storage.sh", "install-vllm.sh", "download-weights.sh", "fetch-secrets.sh",
-           "launch-vllm.sh", "await-ready.sh")
+# Sourced by the scripts, not run.
+LIBRARIES = ("pixtral-lib.sh", "pixtral-artefacts.sh")
+SCRIPTS = (*LIBRARIES, "prepare-storage.sh", "install-vllm.sh", "download-weights.sh", "fetch-secrets.sh",
+           "launch-vllm.sh", "await-ready.sh", "publish-artefacts.sh")
+# Publishing to the stack's artefact store starts once the server answers; it does nothing without a store.
+PUBLISH_UNIT = "pixtral-publish.service"
 UNITS = ("pixtral-storage.service", "pixtral-install.service", "pixtral-download.service", "pixtral-secrets.service",
-         SERVICE)
+         SERVICE, PUBLISH_UNIT)
 UV_VERSION = "0.13.9"
 HF_HUB_VERSION = "2.4.0"
 PYTHON_VERSION = "3.12"
@@ -168,7 +172,7 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
         files += [_file(path, content, "0644") for path, content in metric_files(server.port, fleet.fleet_id,
                                                                                 METRICS_TOKEN_FILE).items()]
     files += [
-        _file(f"{LIB_DIR}/{name}", (USERDATA_DIR / name).read_text(), "0644" if name.endswith("lib.sh") else "0755")
+        _file(f"{LIB_DIR}/{name}", (USERDATA_DIR / name).read_text(), "0644" if name in LIBRARIES else "0755")
         for name in scripts
     ]
     files += [_file(f"/etc/systemd/system/{name}", (USERDATA_DIR / name).read_text(), "0644") for name in units]
@@ -177,7 +181,7 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
         ["install", "-d", "-o", "vllm", "-g", "vllm", "-m", "0750", STATE_DIR],
         ["systemctl", "daemon-reload"],
         # --no-block: cloud-init must finish while the install and download run for minutes.
-        ["systemctl", "enable", "--now", "--no-block", SERVICE, *(fleet.units if fleet else ())],
+        ["systemctl", "enable", "--now", "--no-block", SERVICE, PUBLISH_UNIT, *(fleet.units if fleet else ())],
     ]
     if metrics is not None:
         files.append(_file(metrics.config_path, yaml.safe_dump(metrics.config, sort_keys=False), "0644"))

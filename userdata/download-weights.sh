@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Downloads the model into the Hugging Face cache vLLM reads, while vLLM installs: the two are independent, so
-# the slower of them, not their sum, sets the cold start. Skipped once the model is complete on disk.
+# Puts the model into the Hugging Face cache vLLM reads, while vLLM installs: the two are independent, so the slower
+# of them, not their sum, sets the cold start. From the stack's artefact store when an earlier boot published it
+# there, else from Hugging Face. Skipped once the model is complete on disk.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
+# shellcheck source=userdata/pixtral-artefacts.sh
+. "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-artefacts.sh"
 
 marker="$HF_HOME/.pixtral-downloaded-${PIXTRAL_MODEL//\//--}"
 if [ -e "$marker" ]; then
   echo "$PIXTRAL_MODEL is already in $HF_HOME"
   exit 0
 fi
-phase download start
-ensure_uv
-# HF_XET_HIGH_PERFORMANCE: Hugging Face's Xet transfer with all the connections the instance network can carry.
-export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} HF_XET_HIGH_PERFORMANCE=1
-retry "$PIXTRAL_BIN/uvx" --from "huggingface_hub[hf_xet]==$PIXTRAL_HF_HUB_VERSION" \
-  hf download "$PIXTRAL_MODEL" --quiet
+started=$(date +%s.%N)
+if fetch_artefact "$(model_prefix)" hub.tar "$HF_HOME" && [ -e "$marker" ]; then
+  phase download start "$started" artefacts
+else
+  phase download start "$started" hub
+  ensure_uv
+  # HF_XET_HIGH_PERFORMANCE: Hugging Face's Xet transfer with all the connections the instance network can carry.
+  export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} HF_XET_HIGH_PERFORMANCE=1
+  retry "$PIXTRAL_BIN/uvx" --from "huggingface_hub[hf_xet]==$PIXTRAL_HF_HUB_VERSION" \
+    hf download "$PIXTRAL_MODEL" --quiet
+  touch "$marker"
+fi
 chown -R "${PIXTRAL_USER:-vllm}:" "$HF_HOME"
-touch "$marker"
 phase download end

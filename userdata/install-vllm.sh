@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# Installs the pinned vLLM into its own venv with uv (several times faster than pip for vLLM's wheels).
-# A marker inside the venv makes every later boot skip this step.
+# Installs the pinned vLLM into its own venv: from the stack's artefact store when an earlier boot published it
+# there (no PyPI), else with uv (several times faster than pip for vLLM's wheels). A marker inside the venv makes
+# every later boot of this disk skip this step. vLLM's compile cache for this GPU comes from the store too.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
+# shellcheck source=userdata/pixtral-artefacts.sh
+. "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-artefacts.sh"
 
 venv=$(dirname "$(dirname "$PIXTRAL_VLLM_PYTHON")")
+# The venv and the Python uv installs it on live side by side, so one archive of both keeps every path it holds.
+opt=$(dirname "$venv")
 if [ -e "$venv/.pixtral-installed" ]; then
   echo "vLLM $PIXTRAL_VLLM_VERSION is already installed in $venv"
   exit 0
 fi
-phase install start
-ensure_uv
-export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} UV_PYTHON_INSTALL_DIR=${UV_PYTHON_INSTALL_DIR:-/opt/pixtral/python}
-rm -rf "$venv"
-"$PIXTRAL_BIN/uv" venv --python "$PIXTRAL_PYTHON_VERSION" "$venv"
-retry "$PIXTRAL_BIN/uv" pip install --python "$venv/bin/python" "vllm==$PIXTRAL_VLLM_VERSION"
-touch "$venv/.pixtral-installed"
+started=$(date +%s.%N)
+if fetch_artefact "$(venv_prefix)" venv.tar "$opt" && [ -e "$venv/.pixtral-installed" ]; then
+  phase install start "$started" artefacts
+else
+  phase install start "$started" pypi
+  ensure_uv
+  export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} UV_PYTHON_INSTALL_DIR=${UV_PYTHON_INSTALL_DIR:-$opt/python}
+  rm -rf "$venv"
+  "$PIXTRAL_BIN/uv" venv --python "$PIXTRAL_PYTHON_VERSION" "$venv"
+  retry "$PIXTRAL_BIN/uv" pip install --python "$venv/bin/python" "vllm==$PIXTRAL_VLLM_VERSION"
+  touch "$venv/.pixtral-installed"
+fi
 phase install end
+# torch.compile's cache for this vLLM on this GPU: a warm-up that loads kernels instead of compiling them.
+if [ -n "${PIXTRAL_ARTEFACTS:-}" ] && [ ! -d "$VLLM_CACHE_ROOT/torch_compile_cache" ] && prefix=$(compile_prefix); then
+  started=$(date +%s.%N)
+  if fetch_artefact "$prefix" cache.tar "$VLLM_CACHE_ROOT"; then
+    chown -R "${PIXTRAL_USER:-vllm}:" "$VLLM_CACHE_ROOT"
+    phase compile-cache start "$started" artefacts
+    phase compile-cache end
+  fi
+fi

@@ -6,15 +6,15 @@ PIXTRAL_BIN=${PIXTRAL_BIN:-/opt/pixtral/bin}
 # The boot timeline; tests/test_boot_plan.py keeps it equal to pixtral_deploy/cloudinit.py TIMELINE_FILE.
 PIXTRAL_TIMELINE=${PIXTRAL_TIMELINE:-$PIXTRAL_STATE_DIR/timeline.jsonl}
 
-# phase NAME start|end [EPOCH]: one line in the journal and one JSON object in the timeline
-# ($PIXTRAL_TIMELINE: {"phase": "download", "event": "start", "time": 1764000000.12}), so users
-# and `pixtralctl` can see where a cold start spends its time. Phases: boot, install, download, secrets, load,
-# graphs, ready.
+# phase NAME start|end [EPOCH [SOURCE]]: one line in the journal and one JSON object in the timeline
+# ($PIXTRAL_TIMELINE: {"phase": "download", "event": "start", "time": 1764000000.12, "source": "hub"}), so users
+# and `pixtralctl` can see where a cold start spends its time and where each piece came from. Phases: boot,
+# install, compile-cache, download, secrets, load, graphs, ready, then publish.
 # A record that cannot be written must not stop the boot: the journal line is there either way.
 phase() {
-  local now=${3:-$(date +%s.%N)}
-  echo "pixtral phase=$1 event=$2 time=$now"
-  printf '{"phase":"%s","event":"%s","time":%s}\n' "$1" "$2" "$now" \
+  local now=${3:-$(date +%s.%N)} source=${4:+,\"source\":\"$4\"}
+  echo "pixtral phase=$1 event=$2 time=$now${4:+ source=$4}"
+  printf '{"phase":"%s","event":"%s","time":%s%s}\n' "$1" "$2" "$now" "$source" \
     2>/dev/null >>"$PIXTRAL_TIMELINE" || echo "cannot write $PIXTRAL_TIMELINE" >&2
 }
 

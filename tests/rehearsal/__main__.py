@@ -1,7 +1,7 @@
-"""`python -m tests.rehearsal boot --stack STACK [--set pixtral:KEY=VALUE ...] DIR | reboot DIR | stop DIR |
-durations DIR`.
+"""`python -m tests.rehearsal boot --stack STACK [--set pixtral:KEY=VALUE ...] DIR | reboot DIR | replace DIR |
+stop DIR | durations DIR`.
 
-`boot` and `reboot` print one JSON line once the server answers:
+`boot`, `reboot` and `replace` print one JSON line once the server answers:
 {"endpoint": URL, "ca_certificate": PATH or null, "api_key": KEY, "timeline": PATH}; a machine that does not come
 up exits 1 with the failed unit's journal (and is left running for a look: `stop DIR` ends it).
 """
@@ -32,6 +32,8 @@ def main(argv: list[str]) -> int:
     boot.add_argument("--set", dest="settings", type=_setting, action="append", default=[], metavar="KEY=VALUE")
     boot.add_argument("dir", type=Path)
     for name, text in (("reboot", "reboot the machine and wait until it serves again"),
+                       ("replace", "boot a new machine of the stack on a blank disk in its place (a scale-out "
+                                   "or a replacement) and wait until it serves"),
                        ("stop", "stop the machine and every stand-in"),
                        ("durations", "print the first boot's phase durations in seconds (JSON)")):
         commands.add_parser(name, help=text).add_argument("dir", type=Path)
@@ -43,6 +45,9 @@ def main(argv: list[str]) -> int:
             machine.wait_ready()
         elif args.command == "reboot":
             machine.reboot()
+            machine.wait_ready()
+        elif args.command == "replace":
+            machine.replace()
             machine.wait_ready()
         elif args.command == "durations":
             print(json.dumps({k: round(v, 1) for k, v in machine.phase_durations().items()}))

@@ -22,7 +22,6 @@ import json
 import shutil
 import ssl
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -62,13 +61,15 @@ def _project_of(wheel: str) -> str:
 class _Handler(BaseHTTPRequestHandler):
     routes: Callable[[_Handler], tuple[int, str, bytes | Path] | None]
     log_file: Path
+    service: str
 
     def log_message(self, *args) -> None:
         pass
 
     def _answer(self, with_body: bool) -> None:
         with self.log_file.open("a") as log:
-            log.write(json.dumps({"time": time.time(), "method": self.command, "path": self.path}) + "\n")
+            log.write(json.dumps({"time": time.time(), "service": self.service, "method": self.command,
+                                  "path": self.path}) + "\n")
         found = type(self).routes(self)
         status, content_type, body = found or (404, "text/plain", b"not found\n")
         self.send_response(status)
@@ -97,8 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(True)
 
 
-def _serve(port: int, routes, log: Path, tls: tuple[str, str] | None = None) -> None:
-    handler = type("Handler", (_Handler,), {"routes": staticmethod(routes), "log_file": log})
+def _serve(service: str, port: int, routes, log: Path, tls: tuple[str, str] | None = None) -> None:
+    handler = type("Handler", (_Handler,), {"routes": staticmethod(routes), "log_file": log, "service": service})
     server = ThreadingHTTPServer(("0.0.0.0", port), handler)
     server.daemon_threads = True
     if tls:
@@ -207,9 +208,16 @@ def aws_api_routes(moto_url: str, completed: Path):
 def serve_hub(port: int, repo: str, model_dir: Path, log: Path) -> None:
     files = {p.name: p.read_bytes() for p in sorted(model_dir.iterdir()) if p.is_file()}
     hub = FakeHub(repo, files, port=port, host="0.0.0.0")
-    with log.open("a") as out:
-        out.write(json.dumps({"time": time.time(), "hub": hub.endpoint}) + "\n")
-    threading.Event().wait()
+    # The stand-in keeps its requests in a list: copied to the log as they come.
+    logged = 0
+    while True:
+        time.sleep(0.5)
+        arrived = hub.requests[logged:]
+        logged += len(arrived)
+        with log.open("a") as out:
+            for request in arrived:
+                method, _, path = request.partition(" ")
+                out.write(json.dumps({"time": time.time(), "service": "hub", "method": method, "path": path}) + "\n")
 
 
 def main(argv: list[str]) -> None:
@@ -231,15 +239,16 @@ def main(argv: list[str]) -> None:
     if args.service == "hub":
         serve_hub(args.port, args.repo, args.model_dir, args.log)
     elif args.service == "index":
-        _serve(args.port, index_routes(args.wheels), args.log)
+        _serve("index", args.port, index_routes(args.wheels), args.log)
     elif args.service == "astral":
-        _serve(args.port, astral_routes(args.index_url, args.wheels), args.log, (args.cert_file, args.key_file))
+        _serve("astral", args.port, astral_routes(args.index_url, args.wheels), args.log,
+               (args.cert_file, args.key_file))
     elif args.service == "secrets":
-        _serve(args.port, secret_manager_routes(args.store), args.log)
+        _serve("secrets", args.port, secret_manager_routes(args.store), args.log)
     elif args.service == "aws-api":
-        _serve(args.port, aws_api_routes(args.moto_url, args.completed), args.log)
+        _serve("aws-api", args.port, aws_api_routes(args.moto_url, args.completed), args.log)
     else:
-        _serve(args.port, imds_routes(args.instance_id), args.log)
+        _serve("imds", args.port, imds_routes(args.instance_id), args.log)
 
 
 if __name__ == "__main__":

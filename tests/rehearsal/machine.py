@@ -3,7 +3,9 @@ seed holding the program's user data), in a network namespace of its own where t
 
 Layout of a machine's folder DIR:
 - root/: the machine's file system, an overlay of the cached image (lower, never written) and upper/ (all this
-  machine wrote; it survives a reboot as a VM's disk does);
+  machine wrote; it survives a reboot as a VM's disk does); fresh-upper/: upper/ as it was before the first boot,
+  what `replace` boots a new machine of the same stack from (a scale-out or a replacement: a new disk, the same
+  cloud);
 - edge/: the stand-ins' data and logs; machine.json: what `reboot` and `stop` need (processes, namespace, ports).
 
 The machine's only changes beyond the image are at the edge: the NoCloud seed (the cloud's metadata service), where
@@ -41,7 +43,7 @@ EDGE_VENV = CACHE_DIR / "edge-venv"
 TINY_MODEL = CACHE_DIR / "tiny-pixtral"
 INSTALL_HINT = "build it with `bash .ci/install-rehearsal` (about 10 minutes, 5 GB, as root)"
 # Inside the machine's namespace only, so fixed numbers never meet another machine's.
-INDEX_PORT, HUB_PORT, SECRETS_PORT, AWS_API_PORT, MOTO_PORT = 3141, 3142, 3143, 5000, 5001
+INDEX_PORT, HUB_PORT, SECRETS_PORT, AWS_API_PORT, MOTO_PORT, S3_PORT = 3141, 3142, 3143, 5000, 5001, 5002
 IMDS_ADDRESS = "169.254.169.254"
 SERVER_UNIT = "pixtral-vllm.service"
 # The image's Python: Debian 13 has 3.13 where the program asks uv for 3.12 (the images' own; Ubuntu 24.04 has it,
@@ -75,6 +77,8 @@ class MachineState:
     # When systemd-nspawn started the machine (epoch seconds), for each boot: the container shares the host's
     # kernel, so /proc/uptime (the timeline's `boot start`) tells the host's boot, not the machine's.
     starts: list[float] = field(default_factory=list)
+    # Which of `starts` booted the disk the machine has now (a `replace` gives it a new one).
+    disk_start: int = 0
 
 
 def cache_missing() -> str | None:
@@ -187,10 +191,11 @@ class Machine:
 
     def phase_durations(self) -> dict[str, float]:
         """The first boot's phases in seconds (README's measured column): each phase's span, and `ready` as the time
-        from the machine's start to the first answer. `boot` is from the machine's start, not /proc/uptime's."""
+        from the machine's start to the first answer. `boot` is from the machine's start, not /proc/uptime's. After
+        `replace`, the new machine's first boot."""
         events = [json.loads(line) for line in (self.root / "var/lib/pixtral/timeline.jsonl").read_text().splitlines()
                   if line.strip()]
-        start = self.state.starts[0]
+        start = self.state.starts[self.state.disk_start]
         first: dict[tuple[str, str], float] = {}
         for event in events:
             first.setdefault((event["phase"], event["event"]), event["time"])
@@ -228,9 +233,25 @@ class Machine:
         self._mount()
         self._seed(declared)
         self._edge_config(declared, state)
+        _run("cp", "-a", str(self.dir / "upper"), str(self.dir / "fresh-upper"))
         self._start_edge(declared, state)
         self._save(state)
         self.start()
+
+    def replace(self) -> None:
+        """Powers the machine off and boots a new one of the same stack in its place: a blank disk with the same
+        user data, behind the same stand-ins (the artefact store keeps what the first one published)."""
+        self.shutdown("poweroff")
+        _run("umount", str(self.root))
+        for sub in ("upper", "work"):
+            _run("rm", "-rf", str(self.dir / sub))
+        _run("cp", "-a", str(self.dir / "fresh-upper"), str(self.dir / "upper"))
+        (self.dir / "work").mkdir()
+        self._mount()
+        self.start()
+        state = self.state
+        state.disk_start = len(state.starts) - 1
+        self._save(state)
 
     def _network(self, state: MachineState) -> None:
         if not Path(f"/run/netns/{state.netns}").exists():
@@ -283,8 +304,10 @@ class Machine:
             f"EnvironmentFile={dropin / 'rehearsal-python.env'}".replace(str(self.root), ""),
         ]
         if declared.cloud == "aws":
-            # What the instance profile gives a real VM through the metadata service.
+            # What the instance profile gives a real VM through the metadata service; S3 (the artefact store) at its
+            # own stand-in (tests/rehearsal/s3.py).
             lines += [f"Environment=AWS_ENDPOINT_URL=http://127.0.0.1:{AWS_API_PORT}",
+                      f"Environment=AWS_ENDPOINT_URL_S3=http://127.0.0.1:{S3_PORT}",
                       "Environment=AWS_ACCESS_KEY_ID=rehearsal AWS_SECRET_ACCESS_KEY=rehearsal"]
         (dropin / "50-rehearsal.conf").write_text("\n".join(lines) + "\n")
 
@@ -327,11 +350,14 @@ class Machine:
                                     "--completed", str(self.edge / "lifecycle-completed.jsonl")], state)
             self._spawn("imds", [*edge, "imds", "--port", "80", "--log", requests, "--instance-id", instance_id],
                         state)
+            self._spawn("s3", [python, "-m", "tests.rehearsal.s3", "--port", str(S3_PORT), "--log", requests,
+                               "--data", str(self.edge / "s3"), *_buckets(declared)], state)
         else:
             self._write_secret_manager(state)
             self._spawn("secrets", [*edge, "secrets", "--port", str(SECRETS_PORT), "--log", requests,
                                     "--store", str(self.edge / "secret-manager.json")], state)
-        for port in (INDEX_PORT, HUB_PORT, 443, *((AWS_API_PORT, 80) if declared.cloud == "aws" else (SECRETS_PORT,))):
+        for port in (INDEX_PORT, HUB_PORT, 443,
+                     *((AWS_API_PORT, 80, S3_PORT) if declared.cloud == "aws" else (SECRETS_PORT,))):
             _wait_port(state.netns, port)
         # The endpoint on this machine's loopback, forwarded into the namespace.
         self._spawn("forward", ["socat", f"TCP-LISTEN:{state.host_port},bind=127.0.0.1,reuseaddr,fork",
@@ -547,6 +573,19 @@ def _gpu_of(declared: Declared) -> tuple[str, int]:
     known = MACHINE_TYPES[names]
     count = int(settings.get("pixtral:acceleratorCount", known.gpu_count))
     return known.gpu, count
+
+
+def _buckets(declared: Declared) -> list[str]:
+    """`--bucket NAME` for the stack's artefact store, if it has one (the program declared it; here it exists)."""
+    store = declared.environment.get("PIXTRAL_ARTEFACTS", "")
+    return ["--bucket", store.removeprefix("s3://")] if store.startswith("s3://") else []
+
+
+def artefact_file(machine: Machine, key: str) -> Path:
+    """Where the S3 stand-in keeps KEY of the stack's artefact store (its one bucket)."""
+    from .s3 import object_file
+    (bucket,) = [p.name for p in (machine.edge / "s3").iterdir() if p.is_dir()]
+    return object_file(machine.edge / "s3", bucket, key)
 
 
 def tiny_model() -> Path:

@@ -1,0 +1,126 @@
+# Sourced by the install, download and publish scripts: the stack's artefact store ($PIXTRAL_ARTEFACTS, s3://BUCKET
+# or gs://BUCKET; empty: none). The first boot that installs vLLM and downloads the model itself publishes them
+# there once; every later boot of the stack takes them from it instead of PyPI and Hugging Face.
+# Layout and rights: docs/cold-start.md "Warm starts". Each artefact is one tar (weights do not compress, and the
+# network outruns gzip) beside a manifest of its checksum, written last: a manifest means the data is complete.
+# shellcheck shell=bash
+
+# store_read KEY: the object on stdout, with the CLI's parallel ranged reads; fails when it is absent.
+store_read() {
+  case $PIXTRAL_ARTEFACTS in
+    s3://*) aws s3 cp --only-show-errors --region "$PIXTRAL_AWS_REGION" "$PIXTRAL_ARTEFACTS/$1" - ;;
+    gs://*) gcloud storage cat "$PIXTRAL_ARTEFACTS/$1" ;;
+    *) echo "unknown artefact store '$PIXTRAL_ARTEFACTS'" >&2; return 1 ;;
+  esac
+}
+
+# store_write KEY: stdin into the object (a multipart upload).
+store_write() {
+  case $PIXTRAL_ARTEFACTS in
+    s3://*) aws s3 cp --only-show-errors --region "$PIXTRAL_AWS_REGION" - "$PIXTRAL_ARTEFACTS/$1" ;;
+    gs://*) gcloud storage cp --quiet - "$PIXTRAL_ARTEFACTS/$1" ;;
+    *) echo "unknown artefact store '$PIXTRAL_ARTEFACTS'" >&2; return 1 ;;
+  esac
+}
+
+# store_claim KEY: creates KEY only if it does not exist (S3's If-None-Match, GCS's generation 0), so of the
+# replicas that boot together exactly one publishes. The store expires claims after a day: a publisher that died
+# does not block the next one for ever.
+store_claim() {
+  local note
+  note=$(mktemp)
+  printf '%s claimed at %s\n' "$(hostname)" "$(date -u +%FT%TZ)" >"$note"
+  case $PIXTRAL_ARTEFACTS in
+    s3://*) aws s3api put-object --region "$PIXTRAL_AWS_REGION" --bucket "${PIXTRAL_ARTEFACTS#s3://}" --key "$1" \
+              --if-none-match '*' --body "$note" >/dev/null ;;
+    gs://*) gcloud storage cp --quiet --if-generation-match=0 "$note" "$PIXTRAL_ARTEFACTS/$1" ;;
+  esac
+  local claimed=$?
+  rm -f "$note"
+  return $claimed
+}
+
+# counted FILE: stdin to stdout unchanged, then "SHA256 BYTES" of what passed into FILE (checked against the
+# manifest after the stream, as the data arrives once).
+counted() {
+  python3 -c '
+import hashlib, sys
+digest, size = hashlib.sha256(), 0
+while chunk := sys.stdin.buffer.read(1 << 20):
+    digest.update(chunk)
+    size += len(chunk)
+    sys.stdout.buffer.write(chunk)
+sys.stdout.flush()
+open(sys.argv[1], "w").write(f"{digest.hexdigest()} {size}\n")' "$1"
+}
+
+# The artefacts' keys: a venv serves one vLLM and Python version, a compile cache one vLLM version on one GPU model
+# and count, the weights one model.
+venv_prefix() { echo "vllm/$PIXTRAL_VLLM_VERSION/py$PIXTRAL_PYTHON_VERSION"; }
+model_prefix() { echo "model/${PIXTRAL_MODEL//\//--}"; }
+compile_prefix() {
+  local gpus name
+  gpus=$(nvidia-smi -L) || return 1
+  name=$(sed -n '1s/^GPU [0-9]*: \(.*\) (UUID.*/\1/p' <<<"$gpus" | tr '[:upper:]' '[:lower:]' | tr -cs 'a-z0-9' '-')
+  echo "compile/$PIXTRAL_VLLM_VERSION/${name%-}-x$(grep -c '^GPU ' <<<"$gpus")"
+}
+
+# fetch_artefact PREFIX FILE DIR: the artefact unpacked into DIR, its entries moved into place only once its checksum
+# and size match the manifest. Fails with one line saying why (none yet, unreadable, corrupt); DIR then has nothing
+# of it and the caller takes the artefact from its origin.
+fetch_artefact() {
+  local prefix=$1 file=$2 dir=$3 manifest want got unpack entry errors
+  [ -n "${PIXTRAL_ARTEFACTS:-}" ] || return 1
+  errors=$(mktemp)
+  if ! manifest=$(store_read "$prefix/manifest.json" 2>"$errors"); then
+    echo "artefact $PIXTRAL_ARTEFACTS/$prefix: not published yet ($(tail -n 1 "$errors"))"
+    rm -f "$errors"
+    return 1
+  fi
+  rm -f "$errors"
+  want=$(python3 -c 'import json, sys; f = json.loads(sys.argv[1])["files"][sys.argv[2]]; print(f["sha256"], f["bytes"])' \
+    "$manifest" "$file") || { echo "artefact $PIXTRAL_ARTEFACTS/$prefix: unreadable manifest"; return 1; }
+  mkdir -p "$dir"
+  unpack=$(mktemp -d "$dir/.artefact.XXXXXX")
+  if store_read "$prefix/$file" | counted "$unpack.sum" | tar -x -C "$unpack" && got=$(cat "$unpack.sum") &&
+    [ "$got" = "$want" ]; then
+    for entry in "$unpack"/* "$unpack"/.[!.]*; do
+      [ -e "$entry" ] || continue
+      rm -rf "${dir:?}/${entry##*/}"
+      mv "$entry" "$dir/"
+    done
+    rm -rf "$unpack" "$unpack.sum"
+    return 0
+  fi
+  echo "artefact $PIXTRAL_ARTEFACTS/$prefix/$file: does not match its manifest (sha256 and bytes: got ${got:-none}," \
+    "want $want)"
+  rm -rf "$unpack" "$unpack.sum"
+  return 1
+}
+
+# publish_artefact PREFIX FILE DIR ENTRY...: DIR's ENTRYs as one tar under PREFIX, unless the store has them or
+# another boot claimed them first; the manifest goes last.
+publish_artefact() {
+  local prefix=$1 file=$2 dir=$3 sums sha bytes
+  shift 3
+  if store_read "$prefix/manifest.json" >/dev/null 2>&1; then
+    echo "artefact $prefix: already in the store"
+    return 0
+  fi
+  if ! store_claim "claims/$prefix" 2>/dev/null; then
+    echo "artefact $prefix: another boot is publishing it"
+    return 0
+  fi
+  sums=$(mktemp)
+  tar -C "$dir" -cf - "$@" | counted "$sums" | store_write "$prefix/$file" || { rm -f "$sums"; return 1; }
+  read -r sha bytes <"$sums"
+  rm -f "$sums"
+  python3 -c '
+import json, sys, time
+prefix, file, sha, size, vllm, python, model = sys.argv[1:]
+print(json.dumps({"artefact": prefix, "vllm": vllm, "python": python, "model": model,
+                  "files": {file: {"sha256": sha, "bytes": int(size)}}, "published": round(time.time())}))' \
+    "$prefix" "$file" "$sha" "$bytes" "$PIXTRAL_VLLM_VERSION" "$PIXTRAL_PYTHON_VERSION" "$PIXTRAL_MODEL" |
+    store_write "$prefix/manifest.json"
+  echo "artefact $prefix: published ($bytes bytes)"
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Once the server answers: what this boot installed and downloaded itself goes to the stack's artefact store, for
+# every later boot of the stack (scale-out, replacement, wake from zero, rollout). Off the cold start's path, at the
+# lowest CPU and disk priority (pixtral-publish.service).
+set -euo pipefail
+# shellcheck source=userdata/pixtral-lib.sh
+. "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
+# shellcheck source=userdata/pixtral-artefacts.sh
+. "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-artefacts.sh"
+
+if [ -z "${PIXTRAL_ARTEFACTS:-}" ]; then
+  echo "no artefact store (pixtral:warmStarts is off)"
+  exit 0
+fi
+venv=$(dirname "$(dirname "$PIXTRAL_VLLM_PYTHON")")
+opt=$(dirname "$venv")
+model="models--${PIXTRAL_MODEL//\//--}"
+phase publish start
+entries=("${venv##*/}")
+[ -d "$opt/python" ] && entries+=(python)
+publish_artefact "$(venv_prefix)" venv.tar "$opt" "${entries[@]}"
+publish_artefact "$(model_prefix)" hub.tar "$HF_HOME" "hub/$model" ".pixtral-downloaded-${PIXTRAL_MODEL//\//--}"
+# Only what vLLM compiled on this GPU (none with --enforce-eager).
+if [ -d "$VLLM_CACHE_ROOT/torch_compile_cache" ] && prefix=$(compile_prefix); then
+  publish_artefact "$prefix" cache.tar "$VLLM_CACHE_ROOT" torch_compile_cache
+fi
+phase publish end
