@@ -30,8 +30,9 @@ class Storage:
 
 LOCAL_NVME = Storage("local NVMe", write_mibs=2000, read_mibs=3000)
 # GCP Local SSD (NVMe), per 375 GiB disk: 660 MiB/s read, 350 MiB/s write; striped disks add up (Google's "Local SSD
-# performance" table, https://cloud.google.com/compute/docs/disks/local-ssd#performance). The boot stripes every
-# local SSD the VM has into one volume for the cache (userdata/prepare-storage.sh).
+# performance" table, https://cloud.google.com/compute/docs/disks/local-ssd#performance). The estimate counts every
+# disk the VM has, striped into one volume for the cache (RAID 0); userdata/prepare-storage.sh mounts the first one
+# only so far, and until it stripes them a VM with several gets one disk's speed.
 GCP_LOCAL_SSD_GB = 375
 GCP_LOCAL_SSD_READ_MIBS = 660
 GCP_LOCAL_SSD_WRITE_MIBS = 350
