@@ -185,7 +185,8 @@ def estimate_cold_start(machine: MachineType, model_gb: float, storage: Storage)
 
 def estimate_later_boot(machine: MachineType, model_gb: float, storage: Storage, root: Storage) -> LaterBoot:
     """A boot from the stack's artefact store (the cache on `storage`, /opt/pixtral on `root`), with the faster of
-    the two ways for the weights."""
+    the two ways for the weights. Both warm up from the cached compile: a streamed boot's own, since vLLM hashes its
+    model argument (the bucket's URL when streaming) into the compile cache's key (docs/vms.md)."""
     streamed = (fetch_seconds(machine, root, storage), streamed_load_seconds(model_gb, machine.network_gbps))
     through_disk = (fetch_seconds(machine, root, storage, model_gb), load_seconds(model_gb, storage))
     fixed = BOOT_SECONDS + CACHED_WARMUP_SECONDS
