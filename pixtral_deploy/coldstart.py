@@ -39,10 +39,10 @@ VENV_GB = 8.31
 COMPILE_CACHE_GB = 0.5
 # Share of the instance's bandwidth a parallel object-store transfer reaches: Run:ai's benchmark streams a model
 # from S3 at 3.51 GiB/s on a g5.12xlarge's 40 Gbit/s, 75 % (github.com/run-ai/runai-model-streamer,
-# docs/src/benchmarks.md). The same share for the CLIs' parallel copies: the AWS CLI's CRT client aims at the
-# instance's whole bandwidth (`target_bandwidth`'s default, awscli/topics/s3-config.rst; `auto` picks CRT only on
-# p4d/p5/trn1, so the boot sets `preferred_transfer_client = crt`), `gcloud storage cp` slices a large object
-# into parallel ranged reads.
+# docs/src/benchmarks.md). The same share is assumed for the CLIs' parallel reads, which the boot must let run wide:
+# the AWS CLI's CRT client aims at the instance's whole bandwidth (`target_bandwidth`'s default,
+# awscli/topics/s3-config.rst) but `auto` picks it only on p4d/p5/trn1, and the classic client keeps 10 requests in
+# flight (`max_concurrent_requests`); `gcloud storage cp` slices a large object into parallel reads, `cat` does not.
 OBJECT_STORE_NETWORK_SHARE = 0.75
 # SHA-256 of an artefact, hashed in the same pass that unpacks it: 1.8 GB/s on a core with SHA extensions, 0.54 GB/s
 # without (`openssl speed -evp sha256 -bytes 1048576`, and with OPENSSL_ia32cap masking the extension, on this
