@@ -118,3 +118,20 @@ def test_a_fleet_with_a_replica_is_not_woken(command, tmp_path, monkeypatch, cap
             "LifecycleState": "InService"},))
         assert main([command, *(["--interval", "0.2"] if command == "wait" else [])]) == 0
     assert "at zero" not in capsys.readouterr().out
+
+
+def test_the_stack_exports_the_wake_that_pulumi_up_logs_and_the_group_waits():
+    run = run_stack("aws-fleet", {"pixtral:onDemandBaseReplicas": "0", "pixtral:autoscale": json.dumps(
+        {"minReplicas": 0, "maxReplicas": 4, "targetQpsPerReplica": 1.5})})
+    wake = run["outputs"]["scaleToZero"]
+    (logged,) = [line for line in run["log"] if line.startswith("info: scale to zero")]
+    assert f"about {wake['detectionSeconds'] + wake['startSeconds']} s from the first request" in logged, logged
+    (group,) = [r for r in run["resources"] if r["type"] == "aws:autoscaling/group:Group"]
+    # The wait ends where the group itself gives a new replica up: its health-check grace, after the detection.
+    assert wake["timeoutSeconds"] == wake["detectionSeconds"] + group["inputs"]["healthCheckGracePeriod"]
+
+
+@pytest.mark.parametrize("stack", ["aws-fleet", "gcp-fleet", "k8s-autoscale"])
+def test_a_fleet_with_a_minimum_exports_no_wake(stack):
+    run = run_stack(stack)
+    assert run["error"] is None and "scaleToZero" not in run["outputs"]
