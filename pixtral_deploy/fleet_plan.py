@@ -73,8 +73,8 @@ class WakePlan:
     def describe(self) -> str:
         """"about 268 s: 120 s wake detection + 148 s cold start estimate", or why there is no total."""
         if self.start_seconds is None:
-            return (f"{self.detection_seconds} s wake detection + the pod's start; no estimate of that: its node, image "
-                    "and download are the cluster's")
+            return (f"{self.detection_seconds} s wake detection + the pod's start; no estimate of that: its node, "
+                    "image and download are the cluster's")
         start = "warm start estimate (resumed from the warm pool)" if self.warm else "cold start estimate"
         return (f"about {self.estimate_seconds} s: {self.detection_seconds} s wake detection + {self.start_seconds} s "
                 f"{start}")

@@ -72,3 +72,35 @@ def test_an_idle_fleet_pays_for_its_minimum_of_replicas():
 
 def test_a_stack_on_an_existing_cluster_has_no_list_price():
     assert idle_cost(_ok("k8s")) is None and readme_idle_cell(_ok("k8s")) == NO_LIST_PRICE_CELL
+
+
+def _marked(text: str, marker: str) -> str:
+    (found,) = re.findall(rf"<!-- {marker} -->(.*?)<!-- /{marker.split(':')[0]} -->", text, re.S)
+    return " ".join(found.strip("`").split())
+
+
+@pytest.mark.parametrize("stack", ["aws-fleet", "gcp-fleet"])
+def test_the_fleet_page_states_the_idle_cost_status_line_and_wake_timeout_the_program_gives(stack):
+    from pixtral_deploy.fleet_plan import WakePlan
+    from pixtralctl.status import FleetSize
+    from pixtralctl.wake import AtZero
+
+    fleets = (PROJECT_DIR / "docs" / "fleets.md").read_text()
+    run = _ok(stack, ZERO)
+    plan = WakePlan.from_output(run["outputs"]["scaleToZero"])
+    assert _marked(fleets, f"idle-at-zero:{stack}") == readme_idle_cell(run)
+    assert _marked(fleets, f"idle-line:{stack}") == AtZero(FleetSize("group", 0, 0), plan).line()
+    assert _marked(fleets, f"wake-timeout:{stack}") == f"{plan.timeout_seconds} s"
+
+
+def test_the_kubernetes_page_states_the_status_line_of_a_set_at_zero():
+    from pixtral_deploy.fleet_plan import WakePlan
+    from pixtralctl.status import FleetSize
+    from pixtralctl.wake import AtZero
+
+    at_zero = json.dumps({"minReplicas": 0, "maxReplicas": 3, "targetQueuePerReplica": 2})
+    run = _ok("eks", {"pixtral:tls": "false", "pixtral:prometheusUrl": "http://prometheus.monitoring:9090",
+                      "pixtral:autoscale": at_zero})
+    plan = WakePlan.from_output(run["outputs"]["scaleToZero"])
+    stated = _marked((PROJECT_DIR / "docs" / "kubernetes.md").read_text(), "idle-line:eks")
+    assert stated == AtZero(FleetSize("set", 0, 0), plan).line()
