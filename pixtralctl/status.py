@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=status_codes.HelpFormatter)
     # --endpoint (with --api-key) asks the endpoint itself, without the Pulumi CLI, as `wait` and `smoke` do.
     add_target_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the replicas as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the replicas as JSON (a list; a fleet at zero: {replicas, state, message})")
     parser.set_defaults(handler=run)
 
 
