@@ -18,7 +18,7 @@ from .errors import Failure
 from .guide_request import add_image_arguments, guide_content
 from .progress import Progress
 from .target import Target, add_target_arguments, resolve, served_model
-from .wake import at_zero
+from .wake import at_zero, wait_timeout
 
 EXIT_CODES = {
     status_codes.SUCCESS: "the answer is good, and requests without or with a wrong key are refused with 401",
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
         # The request below would meet the balancer's 503 (or wait in the interceptor): wake the fleet and wait for
         # its first replica as `pixtralctl wait` does. With --json the progress goes to stderr, the JSON alone to
         # stdout.
-        timeout = zero.timeout(None)
+        timeout = wait_timeout(zero, None)
         with Progress(sys.stderr if args.json else sys.stdout) as progress:
             wait.wake(target, zero, timeout, progress)
             try:

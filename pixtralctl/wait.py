@@ -17,7 +17,7 @@ from . import api, status, status_codes, timeline
 from .errors import Failure
 from .progress import Progress
 from .target import Target, TargetError, add_target_arguments, resolve, stack_outputs
-from .wake import DEFAULT_TIMEOUT_SECONDS, AtZero, at_zero, send_waking_request
+from .wake import DEFAULT_TIMEOUT_SECONDS, AtZero, at_zero, send_waking_request, wait_timeout
 
 # Reading the VM's boot timeline goes through SSM / IAP: not on every probe.
 TIMELINE_EVERY_SECONDS = 30
@@ -168,9 +168,9 @@ def stack_outputs_of(args: argparse.Namespace) -> dict | None:
         return None
 
 
-def side_note(outputs: dict | None, vm: timeline.Vm | None = None) -> _SideNote:
-    """A fleet's healthy count when the outputs name an Auto Scaling Group, else the VM's boot phase (if any)."""
-    return FleetHealth(outputs) if outputs and outputs.get("autoScalingGroup") else BootPhase(vm)
+def side_note(outputs: dict | None) -> _SideNote:
+    """A fleet's healthy count when the outputs name an Auto Scaling Group; else nothing beside the probes."""
+    return FleetHealth(outputs if outputs and outputs.get("autoScalingGroup") else None)
 
 
 def _vm(args: argparse.Namespace) -> timeline.Vm | None:
@@ -217,10 +217,9 @@ def until_ready(target: Target, timeout: float, interval: float, refused: Refuse
 def run(args: argparse.Namespace) -> None:
     target = resolve(args)
     outputs = stack_outputs_of(args)
-    boot = side_note(outputs, None if outputs and outputs.get("autoScalingGroup") else _vm(args))
+    boot = side_note(outputs) if outputs and outputs.get("autoScalingGroup") else BootPhase(_vm(args))
     zero = at_zero(outputs)
-    timeout = zero.timeout(args.timeout) if zero else (args.timeout if args.timeout is not None
-                                                       else DEFAULT_TIMEOUT_SECONDS)
+    timeout = wait_timeout(zero, args.timeout)
     with Progress() as progress:
         if zero:
             wake(target, zero, timeout, progress)

@@ -47,16 +47,18 @@ class AtZero:
         return (f"waking: scaled to zero, and a request has woken it ({self.size.what} wants {self.size.desired}); "
                 f"the first answer comes after that request ({self.estimate()})")
 
-    def timeout(self, asked: float | None) -> float:
-        """How long `wait` and `smoke` wait for the first replica: what the user asked, else the stack's wake timeout
-        (wake detection + the fleet plan's health grace, past which the platform itself gives the replica up)."""
-        if asked is not None:
-            return asked
-        return float(self.plan.timeout_seconds) if self.plan else DEFAULT_TIMEOUT_SECONDS
-
     def waking_line(self, timeout: float) -> str:
         return (f"the fleet is at zero ({self.size.what}: autoscale.minReplicas 0, no replica): waking it with a "
                 f"request to its endpoint; first answer in {self.estimate()}; waiting up to {timeout:g} s")
+
+
+def wait_timeout(zero: AtZero | None, asked: float | None) -> float:
+    """How long `wait` and `smoke` wait for a ready server: what the user asked; for a fleet at zero, the stack's wake
+    timeout (wake detection + the fleet plan's health grace, past which the platform itself gives the new replica
+    up); else the default."""
+    if asked is not None:
+        return asked
+    return float(zero.plan.timeout_seconds) if zero and zero.plan else DEFAULT_TIMEOUT_SECONDS
 
 
 def without_replicas(outputs: dict, report: dict[str, Any] | None = None) -> AtZero:
