@@ -135,3 +135,33 @@ def test_the_stack_exports_the_wake_that_pulumi_up_logs_and_the_group_waits():
 def test_a_fleet_with_a_minimum_exports_no_wake(stack):
     run = run_stack(stack)
     assert run["error"] is None and "scaleToZero" not in run["outputs"]
+
+
+def test_wait_wakes_a_kubernetes_set_at_zero_through_the_interceptor_that_holds_the_request(tmp_path, monkeypatch,
+                                                                                            capsys):
+    eks = run_stack("eks", {"pixtral:tls": "false", "pixtral:prometheusUrl": "http://prometheus.monitoring:9090",
+                            "pixtral:autoscale": json.dumps({"minReplicas": 0, "maxReplicas": 3,
+                                                             "targetQueuePerReplica": 2})})
+    assert eks["error"] is None, eks["error"]
+    lists = {"pods": {"kind": "List", "items": []},
+             "scaledobjects.keda.sh": {"kind": "List", "items": [{
+                 "metadata": {"name": "pixtral"}, "spec": {"minReplicaCount": 0, "maxReplicaCount": 3,
+                                                           "scaleTargetRef": {"kind": "StatefulSet",
+                                                                              "name": "pixtral"}}}]},
+             "statefulsets.apps": {"kind": "StatefulSet", "spec": {"replicas": 0}}}
+    (tmp_path / "kubectl").write_text(f"#!{sys.executable}\nimport json, sys\n"
+                                      f"print(json.dumps(json.loads({json.dumps(json.dumps(lists))})[sys.argv[2]]))\n")
+    (tmp_path / "kubectl").chmod(0o755)
+    with FakeVllm(KEY, mode="held", ready_after=1.0) as interceptor:
+        outputs = {"target": "eks", "endpoint": interceptor.endpoint, "apiKey": KEY, "model": MODEL,
+                   "namespace": "pixtral", "podSelector": "app.kubernetes.io/name=pixtral",
+                   "scaleToZero": eks["outputs"]["scaleToZero"]}
+        _clis(tmp_path, outputs, monkeypatch)
+        assert main(["wait", "--interval", "0.2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("the fleet is at zero (ScaledObject pixtral (StatefulSet pixtral): autoscale.minReplicas 0, no "
+                        "replica): waking it with a request to its endpoint; first answer in 1 s wake detection + "
+                        "the pod's start; no estimate of that: its node, image and download are the cluster's; "
+                        "waiting up to 1801 s")
+    assert lines[1] == "the waking request was answered 200", "the interceptor answers once the pod is ready"
+    assert lines[-1].startswith("ready after")
