@@ -106,7 +106,8 @@ fetch_artefact() {
   rm -f "$errors"
   want=$(python3 -c 'import json, sys
 f = json.loads(sys.argv[1])["files"][sys.argv[2]]
-print(f["sha256"], f["bytes"])' "$manifest" "$file") || { echo "artefact $PIXTRAL_ARTEFACTS/$prefix: unreadable manifest"; return 1; }
+print(f["sha256"], f["bytes"])' "$manifest" "$file") ||
+    { echo "artefact $PIXTRAL_ARTEFACTS/$prefix: unreadable manifest"; return 1; }
   mkdir -p "$dir"
   unpack=$(mktemp -d "$dir/.artefact.XXXXXX")
   if store_stream "$prefix/$file" "$dir" | counted "$unpack.sum" | tar -x -C "$unpack" && got=$(cat "$unpack.sum") &&
