@@ -6,6 +6,7 @@ from components.stack_ca import StackCa
 from pixtral_deploy.coldstart import boot_paths, wake_from_zero, warm_start
 from pixtral_deploy.config import read_stack
 from pixtral_deploy.errors import ConfigError
+from pixtral_deploy.fleet_plan import wake_plan
 
 
 def deploy() -> None:
@@ -40,6 +41,9 @@ def deploy() -> None:
         pulumi.export("caCertificate", ca.cert_pem)
     for name, value in outputs.items():
         pulumi.export(name, value)
+    if wake := wake_plan(spec):
+        # What `pixtralctl status`, `wait` and `smoke` say of a fleet at zero, and how long they wait for its wake.
+        pulumi.export("scaleToZero", wake.output())
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from components.aws_balancer_tls import SSL_POLICY, domain_alias, imported_certi
 from components.aws_shared import (
     AwsServerArgs,
     api_ingress_from_cidrs,
+    artefact_rights,
     metadata_options,
     newest_dlami,
     replica_security_group,
@@ -117,7 +118,9 @@ class AwsGpuFleet(pulumi.ComponentResource):
         # stop, so the weights stay on the EBS root (prepare-storage.sh reads PIXTRAL_LOCAL_NVME).
         local_nvme = (any(has_local_nvme(t) for t in machines.instance_types)
                       and not keeps_weights_across_stop(spec))
-        self.user_data = replica_user_data(spec.server, identity, local_nvme, boot)
+        self.user_data = replica_user_data(spec.server, identity, local_nvme, boot, artefacts=args.artefacts)
+        # Every replica reads the store at boot: the group launches none before the rights exist.
+        store_ready = artefact_rights(name, args.artefacts, identity, parent=self)
         template = self._launch_template(spec, identity.instance_profile, replica_group)
 
         balancer = aws.lb.LoadBalancer(
@@ -135,7 +138,7 @@ class AwsGpuFleet(pulumi.ComponentResource):
         certificate_arn = self._certificate(spec, balancer, args.ca)
         listener = self.listener(balancer, target_group, port, certificate_arn)
         group = self._group(spec, template, target_group, subnet_ids, boot, opts=pulumi.ResourceOptions(
-            parent=self, depends_on=[listener]))
+            parent=self, depends_on=[listener, *store_ready]))
         self._role_extras(identity.role, boot, group)
         if scaling.autoscale is not None:
             self._scaling_policy(spec, group, balancer, target_group)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_artefact_store import AwsArtefactStore
 from components.ssm_agent_policy import ssm_agent_policy
 from components.stack_ca import StackCa
 from pixtral_deploy.cloudinit import SecretStore, StoredSecret, TlsFiles, render_cloud_init
@@ -35,13 +36,15 @@ def assume_role_policy(service: str, actions: tuple[str, ...] = ("sts:AssumeRole
 
 @dataclass
 class AwsServerArgs:
-    """What every AWS shape of the server is made from: the one spec, its two secrets, and the stack CA that
-    signs the endpoint's certificate (None with pixtral:tls false, or where a public certificate serves)."""
+    """What every AWS shape of the server is made from: the one spec, its two secrets, the stack CA that signs the
+    endpoint's certificate (None with pixtral:tls false, or where a public certificate serves), and the stack's
+    artefact store (None with pixtral:warmStarts false)."""
 
     spec: StackSpec
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
     ca: StackCa | None = None
+    artefacts: AwsArtefactStore | None = None
 
 
 @dataclass
@@ -109,11 +112,21 @@ def _instance_profile(name: str, role: aws.iam.Role, parameters: list[aws.ssm.Pa
 
 def replica_user_data(server: ServerSpec, identity: VmIdentity, local_nvme: bool,
                       fleet: FleetBoot | None = None,
-                      tls: pulumi.Input[TlsFiles] | None = None) -> pulumi.Output[str]:
+                      tls: pulumi.Input[TlsFiles] | None = None,
+                      artefacts: AwsArtefactStore | None = None) -> pulumi.Output[str]:
     """The plain cloud-config every AWS replica boots with (one VM, or each of a fleet's): it names where the
-    secrets are, never their values; with `tls`, the server's public certificates (its key is in the store)."""
-    return pulumi.Output.all(identity.secret_store, tls).apply(lambda values: render_cloud_init(
-        server, values[0], local_nvme=local_nvme, fleet=fleet, tls=values[1]))
+    secrets are, never their values; with `tls`, the server's public certificates (its key is in the store); with
+    `artefacts`, the store's URL."""
+    return pulumi.Output.all(identity.secret_store, tls, artefacts.url if artefacts else None).apply(
+        lambda values: render_cloud_init(server, values[0], local_nvme=local_nvme, fleet=fleet, tls=values[1],
+                                         artefacts=values[2]))
+
+
+def artefact_rights(name: str, artefacts: AwsArtefactStore | None, identity: VmIdentity,
+                    parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """The replicas' rights on the stack's artefact store; what they must wait for before booting (none without a
+    store)."""
+    return artefacts.grant(name, identity.role, parent) if artefacts else []
 
 
 def root_volume(disk_size_gb: int) -> dict:

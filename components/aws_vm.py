@@ -9,6 +9,7 @@ import pulumi_aws as aws
 from components.aws_shared import (
     AwsServerArgs,
     api_ingress_from_cidrs,
+    artefact_rights,
     default_vpc_subnets_offering,
     dns_record,
     metadata_options,
@@ -55,7 +56,10 @@ class AwsGpuVm(pulumi.ComponentResource):
         security_group = self._security_group(vpc_id, spec)
 
         self.user_data = replica_user_data(spec.server, identity, has_local_nvme(machines.instance_type),
-                                           tls=args.ca.tls_files(certificate) if certificate else None)
+                                           tls=args.ca.tls_files(certificate) if certificate else None,
+                                           artefacts=args.artefacts)
+        # The boot reads the store at once: its rights must exist before the instance does.
+        store_ready = artefact_rights(name, args.artefacts, identity, parent=self)
         instance = aws.ec2.Instance(
             name,
             ami=machines.ami_id or newest_dlami(parent=self),
@@ -74,7 +78,9 @@ class AwsGpuVm(pulumi.ComponentResource):
             monitoring=True,
             instance_market_options=self._spot_options() if spec.spot else None,
             tags={"Name": f"pixtral-{name}", "pixtral:model": spec.server.model},
-            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(machines.ami_id, "ami")),
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(parent=self, depends_on=store_ready),
+                looked_up_image_options(machines.ami_id, "ami")),
         )
         aws.ec2.EipAssociation(f"{name}-address-association", allocation_id=address.allocation_id,
                                instance_id=instance.id, opts=self._child)

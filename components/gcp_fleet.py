@@ -24,6 +24,7 @@ from components.gcp_shared import (
     GcpServerArgs,
     VmIdentity,
     api_firewalls,
+    artefact_rights,
     boot_disk,
     dns_record,
     gpu_scheduling,
@@ -166,10 +167,12 @@ class GcpGpuFleet(pulumi.ComponentResource):
         api_firewalls(f"{name}-from-lb", lb_sources, port, self._network.network, args.project, tag, parent=self)
 
         health_check = self._health_check()
-        user_data = replica_user_data(spec, identity, metrics=self._metrics_agent(identity))
+        user_data = replica_user_data(spec, identity, artefacts=args.artefacts, metrics=self._metrics_agent(identity))
+        # Every replica reads the store at boot: no template (so no group) before the rights exist.
+        store_ready = artefact_rights(name, args.artefacts, identity, parent=self)
         groups = []
         for group in capacity_groups(spec.scaling):
-            template = self._template(group, user_data, identity.service_account.email, tag)
+            template = self._template(group, user_data, identity.service_account.email, tag, store_ready)
             groups.append((group, self._group(group, template, health_check)))
         backend = self._backend_service(groups, health_check)
         for group, manager in groups:
@@ -203,7 +206,7 @@ class GcpGpuFleet(pulumi.ComponentResource):
         return ops_agent_scrape(self._spec.server.port)
 
     def _template(self, group: Group, user_data: pulumi.Output[str], service_account: pulumi.Output[str],
-                  tag: str) -> gcp.compute.InstanceTemplate:
+                  tag: str, store_ready: list[pulumi.Resource]) -> gcp.compute.InstanceTemplate:
         """What every replica of a group boots: the single VM's cloud-init, disk, GPUs and identity. A template
         cannot change in place: a new server description makes a new template (auto-named, so it exists beside
         the old one) and the group rolls onto it."""
@@ -235,8 +238,8 @@ class GcpGpuFleet(pulumi.ComponentResource):
             shielded_instance_config=gcp.compute.InstanceTemplateShieldedInstanceConfigArgs(**shielded_vm()),
             tags=[tag],
             labels={**stack_labels(), "capacity": group.capacity},
-            opts=pulumi.ResourceOptions.merge(self._child, looked_up_image_options(machines.image,
-                                                                                  "disks[0].sourceImage")),
+            opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self, depends_on=store_ready),
+                                              looked_up_image_options(machines.image, "disks[0].sourceImage")),
         )
 
     def _group(self, group: Group, template: gcp.compute.InstanceTemplate,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_gcp as gcp
@@ -20,6 +21,10 @@ from pixtral_deploy.config import stored_secret
 from pixtral_deploy.network import by_ip_family
 from pixtral_deploy.spec import StackSpec
 from pixtral_deploy.storage import GCP_BOOT_DISK_TYPE
+
+if TYPE_CHECKING:
+    # The store's module labels its bucket with stack_labels from here.
+    from components.gcp_artefact_store import GcpArtefactStore
 
 # Deep Learning VM images with the NVIDIA driver installed, so the first boot does not build a kernel module.
 DLVM_PROJECT = "deeplearning-platform-release"
@@ -52,7 +57,8 @@ def service_account_id(stack: str, name: str) -> str:
 @dataclass
 class GcpServerArgs:
     """What every GCP shape of the server is made from: the single VM and the fleet take the same arguments (the
-    stack CA signs the endpoint's certificate; None with pixtral:tls false, or where a public certificate serves)."""
+    stack CA signs the endpoint's certificate; None with pixtral:tls false, or where a public certificate serves;
+    the stack's artefact store, None with pixtral:warmStarts false)."""
 
     spec: StackSpec
     project: str
@@ -60,6 +66,7 @@ class GcpServerArgs:
     api_key: pulumi.Input[str]
     hf_token: pulumi.Input[str] | None = None
     ca: StackCa | None = None
+    artefacts: GcpArtefactStore | None = None
 
 
 @dataclass
@@ -232,12 +239,19 @@ def guest_accelerator(spec: StackSpec) -> dict:
 
 
 def replica_user_data(spec: StackSpec, identity: VmIdentity, tls: pulumi.Input[TlsFiles] | None = None,
-                      **options) -> pulumi.Output[str]:
+                      artefacts: GcpArtefactStore | None = None, **options) -> pulumi.Output[str]:
     """The cloud-init every replica boots with (`options` go to render_cloud_init): secrets named, never carried;
-    with `tls`, the server's public certificates (its key is in the store)."""
-    return pulumi.Output.all(identity.secret_store, tls).apply(lambda values: render_cloud_init(
-        spec.server, values[0], local_nvme=has_local_nvme(spec.gcp.machine_type), tls=values[1],
-        **options))
+    with `tls`, the server's public certificates (its key is in the store); with `artefacts`, the store's URL."""
+    return pulumi.Output.all(identity.secret_store, tls, artefacts.url if artefacts else None).apply(
+        lambda values: render_cloud_init(spec.server, values[0], local_nvme=has_local_nvme(spec.gcp.machine_type),
+                                         tls=values[1], artefacts=values[2], **options))
+
+
+def artefact_rights(name: str, artefacts: GcpArtefactStore | None, identity: VmIdentity,
+                    parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """The replicas' rights on the stack's artefact store; what they must wait for before booting (none without a
+    store)."""
+    return artefacts.grant(name, identity.service_account, parent) if artefacts else []
 
 
 def vm_metadata(user_data: pulumi.Input[str]) -> dict:

@@ -10,6 +10,7 @@ from components.boot_image import looked_up_image_options
 from components.gcp_shared import (
     GcpServerArgs,
     api_firewalls,
+    artefact_rights,
     boot_disk,
     dns_record,
     gpu_scheduling,
@@ -56,7 +57,10 @@ class GcpGpuVm(pulumi.ComponentResource):
                       tag, parent=self)
 
         self.user_data = replica_user_data(spec, identity,
-                                           tls=args.ca.tls_files(certificate) if certificate else None)
+                                           tls=args.ca.tls_files(certificate) if certificate else None,
+                                           artefacts=args.artefacts)
+        # The boot reads the store at once: its rights must exist before the VM does.
+        store_ready = artefact_rights(name, args.artefacts, identity, parent=self)
         disk = boot_disk(spec, parent=self)
         instance = gcp.compute.Instance(
             name,
@@ -89,7 +93,8 @@ class GcpGpuVm(pulumi.ComponentResource):
             # replacement a changed server description or a rotated key would never reach the running VM. The old
             # VM goes first because the new one takes over its static address.
             opts=pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions.merge(
-                pulumi.ResourceOptions(replace_on_changes=["metadata"], delete_before_replace=True),
+                pulumi.ResourceOptions(replace_on_changes=["metadata"], delete_before_replace=True,
+                                       depends_on=store_ready),
                 looked_up_image_options(machines.image, "bootDisk.initializeParams.image"))),
         )
         if tls.domain:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .artefacts import ENV_VAR as ARTEFACTS_ENV_VAR
+from .artefacts import LONGEST_STORE_URL
 from .fleetboot import FleetBoot, metric_files
 from .server import GUARD_FILE, TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE, VLLM_MODULE, ServerSpec, vllm_args
 
@@ -89,8 +91,10 @@ class MetricsScrape:
     install: list[str]
 
 
-def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False) -> dict[str, str]:
-    """Non-secret settings every boot script and the service read (/etc/pixtral/pixtral.env)."""
+def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
+                artefacts: str | None = None) -> dict[str, str]:
+    """Non-secret settings every boot script and the service read (/etc/pixtral/pixtral.env); `artefacts` is the
+    stack's artefact store (`s3://BUCKET`, `gs://BUCKET`), left out of the file when the stack has none."""
     return {
         "PIXTRAL_MODEL": server.model,
         "PIXTRAL_PORT": str(server.port),
@@ -120,6 +124,7 @@ def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False
         "HF_HUB_DISABLE_TELEMETRY": "1",
         # Where vLLM imports the key-guard middleware from (--middleware in vllm.args).
         "PYTHONPATH": f"{LIB_DIR}/python",
+        **({ARTEFACTS_ENV_VAR: artefacts} if artefacts else {}),
     }
 
 
@@ -152,13 +157,14 @@ def _file(path: str, content: str, permissions: str) -> dict:
 
 def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
                  fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None,
-                 tls: TlsFiles | None = None) -> dict:
+                 tls: TlsFiles | None = None, artefacts: str | None = None) -> dict:
     """The cloud-config as data; `render_cloud_init` serialises it. `fleet` adds what an AWS fleet replica does
     beyond a single VM (pixtral_deploy/fleetboot.py); `metrics` a metrics agent scraping vLLM for a GCP fleet's
-    autoscaler. With TLS, `tls` has the certificates and `store` names the private key."""
+    autoscaler. With TLS, `tls` has the certificates and `store` names the private key. `artefacts`: the stack's
+    artefact store the boot fetches from and publishes to (pixtral_deploy/artefacts.py)."""
     if server.tls and not (tls and store.tls_key):
         raise ValueError("a TLS server needs its certificates and its private key in the secret store")
-    settings = {**environment(server, store, local_nvme), **(fleet.environment() if fleet else {})}
+    settings = {**environment(server, store, local_nvme, artefacts), **(fleet.environment() if fleet else {})}
     if metrics is not None or (fleet and fleet.queue_metrics):
         # fetch-secrets.sh writes the key there for the agent.
         settings["PIXTRAL_METRICS_TOKEN_FILE"] = METRICS_TOKEN_FILE
@@ -214,8 +220,8 @@ _Dumper.add_representer(
 
 def render_cloud_init(server: ServerSpec, store: SecretStore, local_nvme: bool = False,
                       fleet: FleetBoot | None = None, metrics: MetricsScrape | None = None,
-                      tls: TlsFiles | None = None) -> str:
-    config = cloud_config(server, store, local_nvme, fleet, metrics, tls)
+                      tls: TlsFiles | None = None, artefacts: str | None = None) -> str:
+    config = cloud_config(server, store, local_nvme, fleet, metrics, tls, artefacts)
     return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
@@ -242,11 +248,12 @@ def _incompressible_pem(kind: str, body_bytes: int) -> str:
 _LARGEST_TLS = TlsFiles(_incompressible_pem("CERTIFICATE", 1200), _incompressible_pem("CERTIFICATE", 800))
 
 
-def compressed_size(server: ServerSpec, local_nvme: bool) -> int:
+def compressed_size(server: ServerSpec, local_nvme: bool, warm_starts: bool) -> int:
     """Bytes of the gzip user data an EC2 VM with this server would get, with the longest secret names (and, with
-    TLS, the largest certificates)."""
+    TLS, the largest certificates; with warm starts, the longest artefact store URL)."""
     document = render_cloud_init(server, _LONGEST_STORE, local_nvme,
-                                 tls=_LARGEST_TLS if server.tls else None)
+                                 tls=_LARGEST_TLS if server.tls else None,
+                                 artefacts=LONGEST_STORE_URL if warm_starts else None)
     return len(gzip.compress(document.encode(), mtime=0))
 
 

@@ -127,6 +127,10 @@ class Key:
 _NO_DNS_ON_AN_EXISTING_CLUSTER = ("the program knows no DNS service of an existing cluster's cloud; point a record "
                                   "of your own at the endpoint's address")
 
+# Pods keep vLLM in their image and the weights in their cache volume; a bucket for them is not built yet.
+_NO_ARTEFACT_STORE_FOR_PODS = ("pods keep the weights in their cache volume (pixtral:cacheSizeGb, "
+                               "pixtral:sharedCache); the artefact store serves VMs only")
+
 AWS, AWS_VMS = on_cloud("aws"), on_cloud("aws", "vm")
 GCP, GCP_VMS = on_cloud("gcp"), on_cloud("gcp", "vm")
 
@@ -262,6 +266,10 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("warmPool", Whole(0, MAX_REPLICAS), 0, "Fleet: stopped instances that already hold vLLM and the weights, "
         "resumed on scale-out instead of a cold boot (on-demand only, one instance type; the weights stay on the "
         "EBS root disk).", targets=AWS_VMS),
+    Key("warmStarts", Boolean(), True, "The stack's own artefact store (an S3 bucket on `aws`, a GCS bucket on "
+        "`gcp`, deleted with the stack): the first VM publishes vLLM, its compile cache and the weights there, every "
+        "later boot fetches them instead of PyPI and Hugging Face; `false`: no bucket, every boot installs and "
+        "downloads.", targets=VMS, elsewhere=_NO_ARTEFACT_STORE_FOR_PODS),
     Key("autoscaler", Choice(AUTOSCALERS), None, "What scales the pods with `autoscale`: `keda` (a KEDA "
         "ScaledObject on a Prometheus query) or `hpa` (a HorizontalPodAutoscaler on the custom metrics API). On `gke` "
         "the program installs KEDA and reads GKE's managed Prometheus.", targets=PODS,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import targets
 from .catalog import MODELS, machine_types_for
 from .errors import ConfigError
-from .keys import CONFIG_KEYS, NAMESPACE, SECRET_SET, Settings, parse_settings
+from .keys import CONFIG_KEYS, KEYS, NAMESPACE, SECRET_SET, Settings, parse_settings
 from .network import by_ip_family, covers_a_whole_family
 from .parsers import setting_error
 from .scaling import Scaling
@@ -75,6 +75,9 @@ class StackSpec:
     allowed_cidrs_set: bool = False
     warnings: tuple[str, ...] = ()
     tls: TlsSettings = TlsSettings()
+    # The stack keeps its own artefact store (pixtral:warmStarts on a target that takes it): later boots fetch vLLM,
+    # the compile cache and the weights from it (pixtral_deploy/artefacts.py).
+    warm_starts: bool = False
 
     @property
     def spot(self) -> bool:
@@ -241,6 +244,8 @@ def load_spec(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> 
     plan, warnings = _plan_candidates(settings, candidates)
     cidrs = settings["allowedCidrs"]
     tls = TlsSettings(enabled=settings["tls"], domain=settings["domain"], dns_zone=settings["dnsZone"])
+    # The key's default is on, but only where it applies: a target outside its scope has no store.
+    warm_starts = settings["warmStarts"] and KEYS["warmStarts"].targets(target)
     spec = StackSpec(
         target=target.name,
         server=_server(settings, plan, settings["tls"] and not balancer_terminates_tls(target, scaling)),
@@ -252,6 +257,7 @@ def load_spec(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> 
         **workload,
         allowed_cidrs_set=settings.is_set("allowedCidrs"),
         tls=tls,
+        warm_starts=warm_starts,
     )
     found = (warnings + target.warnings(spec, settings)
              + _open_to_everyone_warnings(cidrs, spec.kubernetes) + tls.warnings())

@@ -35,9 +35,13 @@ MOCK_ALLOCATION_ID = "eipalloc-0123456789abcdef0"
 MOCK_AMI_ID = "ami-0dlami000000000"
 MOCK_VPC_ID = "vpc-0default00000000"
 MOCK_SUBNET_IDS = ("subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb")
+# Stands in for the random suffix Pulumi's auto-naming gives a bucket (S3 and GCS bucket names are global): the real
+# name is known only after `pulumi up`.
+MOCK_BUCKET_SUFFIX = "-0mock00"
 MADE_UP_ON_CREATE = (MOCK_PUBLIC_IP, MOCK_LB_ADDRESS, MOCK_INTERNAL_ADDRESS, MOCK_LB_HOSTNAME, MOCK_INSTANCE_ID,
                      f":{MOCK_ACCOUNT}:", MOCK_ALB_DNS_NAME, MOCK_ACM_VALIDATION_NAME, MOCK_ACM_VALIDATION_VALUE,
-                     MOCK_PRIVATE_IP, MOCK_ALLOCATION_ID, MOCK_AMI_ID, MOCK_VPC_ID, *MOCK_SUBNET_IDS)
+                     MOCK_PRIVATE_IP, MOCK_ALLOCATION_ID, MOCK_AMI_ID, MOCK_VPC_ID, *MOCK_SUBNET_IDS,
+                     MOCK_BUCKET_SUFFIX)
 # Secret versions past the first, as after a rotation or two: the program must carry the number the store gives.
 MOCK_SSM_VERSION = 3
 MOCK_SECRET_VERSION = "2"
@@ -134,6 +138,18 @@ def _scaling_policy(created: Created) -> dict[str, Any]:
                    f"autoScalingGroupName/{created.inputs.get('autoscalingGroupName')}:policyName/{created.name}"}
 
 
+def _s3_bucket(created: Created) -> dict[str, Any]:
+    bucket = created.inputs.get("bucket", f"{created.name}{MOCK_BUCKET_SUFFIX}")
+    return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "bucketRegionalDomainName":
+            f"{bucket}.s3.{created.region}.amazonaws.com", "region": created.region}
+
+
+def _gcs_bucket(created: Created) -> dict[str, Any]:
+    bucket = created.inputs.get("name", f"{created.name}{MOCK_BUCKET_SUFFIX}")
+    return {"name": bucket, "url": f"gs://{bucket}",
+            "selfLink": f"https://www.googleapis.com/storage/v1/b/{bucket}"}
+
+
 def _gcp_network(created: Created) -> dict[str, Any]:
     inputs = created.inputs
     kind = "networks" if created.type.endswith("Network") else f"regions/{inputs.get('region')}/subnetworks"
@@ -184,6 +200,8 @@ CREATED: dict[str, Callable[[Created], dict[str, Any]]] = {
     "aws:route53/record:Record": lambda c: {"fqdn": c.inputs["name"].rstrip(".")},
     "aws:autoscaling/group:Group": _auto_scaling_group,
     "aws:autoscaling/policy:Policy": _scaling_policy,
+    "aws:s3/bucket:Bucket": _s3_bucket,
+    "gcp:storage/bucket:Bucket": _gcs_bucket,
     "aws:eks/cluster:Cluster": lambda c: {"endpoint": "https://mock-eks.example.com",
                                           "name": c.inputs.get("name", c.name),
                                           "certificateAuthority": {"data": MOCK_CA_DATA}},

@@ -36,6 +36,10 @@ class Progress:
         self._last = phase
 
     def done(self, message: str) -> None:
+        self.note(message)
+
+    def note(self, message: str) -> None:
+        """A line of its own, between the updates."""
         self._clear()
         print(message, file=self.stream, flush=True)
 

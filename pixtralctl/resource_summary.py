@@ -78,6 +78,15 @@ SUMMARIES: dict[str, Fields] = {
                                           "taints", "labels"),
     "aws:kms/key:Key": fields("description", "enableKeyRotation", "deletionWindowInDays", "policy.Statement"),
     "aws:eks/addon:Addon": fields("addonName", "addonVersion", "serviceAccountRoleArn"),
+    # The artefact store (pixtral:warmStarts)
+    "aws:s3/bucket:Bucket": fields("bucket", "forceDestroy", "objectLockEnabled"),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": fields("blockPublicAcls", "blockPublicPolicy",
+                                                                     "ignorePublicAcls", "restrictPublicBuckets"),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": fields("rule.objectOwnership"),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": fields(
+        "rules.*.applyServerSideEncryptionByDefault"),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": fields("rules"),
+    "aws:s3/bucketPolicy:BucketPolicy": fields("policy.Statement"),
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": fields("namespace", "serviceAccount", "roleArn"),
     # GCP
     "gcp:compute/instance:Instance": fields("machineType", "zone", "guestAccelerators", "scheduling",
@@ -96,6 +105,10 @@ SUMMARIES: dict[str, Fields] = {
     "gcp:serviceaccount/iAMMember:IAMMember": fields("serviceAccountId", "role", "member"),
     "gcp:projects/iAMMember:IAMMember": fields("project", "role", "member"),
     "gcp:projects/service:Service": fields("service", "disableOnDestroy"),
+    "gcp:storage/bucket:Bucket": fields("location", "storageClass", "forceDestroy", "uniformBucketLevelAccess",
+                                        "publicAccessPrevention", "softDeletePolicy", "lifecycleRules",
+                                        "encryption"),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": fields("bucket", "role", "member"),
     "gcp:container/cluster:Cluster": fields("location", "minMasterVersion", "releaseChannel",
                                             "workloadIdentityConfig", "privateClusterConfig",
                                             "masterAuthorizedNetworksConfig", "deletionProtection"),

@@ -384,12 +384,52 @@ def _sources(items: list[CostItem]) -> list[str]:
     return [f"- {source}: {', '.join(sorted(where))}" for source, where in sorted(regions.items())]
 
 
-def cost_section(run: dict[str, Any]) -> list[str]:
-    """resources.md's cost section: an hourly estimate at the catalogue's dated list prices, with what is not in it."""
+def _on_existing_cluster(run: dict[str, Any]) -> bool:
     from pixtral_deploy import targets
 
     target = targets.find(run["config"].get("pixtral:target"))
-    if target is not None and targets.EXISTING_CLUSTER(target):
+    return target is not None and targets.EXISTING_CLUSTER(target)
+
+
+@dataclass(frozen=True)
+class IdleCost:
+    """What a stack costs an hour with no traffic: every priced item at its least count (a fleet at its minimum, a
+    node group at its minimum size), at the catalogue's list prices; traffic-priced parts (LCUs, processed GB) aside."""
+
+    usd_per_hour: float
+    # Items the catalogue cannot price (an image's own root volume), by name.
+    unpriced: tuple[str, ...]
+
+    def readme_cell(self) -> str:
+        """"$1.99/h (~$1,452/month)": the README's stacks table holds it (tests/test_idle_cost.py keeps them equal)."""
+        cell = f"${self.usd_per_hour:.2f}/h (~${self.usd_per_hour * HOURS_PER_MONTH:,.0f}/month)"
+        return cell + (f", plus {'; '.join(self.unpriced)}, unpriced" if self.unpriced else "")
+
+
+# The README's idle cost of a stack on an existing cluster, where the program rents nothing.
+NO_LIST_PRICE_CELL = "no list price: your cluster's GPU nodes while the pods run"
+
+
+def readme_idle_cell(run: dict[str, Any]) -> str:
+    """The README stacks table's idle-cost cell of a program run."""
+    cost = idle_cost(run)
+    return cost.readme_cell() if cost else NO_LIST_PRICE_CELL
+
+
+def idle_cost(run: dict[str, Any]) -> IdleCost | None:
+    """The stack with no traffic, as its cost section prices the low end; None on an existing cluster, where the
+    program rents nothing and the catalogue holds no price."""
+    if _on_existing_cluster(run):
+        return None
+    items = _aws_items(run) + _gcp_items(run)
+    hourly = [(item, item.hourly(item.least)) for item in items if item.least]
+    return IdleCost(sum(usd for _, usd in hourly if usd is not None),
+                    tuple(item.what for item, usd in hourly if usd is None))
+
+
+def cost_section(run: dict[str, Any]) -> list[str]:
+    """resources.md's cost section: an hourly estimate at the catalogue's dated list prices, with what is not in it."""
+    if _on_existing_cluster(run):
         return ["## Cost: no list price (an existing cluster)", ""] + _kubernetes_section(run)
     items = _aws_items(run) + _gcp_items(run)
     regions = sorted({item.region for item in items if item.region != "global"}) or ["global"]

@@ -2,25 +2,30 @@
 OpenAI client, and the key really enforced.
 
 Fails when the status is not 200, when the answer is empty (or, with --expect-tokens, when no token was
-generated), or when a request without the key, or with a wrong one, is not refused with 401.
+generated), or when a request without the key, or with a wrong one, is not refused with 401. A fleet at zero
+(autoscale.minReplicas 0, no replica) is woken first and waited for, as `pixtralctl wait` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
-from . import api, status_codes
+from . import api, status_codes, wait
 from .errors import Failure
 from .guide_request import add_image_arguments, guide_content
+from .progress import Progress
 from .target import Target, add_target_arguments, resolve, served_model
+from .wake import at_zero, wait_timeout
 
 EXIT_CODES = {
     status_codes.SUCCESS: "the answer is good, and requests without or with a wrong key are refused with 401",
-    status_codes.CHECK_FAILED: "no answer (connection refused or dropped), a status other than 200 (a refused key "
-                               "too), an empty answer (--expect-tokens: no generated tokens), or a request without "
-                               "or with a wrong key not refused with 401",
+    status_codes.CHECK_FAILED: "no answer (connection refused or dropped), a fleet at zero that did not wake within "
+                               "its wake's timeout, a status other than 200 (a refused key too), an empty answer "
+                               "(--expect-tokens: no generated tokens), or a request without or with a wrong key not "
+                               "refused with 401",
     status_codes.USAGE_ERROR: status_codes.GENERAL_MEANINGS[status_codes.USAGE_ERROR] + "; an --image that is "
                               "neither a URL nor an image file",
 }
@@ -59,6 +64,22 @@ def run(args: argparse.Namespace) -> None:
 
     def failed(message: str) -> Failure:
         return Failure(message, report=result if args.json else None)
+
+    outputs = wait.stack_outputs_of(args)
+    if zero := at_zero(outputs):
+        # The request below would meet the balancer's 503 (or wait in the interceptor): wake the fleet and wait for
+        # its first replica as `pixtralctl wait` does. With --json the progress goes to stderr, the JSON alone to
+        # stdout.
+        timeout = wait_timeout(zero, None)
+        with Progress(sys.stderr if args.json else sys.stdout) as progress:
+            wait.wake(target, zero, timeout, progress)
+            try:
+                woken = wait.until_ready(target, timeout, wait.DEFAULT_INTERVAL_SECONDS,
+                                         wait.RefusedGrace(wait.REFUSED_GRACE_SECONDS), wait.side_note(outputs),
+                                         progress)
+            except Failure as error:
+                raise failed(f"the fleet was at zero and did not wake: {error}") from None
+        result["woken_from_zero_seconds"] = round(woken, 1)
 
     try:
         result["model"] = model = served_model(target)

@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 
-from .status import Replica
+from .status import FleetSize, Replica
 from .target import TargetError
 
 
@@ -52,14 +52,19 @@ def _capacity(instance: dict | None) -> str:
     return "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand"
 
 
-def fleet_replicas(group_name: str, target_group: str, region: str | None) -> list[Replica]:
+def _group(group_name: str, region: str | None) -> dict:
     answer = aws_json(["autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", group_name],
                       region)
     groups = answer.get("AutoScalingGroups", [])
     if not groups:
         raise TargetError(f"no Auto Scaling Group named {group_name} in region {region or '(the CLI default)'}; "
                           "was the stack destroyed, or is the CLI pointed at another account?")
-    instances = sorted(groups[0].get("Instances", []), key=lambda i: (i["AvailabilityZone"], i["InstanceId"]))
+    return groups[0]
+
+
+def fleet_replicas(group_name: str, target_group: str, region: str | None) -> list[Replica]:
+    instances = sorted(_group(group_name, region).get("Instances", []),
+                       key=lambda i: (i["AvailabilityZone"], i["InstanceId"]))
     markets = _markets([i["InstanceId"] for i in instances], region)
     health = _target_health(target_group, region)
     return [Replica(name=i["InstanceId"], zone=i["AvailabilityZone"], type=i["InstanceType"],
@@ -74,6 +79,16 @@ def vm_replica(instance_id: str, region: str | None) -> list[Replica]:
         return []
     return [Replica(name=instance_id, zone=instance["Placement"]["AvailabilityZone"], type=instance["InstanceType"],
                     capacity=_capacity(instance), state=instance["State"]["Name"], health="-")]
+
+
+def fleet_size(outputs: dict) -> FleetSize | None:
+    """The group's minimum and desired capacity; None for a single VM. A fleet at zero has both at 0 (the wake alarm
+    raises the desired capacity to 1 on the balancer's 503s)."""
+    name = outputs.get("autoScalingGroup")
+    if not name:
+        return None
+    group = _group(name, outputs.get("region"))
+    return FleetSize(f"Auto Scaling Group {name}", int(group["MinSize"]), int(group["DesiredCapacity"]))
 
 
 def replicas(outputs: dict) -> list[Replica]:

@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 
-from .status import Replica
+from .status import FleetSize, Replica
 from .target import TargetError
 
 GCLOUD_TIMEOUT_SECONDS = 120
@@ -90,6 +90,25 @@ def _single_vm(outputs: dict) -> list[Replica]:
     instance = _gcloud(*args)
     return [Replica(name=instance["name"], zone=_last(instance.get("zone")), type=_last(instance.get("machineType")),
                     capacity=_capacity(instance), state=instance.get("status", "-"))]
+
+
+def fleet_size(outputs: dict) -> FleetSize | None:
+    """The fleet's groups summed: the floor (an autoscaled group's minNumReplicas, a fixed group's size) and the target
+    sizes; None for a single VM. `managed describe` shows a group's autoscaler beside it (gcloud adds it, as
+    `autoscaler`); the API leaves out a field that is 0."""
+    groups = outputs.get("instanceGroups")
+    if not groups:
+        return None
+    minimum = desired = 0
+    for group in groups:
+        described = _gcloud("compute", "instance-groups", "managed", "describe", group,
+                            f"--region={outputs['region']}", f"--project={outputs['project']}")
+        size = int(described.get("targetSize", 0))
+        policy = (described.get("autoscaler") or {}).get("autoscalingPolicy")
+        minimum += int(policy.get("minNumReplicas", 0)) if policy is not None else size
+        desired += size
+    return FleetSize(f"managed instance group{'s' if len(groups) > 1 else ''} {', '.join(groups)}", minimum,
+                     desired)
 
 
 def replicas(outputs: dict) -> list[Replica]:

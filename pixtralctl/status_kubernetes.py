@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 
-from .status import Replica
+from .status import FleetSize, Replica
 from .target import TargetError
 
 KUBECTL_TIMEOUT_SECONDS = 30
@@ -98,6 +98,30 @@ def _node_labels(outputs: dict) -> dict[str, dict[str, str]]:
     except TargetError:
         return {}
     return {node["metadata"]["name"]: node["metadata"].get("labels", {}) for node in listed.get("items", [])}
+
+
+def fleet_size(outputs: dict) -> FleetSize | None:
+    """The ScaledObject's minReplicaCount (KEDA's default: 0) and its workload's replicas; None without a ScaledObject
+    (a fixed set, an HPA, or a cluster without KEDA's CRDs). A set at zero has both at 0 until a request reaches the
+    KEDA HTTP add-on's interceptor."""
+    namespace = outputs.get("namespace")
+    if not namespace:
+        return None
+    try:
+        scaled = _kubectl("get", "scaledobjects.keda.sh", "--namespace", namespace, "--selector",
+                          outputs.get("podSelector") or DEFAULT_SELECTOR, outputs=outputs).get("items") or []
+    except TargetError:
+        return None
+    if not scaled:
+        return None
+    spec = scaled[0].get("spec", {})
+    ref = spec.get("scaleTargetRef", {})
+    kind = ref.get("kind", "Deployment")
+    workload = _kubectl("get", f"{kind.lower()}s.apps", ref["name"], "--namespace", namespace, outputs=outputs)
+    # Kubernetes' own default for a workload that sets no replica count.
+    desired = int(workload.get("spec", {}).get("replicas", 1))
+    return FleetSize(f"ScaledObject {scaled[0]['metadata']['name']} ({kind} {ref['name']})",
+                     int(spec.get("minReplicaCount", 0)), desired)
 
 
 def replicas(outputs: dict, now: datetime | None = None) -> list[Replica]:

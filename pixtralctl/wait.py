@@ -3,7 +3,8 @@
 vLLM's /health answers before a real request can succeed (weights still warming, an unsupported setting that only
 fails on the first request), so readiness means: /health, then /v1/models with the key, then one tiny real chat
 request. A refused key is retried for a short grace (a rolling update can answer with the old key for a moment),
-then fails without waiting for the timeout.
+then fails without waiting for the timeout. A fleet at zero (autoscale.minReplicas 0, no replica) is woken first: one
+line says so with the wake's estimate, a request to the endpoint wakes it, and the wait lasts the wake's timeout.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from . import api, status, status_codes, timeline
 from .errors import Failure
 from .progress import Progress
 from .target import Target, TargetError, add_target_arguments, resolve, stack_outputs
+from .wake import DEFAULT_TIMEOUT_SECONDS, AtZero, at_zero, send_waking_request, wait_timeout
 
 # Reading the VM's boot timeline goes through SSM / IAP: not on every probe.
 TIMELINE_EVERY_SECONDS = 30
 # Long enough for a rolling update to retire the pod or VM that still holds the old key; short enough that a
 # plainly wrong key fails well before a cold start's timeout.
 REFUSED_GRACE_SECONDS = 60
+DEFAULT_INTERVAL_SECONDS = 5.0
 
 EXIT_CODES = {
     status_codes.SUCCESS: "ready: the server answered a real chat request",
-    status_codes.CHECK_FAILED: "not ready within --timeout, or the API key still refused after --refused-grace",
+    status_codes.CHECK_FAILED: "not ready within --timeout (a fleet at zero: within its wake's timeout), or the API "
+                               "key still refused after --refused-grace",
     status_codes.USAGE_ERROR: status_codes.GENERAL_MEANINGS[status_codes.USAGE_ERROR],
 }
 
@@ -51,8 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=status_codes.HelpFormatter)
     add_target_arguments(parser)
     timeline.add_vm_arguments(parser)
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait in all (default 1800)")
-    parser.add_argument("--interval", type=float, default=5, help="seconds between probes (default 5)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help=f"seconds to wait in all (default {DEFAULT_TIMEOUT_SECONDS:g}; for a fleet at zero, its "
+                             "wake's own: the wake detection plus the fleet plan's health grace, which the stack "
+                             "exports as scaleToZero)")
+    parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_SECONDS,
+                        help=f"seconds between probes (default {DEFAULT_INTERVAL_SECONDS:g})")
     parser.add_argument("--refused-grace", type=float, default=REFUSED_GRACE_SECONDS, metavar="SECONDS",
                         help="how long a refused API key (401/403) is retried before failing: during a rolling "
                              "update an old pod or VM answers with the old key for a moment (default "
@@ -150,15 +158,19 @@ class RefusedGrace:
                                    "(a rolling update can answer with the old key for a moment)")
 
 
-def _fleet_outputs(args: argparse.Namespace) -> dict | None:
-    """The stack's outputs when they name a fleet (an Auto Scaling Group behind a load balancer)."""
-    if args.endpoint or args.instance_id or args.instance_name:
+def stack_outputs_of(args: argparse.Namespace) -> dict | None:
+    """The stack's outputs, unless the command was pointed at an endpoint or a VM instead (or there are none)."""
+    if args.endpoint or getattr(args, "instance_id", None) or getattr(args, "instance_name", None):
         return None
     try:
-        outputs = stack_outputs(args.stack)
+        return stack_outputs(args.stack)
     except TargetError:
         return None
-    return outputs if outputs.get("autoScalingGroup") else None
+
+
+def side_note(outputs: dict | None) -> _SideNote:
+    """A fleet's healthy count when the outputs name an Auto Scaling Group; else nothing beside the probes."""
+    return FleetHealth(outputs if outputs and outputs.get("autoScalingGroup") else None)
 
 
 def _vm(args: argparse.Namespace) -> timeline.Vm | None:
@@ -172,27 +184,43 @@ def _vm(args: argparse.Namespace) -> timeline.Vm | None:
         return None
 
 
+def wake(target: Target, zero: AtZero, timeout: float, progress: Progress) -> None:
+    """Say that the fleet is at zero and is being woken, with the estimate, and send the request that wakes it."""
+    progress.note(zero.waking_line(timeout))
+    # The waking request waits no longer than one probe: the probes that follow are requests too.
+    progress.note(send_waking_request(target, timeout=min(DEFAULT_INTERVAL_SECONDS, timeout)))
+
+
+def until_ready(target: Target, timeout: float, interval: float, refused: RefusedGrace, boot: _SideNote,
+                progress: Progress) -> float:
+    """Probe until the server answers a real request; returns the seconds it took. A Failure past `timeout`."""
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        result = probe(target, timeout=max(1.0, min(30.0, timeout - elapsed)))
+        elapsed = time.monotonic() - started
+        if result.ready:
+            progress.done(f"ready after {elapsed:.0f}s: {target.endpoint} {result.detail}")
+            return elapsed
+        if not result.refused:
+            result = Probe(result.phase, result.detail + boot.suffix(elapsed))
+        shown = refused.check(result, elapsed)
+        progress.update(shown.phase, elapsed, shown.detail)
+        remaining = timeout - elapsed
+        if remaining <= 0:
+            raise Failure(f"not ready after {elapsed:.0f}s (timeout {timeout:g}s); last state "
+                          f"{result.phase}: {result.detail}")
+        # The last sleep is cut short so the final probe lands on the deadline, not an interval before it.
+        time.sleep(min(interval, remaining))
+
+
 def run(args: argparse.Namespace) -> None:
     target = resolve(args)
-    fleet = _fleet_outputs(args)
-    boot = FleetHealth(fleet) if fleet else BootPhase(_vm(args))
-    refused = RefusedGrace(args.refused_grace)
-    started = time.monotonic()
+    outputs = stack_outputs_of(args)
+    boot = side_note(outputs) if outputs and outputs.get("autoScalingGroup") else BootPhase(_vm(args))
+    zero = at_zero(outputs)
+    timeout = wait_timeout(zero, args.timeout)
     with Progress() as progress:
-        while True:
-            elapsed = time.monotonic() - started
-            result = probe(target, timeout=max(1.0, min(30.0, args.timeout - elapsed)))
-            elapsed = time.monotonic() - started
-            if result.ready:
-                progress.done(f"ready after {elapsed:.0f}s: {target.endpoint} {result.detail}")
-                return
-            if not result.refused:
-                result = Probe(result.phase, result.detail + boot.suffix(elapsed))
-            shown = refused.check(result, elapsed)
-            progress.update(shown.phase, elapsed, shown.detail)
-            remaining = args.timeout - elapsed
-            if remaining <= 0:
-                raise Failure(f"not ready after {elapsed:.0f}s (timeout {args.timeout:g}s); last state "
-                              f"{result.phase}: {result.detail}")
-            # The last sleep is cut short so the final probe lands on the deadline, not an interval before it.
-            time.sleep(min(args.interval, remaining))
+        if zero:
+            wake(target, zero, timeout, progress)
+        until_ready(target, timeout, args.interval, RefusedGrace(args.refused_grace), boot, progress)

@@ -1,6 +1,8 @@
 """A real HTTP server on loopback that speaks enough of vLLM's OpenAI API to exercise pixtralctl's failure modes.
 
-Behaviours (`mode`): ok, slow_start (/health 503 for `ready_after` seconds from the first request), error_500,
+Behaviours (`mode`): ok, slow_start (/health 503 for `ready_after` seconds from the first request), held (every
+request waits until `ready_after` seconds from the first, as the KEDA HTTP add-on's interceptor holds requests while
+a set at zero wakes), error_500,
 empty_answer, drop (closes the connection mid-response). Bearer auth is enforced like vLLM's; for `old_key_for`
 seconds from the first request the server still holds an old key and refuses the given one, as an old pod or VM
 does during a rolling update. Every request is recorded.
@@ -84,8 +86,13 @@ class FakeVllm:
                 fake.requests.append({"path": self.path, "body": body, "authorized": self._authorized(),
                                       "authorization": self.headers.get("Authorization")})
 
+            def _hold(self) -> None:
+                if fake.mode == "held":
+                    time.sleep(max(0.0, fake.ready_after - fake.age()))
+
             def do_GET(self) -> None:
                 self._record(None)
+                self._hold()
                 if fake.mode == "slow_start" and fake.age() < fake.ready_after:
                     return self._send(503, {"error": "loading"})
                 if self.path == "/health":
@@ -99,6 +106,7 @@ class FakeVllm:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 self._record(body)
+                self._hold()
                 if not self._authorized():
                     return self._send(401, {"error": "Unauthorized"})
                 if fake.mode == "error_500":

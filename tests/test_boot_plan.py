@@ -95,6 +95,8 @@ def _boot_environment(root: Path, files: dict[str, str], wheels: Path, hub: Fake
         "HF_ENDPOINT": hub.endpoint,
         "PIXTRAL_RETRY_SECONDS": "0",
     })
+    # No artefact store: these runs show the origin path (the store's is rehearsed under systemd, tests/rehearsal).
+    env.pop("PIXTRAL_ARTEFACTS", None)
     return {**env, "PATH": os.environ["PATH"], "HOME": str(root)}
 
 

@@ -128,11 +128,12 @@ def test_every_cloud_skip_still_matches_a_finding(scanned):
 
 
 def _policy_documents(stack: str) -> list[tuple[str, str]]:
-    """(where, document) of every IAM policy the stack declares: roles' trust policies and inline policies."""
+    """(where, document) of every IAM policy the stack declares: roles' trust policies, inline policies and bucket
+    policies."""
     run = run_stack(stack)
     documents = [(f"{r['name']} assume-role policy", _as_grant_on(r["inputs"]["assumeRolePolicy"], r["outputs"]["arn"]))
                  for r in resources_of(run, "aws:iam/role:Role")]
-    for type_ in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"):
+    for type_ in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy", "aws:s3/bucketPolicy:BucketPolicy"):
         documents += [(f"{r['name']} policy", r["inputs"]["policy"]) for r in resources_of(run, type_)]
     return documents
 

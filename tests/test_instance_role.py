@@ -91,3 +91,53 @@ def test_instance_role_keeps_session_manager_access(stack):
         needed = "arn:aws:ec2:region:account:instance/i-0123" if action.startswith("ssm:") else "*"
         assert any(fnmatch.fnmatchcase(needed, pattern) for pattern in _allowed(statements, action)), \
             f"the SSM agent needs {action} on {needed} for Session Manager"
+
+
+# The artefact store (pixtral:warmStarts, on by default): what the replicas' role may do to S3.
+S3_WRITES_NEVER_ALLOWED = ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket", "s3:PutBucketPolicy",
+                           "s3:DeleteBucketPolicy", "s3:PutLifecycleConfiguration", "s3:PutBucketPublicAccessBlock",
+                           "s3:PutBucketOwnershipControls", "s3:PutEncryptionConfiguration", "s3:PutObjectAcl",
+                           "s3:PutBucketAcl", "s3:PutBucketVersioning", "s3:BypassGovernanceRetention")
+# Objects the boot publishes (pixtral_deploy/artefacts.py's layout), and places it never writes.
+PUBLISHED = ("vllm/0.32.0/py3.12/venv.tar", "vllm/0.32.0/py3.12/manifest.json",
+             "compile/0.32.0/nvidia-l40s-x1/cache.tar", "model/mistralai--Pixtral-12B-2409/hub.tar",
+             "claims/model/mistralai--Pixtral-12B-2409")
+NOT_PUBLISHED = ("manifest.json", "other/venv.tar", "vllmx/0.32.0/venv.tar", "claims", "")
+
+
+def _store_arn(run: dict) -> str:
+    (bucket,) = resources_of(run, "aws:s3/bucket:Bucket")
+    return bucket["outputs"]["arn"]
+
+
+def _matches(resources: list[str], arn: str) -> bool:
+    return any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources)
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_instance_role_reads_and_publishes_artefacts_in_its_stacks_bucket_only(stack):
+    run = run_stack(stack)
+    statements = _role_statements(run)
+    bucket = _store_arn(run)
+    assert _allowed(statements, "s3:GetObject") == [f"{bucket}/*"], "read every artefact of this bucket, no other"
+    # Without ListBucket a missing manifest answers 403, which the boot could not tell from a broken role.
+    assert _allowed(statements, "s3:ListBucket") == [bucket]
+    for action in ("s3:PutObject", "s3:AbortMultipartUpload"):
+        writable = _allowed(statements, action)
+        assert all(_matches(writable, f"{bucket}/{key}") for key in PUBLISHED), (action, writable)
+        assert not any(_matches(writable, f"{bucket}/{key}") for key in NOT_PUBLISHED), (action, writable)
+        assert not any(_matches(writable, f"arn:aws:s3:::another-bucket/{key}") for key in PUBLISHED)
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_instance_role_cannot_delete_artefacts_or_change_the_bucket(stack):
+    statements = _role_statements(run_stack(stack))
+    granted = {action: _allowed(statements, action) for action in S3_WRITES_NEVER_ALLOWED}
+    assert not any(granted.values()), f"the replicas' role may {[a for a, r in granted.items() if r]}"
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_instance_role_has_no_s3_right_without_warm_starts(stack):
+    statements = _role_statements(run_stack(stack, {"pixtral:warmStarts": "false"}))
+    s3 = [s for s in statements if any(a.lower().startswith("s3:") or a == "*" for a in _as_list(s["Action"]))]
+    assert s3 == [], s3

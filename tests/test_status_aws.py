@@ -140,3 +140,66 @@ def test_status_without_the_aws_cli_exits_2_naming_it(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pixtralctl", "status"], capture_output=True, text=True,
                           cwd=PROJECT_DIR, env=env, timeout=60)
     assert done.returncode == 2 and "aws CLI is not on PATH" in done.stderr, done.stderr
+
+
+# --- a fleet at zero (autoscale.minReplicas 0) ---------------------------------------------------------------------
+
+def _at_zero_outputs() -> dict:
+    """The outputs `pulumi up` gives aws-fleet at zero (the program's own wake plan among them), as the mock engine
+    records them."""
+    from conftest import run_stack
+
+    run = run_stack("aws-fleet", {"pixtral:onDemandBaseReplicas": "0", "pixtral:autoscale": json.dumps(
+        {"minReplicas": 0, "maxReplicas": 4, "targetQpsPerReplica": 1.5})})
+    assert run["error"] is None, run["error"]
+    return {**run["outputs"], "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP, "region": "eu-west-1"}
+
+
+def _empty_group(minimum: int, desired: int) -> dict:
+    return {**ANSWERS, "autoscaling describe-auto-scaling-groups": {"AutoScalingGroups": [{
+        "AutoScalingGroupName": GROUP, "MinSize": minimum, "MaxSize": 4, "DesiredCapacity": desired,
+        "Instances": []}]}, "elbv2 describe-target-health": {"TargetHealthDescriptions": []}}
+
+
+def _status(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pixtralctl", "status", *flags], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, timeout=60)
+
+
+def test_a_fleet_at_zero_is_idle_with_the_wake_estimate_and_exits_0(tmp_path, monkeypatch):
+    _install_fake_aws(tmp_path, _empty_group(0, 0), monkeypatch)
+    _fake_pulumi(tmp_path, _at_zero_outputs())
+    done = _status()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-2:] == [
+        "0 replica(s)",
+        "idle: scaled to zero, the first request wakes it (about 268 s: 120 s wake detection + 148 s cold start "
+        "estimate)"]
+
+
+def test_a_fleet_at_zero_reads_as_idle_in_json_too(tmp_path, monkeypatch):
+    _install_fake_aws(tmp_path, _empty_group(0, 0), monkeypatch)
+    _fake_pulumi(tmp_path, _at_zero_outputs())
+    done = _status("--json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["replicas"], shown["state"]) == ([], "idle") and "about 268 s" in shown["message"]
+
+
+def test_a_fleet_at_zero_that_a_request_has_woken_is_waking(tmp_path, monkeypatch):
+    _install_fake_aws(tmp_path, _empty_group(0, 1), monkeypatch)
+    _fake_pulumi(tmp_path, _at_zero_outputs())
+    done = _status()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith(f"waking: scaled to zero, and a request has woken it (Auto "
+                                                   f"Scaling Group {GROUP} wants 1)")
+
+
+def test_a_fleet_whose_minimum_needs_a_replica_and_has_none_fails(tmp_path, monkeypatch):
+    _install_fake_aws(tmp_path, _empty_group(1, 1), monkeypatch)
+    _fake_pulumi(tmp_path, {"target": "aws", "autoScalingGroup": GROUP, "targetGroup": TARGET_GROUP,
+                            "region": "eu-west-1"})
+    done = _status()
+    assert done.returncode == 1, done.stdout
+    assert done.stdout.startswith(f"FAIL: no replica: Auto Scaling Group {GROUP} keeps at least 1 (its minimum)")
+    assert "idle" not in done.stdout

@@ -134,3 +134,61 @@ def test_pixtralctl_status_without_gcloud_exits_2_saying_why(tmp_path, monkeypat
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["status"]) == 2
     assert "gcloud CLI is not on PATH" in capsys.readouterr().err
+
+
+# --- a fleet at zero (autoscale.minReplicas 0) ---------------------------------------------------------------------
+
+SPOT_GROUP = "pixtral-spot-3c4d"
+
+
+def _gcloud_at(tmp_path: Path, monkeypatch, described: dict) -> None:
+    """The stand-in gcloud for a fleet with one group and no instance; `described` is `managed describe`'s answer
+    (the API leaves out fields that are 0, as minNumReplicas and targetSize at zero)."""
+    answers = {f"list-instances {SPOT_GROUP}": [], f"describe {SPOT_GROUP}": {"name": SPOT_GROUP, **described},
+               "get-health pixtral-backend-5e6f": [{"backend": f"{LINK}/regions/{REGION}/instanceGroups/{SPOT_GROUP}",
+                                                    "status": {"kind": "compute#backendServiceGroupHealth"}}]}
+    (tmp_path / "answers.json").write_text(json.dumps(answers))
+    script = tmp_path / "gcloud"
+    script.write_text(FAKE_GCLOUD.format(python=sys.executable, log=str(tmp_path / "calls.log"),
+                                         answers=str(tmp_path / "answers.json")))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+
+
+def _zero_outputs() -> dict:
+    """gcp-fleet at zero, with the wake plan the program exports for it (mock engine)."""
+    from conftest import run_stack
+
+    run = run_stack("gcp-fleet", {"pixtral:onDemandBaseReplicas": "0", "pixtral:autoscale": json.dumps(
+        {"minReplicas": 0, "maxReplicas": 4, "targetQpsPerReplica": 2})})
+    assert run["error"] is None, run["error"]
+    return {**OUTPUTS, "instanceGroups": [SPOT_GROUP], "scaleToZero": run["outputs"]["scaleToZero"]}
+
+
+def _status_with(tmp_path: Path, outputs: dict, capsys) -> tuple[int, str]:
+    from pixtralctl.__main__ import main
+
+    script = tmp_path / "pulumi"
+    script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({outputs!r}))\n")
+    script.chmod(0o755)
+    code = main(["status"])
+    return code, capsys.readouterr().out
+
+
+def test_a_fleet_at_zero_is_idle_with_the_wake_estimate(tmp_path, monkeypatch, capsys):
+    _gcloud_at(tmp_path, monkeypatch, {"autoscaler": {"autoscalingPolicy": {"maxNumReplicas": 4}}})
+    code, out = _status_with(tmp_path, _zero_outputs(), capsys)
+    assert code == 0, out
+    assert out.splitlines()[-1] == ("idle: scaled to zero, the first request wakes it (about 562 s: 270 s wake "
+                                    "detection + 292 s cold start estimate)")
+    described = [json.loads(line) for line in (tmp_path / "calls.log").read_text().splitlines()
+                 if "describe" in line]
+    assert described and f"--region={REGION}" in described[0] and f"--project={PROJECT}" in described[0]
+
+
+def test_a_group_whose_autoscaler_keeps_one_and_has_none_fails(tmp_path, monkeypatch, capsys):
+    _gcloud_at(tmp_path, monkeypatch, {"targetSize": 1, "autoscaler": {"autoscalingPolicy": {
+        "minNumReplicas": 1, "maxNumReplicas": 4}}})
+    code, out = _status_with(tmp_path, {**OUTPUTS, "instanceGroups": [SPOT_GROUP]}, capsys)
+    assert code == 1, out
+    assert out.startswith(f"FAIL: no replica: managed instance group {SPOT_GROUP} keeps at least 1 (its minimum)")

@@ -137,3 +137,61 @@ def test_missing_kubectl_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TargetError, match="kubectl is not installed"):
         replicas_of(OUTPUTS)
+
+
+# --- a set at zero (autoscale.minReplicas 0, KEDA's HTTP add-on) -------------------------------------------------
+
+def _scaled_object(minimum: int) -> dict:
+    """What `kubectl get scaledobjects.keda.sh` lists for the stack's set (components/pod_autoscaler.py)."""
+    return {"apiVersion": "v1", "kind": "List", "items": [{
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "pixtral", "namespace": "pixtral", "labels": {"app.kubernetes.io/name": "pixtral"}},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "pixtral"},
+                 "minReplicaCount": minimum, "maxReplicaCount": 3}}]}
+
+
+def _at(folder: Path, minimum: int, replicas: int) -> None:
+    (folder / "pods.json").write_text(json.dumps({**PODS, "items": []}))
+    (folder / "scaledobjects.keda.sh.json").write_text(json.dumps(_scaled_object(minimum)))
+    (folder / "statefulsets.apps.json").write_text(json.dumps({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "pixtral"},
+        "spec": {"replicas": replicas}}))
+
+
+def _zero_outputs() -> dict:
+    """eks at zero, with the wake plan the program exports for it (mock engine)."""
+    from conftest import run_stack
+
+    run = run_stack("eks", {"pixtral:tls": "false", "pixtral:prometheusUrl": "http://prometheus.monitoring:9090",
+                            "pixtral:autoscale": json.dumps({"minReplicas": 0, "maxReplicas": 3,
+                                                             "targetQueuePerReplica": 2})})
+    assert run["error"] is None, run["error"]
+    return {**OUTPUTS, "scaleToZero": run["outputs"]["scaleToZero"]}
+
+
+def _status(folder: Path, outputs: dict, capsys) -> tuple[int, str]:
+    from pixtralctl.__main__ import main
+
+    script = folder / "bin" / "pulumi"
+    script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({outputs!r}))\n")
+    script.chmod(0o755)
+    code = main(["status"])
+    return code, capsys.readouterr().out
+
+
+def test_a_set_at_zero_is_idle_and_says_the_pod_start_has_no_estimate(fake_kubectl, capsys):
+    _at(fake_kubectl, minimum=0, replicas=0)
+    code, out = _status(fake_kubectl, _zero_outputs(), capsys)
+    assert code == 0, out
+    assert out.splitlines()[-1] == ("idle: scaled to zero, the first request wakes it (1 s wake detection + the "
+                                    "pod's start; no estimate of that: its node, image and download are the "
+                                    "cluster's)")
+    asked = [call[:2] for call in _calls(fake_kubectl)]
+    assert ["get", "scaledobjects.keda.sh"] in asked and ["get", "statefulsets.apps"] in asked
+
+
+def test_a_set_whose_scaled_object_keeps_one_and_has_no_pod_fails(fake_kubectl, capsys):
+    _at(fake_kubectl, minimum=1, replicas=1)
+    code, out = _status(fake_kubectl, OUTPUTS, capsys)
+    assert code == 1, out
+    assert out.startswith("FAIL: no replica: ScaledObject pixtral (StatefulSet pixtral) keeps at least 1")

@@ -56,6 +56,13 @@ TERRAFORM_TYPES = {
     "aws:lb/loadBalancer:LoadBalancer": "aws_lb",
     "aws:lb/targetGroup:TargetGroup": "aws_lb_target_group",
     "aws:route53/record:Record": "aws_route53_record",
+    "aws:s3/bucket:Bucket": "aws_s3_bucket",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "aws_s3_bucket_lifecycle_configuration",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "aws_s3_bucket_ownership_controls",
+    "aws:s3/bucketPolicy:BucketPolicy": "aws_s3_bucket_policy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "aws_s3_bucket_public_access_block",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
+        "aws_s3_bucket_server_side_encryption_configuration",
     "aws:ssm/parameter:Parameter": "aws_ssm_parameter",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "aws_vpc_security_group_egress_rule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "aws_vpc_security_group_ingress_rule",
@@ -99,6 +106,8 @@ TERRAFORM_TYPES = {
     "gcp:secretmanager/secretVersion:SecretVersion": "google_secret_manager_secret_version",
     "gcp:serviceaccount/account:Account": "google_service_account",
     "gcp:serviceaccount/iAMMember:IAMMember": "google_service_account_iam_member",
+    "gcp:storage/bucket:Bucket": "google_storage_bucket",
+    "gcp:storage/bucketIAMMember:BucketIAMMember": "google_storage_bucket_iam_member",
 }
 
 # Lists of nested blocks whose Terraform name is plural already (the bridge pluralises the singular ones:
@@ -134,7 +143,10 @@ def _args_class(token: str) -> type:
     """The provider's input class of a resource token: `aws:ec2/instance:Instance` -> pulumi_aws.ec2.InstanceArgs."""
     package, module_path, class_name = token.split(":")
     module = importlib.import_module(f"pulumi_{package}.{module_path.split('/')[0]}")
-    return getattr(module, f"{class_name}Args")
+    # Where a nested type already has the name `<Class>Args` (the Bucket's inline
+    # `BucketServerSideEncryptionConfigurationArgs`), Pulumi's code generator names the resource's `<Class>InitArgs`.
+    own = importlib.import_module(getattr(module, class_name).__module__)
+    return getattr(own, f"{class_name}InitArgs", None) or getattr(own, f"{class_name}Args")
 
 
 def _element_type(typ: Any) -> Any:

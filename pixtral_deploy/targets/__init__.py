@@ -66,7 +66,8 @@ class Target:
     secret_store: ClassVar[SecretStore]
     # At most this many CIDRs per IP version in pixtral:allowedCidrs, and the quota that sets it; None: no limit.
     cidr_limit: ClassVar[tuple[int, str] | None] = None
-    # The pixtralctl module whose `replicas(outputs)` lists this target's replicas.
+    # The pixtralctl module whose `replicas(outputs)` lists this target's replicas (and, for a fleet, whose
+    # `fleet_size(outputs)` reads its minimum and wanted size: pixtralctl/wake.py).
     status_module: ClassVar[str]
     # Pod targets on a cluster the program makes: the command that gives kubectl its credentials ({cluster}).
     kubeconfig_command: ClassVar[str | None] = None

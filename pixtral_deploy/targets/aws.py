@@ -105,23 +105,29 @@ class Aws(_OnAws, Target):
         return []
 
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
+        from components.aws_artefact_store import AwsArtefactStore
+
+        # At the top of the stack, beside the server: turning one VM into a fleet (or back) keeps the bucket and
+        # what the boots published in it.
+        store = AwsArtefactStore("pixtral-artefacts") if stack.spec.warm_starts else None
+        stored = {"artefacts": store.url} if store else {}
         if stack.spec.scaling.is_fleet:
             from components.aws_fleet import AwsGpuFleet, AwsGpuFleetArgs
 
             fleet = AwsGpuFleet("pixtral", AwsGpuFleetArgs(stack.spec, api_key=api_key,
-                                                           hf_token=stack.secrets.hf_token, ca=ca))
+                                                           hf_token=stack.secrets.hf_token, ca=ca, artefacts=store))
             return {"endpoint": fleet.endpoint, "autoScalingGroup": fleet.auto_scaling_group,
-                    "targetGroup": fleet.target_group, "region": aws_region()}
+                    "targetGroup": fleet.target_group, "region": aws_region(), **stored}
         from components.aws_vm import AwsGpuVm, AwsGpuVmArgs
 
         vm = AwsGpuVm("pixtral", AwsGpuVmArgs(stack.spec, api_key=api_key, hf_token=stack.secrets.hf_token,
-                                              ca=ca))
-        return {"endpoint": vm.endpoint, "instanceId": vm.instance_id, "publicIp": vm.public_ip}
+                                              ca=ca, artefacts=store))
+        return {"endpoint": vm.endpoint, "instanceId": vm.instance_id, "publicIp": vm.public_ip, **stored}
 
 
 def _check_user_data_fits(spec: Any) -> None:
     """EC2 refuses user data over 16 KB (compressed): say so now, not after other resources exist."""
-    size = compressed_size(spec.server, has_local_nvme(spec.aws.instance_type))
+    size = compressed_size(spec.server, has_local_nvme(spec.aws.instance_type), spec.warm_starts)
     if size > USER_DATA_LIMIT_BYTES:
         raise setting_error("extraArgs", list(spec.server.extra_args),
                             f"fewer or shorter arguments: the VM's cloud-init would be {size} bytes compressed, "

@@ -91,10 +91,14 @@ class GcpMachines:
             raise setting_error("zones", list(self.zones), f"at least one zone that offers {self.accelerator_type}; "
                                 f"in {regions[0]} those are {', '.join(offered)}")
 
+    def region(self, zone: str) -> str:
+        """The replicas' region: that of pixtral:zones (a fleet's, all in one region), else gcp:zone's."""
+        return region_of(self.zones[0] if self.zones else zone)
+
     def fleet_zones(self, zone: str) -> tuple[str, ...]:
         """Where a fleet's regional group places replicas: the listed zones that offer the GPU, else every zone of
         gcp:zone's region that does, else gcp:zone alone (a region the catalog does not know)."""
-        region = region_of(self.zones[0] if self.zones else zone)
+        region = self.region(zone)
         offered = gpu_zones(self.accelerator_type, region)
         if self.zones:
             return tuple(z for z in self.zones if offered is None or z in offered)
@@ -220,22 +224,30 @@ class Gcp(_OnGcp, Target):
                 f"{', '.join(kept)}"] if left_out else []
 
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
+        from components.gcp_artefact_store import GcpArtefactStore
+
+        location = stack.location
+        # At the top of the stack, beside the server, in the replicas' region: turning one VM into a fleet (or
+        # back) keeps the bucket and what the boots published in it.
+        store = GcpArtefactStore("pixtral-artefacts", location.project, stack.spec.gcp.region(location.zone)) \
+            if stack.spec.warm_starts else None
+        stored = {"artefacts": store.url} if store else {}
         if stack.spec.scaling.is_fleet:
             from components.gcp_fleet import GcpGpuFleet, GcpGpuFleetArgs
 
-            fleet = GcpGpuFleet("pixtral", GcpGpuFleetArgs(stack.spec, project=stack.location.project,
-                                                           zone=stack.location.zone, api_key=api_key,
-                                                           hf_token=stack.secrets.hf_token, ca=ca))
-            return {"endpoint": fleet.endpoint, "address": fleet.address, "project": stack.location.project,
+            fleet = GcpGpuFleet("pixtral", GcpGpuFleetArgs(stack.spec, project=location.project,
+                                                           zone=location.zone, api_key=api_key,
+                                                           hf_token=stack.secrets.hf_token, ca=ca, artefacts=store))
+            return {"endpoint": fleet.endpoint, "address": fleet.address, "project": location.project,
                     "region": fleet.region, "zones": list(fleet.zones), "instanceGroups": fleet.group_names,
-                    "backendService": fleet.backend_service_name, "internal": stack.spec.scaling.internal}
+                    "backendService": fleet.backend_service_name, "internal": stack.spec.scaling.internal, **stored}
         from components.gcp_vm import GcpGpuVm, GcpGpuVmArgs
 
-        location = stack.location
         vm = GcpGpuVm("pixtral", GcpGpuVmArgs(stack.spec, project=location.project, zone=location.zone,
-                                              api_key=api_key, hf_token=stack.secrets.hf_token, ca=ca))
-        return {"endpoint": vm.endpoint, "instanceName": vm.instance_name, "zone": stack.location.zone,
-                "publicIp": vm.public_ip}
+                                              api_key=api_key, hf_token=stack.secrets.hf_token, ca=ca,
+                                              artefacts=store))
+        return {"endpoint": vm.endpoint, "instanceName": vm.instance_name, "zone": location.zone,
+                "publicIp": vm.public_ip, **stored}
 
 
 class Gke(_OnGcp, KubernetesTarget):
