@@ -302,10 +302,16 @@ def wake_from_zero(spec) -> tuple[int, ColdStart | LaterBoot] | None:
     candidate's first boot); None where no estimate exists."""
     autoscale = spec.scaling.autoscale
     detection = spec.runs_on.wake_detection_seconds
-    start = warm_start(spec) or later_boot(spec) or cold_start(spec)
+    start = wake_start(spec)
     if autoscale is None or not autoscale.scales_to_zero or detection is None or start is None:
         return None
     return detection, start
+
+
+def wake_start(spec) -> ColdStart | LaterBoot | None:
+    """How a replica of a fleet at zero starts: a resumed warm-pool instance, else a boot from the artefact store an
+    earlier replica filled, else the slowest candidate's first boot; None where no estimate exists."""
+    return warm_start(spec) or later_boot(spec) or cold_start(spec)
 
 
 def warm_start(spec) -> ColdStart | None:

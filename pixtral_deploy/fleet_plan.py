@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from .catalog import MACHINE_TYPES
-from .coldstart import candidate_types, cold_start, warm_start
+from .coldstart import LaterBoot, candidate_types, cold_start, wake_start, warm_start
 
 # The estimate is an estimate (Hugging Face throughput varies by hour and region): the grace period doubles it.
 GRACE_FACTOR = 2.0
@@ -65,6 +65,8 @@ class WakePlan:
     warm: bool
     # Detection plus the fleet plan's health grace: past that the platform itself counts the new replica as dead.
     timeout_seconds: int
+    # The start is a later boot, from the stack's artefact store (pixtral:warmStarts); older outputs lack it.
+    from_store: bool = False
 
     @property
     def estimate_seconds(self) -> int | None:
@@ -75,13 +77,15 @@ class WakePlan:
         if self.start_seconds is None:
             return (f"{self.detection_seconds} s wake detection + the pod's start; no estimate of that: its node, "
                     "image and download are the cluster's")
-        start = "warm start estimate (resumed from the warm pool)" if self.warm else "cold start estimate"
+        start = ("warm start estimate (resumed from the warm pool)" if self.warm
+                 else "start estimate (a boot from the stack's artefact store)" if self.from_store
+                 else "cold start estimate")
         return (f"about {self.estimate_seconds} s: {self.detection_seconds} s wake detection + {self.start_seconds} s "
                 f"{start}")
 
     def output(self) -> dict[str, int | bool | None]:
         return {"detectionSeconds": self.detection_seconds, "startSeconds": self.start_seconds, "warm": self.warm,
-                "timeoutSeconds": self.timeout_seconds}
+                "timeoutSeconds": self.timeout_seconds, "fromStore": self.from_store}
 
     @classmethod
     def from_output(cls, value: object) -> WakePlan | None:
@@ -91,7 +95,7 @@ class WakePlan:
             return None
         start = value.get("startSeconds")
         return cls(int(value["detectionSeconds"]), None if start is None else int(start), bool(value.get("warm")),
-                   int(value["timeoutSeconds"]))
+                   int(value["timeoutSeconds"]), bool(value.get("fromStore")))
 
 
 def wake_plan(spec) -> WakePlan | None:
@@ -101,7 +105,8 @@ def wake_plan(spec) -> WakePlan | None:
     detection = spec.runs_on.wake_detection_seconds
     if autoscale is None or not autoscale.scales_to_zero or detection is None:
         return None
-    warm = warm_start(spec)
-    start = warm or cold_start(spec)
+    # The same start the `pulumi up` log line states (coldstart.wake_from_zero).
+    start = wake_start(spec)
     return WakePlan(detection_seconds=detection, start_seconds=None if start is None else round(start.total),
-                    warm=warm is not None, timeout_seconds=detection + health_grace_seconds(spec))
+                    warm=warm_start(spec) is not None, timeout_seconds=detection + health_grace_seconds(spec),
+                    from_store=isinstance(start, LaterBoot))

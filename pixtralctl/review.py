@@ -281,8 +281,9 @@ def _gcp_items(run: dict[str, Any]) -> list[CostItem]:
                               _gcp_spot(inputs.get("scheduling") or {}), inputs.get("guestAccelerators") or [])
         params = (inputs.get("bootDisk") or {}).get("initializeParams") or {}
         items += _gcp_disk("boot disk", params.get("size"), params.get("type", "pd-standard"), (1, 1), region)
-        for scratch in inputs.get("scratchDisks") or []:
-            items += _gcp_disk("Local SSD", scratch.get("size"), "local-ssd", (1, 1), region)
+        # The Local SSDs as one item: they are priced per GB, and a row per disk would repeat itself.
+        items += _gcp_disk("Local SSD", sum(float(d.get("size") or 0) for d in inputs.get("scratchDisks") or []),
+                           "local-ssd", (1, 1), region)
     # An internal address (the internal load balancer's) costs nothing; an external one is the VM's.
     items += [CostItem("static external IPv4 address (in use on the VM)", 1, 1, "gcp:static-ipv4",
                        _gcp_region(run, address["inputs"].get("region")))
@@ -301,9 +302,12 @@ def _gcp_items(run: dict[str, Any]) -> list[CostItem]:
         template = next((t["inputs"] for t in templates if _same(t, version)), {})
         items += _gcp_machine(f"replicas of {group['name']}", template.get("machineType", "?"), count, region,
                               _gcp_spot(template.get("scheduling") or {}), template.get("guestAccelerators") or [])
-        for disk in template.get("disks") or []:
+        disks = template.get("disks") or []
+        for disk in (d for d in disks if d.get("type") != "SCRATCH"):
             items += _gcp_disk(f"replica disks of {group['name']}", disk.get("diskSizeGb"), disk.get("diskType"),
                                count, region)
+        items += _gcp_disk(f"replica Local SSDs of {group['name']}", sum(
+            float(d.get("diskSizeGb") or 0) for d in disks if d.get("type") == "SCRATCH"), "local-ssd", count, region)
     items += [CostItem("load balancer: global forwarding rule", 1, 1, "gcp:global-forwarding-rule", "global")
               for _ in _of_type(run, "gcp:compute/globalForwardingRule:GlobalForwardingRule")]
     items += [CostItem("load balancer: regional forwarding rule", 1, 1, "gcp:regional-forwarding-rule",

@@ -56,5 +56,5 @@ def test_the_review_lists_the_local_ssds_as_not_priced_rather_than_leaving_them_
     from pixtralctl.review import cost_section
 
     cost = "\n".join(cost_section(run_stack("gcp")))
-    assert cost.count("| Local SSD (375 GB local-ssd) | 1 |") == 2
-    assert "not estimated: Local SSD (375 GB local-ssd), Local SSD (375 GB local-ssd)" in cost
+    assert cost.count("| Local SSD (750 GB local-ssd) | 1 |") == 1, "both disks, one row"
+    assert "not estimated: Local SSD (750 GB local-ssd)" in cost

@@ -24,8 +24,8 @@ from pixtralctl.__main__ import main
 KEY = "sk-fake-pixtral-key-1234"
 GROUP = "pixtral-fleet-0a1b2c3"
 WAKING = ("the fleet is at zero (Auto Scaling Group pixtral-fleet-0a1b2c3: autoscale.minReplicas 0, no replica): "
-          "waking it with a request to its endpoint; first answer in about 268 s: 120 s wake detection + 148 s cold "
-          "start estimate; waiting up to 720 s")
+          "waking it with a request to its endpoint; first answer in about 207 s: 120 s wake detection + 87 s start "
+          "estimate (a boot from the stack's artefact store); waiting up to 720 s")
 
 
 def _outputs(endpoint: str, **plan: float) -> dict:
