@@ -93,6 +93,9 @@ STREAMED = "runai_streamer"
 THROUGH_THE_DISK = "hub.tar"
 # The artefact store of each cloud in the catalogue.
 OBJECT_STORES = {"aws": "S3", "gcp": "GCS"}
+# Where the CLI reads an object in parallel only into a file (gcloud slices no download into a pipe), the boot
+# downloads it beside its destination first and unpacks it from there (userdata/pixtral-artefacts.sh, store_stream).
+READS_THROUGH_A_FILE = {"gcp"}
 
 
 @dataclass(frozen=True)
@@ -152,12 +155,14 @@ def sha256_bytes_per_second(machine: MachineType) -> float:
 
 
 def stream_seconds(gb: float, machine: MachineType, storage: Storage) -> float:
-    """One artefact from the bucket, unpacked onto `storage` as it arrives and hashed on the way
-    (userdata/pixtral-artefacts.sh: the CLI's read | a SHA-256 pass | tar -x): the slowest of the three sets the
-    pace."""
-    rate = min(object_store_bytes_per_second(machine.network_gbps), storage.write_mibs * MIB,
-               sha256_bytes_per_second(machine))
-    return gb * 1e9 / rate
+    """One artefact from the bucket onto `storage`, hashed and unpacked on the way (userdata/pixtral-artefacts.sh:
+    the CLI's read | a SHA-256 pass | tar -x), the slowest of the three setting the pace; on a cloud whose CLI reads
+    in parallel only into a file, first the download into one on the same disk, then the unpack from it."""
+    network = object_store_bytes_per_second(machine.network_gbps)
+    write, read = storage.write_mibs * MIB, storage.read_mibs * MIB
+    if machine.cloud in READS_THROUGH_A_FILE:
+        return gb * 1e9 / min(network, write) + gb * 1e9 / min(read, write, sha256_bytes_per_second(machine))
+    return gb * 1e9 / min(network, write, sha256_bytes_per_second(machine))
 
 
 def fetch_seconds(machine: MachineType, root: Storage, cache: Storage, weights_gb: float = 0.0) -> float:
@@ -263,9 +268,8 @@ def cold_start(spec) -> ColdStart | None:
 
 
 def warm_starts(spec) -> bool:
-    """Whether the stack keeps an artefact store for its later boots: pixtral:warmStarts (the store branch reads it
-    into spec.warm_starts), on where the spec does not say."""
-    return getattr(spec, "warm_starts", True)
+    """Whether the stack keeps an artefact store for its later boots: pixtral:warmStarts on a VM target."""
+    return spec.warm_starts
 
 
 def later_boot(spec) -> LaterBoot | None:
