@@ -31,7 +31,6 @@ from pixtral_deploy.coldstart import (
     stream_seconds,
     streamed_load_seconds,
 )
-from pixtral_deploy.keys import KEYS
 from pixtral_deploy.spec import load_spec
 from pixtral_deploy.storage import LOCAL_NVME, gcp_local_ssd, gp3, pd_balanced, pd_ssd, root_disk, vm_storage
 
@@ -177,7 +176,6 @@ def test_the_weights_through_the_disk_share_the_network_with_the_venv():
         stream_seconds(VENV_GB, machine, root) + stream_seconds(COMPILE_CACHE_GB, machine, LOCAL_NVME))
 
 
-@pytest.mark.skipif("warmStarts" not in KEYS, reason="pixtral:warmStarts comes with the artefact store (branch store)")
 @pytest.mark.parametrize("stack", ["aws", "gcp-fleet"])
 def test_without_warm_starts_every_boot_is_a_first_boot(stack):
     run = run_stack(stack, {"pixtral:warmStarts": "false"})
