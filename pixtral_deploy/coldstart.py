@@ -108,8 +108,8 @@ class LaterBoot:
     storage: str
     store: str
     boot: float
-    # venv.tar and the compile cache (and hub.tar when the weights come through the disk): downloaded at once,
-    # then unpacked while hashed.
+    # venv.tar, then the compile cache, each hashed and unpacked on the way (and hub.tar alongside when the weights
+    # come through the disk): fetch_seconds.
     fetch: float
     load: float
     warmup: float
