@@ -101,8 +101,8 @@ READS_THROUGH_A_FILE = {"gcp"}
 @dataclass(frozen=True)
 class LaterBoot:
     """A boot that takes vLLM, its compile cache and the weights from the stack's artefact store: no PyPI, no
-    Hugging Face. `weights` is the faster of the two ways the weights can come (STREAMED or THROUGH_THE_DISK);
-    `other_total` is the whole boot the other way, the comparison the choice rests on."""
+    Hugging Face. `weights` is the way the boot takes the weights (STREAMED or THROUGH_THE_DISK); `other_total` is
+    the whole boot the other way."""
 
     machine: str
     storage: str
@@ -188,17 +188,23 @@ def estimate_cold_start(machine: MachineType, model_gb: float, storage: Storage)
                      WARMUP_SECONDS, parallel=True)
 
 
+# How a later boot takes the weights today: userdata/pixtral-artefacts.sh fetches hub.tar. The streamer is estimated
+# beside it as the alternative (faster on every catalogued type; docs/vms.md says what building it takes).
+BUILT_WEIGHTS_PATH = THROUGH_THE_DISK
+
+
 def estimate_later_boot(machine: MachineType, model_gb: float, storage: Storage, root: Storage) -> LaterBoot:
-    """A boot from the stack's artefact store (the cache on `storage`, /opt/pixtral on `root`), with the faster of
-    the two ways for the weights. Both warm up from the cached compile: a streamed boot's own, since vLLM hashes its
-    model argument (the bucket's URL when streaming) into the compile cache's key (docs/vms.md)."""
-    streamed = (fetch_seconds(machine, root, storage), streamed_load_seconds(model_gb, machine.network_gbps))
-    through_disk = (fetch_seconds(machine, root, storage, model_gb), load_seconds(model_gb, storage))
+    """A boot from the stack's artefact store (the cache on `storage`, /opt/pixtral on `root`), the weights the way
+    the boot takes them (BUILT_WEIGHTS_PATH), the other way's whole boot beside it. Both warm up from the cached
+    compile: a streamed boot's own, since vLLM hashes its model argument (the bucket's URL when streaming) into the
+    compile cache's key (docs/vms.md)."""
+    ways = {STREAMED: (fetch_seconds(machine, root, storage), streamed_load_seconds(model_gb, machine.network_gbps)),
+            THROUGH_THE_DISK: (fetch_seconds(machine, root, storage, model_gb), load_seconds(model_gb, storage))}
     fixed = BOOT_SECONDS + CACHED_WARMUP_SECONDS
-    (weights, (fetch, load)), (_, other) = sorted(
-        ((STREAMED, streamed), (THROUGH_THE_DISK, through_disk)), key=lambda way: sum(way[1]))
+    fetch, load = ways[BUILT_WEIGHTS_PATH]
+    (other,) = (way for way in ways if way != BUILT_WEIGHTS_PATH)
     return LaterBoot(machine.name, storage.name, OBJECT_STORES[machine.cloud], BOOT_SECONDS, fetch, load,
-                     CACHED_WARMUP_SECONDS, weights, fixed + sum(other))
+                     CACHED_WARMUP_SECONDS, BUILT_WEIGHTS_PATH, fixed + sum(ways[other]))
 
 
 def estimate_recipe_path(machine: MachineType, model_gb: float, root_disk: Storage) -> ColdStart:

@@ -30,12 +30,13 @@ class Storage:
 
 LOCAL_NVME = Storage("local NVMe", write_mibs=2000, read_mibs=3000)
 # GCP Local SSD (NVMe), per 375 GiB disk: 660 MiB/s read, 350 MiB/s write; striped disks add up (Google's "Local SSD
-# performance" table, https://cloud.google.com/compute/docs/disks/local-ssd#performance). The estimate counts every
-# disk the VM has, striped into one volume for the cache (RAID 0); userdata/prepare-storage.sh mounts the first one
-# only so far, and until it stripes them a VM with several gets one disk's speed.
+# performance" table, https://cloud.google.com/compute/docs/disks/local-ssd#performance). G2 takes a set number per
+# type, all attached; userdata/prepare-storage.sh mounts the first only (striping them, RAID 0, is not built), so the
+# estimate counts one disk's speed: MOUNTED_LOCAL_SSDS.
 GCP_LOCAL_SSD_GB = 375
 GCP_LOCAL_SSD_READ_MIBS = 660
 GCP_LOCAL_SSD_WRITE_MIBS = 350
+MOUNTED_LOCAL_SSDS = 1
 
 
 def gcp_local_ssd(disks: int) -> Storage:
@@ -64,7 +65,7 @@ def vm_storage(machine: MachineType, disk_size_gb: int, keep_across_stop: bool =
     `keep_across_stop` (a fleet's warm pool of stopped instances): always the root disk, since instance store is
     blank after a stop and the weights must be there when the instance resumes."""
     if has_local_nvme(machine.name) and not keep_across_stop:
-        return gcp_local_ssd(machine.local_nvme_gb // GCP_LOCAL_SSD_GB) if machine.cloud == "gcp" else LOCAL_NVME
+        return gcp_local_ssd(MOUNTED_LOCAL_SSDS) if machine.cloud == "gcp" else LOCAL_NVME
     return root_disk(machine, disk_size_gb)
 
 

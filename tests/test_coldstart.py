@@ -65,11 +65,13 @@ def test_install_and_download_overlap_in_the_boot_plan_but_not_in_the_recipe():
 
 def test_storage_follows_the_catalog():
     assert vm_storage(MACHINE_TYPES["g6e.xlarge"], 200) == LOCAL_NVME
-    # G2 takes Local SSD on request: g2-standard-24 its table's two disks, striped, each 660 MiB/s read.
-    assert vm_storage(MACHINE_TYPES["g2-standard-24"], 500) == gcp_local_ssd(2)
+    # G2 takes Local SSD on request (g2-standard-24 its table's two disks); the boot mounts the first, so the cache
+    # gets one disk's 660 MiB/s read. Striped disks would add up.
+    assert vm_storage(MACHINE_TYPES["g2-standard-24"], 500) == gcp_local_ssd(1)
+    assert gcp_local_ssd(1).read_mibs == 660 and gcp_local_ssd(1).write_mibs == 350
     assert gcp_local_ssd(2).read_mibs == 1320 and gcp_local_ssd(2).write_mibs == 700
     assert vm_storage(MACHINE_TYPES["g2-standard-4"], 500).name == "local SSD"
-    assert vm_storage(MACHINE_TYPES["a3-highgpu-8g"], 500) == gcp_local_ssd(16)
+    assert vm_storage(MACHINE_TYPES["a3-highgpu-8g"], 500) == gcp_local_ssd(1)
     # A type without local disks keeps the weights on its pd-ssd boot disk.
     assert vm_storage(MACHINE_TYPES["a2-highgpu-1g"], 500).name == "pd-ssd 500 GB"
 
@@ -78,7 +80,8 @@ def test_the_local_ssds_make_gcps_first_boot_faster_than_its_boot_disk():
     machine = MACHINE_TYPES["g2-standard-24"]
     on_ssd = estimate_cold_start(machine, PIXTRAL_GB, vm_storage(machine, 500))
     on_boot_disk = estimate_cold_start(machine, PIXTRAL_GB, pd_ssd(500))
-    assert on_ssd.download < on_boot_disk.download / 2 and on_ssd.load < on_boot_disk.load / 4
+    # One Local SSD (the one the boot mounts): 350 MiB/s of writes, 660 MiB/s of reads, against pd-ssd's ~229.
+    assert on_ssd.download < on_boot_disk.download * 2 / 3 and on_ssd.load < on_boot_disk.load / 2
 
 
 def test_describe_names_machine_total_and_phases():
@@ -121,9 +124,13 @@ LATER_BOOT_TARGET_SECONDS = {"aws": 90, "aws-fleet": 90, "gcp": 120, "gcp-fleet"
 
 
 @pytest.mark.parametrize("stack", [
-    "aws", "aws-fleet",
-    # gcloud reads in parallel only into a file: the venv crosses the pd-ssd boot disk twice (docs/vms.md says what
-    # would close it). Strict: once the estimate meets the target, this test says so.
+    # Missed, as built (docs/vms.md "Later boots" says by how much and what would close it). Strict: once the
+    # estimate meets a target, its test says so.
+    # AWS: hub.tar goes through the NVMe and is read back by the load (91 s; the streamer would make 87 s).
+    *(pytest.param(stack, marks=pytest.mark.xfail(strict=True, reason="the weights cross the disk twice"))
+      for stack in ("aws", "aws-fleet")),
+    # GCP: gcloud reads in parallel only into a file, so the venv crosses the pd-ssd boot disk twice; the cache has
+    # one Local SSD's writes; a CPU without SHA extensions hashes at 0.54 GB/s.
     *(pytest.param(stack, marks=pytest.mark.xfail(strict=True, reason="the venv crosses GCP's boot disk twice"))
       for stack in ("gcp", "gcp-fleet"))])
 def test_later_boots_meet_the_issues_targets(stack):
@@ -136,23 +143,24 @@ def test_later_boots_meet_the_issues_targets(stack):
 def test_a_later_boot_fetches_venv_and_compile_cache_and_warms_up_from_the_cache():
     machine, root = MACHINE_TYPES["g6e.xlarge"], gp3(1000)
     later = estimate_later_boot(machine, PIXTRAL_GB, LOCAL_NVME, root)
-    assert later.weights == STREAMED
-    assert later.fetch == fetch_seconds(machine, root, LOCAL_NVME)
-    assert later.load == streamed_load_seconds(PIXTRAL_GB, machine.network_gbps)
+    # The weights as the boot takes them: hub.tar alongside the venv onto the NVMe, then loaded from it.
+    assert later.weights == THROUGH_THE_DISK
+    assert later.fetch == fetch_seconds(machine, root, LOCAL_NVME, PIXTRAL_GB)
+    assert later.load == load_seconds(PIXTRAL_GB, LOCAL_NVME)
     assert later.total == BOOT_SECONDS + later.fetch + later.load + CACHED_WARMUP_SECONDS
-    # The weights through the disk: hub.tar alongside the venv onto the NVMe, then loaded from it.
+    # The streamer beside it: the venv and compile cache fetched, the weights read from the bucket by vLLM.
     assert later.other_total == pytest.approx(BOOT_SECONDS + CACHED_WARMUP_SECONDS + fetch_seconds(
-        machine, root, LOCAL_NVME, PIXTRAL_GB) + load_seconds(PIXTRAL_GB, LOCAL_NVME))
+        machine, root, LOCAL_NVME) + streamed_load_seconds(PIXTRAL_GB, machine.network_gbps))
     assert "from the stack's S3 bucket" in later.describe() and "neither PyPI nor Hugging Face" in later.describe()
 
 
 @pytest.mark.parametrize("name", sorted(MACHINE_TYPES))
-def test_the_later_boot_takes_the_faster_way_for_the_weights(name):
+def test_the_later_boot_is_the_way_the_boot_takes_the_weights_with_the_streamer_beside_it(name):
     machine = MACHINE_TYPES[name]
     later = estimate_later_boot(machine, PIXTRAL_GB, vm_storage(machine, 500), root_disk(machine, 500))
-    assert later.total <= later.other_total
-    # What docs/vms.md says: streaming wins on every catalogued type, since the disk path adds disk passes.
-    assert later.weights == STREAMED and THROUGH_THE_DISK in later.describe()
+    assert later.weights == THROUGH_THE_DISK and STREAMED in later.describe()
+    # What docs/vms.md says: the streamer would be the faster on every catalogued type (no disk pass for weights).
+    assert later.other_total <= later.total
 
 
 def test_an_artefact_streams_at_the_slowest_of_network_disk_and_hashing():
