@@ -13,11 +13,7 @@ if [ -e "$marker" ]; then
   echo "$PIXTRAL_MODEL is already in $HF_HOME"
   exit 0
 fi
-started=$(date +%s.%N)
-if fetch_artefact "$(model_prefix)" hub.tar "$HF_HOME" && [ -e "$marker" ]; then
-  phase download start "$started" artefacts
-else
-  phase download start "$started" hub
+if ! from_store download hub "$(model_prefix)" hub.tar "$HF_HOME" "$marker"; then
   ensure_uv
   # HF_XET_HIGH_PERFORMANCE: Hugging Face's Xet transfer with all the connections the instance network can carry.
   export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} HF_XET_HIGH_PERFORMANCE=1

@@ -15,11 +15,7 @@ if [ -e "$venv/.pixtral-installed" ]; then
   echo "vLLM $PIXTRAL_VLLM_VERSION is already installed in $venv"
   exit 0
 fi
-started=$(date +%s.%N)
-if fetch_artefact "$(venv_prefix)" venv.tar "$opt" && [ -e "$venv/.pixtral-installed" ]; then
-  phase install start "$started" artefacts
-else
-  phase install start "$started" pypi
+if ! from_store install pypi "$(venv_prefix)" venv.tar "$opt" "$venv/.pixtral-installed"; then
   ensure_uv
   export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} UV_PYTHON_INSTALL_DIR=${UV_PYTHON_INSTALL_DIR:-$opt/python}
   rm -rf "$venv"

@@ -152,3 +152,18 @@ print(json.dumps({"artefact": prefix, "vllm": vllm, "python": python, "model": m
     store_write "$prefix/manifest.json"
   echo "artefact $prefix: published ($bytes bytes)"
 }
+
+# from_store PHASE ORIGIN PREFIX FILE DIR MARKER: starts PHASE in the timeline with where its piece came from. The
+# artefact under PREFIX unpacked into DIR and MARKER there: source "artefacts", success; else source ORIGIN, and a
+# failure that tells the caller to take the piece from its origin. The start is recorded once the source is known,
+# at the time the phase began.
+from_store() {
+  local started
+  started=$(date +%s.%N)
+  if fetch_artefact "$3" "$4" "$5" && [ -e "$6" ]; then
+    phase "$1" start "$started" artefacts
+    return 0
+  fi
+  phase "$1" start "$started" "$2"
+  return 1
+}
