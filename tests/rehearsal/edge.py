@@ -22,6 +22,7 @@ import json
 import shutil
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -205,19 +206,27 @@ def aws_api_routes(moto_url: str, completed: Path):
     return routes
 
 
+class _LoggedRequests(list):
+    """The hub stand-in's request list, each request also written to the log as it arrives (a test reading the log
+    right after a short download must find it there)."""
+
+    def __init__(self, log: Path):
+        super().__init__()
+        self.log = log
+        self.lock = threading.Lock()
+
+    def append(self, request: str) -> None:
+        super().append(request)
+        method, _, path = request.partition(" ")
+        with self.lock, self.log.open("a") as out:
+            out.write(json.dumps({"time": time.time(), "service": "hub", "method": method, "path": path}) + "\n")
+
+
 def serve_hub(port: int, repo: str, model_dir: Path, log: Path) -> None:
     files = {p.name: p.read_bytes() for p in sorted(model_dir.iterdir()) if p.is_file()}
     hub = FakeHub(repo, files, port=port, host="0.0.0.0")
-    # The stand-in keeps its requests in a list: copied to the log as they come.
-    logged = 0
-    while True:
-        time.sleep(0.5)
-        arrived = hub.requests[logged:]
-        logged += len(arrived)
-        with log.open("a") as out:
-            for request in arrived:
-                method, _, path = request.partition(" ")
-                out.write(json.dumps({"time": time.time(), "service": "hub", "method": method, "path": path}) + "\n")
+    hub.requests = _LoggedRequests(log)
+    threading.Event().wait()
 
 
 def main(argv: list[str]) -> None:
