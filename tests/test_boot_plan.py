@@ -147,16 +147,25 @@ def booted(tmp_path_factory, wheel_folder):
     env = _boot_environment(root, files, wheel_folder, hub)
     first = _boot(root, env)
     events_after_first_boot = _timeline(root)
+    # Read before anything imports vllm here (an import by the owner would write the bytecode itself).
+    compiled = sorted(p.name for p in root.glob(f"opt/pixtral/vllm-{VLLM_VERSION}/lib/python*/site-packages/vllm/"
+                                                "__pycache__/*.pyc"))
     second = _boot(root, env)
     hub.close()
     return {"root": root, "first": first, "second": second, "first_events": events_after_first_boot,
-            "all_events": _timeline(root), "hub": hub}
+            "all_events": _timeline(root), "hub": hub, "compiled_at_install": compiled}
 
 
 def test_first_boot_installs_the_pinned_vllm_into_its_venv(booted):
     python = booted["root"] / f"opt/pixtral/vllm-{VLLM_VERSION}/bin/python"
     done = subprocess.run([str(python), "-c", "import vllm; print(vllm.__version__)"], capture_output=True, text=True)
     assert done.stdout.strip() == VLLM_VERSION
+
+
+def test_the_install_compiles_the_venv_to_bytecode_the_server_user_could_not_write(booted):
+    # vLLM runs as its own user and cannot write __pycache__ into root's venv: without bytecode from the install, every
+    # start compiles every module it imports again (a CPU start of vLLM measured 78 s instead of 60 s).
+    assert booted["compiled_at_install"] == [f"__init__.cpython-{sys.version_info.major}{sys.version_info.minor}.pyc"]
 
 
 def test_first_boot_downloads_the_model_into_the_cache_vllm_reads(booted):

@@ -18,6 +18,10 @@ fi
 if ! from_store install pypi "$(venv_prefix)" venv.tar "$opt" "$venv/.pixtral-installed"; then
   ensure_uv
   export UV_CACHE_DIR=${UV_CACHE_DIR:-/var/cache/pixtral/uv} UV_PYTHON_INSTALL_DIR=${UV_PYTHON_INSTALL_DIR:-$opt/python}
+  # Bytecode now, as root: vLLM runs as its own user, who cannot write __pycache__ here, so without it every start
+  # compiles every module it imports again (a CPU start of vLLM: 78 s without, 60 s with). The venv.tar an artefact
+  # store keeps carries it to later boots.
+  export UV_COMPILE_BYTECODE=1
   rm -rf "$venv"
   "$PIXTRAL_BIN/uv" venv --python "$PIXTRAL_PYTHON_VERSION" "$venv"
   retry "$PIXTRAL_BIN/uv" pip install --python "$venv/bin/python" "vllm==$PIXTRAL_VLLM_VERSION"
