@@ -20,16 +20,10 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.gcp_shared import service_account_id
-from components.scale_to_zero import (
-    HTTP_ADD_ON_CHART,
-    HTTP_ADD_ON_CHART_VERSION,
-    HTTP_ADD_ON_NAMESPACE,
-    HTTP_ADD_ON_RELEASE,
-)
+from components.scale_to_zero import KEDACORE_CHART_REPO
 
 KEDA_CHART = "keda"
 KEDA_CHART_VERSION = "2.20.2"
-KEDA_CHART_REPO = "https://kedacore.github.io/charts"
 KEDA_NAMESPACE = "keda"
 KEDA_OPERATOR_ACCOUNT = "keda-operator"
 # Managed Prometheus's collectors run as this service account (GKE's managed collection).
@@ -51,8 +45,6 @@ class GkeManagedMetricsArgs:
     selector: dict[str, str]
     labels: dict[str, str]
     instance: str = "pixtral"
-    # autoscale.minReplicas 0: the KEDA HTTP add-on beside KEDA (components/scale_to_zero.py).
-    http_add_on: bool = False
 
 
 class GkeManagedMetrics(pulumi.ComponentResource):
@@ -77,8 +69,6 @@ class GkeManagedMetrics(pulumi.ComponentResource):
         self.prometheus_url = query_api(args.project)
         self.trigger_authentication = auth.metadata["name"]
         self.ready = [keda, auth]
-        if args.http_add_on:
-            self.ready.append(self._http_add_on(keda))
         self.register_outputs({})
 
     def _scrape(self, args: GkeManagedMetricsArgs) -> None:
@@ -124,21 +114,9 @@ class GkeManagedMetrics(pulumi.ComponentResource):
             name="keda",
             chart=KEDA_CHART,
             version=KEDA_CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_CHART_REPO),
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDACORE_CHART_REPO),
             namespace=KEDA_NAMESPACE,
             create_namespace=True,
             values={"serviceAccount": {"operator": {"name": KEDA_OPERATOR_ACCOUNT, "annotations": {
                 "iam.gke.io/gcp-service-account": reader.email}}}},
             opts=self._child)
-
-    def _http_add_on(self, keda: k8s.helm.v3.Release) -> k8s.helm.v3.Release:
-        """The add-on's chart (its CRDs, operator, interceptor and external scaler), as its README installs it:
-        next to KEDA, in KEDA's namespace, after KEDA (its operator writes ScaledObjects)."""
-        return k8s.helm.v3.Release(
-            f"{self._name}-http-add-on",
-            name=HTTP_ADD_ON_RELEASE,
-            chart=HTTP_ADD_ON_CHART,
-            version=HTTP_ADD_ON_CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDA_CHART_REPO),
-            namespace=HTTP_ADD_ON_NAMESPACE,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]))

@@ -5,9 +5,18 @@ minReplicas 1 or more nothing of it is declared."""
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from conftest import pod_controller, resources_of, run_stack, stacks_of, target_of
+from conftest import pem_body, pod_controller, resources_of, run_stack, stacks_of, target_of
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from manifest_schemas import validate
 
 from components.scale_to_zero import HTTP_ADD_ON_CHART_VERSION
@@ -20,6 +29,7 @@ ROUTE = "kubernetes:http.keda.sh/v1beta1:InterceptorRoute"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 SERVICE = "kubernetes:core/v1:Service"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
 # The chart's interceptor pods (kedacore/charts http-add-on 0.15.0, templates/interceptor/deployment.yaml), installed
 # as release http-add-on.
 INTERCEPTOR = {"app.kubernetes.io/component": "interceptor", "app.kubernetes.io/name": "http-add-on",
@@ -49,6 +59,31 @@ def manifest(resource: dict) -> dict:
 
 def services(run: dict) -> dict[str, dict]:
     return {s["inputs"]["metadata"]["name"]: s for s in resources_of(run, SERVICE)}
+
+
+def add_on_release(run: dict) -> dict:
+    (release,) = [r for r in resources_of(run, RELEASE) if r["inputs"]["chart"] == "keda-add-ons-http"]
+    return release
+
+
+def tls_secret(run: dict, namespace: str) -> dict:
+    """The kubernetes.io/tls Secret in `namespace`: the pods' (the workload's namespace) or the interceptor's
+    (keda)."""
+    (secret,) = [s for s in resources_of(run, SECRET) if s["inputs"]["type"] == "kubernetes.io/tls"
+                 and s["inputs"]["metadata"]["namespace"] == namespace]
+    return secret
+
+
+def pem_blocks(bundle: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(bundle.encode())
+
+
+def sans(certificate: x509.Certificate) -> list[str]:
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] + names.get_values_for_type(x509.DNSName)
+
+
+GKE_HTTPS = settings("gke", 0, **{"pixtral:tls": "true"})
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
@@ -142,6 +177,116 @@ def test_gke_installs_the_pinned_add_on_beside_keda():
     assert f"{RELEASE}::{add_on['name']}" in route["depends_on"], "the route's CRD comes with the add-on"
     assert "keda-add-ons-http" not in {r["inputs"]["chart"] for r in resources_of(ok("gke", settings("gke", 1)),
                                                                                   RELEASE)}
+    # Plain HTTP: the chart's own values, no TLS listener, and no certificate in the add-on's namespace.
+    assert "interceptor" not in add_on["inputs"].get("values", {})
+    assert not [s for s in resources_of(run, SECRET) if s["inputs"]["metadata"]["namespace"] == "keda"]
+
+
+def test_on_gke_https_ends_at_the_interceptor_with_a_certificate_from_the_stack_ca():
+    run = ok("gke", GKE_HTTPS)
+    endpoint = urlsplit(run["outputs"]["endpoint"])
+    assert endpoint.scheme == "https"
+    secret = tls_secret(run, "keda")
+    # Generated name: a renewed certificate is a new Secret, so the chart's values change and the interceptor,
+    # which reads its certificate only at start, rolls onto it.
+    assert "name" not in secret["inputs"]["metadata"]
+    assert add_on_release(run)["inputs"]["values"] == {"interceptor": {"tls": {
+        "enabled": True, "certSecret": secret["outputs"]["metadata"]["name"], "port": 8443, "skipVerify": False,
+        "certPath": "/certs/tls.crt", "keyPath": "/certs/tls.key"}}}
+    served, *_ = pem_blocks(secret["inputs"]["stringData"]["tls.crt"])
+    ca = x509.load_pem_x509_certificate(run["outputs"]["caCertificate"].encode())
+    served.verify_directly_issued_by(ca)
+    assert ExtendedKeyUsageOID.SERVER_AUTH in served.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert endpoint.hostname in sans(served), "the address the user calls is not in the interceptor's certificate"
+    # The user's Service reaches the interceptor's TLS listener, never its plain one.
+    entry = services(run)["pixtral-pixtral-wake"]
+    assert [p["targetPort"] for p in entry["inputs"]["spec"]["ports"]] == ["proxy-tls"]
+
+    with_domain = ok("gke", {**GKE_HTTPS, "pixtral:domain": "pixtral.example.com", "pixtral:dnsZone": "example-com"})
+    assert with_domain["outputs"]["endpoint"] == "https://pixtral.example.com:8081"
+    served, *_ = pem_blocks(tls_secret(with_domain, "keda")["inputs"]["stringData"]["tls.crt"])
+    assert "pixtral.example.com" in sans(served)
+    (record,) = resources_of(with_domain, "gcp:dns/recordSet:RecordSet")
+    (ingress,) = services(with_domain)["pixtral-pixtral-wake"]["outputs"]["status"]["loadBalancer"]["ingress"]
+    assert record["inputs"]["rrdatas"] == [ingress["ip"]], "the domain points at the interceptor's Service"
+
+
+def _handshake(server_pem: str, server_key: str, trusted: str, hostname: str) -> None:
+    """A TLS handshake on 127.0.0.1: a server with `server_pem` and its key, a client that trusts only the
+    certificates in `trusted` (as the interceptor's upstream transport trusts its tls.crt) and checks `hostname`."""
+    with tempfile.TemporaryDirectory() as folder:
+        cert_file, key_file = Path(folder, "tls.crt"), Path(folder, "tls.key")
+        cert_file.write_text(server_pem)
+        key_file.write_text(server_key)
+        server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_context.load_cert_chain(cert_file, key_file)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.load_verify_locations(cadata=trusted)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def serve() -> None:
+            connection, _ = listener.accept()
+            try:
+                with server_context.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        try:
+            with socket.create_connection(listener.getsockname(), timeout=10) as raw, \
+                    client_context.wrap_socket(raw, server_hostname=hostname):
+                pass
+        finally:
+            server.join(timeout=10)
+
+
+def test_on_gke_the_interceptor_speaks_https_to_the_pods_and_verifies_them_with_the_stack_ca():
+    """With its TLS listener on, the interceptor sends that listener's requests to
+    https://<route's Service>.<route's namespace>:<port> and trusts the certificates in its tls.crt (add-on v0.15.0):
+    the pods' certificate must verify against that bundle for that name."""
+    run = ok("gke", GKE_HTTPS)
+    (route,) = resources_of(run, ROUTE)
+    upstream = f"{route['inputs']['spec']['target']['service']}.{route['inputs']['metadata']['namespace']}"
+    interceptor_bundle = tls_secret(run, "keda")["inputs"]["stringData"]["tls.crt"]
+    # The bundle carries the stack CA after the server certificate: what the upstream transport trusts.
+    assert pem_blocks(interceptor_bundle)[1] == x509.load_pem_x509_certificate(run["outputs"]["caCertificate"].encode())
+    pods = tls_secret(run, "pixtral")["inputs"]["stringData"]
+    _handshake(pods["tls.crt"], pods["tls.key"], interceptor_bundle, upstream)
+    # The same check fails for a name the pods' certificate does not carry, and without the stack CA.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(pods["tls.crt"], pods["tls.key"], interceptor_bundle, "pixtral.elsewhere")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(pods["tls.crt"], pods["tls.key"], pem_blocks(interceptor_bundle)[0].public_bytes(
+            serialization.Encoding.PEM).decode(), upstream)
+
+
+def test_on_gke_the_interceptors_key_is_its_own_and_only_in_its_secret():
+    run = ok("gke", GKE_HTTPS)
+    interceptor_key = pem_body(tls_secret(run, "keda")["inputs"]["stringData"]["tls.key"])
+    assert interceptor_key != pem_body(tls_secret(run, "pixtral")["inputs"]["stringData"]["tls.key"]), \
+        "the add-on's namespace must not hold the pods' key"
+    for resource in run["resources"]:
+        if resource["type"].startswith("tls:"):
+            continue  # the key's own provider resources: it is made there, as a Pulumi secret
+        inputs = {k: v for k, v in resource["inputs"].items() if not (resource["type"] == SECRET and k == "stringData")}
+        assert interceptor_key[:64] not in json.dumps(inputs), f"{resource['name']} carries the interceptor's key"
+    assert interceptor_key[:64] not in json.dumps(run["outputs"]) + "\n".join(run["log"])
+
+
+def test_on_gke_the_certificate_comes_before_the_chart_that_mounts_it_without_a_cycle():
+    """The entry Service (whose address the certificate names) -> the Secret -> the add-on's chart -> the route:
+    the entry Service must not wait for the chart."""
+    run = ok("gke", GKE_HTTPS)
+    release = add_on_release(run)
+    secret = tls_secret(run, "keda")
+    entry = services(run)["pixtral-pixtral-wake"]
+    (route,) = resources_of(run, ROUTE)
+    assert f"{SECRET}::{secret['name']}" in release["depends_on"]
+    assert f"{RELEASE}::{release['name']}" in route["depends_on"]
+    assert f"{RELEASE}::{release['name']}" not in entry["depends_on"]
+    (request,) = [r for r in resources_of(run, "tls:index/certRequest:CertRequest") if "interceptor" in r["name"]]
+    (ingress,) = entry["outputs"]["status"]["loadBalancer"]["ingress"]
+    assert ingress["ip"] in request["inputs"]["ipAddresses"]
 
 
 @pytest.mark.parametrize("stack", stacks_of("kubernetes", "eks"))
@@ -153,15 +298,23 @@ def test_where_the_program_installs_no_keda_it_says_the_add_on_is_needed(stack):
     assert not any("HTTP add-on" in line for line in ok(stack, settings(stack, 1))["log"])
 
 
-@pytest.mark.parametrize("stack", K8S_STACKS)
-def test_scale_to_zero_refuses_what_the_interceptor_cannot_carry(stack):
+@pytest.mark.parametrize("stack", stacks_of("kubernetes", "eks"))
+def test_https_at_an_interceptor_the_program_does_not_install_is_refused_with_the_chart_values(stack):
+    """The user's own add-on release decides what its interceptor speaks: the refusal names the key and the chart
+    values that would have to change, and points at gke, where the program sets them."""
     with_tls = run_stack(stack, {**settings(stack, 0), "pixtral:tls": "true"})["error"]
-    assert "pixtral:tls" in with_tls and "interceptor" in with_tls and "minReplicas 1" in with_tls
-    if target_of(stack) == "kubernetes":
-        chosen = {**settings(stack, 0), "pixtral:autoscaler": "hpa"}
-        del chosen["pixtral:prometheusUrl"]
-        with_hpa = run_stack(stack, chosen)["error"]
-        assert "pixtral:autoscaler" in with_hpa and "minReplicas 0" in with_hpa
+    assert with_tls.startswith("pixtral:tls: true is not allowed"), with_tls
+    for needed in ("interceptor.tls.enabled", "interceptor.tls.certSecret", "interceptor.tls.skipVerify false",
+                   "stack CA", "pixtral:tls false", "minReplicas 1", "target gke"):
+        assert needed in with_tls, needed
+
+
+@pytest.mark.parametrize("stack", stacks_of("kubernetes"))
+def test_scale_to_zero_refuses_an_autoscaler_that_cannot_hold_the_first_request(stack):
+    chosen = {**settings(stack, 0), "pixtral:autoscaler": "hpa"}
+    del chosen["pixtral:prometheusUrl"]
+    with_hpa = run_stack(stack, chosen)["error"]
+    assert "pixtral:autoscaler" in with_hpa and "minReplicas 0" in with_hpa
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)

@@ -257,6 +257,8 @@ class Gke(_OnGcp, KubernetesTarget):
     kubeconfig_command = "gcloud container clusters get-credentials {cluster} --zone ZONE"
     # The program installs KEDA and reads GKE's managed Prometheus (components/gke_managed_metrics.py).
     managed_metrics = True
+    # ... and, for autoscale.minReplicas 0, KEDA's HTTP add-on beside it (components/scale_to_zero.py).
+    installs_http_add_on = True
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         node = _machines(settings, spec_fields["gcp"])[0]
@@ -273,12 +275,10 @@ class Gke(_OnGcp, KubernetesTarget):
         import pulumi
 
         from components.gke_managed_metrics import GkeManagedMetrics, GkeManagedMetricsArgs
-        from components.scale_to_zero import scales_to_zero
 
         metrics = GkeManagedMetrics("pixtral-metrics", GkeManagedMetricsArgs(
             project=stack.location.project, namespace=workload.namespace, secret_name=workload.secret_name,
-            selector=workload.selector, labels=workload.selector, instance=pulumi.get_stack(),
-            http_add_on=scales_to_zero(stack.spec)), opts=on_cluster)
+            selector=workload.selector, labels=workload.selector, instance=pulumi.get_stack()), opts=on_cluster)
         return metrics.prometheus_url, metrics.trigger_authentication, metrics.ready
 
 

@@ -7,7 +7,7 @@ workload component and what scales it), and `kubernetes` itself: an existing clu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..catalog import GPUS
 from ..errors import ConfigError
@@ -142,6 +142,9 @@ class KubernetesTarget(Target):
     # autoscale.minReplicas 0 wakes through the KEDA HTTP add-on (components/scale_to_zero.py); what it cannot
     # carry is refused in _check_scale_to_zero.
     cannot_scale_to_zero = None
+    # The program installs the add-on's chart (and so can end HTTPS at its interceptor); elsewhere the cluster must
+    # run it already.
+    installs_http_add_on: ClassVar[bool] = False
     # The add-on's scaler counts the interceptors' requests every 500 ms and pushes activity to KEDA every 200 ms
     # (v0.15.0 scaler/config.go: KEDA_HTTP_QUEUE_TICK_DURATION, KEDA_HTTP_SCALER_STREAM_INTERVAL_MS defaults).
     wake_detection_seconds = 1
@@ -207,20 +210,24 @@ class KubernetesTarget(Target):
                               "http://prometheus-operated.monitoring.svc:9090), or set pixtral:autoscaler to hpa to "
                               "read the custom metrics API instead")
 
-    @staticmethod
-    def _check_scale_to_zero(spec: Any, kubernetes: KubernetesSettings) -> None:
+    def _check_scale_to_zero(self, spec: Any, kubernetes: KubernetesSettings) -> None:
         """minReplicas 0 wakes through the KEDA HTTP add-on (components/scale_to_zero.py): what it cannot carry is
         refused by name."""
         if kubernetes.scaler != "keda":
             raise setting_error("autoscaler", kubernetes.autoscaler, "keda with autoscale.minReplicas 0: an HPA "
                                 "keeps at least one replica (its minReplicas 0 needs the alpha HPAScaleToZero gate) "
                                 "and nothing would hold the first request; KEDA with its HTTP add-on does both")
-        if spec.tls.enabled:
-            raise setting_error("tls", "true", "false with autoscale.minReplicas 0 on Kubernetes: the KEDA HTTP "
-                                "add-on's interceptor (v0.15.0), which holds requests while the pods wake, speaks "
-                                "HTTPS to the pods only when its own TLS listener is switched on for the whole "
-                                "cluster with the stack CA in its trust store, which the program does not set up; "
-                                "set pixtral:tls false, or autoscale.minReplicas 1 or more")
+        if spec.tls.enabled and not self.installs_http_add_on:
+            # The program would have to set the chart's values and issue the interceptor's certificate; here the
+            # user's release holds them, and a stack cannot tell whether it does.
+            raise setting_error("tls", "true", f"false with autoscale.minReplicas 0 on {self.name}: the KEDA HTTP "
+                                "add-on's interceptor, which holds requests while the pods wake, is the cluster's "
+                                "own install here, and it speaks HTTPS (to the user and, verified, to the pods) only "
+                                "with chart values the program cannot set in it (interceptor.tls.enabled true, "
+                                "interceptor.tls.certSecret naming a Secret whose tls.crt holds a certificate for "
+                                "the endpoint followed by the stack CA, interceptor.tls.skipVerify false); set "
+                                "pixtral:tls false, or autoscale.minReplicas 1 or more, or use target gke, where "
+                                "the program installs and configures the add-on")
 
     def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:
         return {"kubernetes": kubernetes_settings(settings, node)}
@@ -245,13 +252,10 @@ def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str
         storage_class=cluster.storage_class, instance=pulumi.get_stack(), ca=ca), opts=on_cluster)
     address, endpoint = workload.address, workload.endpoint
     if spec.scaling.autoscale:
-        entry = _autoscaler(stack, workload, on_cluster)
-        if entry is not None:
+        wake = _autoscaler(stack, workload, ca, on_cluster)
+        if wake is not None:
             # minReplicas 0: the user reaches the interceptor, which holds a request while the set wakes.
-            from components.scale_to_zero import HTTP_ADD_ON_NAMESPACE
-            from components.vllm_workload import service_host
-
-            address = service_host(entry, spec.kubernetes.service_type, HTTP_ADD_ON_NAMESPACE)
+            address = wake.address
             endpoint = pulumi.Output.from_input(spec.tls.domain or address).apply(spec.endpoint_url)
     if spec.tls.domain:
         cluster.endpoint_record(spec.tls.domain, spec.tls.dns_zone, address)
@@ -259,9 +263,10 @@ def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str
             "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items())}
 
 
-def _autoscaler(stack: Any, workload: Any, on_cluster: Any) -> Any:
+def _autoscaler(stack: Any, workload: Any, ca: Any, on_cluster: Any) -> Any:
     """KEDA or an HPA on vLLM's metrics, from the user's Prometheus or the one the target sets up; with minReplicas
-    0 also the KEDA HTTP add-on's route, and the Service the user then reaches (returned; None otherwise)."""
+    0 also the KEDA HTTP add-on's route and the Service the user then reaches (the WakeOnRequest, returned; None
+    otherwise)."""
     import pulumi
 
     from components.pod_autoscaler import PodAutoscaler, PodAutoscalerArgs
@@ -280,14 +285,14 @@ def _autoscaler(stack: Any, workload: Any, on_cluster: Any) -> Any:
     after_ready = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready))
     wake = None
     if scales_to_zero(spec):
-        if not spec.runs_on.managed_metrics:
+        if not spec.runs_on.installs_http_add_on:
             pulumi.log.info(f"pixtral:autoscale minReplicas 0 on {spec.runs_on.name}: the cluster must run the KEDA "
                             f"HTTP add-on (chart {HTTP_ADD_ON_CHART} {HTTP_ADD_ON_CHART_VERSION}, release "
                             f"{HTTP_ADD_ON_RELEASE} in namespace {HTTP_ADD_ON_NAMESPACE}, beside KEDA); the program "
                             "does not install it here")
         wake = WakeOnRequest("pixtral-wake", WakeOnRequestArgs(
-            spec, namespace=workload.namespace, service_name=workload.service_name, labels=workload.selector),
-            opts=after_ready)
+            spec, namespace=workload.namespace, service_name=workload.service_name, labels=workload.selector,
+            install_add_on=spec.runs_on.installs_http_add_on, ca=ca), opts=after_ready)
     PodAutoscaler("pixtral", PodAutoscalerArgs(
         spec, namespace=workload.namespace, workload_kind=workload.workload_kind,
         workload_name=workload.workload_name, labels=workload.selector, prometheus_url=prometheus_url,
@@ -295,7 +300,7 @@ def _autoscaler(stack: Any, workload: Any, on_cluster: Any) -> Any:
         prometheus_credentials=stack.secrets.prometheus_basic_auth or stack.secrets.prometheus_bearer_token,
         wake_route=wake.route if wake else None),
         opts=after_ready)
-    return wake.service if wake else None
+    return wake
 
 
 class Kubernetes(KubernetesTarget):
