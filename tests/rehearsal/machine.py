@@ -135,26 +135,80 @@ def _edge_ca(folder: Path, names: list[str]) -> None:
 
 
 GCLOUD_STANDIN = """#!/usr/bin/python3
-# Stand-in for the Google Cloud CLI the GCE images carry: `gcloud secrets versions access VERSION --secret NAME
-# --project PROJECT` against the rehearsal's Secret Manager stand-in, with gcloud's error shape.
-import argparse, base64, json, sys, urllib.error, urllib.request
-if sys.argv[1:4] != ["secrets", "versions", "access"]:
-    sys.exit("gcloud stand-in: only `secrets versions access` is served here")
-parser = argparse.ArgumentParser()
-parser.add_argument("version")
-parser.add_argument("--secret", required=True)
-parser.add_argument("--project", required=True)
-args = parser.parse_args(sys.argv[4:])
-url = f"http://127.0.0.1:{port}/v1/projects/{{args.project}}/secrets/{{args.secret}}/versions/{{args.version}}:access"
-try:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        sys.stdout.write(base64.b64decode(json.load(answer)["payload"]["data"]).decode())
-except urllib.error.HTTPError as error:
-    detail = json.load(error)["error"]
-    sys.exit(f"ERROR: (gcloud.secrets.versions.access) {{detail['status']}}: {{detail['message']}}")
-except OSError as error:
-    sys.exit(f"ERROR: (gcloud.secrets.versions.access) There was a problem refreshing your current auth tokens: "
-             f"{{error}}")
+# Stand-in for the Google Cloud CLI the GCE images carry, for the calls the user data makes:
+# - `gcloud secrets versions access VERSION --secret NAME --project PROJECT` against the rehearsal's Secret Manager
+#   stand-in, with gcloud's error shape;
+# - `gcloud storage cat URL` and `gcloud storage cp [--quiet] [--if-generation-match=0] SRC DST` (SRC and DST a gs://
+#   URL, a file or -) against the rehearsal's object store (tests/rehearsal/s3.py, logging as "gcs"), carried by the
+#   image's AWS CLI, which this machine has; generation 0 is S3's If-None-Match: *. What real gcloud does with these
+#   flags is not shown here (Debian does not package it).
+import argparse, base64, json, os, subprocess, sys, tempfile, urllib.error, urllib.request
+
+
+def secrets(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("version")
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--project", required=True)
+    args = parser.parse_args(argv)
+    url = f"http://127.0.0.1:{port}/v1/projects/{{args.project}}/secrets/{{args.secret}}/versions/{{args.version}}:access"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            sys.stdout.write(base64.b64decode(json.load(answer)["payload"]["data"]).decode())
+    except urllib.error.HTTPError as error:
+        detail = json.load(error)["error"]
+        sys.exit(f"ERROR: (gcloud.secrets.versions.access) {{detail['status']}}: {{detail['message']}}")
+    except OSError as error:
+        sys.exit(f"ERROR: (gcloud.secrets.versions.access) There was a problem refreshing your current auth tokens: "
+                 f"{{error}}")
+
+
+def aws(command, *args):
+    env = {{**os.environ, "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "rehearsal",
+           "AWS_SECRET_ACCESS_KEY": "rehearsal", "AWS_DEFAULT_REGION": "us-east-1"}}
+    done = subprocess.run(["aws", command, *args], env=env, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["failed"]
+        sys.exit(f"ERROR: (gcloud.storage) {{lines[-1]}}")
+
+
+def s3_url(url):
+    if not url.startswith("gs://"):
+        sys.exit(f"ERROR: (gcloud.storage) not a gs:// URL: {{url}}")
+    return "s3://" + url[len("gs://"):]
+
+
+def storage(argv):
+    if argv[:1] == ["cat"] and len(argv) == 2:
+        aws("s3", "cp", "--only-show-errors", s3_url(argv[1]), "-")
+        return
+    if argv[:1] != ["cp"]:
+        sys.exit(f"gcloud stand-in: `storage {{' '.join(argv[:1])}}` is not served here")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--if-generation-match")
+    parser.add_argument("source")
+    parser.add_argument("destination")
+    args = parser.parse_args(argv[1:])
+    if args.if_generation_match is None:
+        source = args.source if args.source == "-" or not args.source.startswith("gs://") else s3_url(args.source)
+        destination = (args.destination if args.destination == "-" or not args.destination.startswith("gs://")
+                       else s3_url(args.destination))
+        aws("s3", "cp", "--only-show-errors", source, destination)
+        return
+    if args.if_generation_match != "0" or args.source == "-":
+        sys.exit("gcloud stand-in: only a file created if absent (--if-generation-match=0) is served here")
+    bucket, _, key = args.destination[len("gs://"):].partition("/")
+    aws("s3api", "put-object", "--bucket", bucket, "--key", key, "--if-none-match", "*", "--body", args.source,
+        "--output", "text")
+
+
+if sys.argv[1:4] == ["secrets", "versions", "access"]:
+    secrets(sys.argv[4:])
+elif sys.argv[1:2] == ["storage"]:
+    storage(sys.argv[2:])
+else:
+    sys.exit("gcloud stand-in: only `secrets versions access` and `storage cat|cp` are served here")
 """
 
 NVIDIA_SMI_STANDIN = """#!/bin/sh
@@ -284,7 +338,7 @@ class Machine:
         (bin_dir / "nvidia-smi").write_text(NVIDIA_SMI_STANDIN.format(gpu=gpu, count=count))
         (bin_dir / "nvidia-smi").chmod(0o755)
         if declared.cloud == "gcp":
-            (bin_dir / "gcloud").write_text(GCLOUD_STANDIN.format(port=SECRETS_PORT))
+            (bin_dir / "gcloud").write_text(GCLOUD_STANDIN.format(port=SECRETS_PORT, s3_port=S3_PORT))
             (bin_dir / "gcloud").chmod(0o755)
         dropin = self.root / "etc/systemd/system/pixtral-.service.d"
         dropin.mkdir(parents=True, exist_ok=True)
@@ -356,8 +410,13 @@ class Machine:
             self._write_secret_manager(state)
             self._spawn("secrets", [*edge, "secrets", "--port", str(SECRETS_PORT), "--log", requests,
                                     "--store", str(self.edge / "secret-manager.json")], state)
+            if _buckets(declared):
+                # GCS, behind the gcloud stand-in (GCLOUD_STANDIN): the same disk-backed store, logged as "gcs".
+                self._spawn("s3", [python, "-m", "tests.rehearsal.s3", "--port", str(S3_PORT), "--log", requests,
+                                   "--data", str(self.edge / "s3"), "--service", "gcs", *_buckets(declared)], state)
+        stores = (S3_PORT,) if _buckets(declared) else ()
         for port in (INDEX_PORT, HUB_PORT, 443,
-                     *((AWS_API_PORT, 80, S3_PORT) if declared.cloud == "aws" else (SECRETS_PORT,))):
+                     *((AWS_API_PORT, 80) if declared.cloud == "aws" else (SECRETS_PORT,)), *stores):
             _wait_port(state.netns, port)
         # The endpoint on this machine's loopback, forwarded into the namespace.
         self._spawn("forward", ["socat", f"TCP-LISTEN:{state.host_port},bind=127.0.0.1,reuseaddr,fork",
@@ -578,11 +637,13 @@ def _gpu_of(declared: Declared) -> tuple[str, int]:
 def _buckets(declared: Declared) -> list[str]:
     """`--bucket NAME` for the stack's artefact store, if it has one (the program declared it; here it exists)."""
     store = declared.environment.get("PIXTRAL_ARTEFACTS", "")
-    return ["--bucket", store.removeprefix("s3://")] if store.startswith("s3://") else []
+    scheme = store.partition("://")[0]
+    return ["--bucket", store.removeprefix(f"{scheme}://")] if scheme in ("s3", "gs") else []
 
 
 def artefact_file(machine: Machine, key: str) -> Path:
-    """Where the S3 stand-in keeps KEY of the stack's artefact store (its one bucket)."""
+    """Where the object store stand-in (S3, or GCS behind the gcloud stand-in) keeps KEY of the stack's artefact
+    store (its one bucket)."""
     from .s3 import object_file
     (bucket,) = [p.name for p in (machine.edge / "s3").iterdir() if p.is_dir()]
     return object_file(machine.edge / "s3", bucket, key)

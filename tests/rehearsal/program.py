@@ -32,11 +32,11 @@ CPU_SETTINGS = {
 # their user data is the stack's own.
 ONE_GPU_GCP = {"pixtral:machineType": "a2-highgpu-1g", "pixtral:acceleratorType": "nvidia-tesla-a100",
                "pixtral:acceleratorCount": "1"}
-# Warm starts (the artefact store) are rehearsed on aws-fleet (tests/rehearsal/test_aws_fleet.py). The GCP images'
-# `gcloud storage` has no stand-in here (Debian does not package the Google Cloud CLI), and `aws` boots the same
-# scripts as aws-fleet, where a second 6 GB publish would only add time: both boot with the origin path alone.
+# Warm starts (the artefact store) are rehearsed on the fleets (tests/rehearsal/warm_starts.py): S3 on aws-fleet, GCS
+# behind the gcloud stand-in on gcp-fleet. `aws` and `gcp` boot the same scripts as their fleets, where a second 6 GB
+# publish would only add time: both boot with the origin path alone.
 NO_STORE = {"pixtral:warmStarts": "false"}
-STACK_SETTINGS = {"aws": NO_STORE, "gcp": {**ONE_GPU_GCP, **NO_STORE}, "gcp-fleet": {**ONE_GPU_GCP, **NO_STORE}}
+STACK_SETTINGS = {"aws": NO_STORE, "gcp": {**ONE_GPU_GCP, **NO_STORE}, "gcp-fleet": ONE_GPU_GCP}
 
 
 @dataclass(frozen=True)

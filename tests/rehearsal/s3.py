@@ -8,7 +8,8 @@ RSS), so this one writes to disk. What it serves, path-style (`/BUCKET/KEY`):
 - CreateMultipartUpload, UploadPart, CompleteMultipartUpload (also with `If-None-Match`), AbortMultipartUpload;
 - GetObject (with `Range`, which the CLI uses for parallel reads) and HeadObject; ListObjectsV2 (prefix only).
 Bodies may come `aws-chunked` (the CLI's streamed checksums); they are decoded. Every request is appended to
-`--log` as {"time", "service": "s3", "method", "path"}.
+`--log` as {"time", "service", "method", "path"} (service "s3", or `--service`'s name: on GCP machines this store
+stands behind the rehearsal's `gcloud storage`, tests/rehearsal/machine.py).
 
 `python -m tests.rehearsal.s3 --port P --data DIR --bucket NAME --log FILE`
 """
@@ -80,6 +81,8 @@ class Store:
 class Handler(BaseHTTPRequestHandler):
     store: Store
     log_file: Path
+    # The log's name for this store: "s3", or "gcs" where it stands behind the rehearsal's `gcloud storage`.
+    service: str
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args) -> None:
@@ -88,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing ---------------------------------------------------------------------------------------------
     def _log(self) -> None:
         with self.log_file.open("a") as log:
-            log.write(json.dumps({"time": time.time(), "service": "s3", "method": self.command,
+            log.write(json.dumps({"time": time.time(), "service": self.service, "method": self.command,
                                   "path": self.path}) + "\n")
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -284,11 +287,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--bucket", action="append", default=[])
     parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--service", default="s3", help="the name each request is logged under")
     args = parser.parse_args()
     store = Store(args.data)
     for bucket in args.bucket:
         store.bucket(bucket).mkdir(parents=True, exist_ok=True)
-    handler = type("S3Handler", (Handler,), {"store": store, "log_file": args.log})
+    handler = type("S3Handler", (Handler,), {"store": store, "log_file": args.log, "service": args.service})
     server = ThreadingHTTPServer(("0.0.0.0", args.port), handler)
     server.daemon_threads = True
     server.serve_forever()

@@ -1,11 +1,14 @@
-"""The `gcp-fleet` stack's user data booted for real (tests/rehearsal/checks.py says what each check shows)."""
+"""The `gcp-fleet` stack's user data booted for real (tests/rehearsal/checks.py says what each check shows), with
+warm starts (issue #26, tests/rehearsal/warm_starts.py) from the stack's GCS bucket, behind the gcloud stand-in."""
 
 import pytest
 
 from .checks import EveryStack
+from .warm_starts import WarmStarts
 
 pytestmark = pytest.mark.rehearsal
 
 
-class TestGcpFleet(EveryStack):
+class TestGcpFleet(EveryStack, WarmStarts):
     STACK = "gcp-fleet"
+    STORE = "gcs"
