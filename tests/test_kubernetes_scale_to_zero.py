@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from chart_values import values_the_chart_ignores, vendored_values
 from conftest import pem_body, pod_controller, resources_of, run_stack, stacks_of, target_of
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -333,6 +334,19 @@ def test_the_certificate_comes_before_the_chart_that_mounts_it_without_a_cycle(s
     (request,) = [r for r in resources_of(run, "tls:index/certRequest:CertRequest") if "interceptor" in r["name"]]
     address = load_balancer_address(entry)
     assert address in request["inputs"].get("ipAddresses", []) + request["inputs"]["dnsNames"]
+
+
+@pytest.mark.parametrize("stack", INSTALLED_HERE)
+def test_every_value_set_in_keda_and_the_add_on_is_one_their_pinned_charts_read(stack):
+    keda_chart = vendored_values("keda", KEDA_CHART_VERSION)
+    add_on_chart = vendored_values("keda-add-ons-http", HTTP_ADD_ON_CHART_VERSION)
+    assert keda_chart["serviceAccount"]["operator"]["name"] == "keda-operator", "gke's Workload Identity names it"
+    run = ok(stack, https(stack))
+    assert values_the_chart_ignores(release_of(run, "keda")["inputs"]["values"], keda_chart) == []
+    assert values_the_chart_ignores(add_on_release(run)["inputs"]["values"], add_on_chart) == []
+    # The check itself: a misspelt key is caught.
+    assert values_the_chart_ignores({"interceptor": {"tls": {"skipVerfy": False}}}, add_on_chart) == [
+        "interceptor.tls.skipVerfy"]
 
 
 @pytest.mark.parametrize(("stack", "cluster"), INSTALLED_BY_THE_CLUSTER)

@@ -161,13 +161,12 @@ class Eks(_OnAws, KubernetesTarget):
     kubeconfig_command = "aws eks update-kubeconfig --name {cluster}"
     cidr_limit = (SECURITY_GROUP_RULES, "the load balancer's security group: a default quota of 60 inbound rules per "
                                         "IP version")
+    own_keda_hint = "remove pixtral:clusterName, so that the program creates the cluster and installs and " \
+                    "configures the add-on in it, or use target gke"
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         node = _machines(settings, spec_fields["aws"])[0]
         return [per_replica(node, settings["gpusPerReplica"])], node
-
-    own_keda_hint = "remove pixtral:clusterName, so that the program creates the cluster and installs and " \
-                    "configures the add-on in it, or use target gke"
 
     def installs_keda(self, spec: Any) -> bool:
         """A cluster the program creates, as it installs the cluster autoscaler there. A reused cluster
