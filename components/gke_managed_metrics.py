@@ -3,8 +3,9 @@ for Prometheus, and KEDA reading them.
 
 - A PodMonitoring makes GKE's managed collectors scrape the pods' /metrics with the API key from the workload's
   Secret (the key guard protects /metrics), and a Role lets exactly those collectors read exactly that Secret.
-- KEDA (the maintained Helm chart) runs on the system nodes; its operator signs in to Managed Prometheus's query API
-  as a Google service account through Workload Identity, with `roles/monitoring.viewer` and nothing else.
+- KEDA (the maintained Helm chart, components/keda.py) runs on the system nodes; its operator signs in to Managed
+  Prometheus's query API as a Google service account through Workload Identity, with `roles/monitoring.viewer` and
+  nothing else.
 - A TriggerAuthentication tells the ScaledObject's Prometheus trigger to use that identity.
 
 Why KEDA rather than an HPA on GKE's custom-metrics adapter: the adapter ships as a manifest, not a maintained chart,
@@ -20,12 +21,8 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.gcp_shared import service_account_id
-from components.scale_to_zero import KEDACORE_CHART_REPO
+from components.keda import KEDA_NAMESPACE, KEDA_OPERATOR_ACCOUNT, keda_release
 
-KEDA_CHART = "keda"
-KEDA_CHART_VERSION = "2.20.2"
-KEDA_NAMESPACE = "keda"
-KEDA_OPERATOR_ACCOUNT = "keda-operator"
 # Managed Prometheus's collectors run as this service account (GKE's managed collection).
 GMP_COLLECTOR = {"kind": "ServiceAccount", "name": "collector", "namespace": "gmp-system"}
 # Often enough for a rate over the contract's 60 s window to have four samples.
@@ -109,14 +106,5 @@ class GkeManagedMetrics(pulumi.ComponentResource):
         return account
 
     def _keda(self, args: GkeManagedMetricsArgs, reader: gcp.serviceaccount.Account) -> k8s.helm.v3.Release:
-        return k8s.helm.v3.Release(
-            f"{self._name}-keda",
-            name="keda",
-            chart=KEDA_CHART,
-            version=KEDA_CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KEDACORE_CHART_REPO),
-            namespace=KEDA_NAMESPACE,
-            create_namespace=True,
-            values={"serviceAccount": {"operator": {"name": KEDA_OPERATOR_ACCOUNT, "annotations": {
-                "iam.gke.io/gcp-service-account": reader.email}}}},
-            opts=self._child)
+        return keda_release(f"{self._name}-keda", self._child,
+                            operator_annotations={"iam.gke.io/gcp-service-account": reader.email})

@@ -92,7 +92,9 @@ class PodAutoscaler(pulumi.ComponentResource):
         assert autoscale is not None, "only an autoscaled spec has an autoscaler"
         metadata = {"name": name, "namespace": args.namespace, "labels": args.labels}
         target = {"apiVersion": "apps/v1", "kind": args.workload_kind, "name": args.workload_name}
-        child = pulumi.ResourceOptions(parent=self)
+        # Children do not inherit a component's dependsOn: the ScaledObject and the TriggerAuthentication wait for
+        # what the caller waits for (the KEDA release the program installs, whose chart brings their CRDs).
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         if spec.kubernetes.scaler == "keda":
             self.kind = "ScaledObject"
             if args.prometheus_credentials is not None:

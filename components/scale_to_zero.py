@@ -6,8 +6,9 @@ Declared here: an InterceptorRoute (http.keda.sh/v1beta1, the add-on's routing o
 HTTPScaledObject is deprecated there) that sends the interceptor's requests to the workload's Service, with the
 wait for a cold start and the wait for a response from the fleet plan; and the Service the user reaches, in the
 add-on's namespace, selecting the interceptor's pods. The ScaledObject (components/pod_autoscaler.py) gets the
-add-on's `external-push` trigger beside its Prometheus one. Where the program installs the add-on (gke), its chart
-is declared here too, and with pixtral:tls the interceptor's TLS listener: see `interceptor_tls_values`.
+add-on's `external-push` trigger beside its Prometheus one. Where the program installs KEDA (gke, a cluster eks
+creates), the add-on's chart is declared here too, and with pixtral:tls the interceptor's TLS listener: see
+`interceptor_tls_values`.
 
 Names and ports are the add-on chart's (kedacore/charts, http-add-on/ at keda-add-ons-http 0.15.0: templates/
 interceptor/service-proxy.yaml, templates/scaler/service.yaml, values.yaml), installed as the chart's README does:
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.keda import KEDA_NAMESPACE, KEDACORE_CHART_REPO
 from components.stack_ca import StackCa
 from pixtral_deploy.fleet_plan import fleet_plan
 from pixtral_deploy.network import is_ip_address
@@ -28,13 +30,11 @@ from pixtral_deploy.server import TLS_CERT_FILE, TLS_KEY_FILE
 from pixtral_deploy.spec import StackSpec
 
 HTTP_ADD_ON_CHART = "keda-add-ons-http"
-# kedacore's chart repository: the add-on's chart and KEDA's (components/gke_managed_metrics.py).
-KEDACORE_CHART_REPO = "https://kedacore.github.io/charts"
 # Chart 0.15.0 runs add-on v0.15.0, whose end-to-end tests run against KEDA 2.20.0 (its Makefile's KEDA_VERSION):
-# the minor of the KEDA chart the program pins (components/gke_managed_metrics.py).
+# the minor of the KEDA chart the program pins (components/keda.py).
 HTTP_ADD_ON_CHART_VERSION = "0.15.0"
 HTTP_ADD_ON_RELEASE = "http-add-on"
-HTTP_ADD_ON_NAMESPACE = "keda"
+HTTP_ADD_ON_NAMESPACE = KEDA_NAMESPACE
 # The chart's external scaler Service (`<chart>-<scaler.service>`, gRPC port 9090), which KEDA's trigger calls.
 SCALER_ADDRESS = f"{HTTP_ADD_ON_CHART}-external-scaler.{HTTP_ADD_ON_NAMESPACE}:9090"
 # The interceptor's pods (the chart's proxy Service selects them by these labels) and their proxy port's name.
@@ -111,8 +111,9 @@ class WakeOnRequestArgs:
     namespace: pulumi.Input[str]
     service_name: pulumi.Input[str]
     labels: dict[str, str]
-    # Where the program installs the add-on (gke): its chart, declared here so that its values can name the
-    # interceptor's certificate, which names the entry Service's address. Elsewhere the cluster runs it already.
+    # Where the program installs KEDA (KubernetesTarget.installs_keda): the add-on's chart, declared here so that its
+    # values can name the interceptor's certificate, which names the entry Service's address (an IP on gke, a
+    # hostname on eks). Elsewhere the cluster runs it already.
     install_add_on: bool = False
     # pixtral:tls: the stack CA, which signs the interceptor's certificate and the pods' (only with install_add_on:
     # the program configures no interceptor it does not install; KubernetesTarget._check_scale_to_zero refuses).

@@ -272,7 +272,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "downloads.", targets=VMS, elsewhere=_NO_ARTEFACT_STORE_FOR_PODS),
     Key("autoscaler", Choice(AUTOSCALERS), None, "What scales the pods with `autoscale`: `keda` (a KEDA "
         "ScaledObject on a Prometheus query) or `hpa` (a HorizontalPodAutoscaler on the custom metrics API). On `gke` "
-        "the program installs KEDA and reads GKE's managed Prometheus.", targets=PODS,
+        "the program installs KEDA and reads GKE's managed Prometheus; on a cluster `eks` creates it installs KEDA, "
+        "which queries `prometheusUrl`.", targets=PODS,
         shown_default="`keda`"),
     Key("prometheusUrl", prometheus_url, None, "Prometheus that KEDA queries for vLLM's metrics "
         "(`autoscaler: keda`); it must scrape the pods with the API key. No credentials in it: see "

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-import yaml
+from chart_values import CHARTS, values_the_chart_ignores, vendored_values
 from conftest import POD_CONTROLLER_TYPES, resources_of, run_stack, stacks_of
 
 from components.eks_cluster_autoscaler import APP_VERSION, CHART_VERSION, SERVICE_ACCOUNT, WRITE_ACTIONS
@@ -17,9 +16,8 @@ from pixtral_deploy.spec import KUBERNETES_VERSION
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
-CHARTS = Path(__file__).parent / "charts"
 # The pinned chart's own values.yaml and the pinned autoscaler's flag table, vendored (first line: where from).
-CHART_VALUES = yaml.safe_load((CHARTS / f"cluster-autoscaler-{CHART_VERSION}-values.yaml").read_text())
+CHART_VALUES = vendored_values("cluster-autoscaler", CHART_VERSION)
 FLAGS = set(re.findall(r"^\| `([a-z0-9-]+)` \|", (CHARTS / f"cluster-autoscaler-{APP_VERSION}-flags.md").read_text(),
                        re.MULTILINE))
 
@@ -50,18 +48,6 @@ def _autoscaler_role(run: dict) -> tuple[dict, dict]:
     return role, json.loads(policies[0]["inputs"]["policy"])
 
 
-def _key_paths(values: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every key path set in `values`, stopping where the chart takes a free map (extraArgs, nodeSelector)."""
-    paths = []
-    for key, value in values.items():
-        path = (*prefix, key)
-        if isinstance(value, dict) and path not in (("extraArgs",), ("nodeSelector",)):
-            paths += _key_paths(value, path)
-        else:
-            paths.append(path)
-    return paths
-
-
 def test_a_created_eks_cluster_gets_the_pinned_cluster_autoscaler_discovering_its_groups():
     run = _ok()
     release = _autoscaler_release(run)["inputs"]
@@ -86,14 +72,7 @@ def test_the_pinned_autoscaler_is_the_clusters_kubernetes_minor():
 
 def test_every_value_we_set_is_one_the_pinned_chart_reads():
     values = _autoscaler_release(_ok())["inputs"]["values"]
-    missing = []
-    for path in _key_paths(values):
-        node = CHART_VALUES
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                missing.append(".".join(path))
-                break
-            node = node[key]
+    missing = values_the_chart_ignores(values, CHART_VALUES, free_maps=(("extraArgs",), ("nodeSelector",)))
     assert missing == [], f"values the chart {CHART_VERSION} would silently ignore: {missing}"
     unknown = sorted(set(values["extraArgs"]) - FLAGS)
     assert unknown == [], f"flags Cluster Autoscaler {APP_VERSION} does not have (it exits on them): {unknown}"

@@ -13,12 +13,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from chart_values import values_the_chart_ignores, vendored_values
 from conftest import pem_body, pod_controller, resources_of, run_stack, stacks_of, target_of
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from manifest_schemas import validate
 
+from components.keda import KEDA_CHART_VERSION
 from components.scale_to_zero import HTTP_ADD_ON_CHART_VERSION
 from pixtral_deploy.fleet_plan import FIRST_BYTE_MARGIN_SECONDS
 from pixtralctl.resource_summary import key_settings
@@ -34,6 +36,14 @@ SECRET = "kubernetes:core/v1:Secret"
 # as release http-add-on.
 INTERCEPTOR = {"app.kubernetes.io/component": "interceptor", "app.kubernetes.io/name": "http-add-on",
                "app.kubernetes.io/instance": "http-add-on"}
+# Where the program installs KEDA and so the add-on: every gke cluster, and an eks cluster it creates. A reused eks
+# cluster (pixtral:clusterName) and any `kubernetes` cluster run their own.
+REUSED_EKS = {"pixtral:clusterName": "theirs"}
+INSTALLED_HERE = ["gke", "eks"]
+INSTALLED_BY_THE_CLUSTER = [pytest.param("k8s", {}, id="kubernetes"),
+                            pytest.param("eks", REUSED_EKS, id="eks-reused")]
+# The Route 53 hosted zone id (eks) or Cloud DNS managed zone (gke) pixtral:domain's record goes in.
+DNS_ZONES = {"eks": "Z0123456789ABC", "gke": "example-com"}
 
 
 def settings(stack: str, minimum: int, **extra: str) -> dict[str, str]:
@@ -61,9 +71,23 @@ def services(run: dict) -> dict[str, dict]:
     return {s["inputs"]["metadata"]["name"]: s for s in resources_of(run, SERVICE)}
 
 
-def add_on_release(run: dict) -> dict:
-    (release,) = [r for r in resources_of(run, RELEASE) if r["inputs"]["chart"] == "keda-add-ons-http"]
+def release_of(run: dict, chart: str) -> dict:
+    (release,) = [r for r in resources_of(run, RELEASE) if r["inputs"]["chart"] == chart]
     return release
+
+
+def add_on_release(run: dict) -> dict:
+    return release_of(run, "keda-add-ons-http")
+
+
+def charts(run: dict) -> set[str]:
+    return {r["inputs"]["chart"] for r in resources_of(run, RELEASE)}
+
+
+def load_balancer_address(service: dict) -> str:
+    """What a LoadBalancer Service's status publishes: an IP on GCP, a hostname on AWS."""
+    (ingress,) = service["outputs"]["status"]["loadBalancer"]["ingress"]
+    return ingress.get("ip") or ingress["hostname"]
 
 
 def tls_secret(run: dict, namespace: str) -> dict:
@@ -83,7 +107,8 @@ def sans(certificate: x509.Certificate) -> list[str]:
     return [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] + names.get_values_for_type(x509.DNSName)
 
 
-GKE_HTTPS = settings("gke", 0, **{"pixtral:tls": "true"})
+def https(stack: str, **extra: str) -> dict[str, str]:
+    return settings(stack, 0, **{"pixtral:tls": "true", **extra})
 
 
 @pytest.mark.parametrize("stack", K8S_STACKS)
@@ -166,24 +191,29 @@ def test_a_held_request_waits_as_long_as_a_pod_may_take_to_start(stack):
     assert timeouts["request"] == "0s", "a streamed answer has no total deadline"
 
 
-def test_gke_installs_the_pinned_add_on_beside_keda():
-    run = ok("gke", settings("gke", 0))
-    releases = {r["inputs"]["chart"]: r for r in resources_of(run, RELEASE)}
-    add_on = releases["keda-add-ons-http"]
+@pytest.mark.parametrize("stack", INSTALLED_HERE)
+def test_the_program_installs_the_pinned_add_on_beside_its_own_keda(stack):
+    run = ok(stack, settings(stack, 0))
+    keda = release_of(run, "keda")
+    assert keda["inputs"]["version"] == KEDA_CHART_VERSION == "2.20.2"
+    assert (keda["inputs"]["name"], keda["inputs"]["namespace"]) == ("keda", "keda")
+    add_on = add_on_release(run)
     assert add_on["inputs"]["version"] == HTTP_ADD_ON_CHART_VERSION == "0.15.0"
     assert (add_on["inputs"]["name"], add_on["inputs"]["namespace"]) == ("http-add-on", "keda")
-    assert f"{RELEASE}::{releases['keda']['name']}" in add_on["depends_on"]
+    assert f"{RELEASE}::{keda['name']}" in add_on["depends_on"]
     (route,) = resources_of(run, ROUTE)
     assert f"{RELEASE}::{add_on['name']}" in route["depends_on"], "the route's CRD comes with the add-on"
-    assert "keda-add-ons-http" not in {r["inputs"]["chart"] for r in resources_of(ok("gke", settings("gke", 1)),
-                                                                                  RELEASE)}
+    (scaled,) = resources_of(run, SCALED_OBJECT)
+    assert f"{RELEASE}::{keda['name']}" in scaled["depends_on"], "the ScaledObject's CRD comes with KEDA"
+    assert charts(ok(stack, settings(stack, 1))) & {"keda", "keda-add-ons-http"} == {"keda"}
     # Plain HTTP: the chart's own values, no TLS listener, and no certificate in the add-on's namespace.
     assert "interceptor" not in add_on["inputs"].get("values", {})
     assert not [s for s in resources_of(run, SECRET) if s["inputs"]["metadata"]["namespace"] == "keda"]
 
 
-def test_on_gke_https_ends_at_the_interceptor_with_a_certificate_from_the_stack_ca():
-    run = ok("gke", GKE_HTTPS)
+@pytest.mark.parametrize("stack", INSTALLED_HERE)
+def test_https_ends_at_the_interceptor_with_a_certificate_from_the_stack_ca(stack):
+    run = ok(stack, https(stack))
     endpoint = urlsplit(run["outputs"]["endpoint"])
     assert endpoint.scheme == "https"
     secret = tls_secret(run, "keda")
@@ -202,13 +232,27 @@ def test_on_gke_https_ends_at_the_interceptor_with_a_certificate_from_the_stack_
     entry = services(run)["pixtral-pixtral-wake"]
     assert [p["targetPort"] for p in entry["inputs"]["spec"]["ports"]] == ["proxy-tls"]
 
-    with_domain = ok("gke", {**GKE_HTTPS, "pixtral:domain": "pixtral.example.com", "pixtral:dnsZone": "example-com"})
+    with_domain = ok(stack, https(stack, **{"pixtral:domain": "pixtral.example.com",
+                                            "pixtral:dnsZone": DNS_ZONES[stack]}))
     assert with_domain["outputs"]["endpoint"] == "https://pixtral.example.com:8081"
     served, *_ = pem_blocks(tls_secret(with_domain, "keda")["inputs"]["stringData"]["tls.crt"])
     assert "pixtral.example.com" in sans(served)
-    (record,) = resources_of(with_domain, "gcp:dns/recordSet:RecordSet")
-    (ingress,) = services(with_domain)["pixtral-pixtral-wake"]["outputs"]["status"]["loadBalancer"]["ingress"]
-    assert record["inputs"]["rrdatas"] == [ingress["ip"]], "the domain points at the interceptor's Service"
+    (record,) = resources_of(with_domain, "gcp:dns/recordSet:RecordSet") + \
+        resources_of(with_domain, "aws:route53/record:Record")
+    entry_address = load_balancer_address(services(with_domain)["pixtral-pixtral-wake"])
+    assert record["inputs"].get("rrdatas", record["inputs"].get("records")) == [entry_address], \
+        "the domain points at the interceptor's Service"
+
+
+def test_on_eks_the_interceptors_certificate_names_the_load_balancers_hostname():
+    """AWS load balancers publish a DNS name, not an IP: the certificate carries it as a DNS name (an IP SAN
+    would not parse, and a client checking the hostname would fail)."""
+    run = ok("eks", https("eks"))
+    hostname = load_balancer_address(services(run)["pixtral-pixtral-wake"])
+    assert urlsplit(run["outputs"]["endpoint"]).hostname == hostname
+    (request,) = [r for r in resources_of(run, "tls:index/certRequest:CertRequest") if "interceptor" in r["name"]]
+    assert hostname in request["inputs"]["dnsNames"]
+    assert hostname not in request["inputs"].get("ipAddresses", [])
 
 
 def _handshake(server_pem: str, server_key: str, trusted: str, hostname: str) -> None:
@@ -240,11 +284,12 @@ def _handshake(server_pem: str, server_key: str, trusted: str, hostname: str) ->
             server.join(timeout=10)
 
 
-def test_on_gke_the_interceptor_speaks_https_to_the_pods_and_verifies_them_with_the_stack_ca():
+@pytest.mark.parametrize("stack", INSTALLED_HERE)
+def test_the_interceptor_speaks_https_to_the_pods_and_verifies_them_with_the_stack_ca(stack):
     """With its TLS listener on, the interceptor sends that listener's requests to
     https://<route's Service>.<route's namespace>:<port> and trusts the certificates in its tls.crt (add-on v0.15.0):
     the pods' certificate must verify against that bundle for that name."""
-    run = ok("gke", GKE_HTTPS)
+    run = ok(stack, https(stack))
     (route,) = resources_of(run, ROUTE)
     upstream = f"{route['inputs']['spec']['target']['service']}.{route['inputs']['metadata']['namespace']}"
     interceptor_bundle = tls_secret(run, "keda")["inputs"]["stringData"]["tls.crt"]
@@ -260,8 +305,9 @@ def test_on_gke_the_interceptor_speaks_https_to_the_pods_and_verifies_them_with_
             serialization.Encoding.PEM).decode(), upstream)
 
 
-def test_on_gke_the_interceptors_key_is_its_own_and_only_in_its_secret():
-    run = ok("gke", GKE_HTTPS)
+@pytest.mark.parametrize("stack", INSTALLED_HERE)
+def test_the_interceptors_key_is_its_own_and_only_in_its_secret(stack):
+    run = ok(stack, https(stack))
     interceptor_key = pem_body(tls_secret(run, "keda")["inputs"]["stringData"]["tls.key"])
     assert interceptor_key != pem_body(tls_secret(run, "pixtral")["inputs"]["stringData"]["tls.key"]), \
         "the add-on's namespace must not hold the pods' key"
@@ -273,10 +319,11 @@ def test_on_gke_the_interceptors_key_is_its_own_and_only_in_its_secret():
     assert interceptor_key[:64] not in json.dumps(run["outputs"]) + "\n".join(run["log"])
 
 
-def test_on_gke_the_certificate_comes_before_the_chart_that_mounts_it_without_a_cycle():
+@pytest.mark.parametrize("stack", INSTALLED_HERE)
+def test_the_certificate_comes_before_the_chart_that_mounts_it_without_a_cycle(stack):
     """The entry Service (whose address the certificate names) -> the Secret -> the add-on's chart -> the route:
     the entry Service must not wait for the chart."""
-    run = ok("gke", GKE_HTTPS)
+    run = ok(stack, https(stack))
     release = add_on_release(run)
     secret = tls_secret(run, "keda")
     entry = services(run)["pixtral-pixtral-wake"]
@@ -285,28 +332,48 @@ def test_on_gke_the_certificate_comes_before_the_chart_that_mounts_it_without_a_
     assert f"{RELEASE}::{release['name']}" in route["depends_on"]
     assert f"{RELEASE}::{release['name']}" not in entry["depends_on"]
     (request,) = [r for r in resources_of(run, "tls:index/certRequest:CertRequest") if "interceptor" in r["name"]]
-    (ingress,) = entry["outputs"]["status"]["loadBalancer"]["ingress"]
-    assert ingress["ip"] in request["inputs"]["ipAddresses"]
+    address = load_balancer_address(entry)
+    assert address in request["inputs"].get("ipAddresses", []) + request["inputs"]["dnsNames"]
 
 
-@pytest.mark.parametrize("stack", stacks_of("kubernetes", "eks"))
-def test_where_the_program_installs_no_keda_it_says_the_add_on_is_needed(stack):
-    run = ok(stack, settings(stack, 0))
-    assert not any(r["inputs"].get("chart") == "keda-add-ons-http" for r in resources_of(run, RELEASE))
+@pytest.mark.parametrize("stack", INSTALLED_HERE)
+def test_every_value_set_in_keda_and_the_add_on_is_one_their_pinned_charts_read(stack):
+    keda_chart = vendored_values("keda", KEDA_CHART_VERSION)
+    add_on_chart = vendored_values("keda-add-ons-http", HTTP_ADD_ON_CHART_VERSION)
+    assert keda_chart["serviceAccount"]["operator"]["name"] == "keda-operator", "gke's Workload Identity names it"
+    run = ok(stack, https(stack))
+    assert values_the_chart_ignores(release_of(run, "keda")["inputs"]["values"], keda_chart) == []
+    assert values_the_chart_ignores(add_on_release(run)["inputs"]["values"], add_on_chart) == []
+    # The check itself: a misspelt key is caught.
+    assert values_the_chart_ignores({"interceptor": {"tls": {"skipVerfy": False}}}, add_on_chart) == [
+        "interceptor.tls.skipVerfy"]
+
+
+@pytest.mark.parametrize(("stack", "cluster"), INSTALLED_BY_THE_CLUSTER)
+def test_where_the_program_installs_no_keda_it_says_keda_and_the_add_on_are_needed(stack, cluster):
+    run = ok(stack, settings(stack, 0, **cluster))
+    assert charts(run) & {"keda", "keda-add-ons-http"} == set(), "a second release would collide with the cluster's"
     assert any("KEDA HTTP add-on (chart keda-add-ons-http 0.15.0, release http-add-on in namespace keda"
                in line for line in run["log"])
-    assert not any("HTTP add-on" in line for line in ok(stack, settings(stack, 1))["log"])
+    assert any("the cluster must run KEDA (chart keda 2.20.2, release keda in namespace keda)" in line
+               for line in run["log"])
+    assert not any("HTTP add-on" in line for line in ok(stack, settings(stack, 1, **cluster))["log"])
 
 
-@pytest.mark.parametrize("stack", stacks_of("kubernetes", "eks"))
-def test_https_at_an_interceptor_the_program_does_not_install_is_refused_with_the_chart_values(stack):
+@pytest.mark.parametrize(("stack", "cluster", "instead"), [
+    pytest.param("k8s", {}, ("target eks (without pixtral:clusterName) or gke",), id="kubernetes"),
+    pytest.param("eks", REUSED_EKS, ("remove pixtral:clusterName", "target gke"), id="eks-reused")])
+def test_https_at_an_interceptor_the_program_does_not_install_is_refused_with_the_chart_values(stack, cluster,
+                                                                                              instead):
     """The user's own add-on release decides what its interceptor speaks: the refusal names the key and the chart
-    values that would have to change, and points at gke, where the program sets them."""
-    with_tls = run_stack(stack, {**settings(stack, 0), "pixtral:tls": "true"})["error"]
+    values that would have to change, and points at where the program sets them."""
+    run = run_stack(stack, https(stack, **cluster))
+    with_tls = run["error"]
     assert with_tls.startswith("pixtral:tls: true is not allowed"), with_tls
     for needed in ("interceptor.tls.enabled", "interceptor.tls.certSecret", "interceptor.tls.skipVerify false",
-                   "stack CA", "pixtral:tls false", "minReplicas 1", "target gke"):
+                   "stack CA", "pixtral:tls false", "minReplicas 1", *instead):
         assert needed in with_tls, needed
+    assert not [r for r in run["resources"] if not r["type"].startswith("pixtral:")], "declared before the error"
 
 
 @pytest.mark.parametrize("stack", stacks_of("kubernetes"))

@@ -13,7 +13,7 @@ import pytest
 from conftest import opaque_secrets, pod_controller, resources_of, run_stack, stacks_of, target_of
 from manifest_schemas import validate
 
-from components.gke_managed_metrics import KEDA_CHART_VERSION
+from components.keda import KEDA_CHART_VERSION
 from components.vllm_workload import GENERATION_LABEL
 from pixtral_deploy.cloudinit import USERDATA_DIR
 from pixtral_deploy.manifests import manifests
@@ -180,6 +180,51 @@ def test_gke_scrapes_vllm_with_the_api_key_into_managed_prometheus_and_keda_read
 
 def pod_labels(run: dict) -> dict[str, str]:
     return workload(run)["inputs"]["spec"]["template"]["metadata"]["labels"]
+
+
+# --- EKS installs KEDA on a cluster it creates, to query the user's Prometheus ---------------------------------
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+TRIGGER_AUTHENTICATION = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
+
+
+def keda_releases(run: dict) -> list[dict]:
+    return [r for r in resources_of(run, RELEASE) if r["inputs"]["chart"] == "keda"]
+
+
+def test_on_a_created_eks_cluster_keda_is_installed_before_what_needs_its_crds():
+    run = run_stack("eks", keda_settings("eks", targetQueuePerReplica=3),
+                    secrets={"pixtral:prometheusBasicAuth": "reader:a-password"})
+    assert run["error"] is None, run["error"]
+    (keda,) = keda_releases(run)
+    (gke_keda,) = keda_releases(ok("gke", keda_settings("gke", targetQueuePerReplica=3)))
+    inputs = keda["inputs"]
+    assert (inputs["name"], inputs["namespace"], inputs["version"], inputs["repositoryOpts"]["repo"]) == (
+        "keda", "keda", KEDA_CHART_VERSION, "https://kedacore.github.io/charts")
+    assert inputs["version"] == gke_keda["inputs"]["version"], "one pin for every target"
+    # No cloud identity on EKS: the Prometheus trigger calls the user's URL, never an AWS API.
+    assert inputs["values"] == {"serviceAccount": {"operator": {"name": "keda-operator"}}}
+    (scaled,) = resources_of(run, SCALED_OBJECT)
+    (auth,) = resources_of(run, TRIGGER_AUTHENTICATION)
+    for resource in (scaled, auth):
+        assert f"{RELEASE}::{keda['name']}" in resource["depends_on"], f"{resource['type']} before KEDA's CRDs"
+    (trigger,) = scaled["inputs"]["spec"]["triggers"]
+    assert trigger["metadata"]["serverAddress"] == PROMETHEUS
+    assert trigger["authenticationRef"] == {"name": auth["inputs"]["metadata"]["name"]}
+
+
+@pytest.mark.parametrize("settings", [
+    pytest.param({**keda_settings("eks", targetQueuePerReplica=3), "pixtral:clusterName": "theirs"}, id="reused"),
+    pytest.param({"pixtral:autoscale": autoscale(targetQueuePerReplica=3), "pixtral:autoscaler": "hpa"}, id="hpa"),
+    pytest.param({"pixtral:replicas": "2"}, id="fixed"),
+])
+def test_eks_installs_no_keda_where_nothing_of_the_programs_would_use_it(settings):
+    """A reused cluster keeps its own KEDA (a second release would collide with it), an HPA needs none, and a fixed
+    set nothing that scales it."""
+    run = ok("eks", settings)
+    assert keda_releases(run) == []
+    says_needed = any("the cluster must run KEDA" in line for line in run["log"])
+    assert says_needed == (settings.get("pixtral:autoscaler") != "hpa" and "pixtral:autoscale" in settings)
 
 
 # --- Caches, rollouts, placement, termination -------------------------------------------------------------------

@@ -161,10 +161,18 @@ class Eks(_OnAws, KubernetesTarget):
     kubeconfig_command = "aws eks update-kubeconfig --name {cluster}"
     cidr_limit = (SECURITY_GROUP_RULES, "the load balancer's security group: a default quota of 60 inbound rules per "
                                         "IP version")
+    own_keda_hint = "remove pixtral:clusterName, so that the program creates the cluster and installs and " \
+                    "configures the add-on in it, or use target gke"
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         node = _machines(settings, spec_fields["aws"])[0]
         return [per_replica(node, settings["gpusPerReplica"])], node
+
+    def installs_keda(self, spec: Any) -> bool:
+        """A cluster the program creates, as it installs the cluster autoscaler there. A reused cluster
+        (pixtral:clusterName) keeps its own KEDA, if it runs one: KEDA on EKS needs no cloud identity to query
+        pixtral:prometheusUrl, so the cluster's own serves as well, and a second release would collide with it."""
+        return spec.kubernetes.cluster_name is None
 
     def deploy(self, stack: Any, api_key: Any, ca: Any) -> dict[str, Any]:
         from components.eks_cluster import EksGpuCluster, EksGpuClusterArgs

@@ -257,8 +257,6 @@ class Gke(_OnGcp, KubernetesTarget):
     kubeconfig_command = "gcloud container clusters get-credentials {cluster} --zone ZONE"
     # The program installs KEDA and reads GKE's managed Prometheus (components/gke_managed_metrics.py).
     managed_metrics = True
-    # ... and, for autoscale.minReplicas 0, KEDA's HTTP add-on beside it (components/scale_to_zero.py).
-    installs_http_add_on = True
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         node = _machines(settings, spec_fields["gcp"])[0]
@@ -270,6 +268,11 @@ class Gke(_OnGcp, KubernetesTarget):
         cluster = GkeGpuCluster("pixtral", GkeGpuClusterArgs(stack.spec, project=stack.location.project,
                                                              zone=stack.location.zone))
         return {**deploy_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
+
+    def installs_keda(self, spec: Any) -> bool:
+        """Every gke cluster, a reused one too: KEDA there must sign in to Managed Prometheus as the program's
+        reader (Workload Identity on its operator's service account), which a cluster's own KEDA does not."""
+        return True
 
     def managed_metrics_source(self, stack: Any, workload: Any, on_cluster: Any) -> tuple[Any, Any, list]:
         import pulumi

@@ -142,9 +142,10 @@ class KubernetesTarget(Target):
     # autoscale.minReplicas 0 wakes through the KEDA HTTP add-on (components/scale_to_zero.py); what it cannot
     # carry is refused in _check_scale_to_zero.
     cannot_scale_to_zero = None
-    # The program installs the add-on's chart (and so can end HTTPS at its interceptor); elsewhere the cluster must
-    # run it already.
-    installs_http_add_on: ClassVar[bool] = False
+    # Where the program does not install KEDA (installs_keda), what would let it: for refusals that only an
+    # install of the program's own can lift.
+    own_keda_hint: ClassVar[str] = "use target eks (without pixtral:clusterName) or gke, where the program " \
+                                   "installs and configures the add-on"
     # The add-on's scaler counts the interceptors' requests every 500 ms and pushes activity to KEDA every 200 ms
     # (v0.15.0 scaler/config.go: KEDA_HTTP_QUEUE_TICK_DURATION, KEDA_HTTP_SCALER_STREAM_INTERVAL_MS defaults).
     wake_detection_seconds = 1
@@ -217,7 +218,7 @@ class KubernetesTarget(Target):
             raise setting_error("autoscaler", kubernetes.autoscaler, "keda with autoscale.minReplicas 0: an HPA "
                                 "keeps at least one replica (its minReplicas 0 needs the alpha HPAScaleToZero gate) "
                                 "and nothing would hold the first request; KEDA with its HTTP add-on does both")
-        if spec.tls.enabled and not self.installs_http_add_on:
+        if spec.tls.enabled and not self.installs_keda(spec):
             # The program would have to set the chart's values and issue the interceptor's certificate; here the
             # user's release holds them, and a stack cannot tell whether it does.
             raise setting_error("tls", "true", f"false with autoscale.minReplicas 0 on {self.name}: the KEDA HTTP "
@@ -226,16 +227,30 @@ class KubernetesTarget(Target):
                                 "with chart values the program cannot set in it (interceptor.tls.enabled true, "
                                 "interceptor.tls.certSecret naming a Secret whose tls.crt holds a certificate for "
                                 "the endpoint followed by the stack CA, interceptor.tls.skipVerify false); set "
-                                "pixtral:tls false, or autoscale.minReplicas 1 or more, or use target gke, where "
-                                "the program installs and configures the add-on")
+                                "pixtral:tls false, or autoscale.minReplicas 1 or more, or "
+                                f"{self.own_keda_hint}")
+
+    def installs_keda(self, spec: Any) -> bool:
+        """The program installs KEDA on the stack's cluster with `autoscaler: keda`, and, for
+        autoscale.minReplicas 0, KEDA's HTTP add-on beside it (so it can end HTTPS at the add-on's interceptor).
+        Elsewhere the cluster must run them already: a second release of either would collide with the cluster's
+        own (the same release name and CRDs)."""
+        return False
 
     def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:
         return {"kubernetes": kubernetes_settings(settings, node)}
 
     def managed_metrics_source(self, stack: Any, workload: Any, on_cluster: Any) -> tuple[Any, Any, list]:
         """(Prometheus URL, KEDA TriggerAuthentication, what the scaler waits for) when the target sets up the
-        metrics (managed_metrics); the user's pixtral:prometheusUrl otherwise."""
-        return stack.spec.kubernetes.prometheus_url, None, []
+        metrics (managed_metrics); the user's pixtral:prometheusUrl otherwise, queried by the KEDA the program
+        installs where installs_keda (no TriggerAuthentication of the target's: the user's credentials, if any, are
+        PodAutoscaler's) or by the cluster's own."""
+        spec = stack.spec
+        if spec.kubernetes.scaler != "keda" or not self.installs_keda(spec):
+            return spec.kubernetes.prometheus_url, None, []
+        from components.keda import keda_release
+
+        return spec.kubernetes.prometheus_url, None, [keda_release("pixtral-keda", on_cluster)]
 
 
 def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str, Any]:
@@ -269,6 +284,7 @@ def _autoscaler(stack: Any, workload: Any, ca: Any, on_cluster: Any) -> Any:
     otherwise)."""
     import pulumi
 
+    from components.keda import KEDA_CHART, KEDA_CHART_VERSION, KEDA_NAMESPACE, KEDA_RELEASE
     from components.pod_autoscaler import PodAutoscaler, PodAutoscalerArgs
     from components.scale_to_zero import (
         HTTP_ADD_ON_CHART,
@@ -281,18 +297,23 @@ def _autoscaler(stack: Any, workload: Any, ca: Any, on_cluster: Any) -> Any:
     )
 
     spec = stack.spec
+    installs_keda = spec.runs_on.installs_keda(spec)
+    if spec.kubernetes.scaler == "keda" and not installs_keda:
+        pulumi.log.info(f"pixtral:autoscaler keda on {spec.runs_on.name}: the cluster must run KEDA (chart "
+                        f"{KEDA_CHART} {KEDA_CHART_VERSION}, release {KEDA_RELEASE} in namespace {KEDA_NAMESPACE}) "
+                        "and the Prometheus at pixtral:prometheusUrl; the program does not install them here")
     prometheus_url, authentication, ready = spec.runs_on.managed_metrics_source(stack, workload, on_cluster)
     after_ready = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=ready))
     wake = None
     if scales_to_zero(spec):
-        if not spec.runs_on.installs_http_add_on:
+        if not installs_keda:
             pulumi.log.info(f"pixtral:autoscale minReplicas 0 on {spec.runs_on.name}: the cluster must run the KEDA "
                             f"HTTP add-on (chart {HTTP_ADD_ON_CHART} {HTTP_ADD_ON_CHART_VERSION}, release "
                             f"{HTTP_ADD_ON_RELEASE} in namespace {HTTP_ADD_ON_NAMESPACE}, beside KEDA); the program "
                             "does not install it here")
         wake = WakeOnRequest("pixtral-wake", WakeOnRequestArgs(
             spec, namespace=workload.namespace, service_name=workload.service_name, labels=workload.selector,
-            install_add_on=spec.runs_on.installs_http_add_on, ca=ca), opts=after_ready)
+            install_add_on=installs_keda, ca=ca), opts=after_ready)
     PodAutoscaler("pixtral", PodAutoscalerArgs(
         spec, namespace=workload.namespace, workload_kind=workload.workload_kind,
         workload_name=workload.workload_name, labels=workload.selector, prometheus_url=prometheus_url,
