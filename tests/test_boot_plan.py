@@ -347,6 +347,24 @@ def _timeline_at(state_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the check as another user, which needs root")
+def test_the_readiness_check_waits_while_the_main_process_is_not_yet_the_service_user(tmp_path):
+    # systemd runs ExecStartPost while $MAINPID may still be its executor, root's, before it becomes the service
+    # user: the check, run as that user, must keep waiting, not report vLLM gone (under load it failed the unit).
+    env = {"PATH": "/usr/bin:/bin", "PIXTRAL_LIB": str(USERDATA_DIR), "PIXTRAL_STATE_DIR": str(tmp_path),
+           "VLLM_API_KEY": "sk-test", "PIXTRAL_PORT": "9", "MAINPID": "1"}
+    check = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "bash",
+                              str(USERDATA_DIR / "await-ready.sh")], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            check.wait(timeout=3)
+        assert check.returncode is None, f"the check gave up: {check.communicate()[1]}"
+    finally:
+        check.kill()
+        check.communicate()
+
+
 def test_the_readiness_check_gives_up_when_vllm_has_exited(tmp_path):
     # Under systemd (tests/rehearsal), vLLM dying while await-ready.sh (ExecStartPost) waited left the unit
     # "activating" until TimeoutStartSec (an hour): Restart= never ran. systemd gives the check $MAINPID.

@@ -12,8 +12,11 @@ authorized_probe() {
     curl -fsS -o /dev/null "${tls[@]}" -H @- "${PIXTRAL_SCHEME:-http}://127.0.0.1:$PIXTRAL_PORT/v1/models"
 }
 
+# Whether $MAINPID lives, by its /proc entry: `kill -0` from this user answers "not permitted" while the main process
+# is still systemd's executor (root's, setting up the sandbox before it becomes the service user), which read as
+# "exited" and failed the unit at random (seen in the boot rehearsal under load).
 until authorized_probe; do
-  [ -n "${MAINPID:-}" ] && ! kill -0 "$MAINPID" 2>/dev/null && { echo "vLLM exited before it answered" >&2; exit 1; }
+  [ -n "${MAINPID:-}" ] && [ ! -e "/proc/$MAINPID" ] && { echo "vLLM exited before it answered" >&2; exit 1; }
   sleep 5
 done
 phase ready end
