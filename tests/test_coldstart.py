@@ -63,6 +63,14 @@ def test_install_and_download_overlap_in_the_boot_plan_but_not_in_the_recipe():
     assert ours.total < recipe.total / 4
 
 
+def test_the_first_boots_install_compiles_the_bytecode_on_every_vcpu():
+    # The install spends the compile the server user could not (userdata/install-vllm.sh): more on 4 vCPUs than on 48.
+    small, large = MACHINE_TYPES["g6e.xlarge"], MACHINE_TYPES["g6e.12xlarge"]
+    assert (small.vcpus, large.vcpus) == (4, 48)
+    assert estimate_cold_start(small, PIXTRAL_GB, LOCAL_NVME).install > \
+        estimate_cold_start(large, PIXTRAL_GB, LOCAL_NVME).install > UV_INSTALL_SECONDS
+
+
 def test_storage_follows_the_catalog():
     assert vm_storage(MACHINE_TYPES["g6e.xlarge"], 200) == LOCAL_NVME
     # G2 takes Local SSD on request (g2-standard-24 its table's two disks); the boot mounts the first, so the cache
