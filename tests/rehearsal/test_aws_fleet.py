@@ -17,11 +17,8 @@ from .warm_starts import WarmStarts
 pytestmark = pytest.mark.rehearsal
 
 
-class TestAwsFleet(EveryStack, WarmStarts):
-    STACK = "aws-fleet"
-    STORE = "s3"
-    SETTINGS = ("pixtral:warmPool=1", "pixtral:spot=false", "pixtral:onDemandBaseReplicas=0",
-                'pixtral:instanceTypes=["g6e.xlarge"]')
+class LaunchHold:
+    """The warm pool's launch hold, checked on the first replica (before WarmStarts replaces it)."""
 
     def test_lifecycle_action_is_completed_once_the_server_answers(self, serving):
         # In call order; a reboot calls again (the real group then refuses: no hold is pending).
@@ -38,3 +35,12 @@ class TestAwsFleet(EveryStack, WarmStarts):
             units[SERVER_UNIT]["ActiveEnterTimestampMonotonic"])
         done = smoke(serving)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+# pytest runs inherited checks base-first (reverse MRO): EveryStack's, then LaunchHold's on the first replica, then
+# WarmStarts', whose `replace` boots a new replica in its place.
+class TestAwsFleet(WarmStarts, LaunchHold, EveryStack):
+    STACK = "aws-fleet"
+    STORE = "s3"
+    SETTINGS = ("pixtral:warmPool=1", "pixtral:spot=false", "pixtral:onDemandBaseReplicas=0",
+                'pixtral:instanceTypes=["g6e.xlarge"]')

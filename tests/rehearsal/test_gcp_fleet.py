@@ -9,6 +9,7 @@ from .warm_starts import WarmStarts
 pytestmark = pytest.mark.rehearsal
 
 
-class TestGcpFleet(EveryStack, WarmStarts):
+# WarmStarts last (pytest runs inherited checks base-first): its `replace` boots a new replica in the first one's place.
+class TestGcpFleet(WarmStarts, EveryStack):
     STACK = "gcp-fleet"
     STORE = "gcs"

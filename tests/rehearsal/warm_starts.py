@@ -17,6 +17,9 @@ ORIGINS = ("index", "astral", "hub")
 
 
 class WarmStarts:
+    """Runs after the stack's other checks: name it first among a class's bases (pytest collects inherited tests in
+    reverse MRO), since `replace` takes the first replica away."""
+
     STORE: str
 
     def test_a_new_replica_boots_from_the_artefacts_without_pypi_or_hugging_face(self, booted):
