@@ -1,9 +1,10 @@
 """`python -m tests.rehearsal boot --stack STACK [--set pixtral:KEY=VALUE ...] DIR | reboot DIR | replace DIR |
-stop DIR | durations DIR`.
+stop DIR | discard DIR | durations DIR`.
 
 `boot`, `reboot` and `replace` print one JSON line once the server answers:
 {"endpoint": URL, "ca_certificate": PATH or null, "api_key": KEY, "timeline": PATH}; a machine that does not come
-up exits 1 with the failed unit's journal (and is left running for a look: `stop DIR` ends it).
+up exits 1 with the failed unit's journal and any stand-in's traceback (and is left running for a look: `stop DIR`
+ends it). `discard` removes a stopped machine's disks and artefact store, keeping its logs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(argv: list[str]) -> int:
                        ("replace", "boot a new machine of the stack on a blank disk in its place (a scale-out "
                                    "or a replacement) and wait until it serves"),
                        ("stop", "stop the machine and every stand-in"),
+                       ("discard", "remove a stopped machine's disks and artefact store, keeping its logs"),
                        ("durations", "print the first boot's phase durations in seconds (JSON)")):
         commands.add_parser(name, help=text).add_argument("dir", type=Path)
     args = parser.parse_args(argv)
@@ -52,11 +54,16 @@ def main(argv: list[str]) -> int:
         elif args.command == "durations":
             print(json.dumps({k: round(v, 1) for k, v in machine.phase_durations().items()}))
             return 0
+        elif args.command == "discard":
+            machine.discard()
+            return 0
         else:
             machine.stop()
             return 0
     except RehearsalError as error:
         print(error, file=sys.stderr)
+        if args.command in ("boot", "reboot", "replace") and machine.edge.is_dir():
+            print(machine.stand_in_errors(), file=sys.stderr)
         return 1
     print(json.dumps(machine.summary()), flush=True)
     return 0

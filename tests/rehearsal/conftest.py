@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -54,7 +53,8 @@ def boot(stack: str, folder: Path, *settings: str) -> Booted:
     done = rehearsal("boot", "--stack", stack, *(f"--set={s}" for s in settings), str(folder))
     if done.returncode != 0:
         rehearsal("stop", str(folder))
-        pytest.fail(f"the {stack} machine did not come up:\n{done.stderr[-6000:]}")
+        rehearsal("discard", str(folder))
+        pytest.fail(f"the {stack} machine did not come up:\n{done.stderr[-9000:]}")
     return Booted.from_line(Machine(folder), done.stdout.strip().splitlines()[-1])
 
 
@@ -70,8 +70,9 @@ def booted(request, tmp_path_factory):
     started = time.monotonic()
     rehearsal("stop", str(folder))
     stopped = time.monotonic()
-    # The machine's disk holds a vLLM install (about 7 GB): not kept with pytest's last runs.
-    shutil.rmtree(folder / "upper", ignore_errors=True)
+    # The machine's disks hold a vLLM install (about 7 GB), its store a venv.tar (about 6 GB): not kept with pytest's
+    # last runs (it keeps three), which filled a CI machine's disk.
+    rehearsal("discard", str(folder))
     # How long the end took, beside the boot's durations (docs/development.md's measured tier).
     (folder / "teardown.json").write_text(json.dumps({"stop": round(stopped - started, 1),
                                                       "remove_disk": round(time.monotonic() - stopped, 1)}))

@@ -21,6 +21,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +52,10 @@ SERVER_UNIT = "pixtral-vllm.service"
 # its dependencies install on it.
 IMAGE_PYTHON = "3.13"
 BOOT_TIMEOUT_S = float(os.environ.get("PIXTRAL_REHEARSAL_TIMEOUT", 1200))
+# Free space a machine needs in its folder's file system, in GB: its disk takes the CPU build of vLLM (about 7 GB
+# installed), and a fleet's artefact store a venv.tar of about 6 GB more, with one multipart part in flight. A full
+# disk shows first as a stand-in closing its connection mid-upload, far from its cause: refused here by name.
+FREE_GB_NEEDED = {"store": 15, "no-store": 9}
 
 
 class RehearsalError(Exception):
@@ -268,6 +273,7 @@ class Machine:
         if self.state_file.exists() and any(_alive(p) for p in self.state.pids.values()):
             raise RehearsalError(f"a machine is already running in {self.dir}: stop it first")
         self.dir.mkdir(parents=True, exist_ok=True)
+        _check_free_space(self.dir, FREE_GB_NEEDED["store" if _buckets(declared) else "no-store"])
         for sub in ("upper", "work", "root", "edge"):
             (self.dir / sub).mkdir(exist_ok=True)
         env = declared.environment
@@ -605,6 +611,31 @@ class Machine:
             _run("ip", "netns", "delete", state.netns)
         state.pids = {}
         self._save(state)
+
+    def discard(self) -> None:
+        """Removes what a stopped machine holds on disk (its disk, the disk `replace` starts from, the artefact
+        store's objects), keeping its logs, timeline durations and state: a test folder pytest keeps is then small."""
+        if self.state.pids:
+            raise RehearsalError(f"the machine in {self.dir} is running: stop it first")
+        for path in (self.dir / "upper", self.dir / "work", self.dir / "fresh-upper", self.edge / "s3"):
+            _run("rm", "-rf", "--one-file-system", str(path))
+
+    def stand_in_errors(self, lines: int = 30) -> str:
+        """The tail of each stand-in's log that holds a traceback: a failed unit's cause may be at the edge (a
+        stand-in that closed a connection says why only here)."""
+        tails = []
+        for log in sorted(self.edge.glob("*.log")):
+            text = log.read_text(errors="replace")
+            if "Traceback" in text:
+                tails.append(f"{log.name}, its last {lines} lines:\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(tails)
+
+
+def _check_free_space(folder: Path, needed_gb: int) -> None:
+    free_gb = shutil.disk_usage(folder).free / 1e9
+    if free_gb < needed_gb:
+        raise RehearsalError(f"{folder} has {free_gb:.1f} GB free; a machine of this stack needs {needed_gb} GB "
+                             "(its disk and its artefact store): free some, or boot it elsewhere")
 
 
 def _reap(pid: int) -> None:

@@ -198,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
                 with (upload / f"{number:05d}").open("rb") as part:
                     shutil.copyfileobj(part, out, CHUNK)
                 md5s += bytes.fromhex((upload / f"{number:05d}.md5").read_text())
+                # Each part goes once copied: the object then takes its size once on disk, not twice.
+                (upload / f"{number:05d}").unlink()
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(numbers)}"'
         committed = self.store.commit(bucket, key, staged, etag, self.headers.get("If-None-Match") == "*")
         shutil.rmtree(upload)
