@@ -24,9 +24,9 @@ local_nvme_devices() {
   done
 }
 
-# striped_array DISK...: one RAID 0 over the disks, found again after a reboot, never made over data (docs/vms.md).
-# Runs in $(...): no set -e.
+# striped_array DISK...: one RAID 0 over the disks, kept across reboots (docs/vms.md). In $(...): no set -e.
 striped_array() {
+  udevadm settle || :
   local array=$dev_dir/md/pixtral-cache held=("$sys_dir/block/${1##*/}"/holders/*)
   [ -e "${held[0]}" ] && { echo "$dev_dir/${held[0]##*/}"; return; }
   mdadm --assemble "$array" "$@" &>/dev/null ||
@@ -39,7 +39,7 @@ mkdir -p "$cache"
 if [ "${PIXTRAL_LOCAL_NVME:-0}" = 1 ] && ! mountpoint -q "$cache"; then
   mapfile -t disks < <(local_nvme_devices)
   if [ ${#disks[@]} -gt 1 ] && ! command -v mdadm >/dev/null; then
-    echo "no mdadm: the model cache is on one of ${#disks[@]} disks" >&2
+    echo "no mdadm: the cache is on one disk" >&2
     disks=("${disks[0]}")
   fi
   device=${disks[0]:-}
