@@ -26,7 +26,9 @@ ARRAY = "md/pixtral-cache"
 
 # mdadm as far as prepare-storage.sh uses it: --assemble and --create. A member carries the array's name in its first
 # bytes (the superblock); --assemble needs it on every disk; --create, as the real one does without --run, asks before
-# it takes a disk that already belongs to an array, and declines when stdin gives no "y". An active array shows as a
+# it takes a disk that already belongs to an array, and declines when stdin gives no "y" (mdadm's Create.c asks
+# "Continue creating array" unless runstop is 1, and util.c's ask() answers no at the end of stdin; read at
+# github.com/md-raid-utilities/mdadm d1447022). An active array shows as a
 # holder of each member in sysfs, as the kernel shows it; its data lives in one file (the stripes, seen whole).
 MDADM = textwrap.dedent("""\
     #!/usr/bin/env bash
