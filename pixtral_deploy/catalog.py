@@ -63,6 +63,13 @@ class MachineType:
     vcpus: int
     # Local NVMe / local SSD in GB; 0 when the type has none (weights then live on a network volume).
     local_nvme_gb: int = 0
+    # How many disks make up local_nvme_gb: the boot stripes them all into one array for the model cache
+    # (userdata/prepare-storage.sh), so the cache reads and writes at their sum (storage.local_nvme). AWS: the
+    # "Instance store volumes" column of "Amazon EC2 instance type specifications, accelerated computing"
+    # (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html#ac_instance-store: g6e.12xlarge 2 x 1900 GB,
+    # g6.12xlarge 4 x 940 GB, p4d.24xlarge 8 x 1000 GB, p5.48xlarge 8 x 3840 GB, the others one disk); GCP: 375 GiB
+    # Local SSDs, as many as the type takes or bundles (a3-highgpu-8g 16, a2-ultragpu-1g 1).
+    local_nvme_disks: int = 0
     # GCP G2/A2/A3 carry their GPUs in the machine type; N1 needs them attached (acceleratorType/Count).
     accelerators_built_in: bool = True
     # Local SSDs (375 GiB each) the VM must ask for when it is created, because the type does not bundle them
@@ -82,43 +89,46 @@ MACHINE_TYPES: dict[str, MachineType] = {
     m.name: m
     for m in (
         MachineType(_AWS, "g6e.xlarge", "nvidia-l40s", 1, network_gbps=20, vcpus=4, local_nvme_gb=250,
-                    sha_extensions=True),
+                    local_nvme_disks=1, sha_extensions=True),
         MachineType(_AWS, "g6e.2xlarge", "nvidia-l40s", 1, network_gbps=20, vcpus=8, local_nvme_gb=450,
-                    sha_extensions=True),
+                    local_nvme_disks=1, sha_extensions=True),
         MachineType(_AWS, "g6e.4xlarge", "nvidia-l40s", 1, network_gbps=20, vcpus=16, local_nvme_gb=600,
-                    sha_extensions=True),
+                    local_nvme_disks=1, sha_extensions=True),
         MachineType(_AWS, "g6e.12xlarge", "nvidia-l40s", 4, network_gbps=100, vcpus=48, local_nvme_gb=3800,
+                    local_nvme_disks=2, sha_extensions=True),
+        MachineType(_AWS, "g6.xlarge", "nvidia-l4", 1, network_gbps=10, vcpus=4, local_nvme_gb=250, local_nvme_disks=1,
                     sha_extensions=True),
-        MachineType(_AWS, "g6.xlarge", "nvidia-l4", 1, network_gbps=10, vcpus=4, local_nvme_gb=250,
-                    sha_extensions=True),
-        MachineType(_AWS, "g6.2xlarge", "nvidia-l4", 1, network_gbps=10, vcpus=8, local_nvme_gb=450,
+        MachineType(_AWS, "g6.2xlarge", "nvidia-l4", 1, network_gbps=10, vcpus=8, local_nvme_gb=450, local_nvme_disks=1,
                     sha_extensions=True),
         MachineType(_AWS, "g6.12xlarge", "nvidia-l4", 4, network_gbps=40, vcpus=48, local_nvme_gb=3760,
-                    sha_extensions=True),
+                    local_nvme_disks=4, sha_extensions=True),
         MachineType(_AWS, "g5.xlarge", "nvidia-a10g", 1, network_gbps=10, vcpus=4, local_nvme_gb=250,
-                    sha_extensions=True),
+                    local_nvme_disks=1, sha_extensions=True),
         MachineType(_AWS, "g5.2xlarge", "nvidia-a10g", 1, network_gbps=10, vcpus=8, local_nvme_gb=450,
-                    sha_extensions=True),
+                    local_nvme_disks=1, sha_extensions=True),
         MachineType(_AWS, "g5.12xlarge", "nvidia-a10g", 4, network_gbps=40, vcpus=48, local_nvme_gb=3800,
-                    sha_extensions=True),
-        MachineType(_AWS, "p4d.24xlarge", "nvidia-tesla-a100", 8, network_gbps=400, vcpus=96, local_nvme_gb=8000),
+                    local_nvme_disks=1, sha_extensions=True),
+        MachineType(_AWS, "p4d.24xlarge", "nvidia-tesla-a100", 8, network_gbps=400, vcpus=96, local_nvme_gb=8000,
+                    local_nvme_disks=8),
         MachineType(_AWS, "p5.48xlarge", "nvidia-h100-80gb", 8, network_gbps=3200, vcpus=192, local_nvme_gb=30720,
-                    sha_extensions=True),
+                    local_nvme_disks=8, sha_extensions=True),
         # G2 takes Local SSD on request, up to the "Max Local SSD supported" of Google's G2 table (375 GiB per
         # disk; https://cloud.google.com/compute/docs/accelerator-optimized-machines#g2-vms): the fastest storage
-        # the type offers (two disks on g2-standard-24 read 1,320 MiB/s, storage.gcp_local_ssd), well ahead of the
-        # pd-ssd boot disk (240 MB/s at 500 GB). The program attaches the most the type allows.
+        # the type offers (two disks on g2-standard-24, striped by the boot, read 1,320 MiB/s and write 700 MiB/s,
+        # storage.local_nvme), well ahead of the pd-ssd boot disk (240 MB/s at 500 GB). The program attaches the
+        # most the type allows.
         *(MachineType(_GCP, name, "nvidia-l4", gpus, network_gbps=gbps, vcpus=int(name.rsplit("-", 1)[1]),
-                      local_nvme_gb=375 * ssds, local_ssds_to_attach=ssds)
+                      local_nvme_gb=375 * ssds, local_nvme_disks=ssds, local_ssds_to_attach=ssds)
           for name, gpus, gbps, ssds in (
               ("g2-standard-4", 1, 10, 1), ("g2-standard-8", 1, 16, 1), ("g2-standard-12", 1, 16, 1),
               ("g2-standard-16", 1, 32, 1), ("g2-standard-24", 2, 32, 2), ("g2-standard-32", 1, 32, 1),
               ("g2-standard-48", 4, 50, 4), ("g2-standard-96", 8, 100, 8))),
         MachineType(_GCP, "a2-highgpu-1g", "nvidia-tesla-a100", 1, network_gbps=24, vcpus=12),
         MachineType(_GCP, "a2-highgpu-2g", "nvidia-tesla-a100", 2, network_gbps=32, vcpus=24),
-        MachineType(_GCP, "a2-ultragpu-1g", "nvidia-a100-80gb", 1, network_gbps=24, vcpus=12, local_nvme_gb=375),
+        MachineType(_GCP, "a2-ultragpu-1g", "nvidia-a100-80gb", 1, network_gbps=24, vcpus=12, local_nvme_gb=375,
+                    local_nvme_disks=1),
         MachineType(_GCP, "a3-highgpu-8g", "nvidia-h100-80gb", 8, network_gbps=1000, vcpus=208, local_nvme_gb=6000,
-                    sha_extensions=True),
+                    local_nvme_disks=16, sha_extensions=True),
         # N1 carries no GPU of its own: acceleratorType/acceleratorCount say what is attached.
         MachineType(_GCP, "n1-standard-8", "nvidia-tesla-t4", 1, network_gbps=16, vcpus=8, accelerators_built_in=False),
         MachineType(_GCP, "n1-standard-16", "nvidia-tesla-t4", 1, network_gbps=32, vcpus=16,

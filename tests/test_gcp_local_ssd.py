@@ -41,8 +41,8 @@ def test_the_count_follows_the_machine_type(machine, disks):
         MACHINE_TYPES[machine].gpu_count)})
     (vm,) = resources_of(run, INSTANCE)
     assert len(vm["inputs"]["scratchDisks"]) == disks
-    # The boot mounts the first (prepare-storage.sh does not stripe them): the cache has one disk's speed.
-    assert vm_storage(MACHINE_TYPES[machine], 500).read_mibs == 660
+    # The boot stripes them all (prepare-storage.sh): the cache reads at every disk's speed.
+    assert vm_storage(MACHINE_TYPES[machine], 500).read_mibs == 660 * disks
 
 
 def test_a_type_without_local_ssd_keeps_the_cache_on_its_boot_disk():

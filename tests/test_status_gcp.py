@@ -179,8 +179,8 @@ def test_a_fleet_at_zero_is_idle_with_the_wake_estimate(tmp_path, monkeypatch, c
     _gcloud_at(tmp_path, monkeypatch, {"autoscaler": {"autoscalingPolicy": {"maxNumReplicas": 4}}})
     code, out = _status_with(tmp_path, _zero_outputs(), capsys)
     assert code == 0, out
-    assert out.splitlines()[-1] == ("idle: scaled to zero, the first request wakes it (about 510 s: 270 s wake "
-                                    "detection + 240 s start estimate (a boot from the stack's artefact store))")
+    assert out.splitlines()[-1] == ("idle: scaled to zero, the first request wakes it (about 435 s: 270 s wake "
+                                    "detection + 165 s start estimate (a boot from the stack's artefact store))")
     described = [json.loads(line) for line in (tmp_path / "calls.log").read_text().splitlines()
                  if "describe" in line]
     assert described and f"--region={REGION}" in described[0] and f"--project={PROJECT}" in described[0]

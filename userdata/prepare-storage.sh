@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Runs every boot, first: records when the VM booted and puts the model cache on the fastest storage the machine
-# has. With local NVMe (instance store / local SSD) the cache lives there; it is blank after a stop/start (the
-# download then runs again) and kept across a reboot. Without it, the cache is on the root disk.
+# Runs every boot, first: records the boot and puts the model cache on local NVMe (instance store / local SSD) if
+# any: blank after a stop/start (the download runs again), kept across a reboot. Else it stays on the root disk.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
@@ -12,26 +11,42 @@ phase boot end
 # vLLM's launcher and readiness check run as the service user and append their phases too.
 chown "${PIXTRAL_USER:-vllm}:" "$PIXTRAL_TIMELINE"
 
-# local_nvme_device: the first local NVMe disk, on AWS (instance store) or GCP (local SSD).
-local_nvme_device() {
-  local device
-  for device in /dev/disk/by-id/google-local-nvme-ssd-0 /dev/disk/by-id/google-local-ssd-0; do
-    [ -e "$device" ] && { readlink -f "$device"; return 0; }
+dev_dir=${PIXTRAL_DEV_DIR:-/dev} sys_dir=${PIXTRAL_SYS_DIR:-/sys}
+
+# local_nvme_devices: GCP's local SSDs, AWS's instance store (EBS is NVMe too).
+local_nvme_devices() {
+  local d
+  for d in "$dev_dir"/disk/by-id/google-local{-nvme,}-ssd-[0-9]*; do
+    [[ -e $d && $d != *-part* ]] && readlink -f "$d"
   done
-  for device in /sys/block/nvme*n1; do
-    [ -e "$device/device/model" ] || continue
-    if grep -q "Instance Storage" "$device/device/model"; then
-      echo "/dev/$(basename "$device")"
-      return 0
-    fi
+  for d in "$sys_dir"/block/nvme*n1; do
+    grep -qs "Instance Storage" "$d/device/model" && echo "$dev_dir/${d##*/}"
   done
-  return 1
+}
+
+# striped_array DISK...: one RAID 0 over the disks, kept across reboots (docs/vms.md). In $(...): no set -e.
+striped_array() {
+  udevadm settle || :
+  local array=$dev_dir/md/pixtral-cache held=("$sys_dir/block/${1##*/}"/holders/*)
+  [ -e "${held[0]}" ] && { echo "$dev_dir/${held[0]##*/}"; return; }
+  mdadm --assemble "$array" "$@" &>/dev/null ||
+    mdadm --create "$array" --level=0 --raid-devices=$# --name=pixtral-cache "$@" </dev/null >&2 || return
+  echo "$array"
 }
 
 cache=$PIXTRAL_CACHE_DIR
 mkdir -p "$cache"
 if [ "${PIXTRAL_LOCAL_NVME:-0}" = 1 ] && ! mountpoint -q "$cache"; then
-  if device=$(local_nvme_device); then
+  mapfile -t disks < <(local_nvme_devices)
+  if [ ${#disks[@]} -gt 1 ] && ! command -v mdadm >/dev/null; then
+    echo "no mdadm: the cache is on one disk" >&2
+    disks=("${disks[0]}")
+  fi
+  device=${disks[0]:-}
+  if [ ${#disks[@]} -gt 1 ]; then
+    device=$(striped_array "${disks[@]}")
+  fi
+  if [ -n "$device" ]; then
     blkid "$device" >/dev/null 2>&1 || mkfs.ext4 -q -L pixtral-cache "$device"
     mount -o noatime "$device" "$cache"
     echo "model cache on local NVMe $device"
