@@ -172,6 +172,8 @@ def _publish(store: dict, pod: Path, model: str, with_tar: bool, vllm_after: flo
         time.sleep(vllm_after)
         assert sidecar.poll() is None, "the sidecar must wait for vLLM, not exit"
         assert len(_requests(store)) == before, "nothing is published before vLLM answers"
+        marker = pod / "cache/hf" / f".pixtral-downloaded-{model.replace('/', '--')}"
+        assert vllm_after == 0 or not marker.exists(), "the claim is marked complete before vLLM loaded the model"
         with _vllm_answering(port):
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
@@ -204,7 +206,7 @@ def test_the_first_pod_publishes_once_vllm_answers_and_a_later_pod_fills_its_cla
     model = f"org-{publisher_tar:d}{filler_tar:d}/tiny-pixtral"
     first, later = tmp_path / "pod-0", tmp_path / "pod-1"
     repo = _downloaded_by_vllm(first, model)
-    lines = _publish(store, first, model, publisher_tar, vllm_after=1.0)
+    lines = _publish(store, first, model, publisher_tar, vllm_after=2.0)
     assert any(line.startswith(f"artefact model/{model.replace('/', '--')}: published (") for line in lines), lines
     marker = f".pixtral-downloaded-{model.replace('/', '--')}"
     assert (first / "cache/hf" / marker).exists(), "the publishing pod's claim is marked complete"
