@@ -29,18 +29,19 @@ from pixtral_deploy.spec import StackSpec
 # The pods' Kubernetes service account when the stack keeps a store: the identity the store's rights are bound to.
 SERVICE_ACCOUNT = "pixtral-server"
 SCRIPTS_MOUNT = "/opt/pixtral/lib"
-POD_SCRIPTS = ("pixtral-lib.sh", "pixtral-artefacts.sh", "pod-fill-cache.sh", "pod-publish.sh")
+POD_SCRIPTS = ("pixtral-lib.sh", "pixtral-artefacts.sh", "pod-tools.sh", "pod-fill-cache.sh", "pod-publish.sh")
 SIDECAR_MIN_KUBERNETES = (1, 29)
 # The cloud CLI each store is reached with, one image per store scheme. Pinned by release tag only: no container
 # registry is reachable where this was written, so no digest could be read and none is invented; add `@sha256:...`
 # here when bumping from a machine that can pull them. amazon/aws-cli 2.36.7 is Amazon Linux 2023 with the CLI (its
-# docker/Dockerfile at tag 2.36.7): python3 is dnf's, tar may be absent (the script then uses Python's tarfile).
-# google-cloud-cli 573.0.0-stable is debian:trixie-slim with the CLI, whose Python is bundled, not on PATH.
+# docker/Dockerfile at tag 2.36.7): python3 is dnf's; tar and hostname may be absent (userdata/pod-tools.sh).
+# google-cloud-cli 573.0.0-stable is debian:trixie-slim with the CLI (cloud-sdk-docker's stable/Dockerfile), whose
+# Python is bundled with it, not on PATH: BUNDLED_PYTHONS.
 STORE_IMAGES = {
     "s3": "amazon/aws-cli:2.36.7",
     "gs": "gcr.io/google.com/cloudsdktool/google-cloud-cli:573.0.0-stable",
 }
-STORE_PYTHONS = {"s3": "python3", "gs": "/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python3"}
+BUNDLED_PYTHONS = {"gs": "/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python3"}
 # The fill streams the 25 GB archive through the CLI (the AWS CLI keeps 32 parts of 16 MiB in flight) and a hash;
 # the sidecar does the same once, then sleeps. Requests stay small: the GPU node's CPU and memory are vLLM's.
 STORE_CONTAINER_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
@@ -78,13 +79,15 @@ def _env(store: PodArtefactStore, spec: StackSpec, hf_home: str) -> list[dict]:
         "PIXTRAL_VLLM_VERSION": server.vllm_version,
         # The same cache folder vLLM's container reads, on the same claim.
         "HF_HOME": hf_home,
-        "PIXTRAL_TOOL_PYTHON": STORE_PYTHONS[store.scheme],
+        # The manifest's Python names a venv's; the model's artefact has none.
+        "PIXTRAL_PYTHON_VERSION": "",
         # The root is read-only: the CLIs' configuration, the timeline and temporary files go to the pod's /tmp.
         "HOME": "/tmp",
         "TMPDIR": "/tmp",
         "PIXTRAL_RUN_DIR": "/tmp",
         "PIXTRAL_TIMELINE": "/tmp/pixtral-timeline.jsonl",
         "CLOUDSDK_CONFIG": "/tmp/gcloud",
+        **({"PIXTRAL_TOOL_PYTHON": BUNDLED_PYTHONS[store.scheme]} if store.scheme in BUNDLED_PYTHONS else {}),
         **store.env,
     }
     return [{"name": name, "value": value} for name, value in values.items()]

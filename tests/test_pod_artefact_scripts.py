@@ -3,7 +3,8 @@ the ConfigMap's files, the environment the program renders for the eks stack's i
 a temporary pod), a real AWS CLI, and the rehearsal's S3 stand-in on loopback (tests/rehearsal/s3.py) where EKS Pod
 Identity's credentials and S3 would be. The PATH holds only what the scripts call, with and without tar (the
 AWS CLI's image may have none: the scripts then pack and unpack with Python's tarfile, and a pod of either kind
-reads what the other wrote).
+reads what the other wrote). Without tar the PATH has no python3 either: the scripts then find Python where
+PIXTRAL_TOOL_PYTHON says, as in Google's CLI image.
 
 The GCS path (`gcloud storage`) is not run here: Google's CLI cannot be pointed at a stand-in as the AWS CLI can.
 """
@@ -81,7 +82,8 @@ def store(tmp_path_factory) -> Iterator[dict]:
             folder.mkdir()
             for tool in TOOLS + (("tar",) if with_tar else ()):
                 (folder / tool).symlink_to(shutil.which(tool))
-            (folder / "python3").symlink_to(sys.executable)
+            if with_tar:
+                (folder / "python3").symlink_to(sys.executable)
             (folder / "aws").symlink_to(aws)
             bins[with_tar] = folder
         # Where a pod gets its credentials from EKS Pod Identity and reaches S3: the stand-in.
@@ -103,6 +105,8 @@ def _pod_env(store: dict, base: dict[str, str], pod: Path, model: str, with_tar:
         env[name] = str(pod) + value if moved else value
     env.update(PIXTRAL_LIB=str(store["lib"]), PIXTRAL_MODEL=model, PATH=str(store["bins"][with_tar]),
                **store["cloud"])
+    if not with_tar:
+        env["PIXTRAL_TOOL_PYTHON"] = sys.executable
     return env
 
 

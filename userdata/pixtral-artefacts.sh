@@ -3,9 +3,6 @@
 # there once; every later boot of the stack takes them from it instead of PyPI and Hugging Face.
 # Layout and rights: docs/cold-start.md "Warm starts". Each artefact is one tar (weights do not compress, and the
 # network outruns gzip) beside a manifest of its checksum, written last: a manifest means the data is complete.
-# The same functions fill and publish a pod's cache claim (pod-fill-cache.sh, pod-publish.sh) in an image of the
-# cloud's CLI, whose Python may not be `python3` on PATH (PIXTRAL_TOOL_PYTHON) and which may have no tar (then
-# Python's tarfile writes and reads the same archive), with a read-only root (PIXTRAL_RUN_DIR).
 # shellcheck shell=bash
 
 # s3 ARGS...: the AWS CLI with more parallel requests than its default (10 of 8 MiB, a fraction of a GPU instance's
@@ -58,7 +55,7 @@ store_write() {
 store_claim() {
   local note
   note=$(mktemp)
-  printf '%s claimed at %s\n' "${HOSTNAME:-$(hostname)}" "$(date -u +%FT%TZ)" >"$note"
+  printf '%s claimed at %s\n' "$(hostname)" "$(date -u +%FT%TZ)" >"$note"
   case $PIXTRAL_ARTEFACTS in
     s3://*) s3 s3api put-object --bucket "${PIXTRAL_ARTEFACTS#s3://}" --key "$1" --if-none-match '*' \
               --body "$note" >/dev/null ;;
@@ -72,7 +69,7 @@ store_claim() {
 # counted FILE: stdin to stdout unchanged, then "SHA256 BYTES" of what passed into FILE (checked against the
 # manifest after the stream, as the data arrives once).
 counted() {
-  "${PIXTRAL_TOOL_PYTHON:-python3}" -c '
+  python3 -c '
 import hashlib, sys
 digest, size = hashlib.sha256(), 0
 while chunk := sys.stdin.buffer.read(1 << 20):
@@ -83,39 +80,10 @@ sys.stdout.flush()
 open(sys.argv[1], "w").write(f"{digest.hexdigest()} {size}\n")' "$1"
 }
 
-# untar DIR: the tar on stdin unpacked into DIR.
-untar() {
-  if command -v tar >/dev/null; then
-    tar -x -C "$1"
-    return
-  fi
-  # The "data" filter where this Python has it: nothing lands outside DIR (the hub's symlinks stay inside it).
-  "${PIXTRAL_TOOL_PYTHON:-python3}" -c '
-import sys, tarfile
-safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
-    archive.extractall(sys.argv[1], **safe)' "$1"
-}
-
-# tar_up DIR ENTRY...: DIR's ENTRYs (symlinks kept as links) as a tar on stdout.
-tar_up() {
-  if command -v tar >/dev/null; then
-    tar -C "$1" -cf - "${@:2}"
-    return
-  fi
-  "${PIXTRAL_TOOL_PYTHON:-python3}" -c '
-import os, sys, tarfile
-os.chdir(sys.argv[1])
-with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.GNU_FORMAT) as archive:
-    for entry in sys.argv[2:]:
-        archive.add(entry)' "$@"
-}
-
 # The artefacts' keys: a venv serves one vLLM and Python version, a compile cache one vLLM version on one GPU model
 # and count, the weights one model.
 venv_prefix() { echo "vllm/$PIXTRAL_VLLM_VERSION/py$PIXTRAL_PYTHON_VERSION"; }
 model_prefix() { echo "model/${PIXTRAL_MODEL//\//--}"; }
-# The file in HF_HOME that says the model is complete there (written after a download, published with it).
 model_marker() { echo ".pixtral-downloaded-${PIXTRAL_MODEL//\//--}"; }
 compile_prefix() {
   local gpus name
@@ -137,13 +105,13 @@ fetch_artefact() {
     return 1
   fi
   rm -f "$errors"
-  want=$("${PIXTRAL_TOOL_PYTHON:-python3}" -c 'import json, sys
+  want=$(python3 -c 'import json, sys
 f = json.loads(sys.argv[1])["files"][sys.argv[2]]
 print(f["sha256"], f["bytes"])' "$manifest" "$file") ||
     { echo "artefact $PIXTRAL_ARTEFACTS/$prefix: unreadable manifest"; return 1; }
   mkdir -p "$dir"
   unpack=$(mktemp -d "$dir/.artefact.XXXXXX")
-  if store_stream "$prefix/$file" "$dir" | counted "$unpack.sum" | untar "$unpack" && got=$(cat "$unpack.sum") &&
+  if store_stream "$prefix/$file" "$dir" | counted "$unpack.sum" | tar -x -C "$unpack" && got=$(cat "$unpack.sum") &&
     [ "$got" = "$want" ]; then
     for entry in "$unpack"/* "$unpack"/.[!.]*; do
       [ -e "$entry" ] || continue
@@ -173,15 +141,15 @@ publish_artefact() {
     return 0
   fi
   sums=$(mktemp)
-  tar_up "$dir" "$@" | counted "$sums" | store_write "$prefix/$file" || { rm -f "$sums"; return 1; }
+  tar -C "$dir" -cf - "$@" | counted "$sums" | store_write "$prefix/$file" || { rm -f "$sums"; return 1; }
   read -r sha bytes <"$sums"
   rm -f "$sums"
-  "${PIXTRAL_TOOL_PYTHON:-python3}" -c '
+  python3 -c '
 import json, sys, time
 prefix, file, sha, size, vllm, python, model = sys.argv[1:]
 print(json.dumps({"artefact": prefix, "vllm": vllm, "python": python, "model": model,
                   "files": {file: {"sha256": sha, "bytes": int(size)}}, "published": round(time.time())}))' \
-    "$prefix" "$file" "$sha" "$bytes" "$PIXTRAL_VLLM_VERSION" "${PIXTRAL_PYTHON_VERSION:-}" "$PIXTRAL_MODEL" |
+    "$prefix" "$file" "$sha" "$bytes" "$PIXTRAL_VLLM_VERSION" "$PIXTRAL_PYTHON_VERSION" "$PIXTRAL_MODEL" |
     store_write "$prefix/manifest.json"
   echo "artefact $prefix: published ($bytes bytes)"
 }

@@ -8,6 +8,8 @@ set -euo pipefail
 . "${PIXTRAL_LIB:-/opt/pixtral/lib}/pixtral-lib.sh"
 # shellcheck source=userdata/pixtral-artefacts.sh
 . "${PIXTRAL_LIB:-/opt/pixtral/lib}/pixtral-artefacts.sh"
+# shellcheck source=userdata/pod-tools.sh
+. "${PIXTRAL_LIB:-/opt/pixtral/lib}/pod-tools.sh"
 
 marker="$HF_HOME/$(model_marker)"
 if [ -e "$marker" ]; then

@@ -8,6 +8,8 @@ set -euo pipefail
 . "${PIXTRAL_LIB:-/opt/pixtral/lib}/pixtral-lib.sh"
 # shellcheck source=userdata/pixtral-artefacts.sh
 . "${PIXTRAL_LIB:-/opt/pixtral/lib}/pixtral-artefacts.sh"
+# shellcheck source=userdata/pod-tools.sh
+. "${PIXTRAL_LIB:-/opt/pixtral/lib}/pod-tools.sh"
 
 # idle: a sidecar that exits is restarted by the kubelet; this one has nothing more to do until the pod stops.
 idle() {
@@ -21,7 +23,7 @@ idle() {
 # healthy: vLLM's /health on this pod answers 200. Not verified: the server's certificate names the Service, not
 # 127.0.0.1, and this is the pod's own loopback.
 healthy() {
-  "${PIXTRAL_TOOL_PYTHON:-python3}" -c '
+  python3 -c '
 import ssl, sys, urllib.request
 try:
     urllib.request.urlopen(sys.argv[1], timeout=5, context=ssl._create_unverified_context())
