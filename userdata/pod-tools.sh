@@ -4,7 +4,7 @@
 # shellcheck shell=bash
 
 if [ -n "${PIXTRAL_TOOL_PYTHON:-}" ]; then
-  true
+  python3() { command "$PIXTRAL_TOOL_PYTHON" "$@"; }
 fi
 command -v hostname >/dev/null || hostname() { echo "$HOSTNAME"; }
 if ! command -v tar >/dev/null; then
@@ -17,7 +17,7 @@ if ! command -v tar >/dev/null; then
 import sys, tarfile
 safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
-    archive.extractall(sys.argv[1] + "/x", **safe)' "$3"
+    archive.extractall(sys.argv[1], **safe)' "$3"
     elif [ "$1 $3 $4" = "-C -cf -" ]; then
       python3 -c '
 import os, sys, tarfile
