@@ -98,7 +98,9 @@ def _container(name: str, script: str, store: PodArtefactStore, spec: StackSpec,
     return {
         "name": name,
         "image": STORE_IMAGES[store.scheme],
-        "imagePullPolicy": "IfNotPresent",
+        # The tag is the pin (no digest, see STORE_IMAGES): each pull checks it still names what the registry
+        # serves, as vLLM's container does.
+        "imagePullPolicy": "Always",
         "command": ["bash", f"{SCRIPTS_MOUNT}/{script}"],
         "env": _env(store, spec, hf_home) + [{"name": k, "value": v} for k, v in extra_env.items()],
         "securityContext": security_context,
