@@ -21,6 +21,7 @@ from components.pod_artefacts import (
     SERVICE_ACCOUNT,
     SIDECAR_MIN_KUBERNETES,
     STORE_IMAGES,
+    scripts_digest,
 )
 from pixtral_deploy.catalog import region_of
 from pixtral_deploy.cloudinit import USERDATA_DIR
@@ -136,6 +137,10 @@ def test_the_scripts_come_from_a_config_map_with_the_vms_own_library(stack):
     (config_map,) = [c for c in resources_of(run, "kubernetes:core/v1:ConfigMap")
                      if c["outputs"]["metadata"]["name"] == volume["configMap"]["name"]]
     assert config_map["inputs"]["data"] == {name: (USERDATA_DIR / name).read_text() for name in POD_SCRIPTS}
+    # The ConfigMap's generated name counts as unknown in the set's digest: the scripts' own digest in the template
+    # is what makes changed scripts a new pod template (and, under rollout surge, a new set).
+    annotations = pod_controller(run)["inputs"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["pixtral/artefact-scripts-sha256"] == scripts_digest()
     for container in spec["initContainers"]:
         mount = next(m for m in container["volumeMounts"] if m["name"] == "artefact-scripts")
         assert mount == {"name": "artefact-scripts", "mountPath": SCRIPTS_MOUNT, "readOnly": True}
