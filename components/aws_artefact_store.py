@@ -16,6 +16,8 @@ from pixtral_deploy.artefacts import (
     CLAIM_EXPIRY_DAYS,
     CLAIMS_PREFIX,
     INCOMPLETE_UPLOAD_DAYS,
+    POD_ARTEFACT_PREFIXES,
+    POD_WRITABLE_PREFIXES,
     WRITABLE_PREFIXES,
     store_url,
 )
@@ -37,6 +39,32 @@ def replica_rights(bucket_arn: str) -> dict:
         {"Sid": "PublishArtefacts", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
          "Resource": [f"{bucket_arn}/{prefix}*" for prefix in WRITABLE_PREFIXES]},
     ]}
+
+
+def pod_rights(bucket_arn: str) -> dict:
+    """The pods' rights on the store: the VMs' rights narrowed to the model's files and their claims
+    (artefacts.POD_ARTEFACT_PREFIXES says why the pods need no other). Listing stays bucket-wide, as for the VMs: S3
+    answers a missing manifest with 404 only to a caller that may list the bucket, and 403 would read as a broken
+    store rather than "not published yet"; it shows key names, never data."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadModel", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": [f"{bucket_arn}/{prefix}*" for prefix in POD_ARTEFACT_PREFIXES]},
+        {"Sid": "MissingIsNotFound", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+        {"Sid": "PublishModel", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+         "Resource": [f"{bucket_arn}/{prefix}*" for prefix in POD_WRITABLE_PREFIXES]},
+    ]}
+
+
+def pod_trust_policy(account_id: str, cluster_arn: str) -> str:
+    """EKS Pod Identity may hand the role to pods of this cluster only: the service principal with sts:AssumeRole
+    and sts:TagSession (it tags the session with the pod's namespace and service account), narrowed by the
+    confused-deputy conditions AWS documents for it
+    (https://docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}, "ArnEquals": {"aws:SourceArn": cluster_arn}},
+    }]})
 
 
 def tls_only_policy(bucket_arn: str) -> dict:
@@ -125,3 +153,26 @@ class AwsArtefactStore(pulumi.ComponentResource):
             policy=self.bucket_arn.apply(lambda arn: json.dumps(replica_rights(arn))),
             opts=pulumi.ResourceOptions(parent=parent))
         return [rights, self]
+
+    def grant_pods(self, name: str, cluster_name: pulumi.Input[str], namespace: str, service_account: str,
+                   parent: pulumi.Resource) -> list[pulumi.Resource]:
+        """A role for the pods' Kubernetes service account through EKS Pod Identity (an association of the
+        cluster's namespace/serviceaccount with the role), with pod_rights on this store; returns what the pods
+        must wait for: EKS hands a pod its role's credentials only if the association exists when the pod is
+        created."""
+        child = pulumi.ResourceOptions(parent=parent)
+        invoke = pulumi.InvokeOptions(parent=parent)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        region = aws.get_region_output(opts=invoke).region
+        cluster_arn = pulumi.Output.format("arn:aws:eks:{0}:{1}:cluster/{2}", region, account, cluster_name)
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=pulumi.Output.all(account, cluster_arn).apply(lambda v: pod_trust_policy(*v)),
+            opts=child)
+        rights = aws.iam.RolePolicy(
+            f"{name}-use-artefacts", role=role.id,
+            policy=self.bucket_arn.apply(lambda arn: json.dumps(pod_rights(arn))), opts=child)
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-identity", cluster_name=cluster_name, namespace=namespace, service_account=service_account,
+            role_arn=role.arn, opts=child)
+        return [rights, association, self]

@@ -12,19 +12,34 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from components.gcp_shared import stack_labels
+from components.gcp_shared import service_account_id, stack_labels
 from pixtral_deploy.artefacts import (
     ARTEFACT_PREFIXES,
     ARTEFACT_RETENTION_DAYS,
     CLAIM_EXPIRY_DAYS,
     CLAIMS_PREFIX,
     INCOMPLETE_UPLOAD_DAYS,
+    POD_ARTEFACT_PREFIXES,
+    POD_WRITABLE_PREFIXES,
     store_url,
 )
 
 # Read (objects.get and list: a missing manifest is a 404) and create-only (objects.create, multipart uploads): the
 # creator role cannot overwrite or delete an object, which is what the claims' conditional creates rely on.
 REPLICA_ROLES = ("roles/storage.objectViewer", "roles/storage.objectCreator")
+
+
+def pod_conditions(bucket: str) -> dict[str, str]:
+    """CEL conditions that narrow REPLICA_ROLES to the pods' prefixes (artefacts.POD_ARTEFACT_PREFIXES says why no
+    other), by role. An object's resource name is `projects/_/buckets/BUCKET/objects/KEY`
+    (https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name); the viewer also keeps the bucket
+    itself, for objects.list: as on S3, a missing manifest is then "not found", not "forbidden"."""
+    def under(prefixes: tuple[str, ...]) -> list[str]:
+        return [f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")' for prefix in prefixes]
+
+    return {"roles/storage.objectViewer": " || ".join([f'resource.name == "projects/_/buckets/{bucket}"',
+                                                       *under(POD_ARTEFACT_PREFIXES)]),
+            "roles/storage.objectCreator": " || ".join(under(POD_WRITABLE_PREFIXES))}
 
 
 def lifecycle_rules() -> list[gcp.storage.BucketLifecycleRuleArgs]:
@@ -86,3 +101,27 @@ class GcpArtefactStore(pulumi.ComponentResource):
             f"{name}-artefacts-{role.rsplit('.', 1)[-1].lower()}", bucket=self.bucket_name, role=role,
             member=member, opts=pulumi.ResourceOptions(parent=parent)) for role in REPLICA_ROLES]
         return [*rights, self]
+
+    def grant_pods(self, name: str, project: str, namespace: str, service_account: str,
+                   parent: pulumi.Resource) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
+        """A Google service account of the pods' own, which the pods' Kubernetes service account acts as through
+        Workload Identity (roles/iam.workloadIdentityUser for `PROJECT.svc.id.goog[NAMESPACE/KSA]`, and the KSA's
+        `iam.gke.io/gcp-service-account` annotation: https://cloud.google.com/kubernetes-engine/docs/how-to/
+        workload-identity, "Link Kubernetes ServiceAccounts to IAM"), with REPLICA_ROLES on this bucket under
+        pod_conditions. Returns its email (the annotation's value) and what the pods must wait for."""
+        child = pulumi.ResourceOptions(parent=parent)
+        account = gcp.serviceaccount.Account(
+            f"{name}-account", project=project, account_id=service_account_id(pulumi.get_stack(), "artefacts"),
+            display_name="Pixtral pods reading and publishing the model in the stack's artefact store", opts=child)
+        binding = gcp.serviceaccount.IAMMember(
+            f"{name}-workload-identity", service_account_id=account.name, role="roles/iam.workloadIdentityUser",
+            member=f"serviceAccount:{project}.svc.id.goog[{namespace}/{service_account}]", opts=child)
+        member = account.email.apply(lambda email: f"serviceAccount:{email}")
+        conditions = self.bucket_name.apply(pod_conditions)
+        rights = [gcp.storage.BucketIAMMember(
+            f"{name}-artefacts-{role.rsplit('.', 1)[-1].lower()}", bucket=self.bucket_name, role=role, member=member,
+            condition=gcp.storage.BucketIAMMemberConditionArgs(
+                title=f"pixtral pods: {role.rsplit('.', 1)[-1]} on the model only",
+                expression=conditions.apply(lambda by_role, role=role: by_role[role])),
+            opts=child) for role in REPLICA_ROLES]
+        return account.email, [binding, *rights, self]

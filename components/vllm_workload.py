@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.pod_artefacts import SERVICE_ACCOUNT, PodArtefactStore, init_containers, scripts, scripts_digest
 from components.scale_to_zero import scales_to_zero
 from components.stack_ca import StackCa
 from pixtral_deploy.catalog import AWS_ACCELERATOR_LABEL, GFD_PRODUCT_LABEL, GFD_PRODUCTS, GKE_ACCELERATOR_LABEL
@@ -109,6 +110,9 @@ class VllmWorkloadArgs:
     instance: str = "pixtral"
     # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
     ca: StackCa | None = None
+    # The stack's artefact store (pixtral:warmStarts on eks and gke): pods fill their cache claim from it and the
+    # first one publishes the model there (components/pod_artefacts.py). None: every pod downloads from the Hub.
+    artefacts: PodArtefactStore | None = None
 
 
 def termination_grace_seconds(spec: StackSpec) -> int:
@@ -164,6 +168,8 @@ class VllmWorkload(pulumi.ComponentResource):
         super().__init__("pixtral:kubernetes:VllmWorkload", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
+        # What the pods must not start before (the store's rights and its service account), with a store.
+        self._store_ready: list[pulumi.Resource] = []
         spec = args.spec
         pods = spec.kubernetes
         self._labels = labels(spec, args.instance)
@@ -175,10 +181,13 @@ class VllmWorkload(pulumi.ComponentResource):
         ns = namespace.metadata["name"]
         secret = self._secret(ns, args)
         guard = self._guard(ns)
+        store_access = self._store_access(ns, args.artefacts) if args.artefacts else None
         service = self._service(ns, spec)
         host = service_host(service, self._service_type(spec), pods.namespace)
         tls_secret = self._tls_secret(ns, args.ca, host, spec.tls.domain, pods.namespace) if args.ca else None
         pod_template = self._pod_template(secret, guard, tls_secret, spec, args)
+        if store_access is not None:
+            pod_template = self._with_store(pod_template, store_access, spec, args.artefacts)
         if pods.shared_cache:
             workload_name = self._deployment(ns, pod_template, self._shared_cache(ns, spec, args.storage_class), spec)
         else:
@@ -238,6 +247,40 @@ class VllmWorkload(pulumi.ComponentResource):
             f"{self._name}-guard", metadata=self._generated_name(ns),
             data={GUARD_FILE: _guard_code()}, opts=self._child,
         )
+
+    def _store_access(self, ns: pulumi.Input[str], store: PodArtefactStore) -> k8s.core.v1.ConfigMap:
+        """The pods' service account, which the store's cloud identity is bound to (its token is still not mounted
+        in the pods: EKS Pod Identity and GKE's metadata server identify the pod without it), and the scripts the
+        fill and the publish run."""
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{self._name}-server",
+            metadata={"name": SERVICE_ACCOUNT, "namespace": ns, "labels": self._labels,
+                      "annotations": store.service_account_annotations},
+            automount_service_account_token=False, opts=self._child)
+        # EKS hands a pod its role's credentials only if the association exists when the pod is created.
+        self._store_ready = [service_account, *store.ready]
+        return k8s.core.v1.ConfigMap(f"{self._name}-artefact-scripts", metadata=self._generated_name(ns),
+                                     data=scripts(), opts=self._child)
+
+    def _with_store(self, template: dict, scripts_map: k8s.core.v1.ConfigMap, spec: StackSpec,
+                    store: PodArtefactStore) -> dict:
+        """The pod template with the fill and the publishing sidecar, run as vLLM is (same user, same restricted
+        security context), on the same claim and /tmp, as the service account the store's rights are bound to."""
+        pod_spec = template["spec"]
+        (vllm,) = pod_spec["containers"]
+        hf_home = next(v["value"] for v in vllm["env"] if v["name"] == "HF_HOME")
+        mounts = [m for m in vllm["volumeMounts"] if m["name"] in ("cache", "tmp")]
+        annotations = {**template["metadata"]["annotations"], "pixtral/artefact-scripts-sha256": scripts_digest()}
+        return {
+            "metadata": {**template["metadata"], "annotations": annotations},
+            "spec": {
+                **pod_spec,
+                "serviceAccountName": SERVICE_ACCOUNT,
+                "initContainers": init_containers(store, spec, hf_home, vllm["securityContext"], mounts),
+                "volumes": [*pod_spec["volumes"],
+                            {"name": "artefact-scripts", "configMap": {"name": scripts_map.metadata["name"]}}],
+            },
+        }
 
     def _claim_spec(self, spec: StackSpec, access: str, cluster_storage_class: str | None) -> dict:
         pods = spec.kubernetes
@@ -376,7 +419,8 @@ class VllmWorkload(pulumi.ComponentResource):
         the old pods may go only once the new ones serve. It also means that when `pulumi up` returns, the endpoint
         answers, and that a pod that cannot start (no GPU free, an image that does not pull) fails the update with
         the pod's own reason."""
-        return self._waiting(WORKLOAD_AWAIT, delete=delete_await(spec))
+        return pulumi.ResourceOptions.merge(self._waiting(WORKLOAD_AWAIT, delete=delete_await(spec)),
+                                            pulumi.ResourceOptions(depends_on=self._store_ready))
 
     def _stateful_set(self, ns: pulumi.Input[str], pod_template: dict, spec: StackSpec,
                       cluster_storage_class: str | None) -> pulumi.Output[str]:

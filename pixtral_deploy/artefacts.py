@@ -20,6 +20,13 @@ ARTEFACT_PREFIXES = ("vllm/", "compile/", "model/")
 CLAIMS_PREFIX = "claims/"
 # Every prefix the VM identity may write under; nothing else in the bucket is writable by it.
 WRITABLE_PREFIXES = (*ARTEFACT_PREFIXES, CLAIMS_PREFIX)
+# What pods fetch and publish (eks, gke): the model's files alone, so their identity is granted `model/` and its
+# claims and nothing else. Pods run vLLM from its image: the `vllm/` venv is a VM's install (paths under /opt/pixtral,
+# the VM's Python), which a pod neither makes nor could run. vLLM's compile cache stays on each pod's own claim
+# (VLLM_CACHE_ROOT), keyed by the GPU model: the fill runs in an init container before any GPU is looked at, so it
+# could not name the `compile/` key to fetch.
+POD_ARTEFACT_PREFIXES = ("model/",)
+POD_WRITABLE_PREFIXES = (*POD_ARTEFACT_PREFIXES, *(f"{CLAIMS_PREFIX}{prefix}" for prefix in POD_ARTEFACT_PREFIXES))
 # A claim outlives any upload (minutes): after a day its publisher has died, and the claim is released.
 CLAIM_EXPIRY_DAYS = 1
 # An upload a publisher started and never finished (its VM was replaced mid-way) keeps billing its parts until it is

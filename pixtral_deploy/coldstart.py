@@ -288,7 +288,8 @@ def cold_start(spec) -> ColdStart | None:
 
 
 def warm_starts(spec) -> bool:
-    """Whether the stack keeps an artefact store for its later boots: pixtral:warmStarts on a VM target."""
+    """Whether the stack keeps an artefact store for its later boots: pixtral:warmStarts on a target that takes it
+    (the VMs; eks and gke pods too, which have no estimate here)."""
     return spec.warm_starts
 
 

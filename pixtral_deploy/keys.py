@@ -127,9 +127,11 @@ class Key:
 _NO_DNS_ON_AN_EXISTING_CLUSTER = ("the program knows no DNS service of an existing cluster's cloud; point a record "
                                   "of your own at the endpoint's address")
 
-# Pods keep vLLM in their image and the weights in their cache volume; a bucket for them is not built yet.
-_NO_ARTEFACT_STORE_FOR_PODS = ("pods keep the weights in their cache volume (pixtral:cacheSizeGb, "
-                               "pixtral:sharedCache); the artefact store serves VMs only")
+# The store's bucket and the identity that reads it are made in the cloud account of a stack that creates machines;
+# a cluster reached through a kubeconfig alone comes with no cloud account to make them in.
+_NO_ARTEFACT_STORE_ON_AN_EXISTING_CLUSTER = ("the program knows no cloud account of an existing cluster to make the "
+                                             "store's bucket and the pods' identity in; pods keep the weights in "
+                                             "their cache volume (pixtral:cacheSizeGb, pixtral:sharedCache)")
 
 AWS, AWS_VMS = on_cloud("aws"), on_cloud("aws", "vm")
 GCP, GCP_VMS = on_cloud("gcp"), on_cloud("gcp", "vm")
@@ -266,10 +268,11 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("warmPool", Whole(0, MAX_REPLICAS), 0, "Fleet: stopped instances that already hold vLLM and the weights, "
         "resumed on scale-out instead of a cold boot (on-demand only, one instance type; the weights stay on the "
         "EBS root disk).", targets=AWS_VMS),
-    Key("warmStarts", Boolean(), True, "The stack's own artefact store (an S3 bucket on `aws`, a GCS bucket on "
-        "`gcp`, deleted with the stack): the first VM publishes vLLM, its compile cache and the weights there, every "
-        "later boot fetches them instead of PyPI and Hugging Face; `false`: no bucket, every boot installs and "
-        "downloads.", targets=VMS, elsewhere=_NO_ARTEFACT_STORE_FOR_PODS),
+    Key("warmStarts", Boolean(), True, "The stack's own artefact store (an S3 bucket on `aws` and `eks`, a GCS "
+        "bucket on `gcp` and `gke`, deleted with the stack): the first VM publishes vLLM, its compile cache and the "
+        "weights there, every later boot fetches them instead of PyPI and Hugging Face; on `eks` and `gke` the first "
+        "pod publishes the weights and later pods fill their cache volume from it; `false`: no bucket, every boot "
+        "installs and downloads.", targets=MACHINES_MADE, elsewhere=_NO_ARTEFACT_STORE_ON_AN_EXISTING_CLUSTER),
     Key("autoscaler", Choice(AUTOSCALERS), None, "What scales the pods with `autoscale`: `keda` (a KEDA "
         "ScaledObject on a Prometheus query) or `hpa` (a HorizontalPodAutoscaler on the custom metrics API). On `gke` "
         "the program installs KEDA and reads GKE's managed Prometheus; on a cluster `eks` creates it installs KEDA, "

@@ -27,8 +27,10 @@ S3_BUCKET = "aws:s3/bucket:Bucket"
 GCS_BUCKET = "gcp:storage/bucket:Bucket"
 BUCKETS = (S3_BUCKET, GCS_BUCKET)
 GCS_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
-AWS = stacks_of("aws")
-GCP = stacks_of("gcp")
+# The store's own settings, wherever a stack keeps one: VMs and the pods of eks and gke.
+AWS = stacks_of("aws", "eks")
+GCP = stacks_of("gcp", "gke")
+GCP_VMS = stacks_of("gcp")
 OFF = {"pixtral:warmStarts": "false"}
 # What a replica boots from: it must not exist before the rights on the store do.
 REPLICA_MACHINES = ("aws:ec2/instance:Instance", "aws:autoscaling/group:Group", "gcp:compute/instance:Instance",
@@ -174,15 +176,15 @@ def test_gcs_store_is_private_and_keeps_no_deleted_copies(stack):
     assert inputs["softDeletePolicy"] == {"retentionDurationSeconds": 0}
 
 
-@pytest.mark.parametrize(("stack", "settings"), [(s, {}) for s in GCP] + [
-    ("gcp-fleet", {"pixtral:zones": '["europe-west4-a", "europe-west4-b"]'})], ids=[*GCP, "gcp-fleet-zones"])
+@pytest.mark.parametrize(("stack", "settings"), [(s, {}) for s in GCP_VMS] + [
+    ("gcp-fleet", {"pixtral:zones": '["europe-west4-a", "europe-west4-b"]'})], ids=[*GCP_VMS, "gcp-fleet-zones"])
 def test_gcs_store_is_in_the_replicas_region(stack, settings):
     run = _ok(stack, settings)
     region = run["outputs"].get("region") or region_of(run["outputs"]["zone"])
     assert _bucket(run)["inputs"]["location"] == region.upper()
 
 
-@pytest.mark.parametrize("stack", GCP)
+@pytest.mark.parametrize("stack", GCP_VMS)
 def test_gcp_service_account_reads_and_creates_in_its_stacks_bucket_only(stack):
     run = _ok(stack)
     (account,) = resources_of(run, "gcp:serviceaccount/account:Account")
@@ -196,15 +198,13 @@ def test_gcp_service_account_reads_and_creates_in_its_stacks_bucket_only(stack):
     assert not [role for role in project_roles if role.startswith("roles/storage.")], project_roles
 
 
-@pytest.mark.parametrize("target", [t.name for t in all_targets() if PODS(t)])
-def test_a_kubernetes_target_refuses_warm_starts_by_name(target):
-    raw = {"target": target, "warmStarts": "true"}
-    if target == "kubernetes":
-        raw["gpuType"] = "nvidia-l40s"
+@pytest.mark.parametrize("target", [t.name for t in all_targets() if PODS(t) and not t.creates_machines])
+def test_an_existing_cluster_target_refuses_warm_starts_by_name(target):
+    raw = {"target": target, "warmStarts": "true", "gpuType": "nvidia-l40s"}
     with pytest.raises(ConfigError) as refused:
         load_spec(raw)
-    assert f"pixtral:warmStarts only applies to target aws or gcp, not to pixtral:target {target}" \
-        in str(refused.value), str(refused.value)
+    assert f"pixtral:warmStarts only applies to target aws, gcp, eks or gke, not to pixtral:target {target} (the " \
+        "program knows no cloud account of an existing cluster" in str(refused.value), str(refused.value)
 
 
 def test_a_kubernetes_stack_setting_warm_starts_declares_nothing():
@@ -213,8 +213,8 @@ def test_a_kubernetes_stack_setting_warm_starts_declares_nothing():
     assert run["resources"] == []
 
 
-@pytest.mark.parametrize("stack", stacks_of("kubernetes", "eks", "gke"))
-def test_kubernetes_stacks_keep_no_store(stack):
+@pytest.mark.parametrize("stack", stacks_of("kubernetes"))
+def test_existing_cluster_stacks_keep_no_store(stack):
     run = _ok(stack)
     assert not any(r["type"] in BUCKETS for r in run["resources"]) and "artefacts" not in run["outputs"]
     assert load_spec({k.removeprefix("pixtral:"): v for k, v in run["config"].items()

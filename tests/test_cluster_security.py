@@ -29,7 +29,8 @@ def test_gke_enforces_network_policy_with_dataplane_v2():
 
 def test_gke_nodes_run_as_a_dedicated_service_account_with_the_minimal_node_role():
     run = run_stack("gke")
-    (account,) = [a for a in resources_of(run, "gcp:serviceaccount/account:Account")]
+    # The nodes' account; the pods' own (the artefact store's, tests/test_pod_artefacts.py) is not the nodes'.
+    (account,) = [a for a in resources_of(run, "gcp:serviceaccount/account:Account") if a["name"] == "pixtral-nodes"]
     email = account["outputs"]["email"]
     pools = [p["inputs"]["nodeConfig"] for p in resources_of(run, "gcp:container/nodePool:NodePool")]
     default_pool = _one(run, "gcp:container/cluster:Cluster")["inputs"]["nodeConfig"]
@@ -44,7 +45,8 @@ def test_gke_nodes_run_as_a_dedicated_service_account_with_the_minimal_node_role
 
 def test_gke_node_pools_on_an_existing_cluster_use_the_dedicated_account_too():
     run = run_stack("gke", {"pixtral:clusterName": "theirs"})
-    email = _one(run, "gcp:serviceaccount/account:Account")["outputs"]["email"]
+    (account,) = [a for a in resources_of(run, "gcp:serviceaccount/account:Account") if a["name"] == "pixtral-nodes"]
+    email = account["outputs"]["email"]
     assert [p["inputs"]["nodeConfig"]["serviceAccount"]
             for p in resources_of(run, "gcp:container/nodePool:NodePool")] == [email]
 

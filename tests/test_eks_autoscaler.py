@@ -11,11 +11,17 @@ import pytest
 from chart_values import CHARTS, values_the_chart_ignores, vendored_values
 from conftest import POD_CONTROLLER_TYPES, resources_of, run_stack, stacks_of
 
-from components.eks_cluster_autoscaler import APP_VERSION, CHART_VERSION, SERVICE_ACCOUNT, WRITE_ACTIONS
+from components.eks_cluster_autoscaler import APP_VERSION, CHART_VERSION, NAMESPACE, SERVICE_ACCOUNT, WRITE_ACTIONS
 from pixtral_deploy.spec import KUBERNETES_VERSION
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+
+
+def _autoscaler_associations(run: dict) -> list[dict]:
+    """The autoscaler's Pod Identity associations (the server pods' own, for the artefact store, are in the
+    workload's namespace: tests/test_pod_artefacts.py)."""
+    return [a for a in resources_of(run, ASSOCIATION) if a["inputs"]["namespace"] == NAMESPACE]
 # The pinned chart's own values.yaml and the pinned autoscaler's flag table, vendored (first line: where from).
 CHART_VALUES = vendored_values("cluster-autoscaler", CHART_VERSION)
 FLAGS = set(re.findall(r"^\| `([a-z0-9-]+)` \|", (CHARTS / f"cluster-autoscaler-{APP_VERSION}-flags.md").read_text(),
@@ -40,7 +46,7 @@ def _cluster_name(run: dict) -> str:
 
 def _autoscaler_role(run: dict) -> tuple[dict, dict]:
     """The role the Pod Identity association names, and its inline policy."""
-    (association,) = resources_of(run, ASSOCIATION)
+    (association,) = _autoscaler_associations(run)
     (role,) = [r for r in resources_of(run, "aws:iam/role:Role")
                if r["outputs"]["arn"] == association["inputs"]["roleArn"]]
     policies = [p for p in resources_of(run, "aws:iam/rolePolicy:RolePolicy") if p["inputs"]["role"] == role["id"]]
@@ -107,7 +113,7 @@ def _actions(statement: dict) -> list[str]:
 
 def test_the_pod_identity_association_names_the_charts_service_account():
     run = _ok()
-    (association,) = resources_of(run, ASSOCIATION)
+    (association,) = _autoscaler_associations(run)
     values = _autoscaler_release(run)["inputs"]["values"]
     assert values["rbac"]["serviceAccount"]["create"] is True
     assert (association["inputs"]["namespace"], association["inputs"]["serviceAccount"]) == (
@@ -146,7 +152,7 @@ def test_a_starting_gpu_node_is_known_as_one_so_the_autoscaler_adds_no_second(se
 def test_a_reused_eks_cluster_gets_no_autoscaler():
     run = _ok({"pixtral:clusterName": "theirs"})
     assert not [r for r in resources_of(run, RELEASE) if r["inputs"]["chart"] == "cluster-autoscaler"]
-    assert not resources_of(run, ASSOCIATION)
+    assert not _autoscaler_associations(run)
     assert not [r for r in run["resources"] if r["type"] == "pixtral:aws:EksClusterAutoscaler"]
 
 
@@ -155,4 +161,4 @@ def test_no_cluster_autoscaler_on_gke_or_kubernetes(stack):
     run = run_stack(stack)
     assert run["error"] is None, run["error"]
     assert not [r for r in resources_of(run, RELEASE) if r["inputs"]["chart"] == "cluster-autoscaler"]
-    assert not resources_of(run, ASSOCIATION)
+    assert not _autoscaler_associations(run)

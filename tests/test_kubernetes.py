@@ -28,7 +28,7 @@ from manifest_schemas import validate
 from pixtral_deploy import targets
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_deploy.manifests import REDACTED, manifests
-from pixtral_deploy.server import vllm_command
+from pixtral_deploy.server import GUARD_FILE, vllm_command
 from pixtral_deploy.spec import KUBERNETES_VERSION
 
 # The stacks as shipped with a fixed replica count: the tests add replicas or autoscale themselves (an autoscaled
@@ -192,8 +192,10 @@ def test_a_rotated_key_or_a_new_guard_rolls_the_pods(stack):
     # replacement gets a new generated name, the pod template that refers to it changes, and the pods roll.
     run = run_stack(stack)
     (secret,) = opaque_secrets(run)
-    (guard,) = resources_of(run, "kubernetes:core/v1:ConfigMap")
-    for obj in (secret, guard):
+    config_maps = resources_of(run, "kubernetes:core/v1:ConfigMap")
+    # The guard's, and with warm starts the store scripts' (tests/test_pod_artefacts.py): both read at start only.
+    (guard,) = [c for c in config_maps if GUARD_FILE in c["inputs"]["data"]]
+    for obj in (secret, *config_maps):
         assert "name" not in obj["inputs"]["metadata"], f"{obj['name']}: a fixed name would keep the pods as they are"
     pod = _deployment_of(run)["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}

@@ -165,7 +165,8 @@ def test_gke_scrapes_vllm_with_the_api_key_into_managed_prometheus_and_keda_read
               for g in resources_of(run, "gcp:projects/iAMMember:IAMMember")
               if g["inputs"]["member"] == f"serviceAccount:{email}"]
     assert grants == [("roles/monitoring.viewer", f"serviceAccount:{email}")], "KEDA's identity reads metrics, only"
-    (identity,) = resources_of(run, "gcp:serviceaccount/iAMMember:IAMMember")
+    (identity,) = [i for i in resources_of(run, "gcp:serviceaccount/iAMMember:IAMMember")
+                   if i["inputs"]["serviceAccountId"] == reader["outputs"]["name"]]
     assert identity["inputs"]["member"] == "serviceAccount:pixtral-mock-project.svc.id.goog[keda/keda-operator]"
     (scaled,) = resources_of(run, SCALED_OBJECT)
     (trigger,) = scaled["inputs"]["spec"]["triggers"]

@@ -8,7 +8,7 @@
 # s3 ARGS...: the AWS CLI with more parallel requests than its default (10 of 8 MiB, a fraction of a GPU instance's
 # network); 32 of 16 MiB keep half a GiB in flight.
 s3() {
-  local config=/run/pixtral-aws-s3.config
+  local config=${PIXTRAL_RUN_DIR:-/run}/pixtral-aws-s3.config
   [ -e "$config" ] ||
     printf '[default]\ns3 =\n  max_concurrent_requests = 32\n  multipart_chunksize = 16MB\n' >"$config"
   AWS_CONFIG_FILE=$config aws --region "$PIXTRAL_AWS_REGION" "$@"
@@ -84,6 +84,7 @@ open(sys.argv[1], "w").write(f"{digest.hexdigest()} {size}\n")' "$1"
 # and count, the weights one model.
 venv_prefix() { echo "vllm/$PIXTRAL_VLLM_VERSION/py$PIXTRAL_PYTHON_VERSION"; }
 model_prefix() { echo "model/${PIXTRAL_MODEL//\//--}"; }
+model_marker() { echo ".pixtral-downloaded-${PIXTRAL_MODEL//\//--}"; }
 compile_prefix() {
   local gpus name
   gpus=$(nvidia-smi -L) || return 1

@@ -180,6 +180,18 @@ class Eks(_OnAws, KubernetesTarget):
         cluster = EksGpuCluster("pixtral", EksGpuClusterArgs(stack.spec))
         return {**deploy_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
 
+    def pod_artefact_store(self, stack: Any, cluster: Any) -> Any:
+        """An S3 bucket and a role the pods' service account gets through EKS Pod Identity (the cluster's
+        eks-pod-identity-agent add-on: the program installs it on a cluster it creates; a reused cluster must run
+        it, docs/kubernetes.md)."""
+        from components.aws_artefact_store import AwsArtefactStore
+        from components.pod_artefacts import SERVICE_ACCOUNT, PodArtefactStore
+
+        store = AwsArtefactStore("pixtral-artefacts")
+        ready = store.grant_pods("pixtral-pods", cluster.cluster_name, stack.spec.kubernetes.namespace,
+                                 SERVICE_ACCOUNT, parent=store)
+        return PodArtefactStore(url=store.url, scheme="s3", env={"PIXTRAL_AWS_REGION": aws_region()}, ready=ready)
+
 
 
 register(Aws())

@@ -269,6 +269,20 @@ class Gke(_OnGcp, KubernetesTarget):
                                                              zone=stack.location.zone))
         return {**deploy_workload(stack, api_key, ca, cluster), "clusterName": cluster.cluster_name}
 
+    def pod_artefact_store(self, stack: Any, cluster: Any) -> Any:
+        """A GCS bucket in the nodes' region and a Google service account the pods' Kubernetes service account acts
+        as through Workload Identity (on for a cluster the program creates and on its GPU node pool; a reused
+        cluster must have it on, docs/kubernetes.md)."""
+        from components.gcp_artefact_store import GcpArtefactStore
+        from components.pod_artefacts import SERVICE_ACCOUNT, PodArtefactStore
+
+        location = stack.location
+        store = GcpArtefactStore("pixtral-artefacts", location.project, stack.spec.gcp.region(location.zone))
+        email, ready = store.grant_pods("pixtral-pods", location.project, stack.spec.kubernetes.namespace,
+                                        SERVICE_ACCOUNT, parent=store)
+        return PodArtefactStore(url=store.url, scheme="gs",
+                                service_account_annotations={"iam.gke.io/gcp-service-account": email}, ready=ready)
+
     def installs_keda(self, spec: Any) -> bool:
         """Every gke cluster, a reused one too: KEDA there must sign in to Managed Prometheus as the program's
         reader (Workload Identity on its operator's service account), which a cluster's own KEDA does not."""

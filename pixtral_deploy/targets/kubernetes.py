@@ -240,6 +240,11 @@ class KubernetesTarget(Target):
     def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:
         return {"kubernetes": kubernetes_settings(settings, node)}
 
+    def pod_artefact_store(self, stack: Any, cluster: Any) -> Any:
+        """pixtral:warmStarts: the stack's artefact store and the cloud identity of the pods' service account
+        (components/pod_artefacts.py PodArtefactStore). Only targets in the key's scope are asked."""
+        raise NotImplementedError(f"target {self.name} keeps no artefact store")
+
     def managed_metrics_source(self, stack: Any, workload: Any, on_cluster: Any) -> tuple[Any, Any, list]:
         """(Prometheus URL, KEDA TriggerAuthentication, what the scaler waits for) when the target sets up the
         metrics (managed_metrics); the user's pixtral:prometheusUrl otherwise, queried by the KEDA the program
@@ -262,9 +267,10 @@ def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str
 
     spec = stack.spec
     on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
+    store = spec.runs_on.pod_artefact_store(stack, cluster) if spec.warm_starts else None
     workload = VllmWorkload("pixtral", VllmWorkloadArgs(
         spec, api_key=api_key, hf_token=stack.secrets.hf_token, node_selector=cluster.node_selector,
-        storage_class=cluster.storage_class, instance=pulumi.get_stack(), ca=ca), opts=on_cluster)
+        storage_class=cluster.storage_class, instance=pulumi.get_stack(), ca=ca, artefacts=store), opts=on_cluster)
     address, endpoint = workload.address, workload.endpoint
     if spec.scaling.autoscale:
         wake = _autoscaler(stack, workload, ca, on_cluster)
@@ -275,7 +281,8 @@ def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str
     if spec.tls.domain:
         cluster.endpoint_record(spec.tls.domain, spec.tls.dns_zone, address)
     return {"endpoint": endpoint, "namespace": workload.namespace, "service": workload.service_name,
-            "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items())}
+            "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items()),
+            **({"artefacts": store.url} if store else {})}
 
 
 def _autoscaler(stack: Any, workload: Any, ca: Any, on_cluster: Any) -> Any:
