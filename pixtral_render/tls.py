@@ -3,8 +3,8 @@
 The provider makes keys and certificates locally (no cloud), so the mock does the same: real PEM from the
 resource's inputs, which tests parse to check the subject alternative names, the signature chain and the key usage.
 Unlike the provider, the mock is deterministic (keys derived from the resource's name, deterministic ECDSA, serials
-from the inputs, validity from today's midnight): two runs of one stack declare the same user data, as two
-`pulumi up` runs do with the certificate kept in the state.
+from the inputs, validity from today's midnight, or from RENDER_DAY_VARIABLE's day when set): two runs of one stack
+declare the same user data, as two `pulumi up` runs do with the certificate kept in the state.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import ipaddress
 import json
+import os
 from typing import Any
 
 from cryptography import x509
@@ -68,9 +69,22 @@ def _private_key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# YYYY-MM-DD: the day every certificate's validity starts from, in place of today. A test session sets it once, so
+# that runs on either side of midnight declare the same certificates (a suite that ran across midnight compared a
+# render after it with a run before it, and their user data differed).
+RENDER_DAY_VARIABLE = "PIXTRAL_RENDER_DAY"
+
+
+def validity_start() -> datetime.datetime:
+    day = os.environ.get(RENDER_DAY_VARIABLE)
+    if day:
+        return datetime.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _certificate(subject: x509.Name, issuer: x509.Name, public_key: Any, signer: Any, inputs: dict[str, Any],
                  names: list[x509.GeneralName]) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = validity_start()
     uses = set(inputs.get("allowedUses") or [])
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
                .serial_number(_digest("serial", inputs) >> 100).not_valid_before(now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import datetime
 import json
 import os
 import select
@@ -20,6 +21,12 @@ import yaml
 from pixtral_deploy import targets
 from pixtral_deploy.cloudinit import declared_user_data
 from pixtral_render.engine import stack_files
+from pixtral_render.tls import RENDER_DAY_VARIABLE
+
+# One day for every mock certificate of the session (pixtral_render/tls.py), set before xdist starts its workers and
+# before any program run, which inherit it: a session that runs across midnight declares the same certificates in a
+# run before it and a render after it.
+os.environ.setdefault(RENDER_DAY_VARIABLE, datetime.datetime.now(datetime.timezone.utc).date().isoformat())
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACKS = sorted(stack_files(PROJECT_DIR))

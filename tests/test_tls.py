@@ -4,6 +4,7 @@ the private key stays a secret end to end, and `pixtral:tls false` brings plain 
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 from urllib.parse import urlsplit
 
@@ -343,3 +344,14 @@ def test_mock_key_pem_is_real(deployed):
 
     assert load_pem_private_key(key.encode(), password=None).key_size >= 256
     assert base64.b64decode(pem_body(key))
+
+
+def test_a_session_declares_one_day_s_certificates_across_midnight(monkeypatch):
+    """The mock's certificates start on the session's day (tests/conftest.py sets it), not on the clock's: a render
+    after midnight declares the user data a run before it did."""
+    from pixtral_render.tls import RENDER_DAY_VARIABLE, validity_start
+
+    monkeypatch.setenv(RENDER_DAY_VARIABLE, "2026-12-06")
+    assert validity_start().isoformat() == "2026-12-06T00:00:00+00:00"
+    monkeypatch.delenv(RENDER_DAY_VARIABLE)
+    assert validity_start().hour == 0 and validity_start().date() >= datetime.date(2026, 12, 7)
