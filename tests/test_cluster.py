@@ -272,8 +272,9 @@ def test_in_place_rollout_updates_one_set_pod_by_pod(k8s, kube):
     assert "12288" in " ".join(live["spec"]["template"]["spec"]["containers"][0]["args"])
     # Pod by pod: the set never had both replicas unready at once, and the Service always had an endpoint.
     # Only this rollout's states (from `start`): the watches' first events show the set as it was before the up.
-    ready_counts = [state.ready for seq, state in recorder.sets if state.name == "pixtral" and seq >= recorder.start]
-    assert min(ready_counts) == 1, ready_counts
+    states = [(seq, state) for seq, state in recorder.sets if state.name == "pixtral" and seq >= recorder.start]
+    ready_counts = [state.ready for _, state in states]
+    assert min(ready_counts) == 1, [(seq, s.event, s.replicas, s.ready, s.updated) for seq, s in states]
     counts = recorder.ready_endpoints_after(recorder.start)
     assert counts and min(counts) >= 1, counts
 

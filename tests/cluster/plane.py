@@ -190,8 +190,14 @@ def _start(bin_dir: Path, run: Path, processes: _Processes) -> Plane:
                             ("kube-scheduler", "system:kube-scheduler")):
         pair = authority.issue(component, user)
         config = _kubeconfig(run / f"{component}.kubeconfig", server, ca, pair, user)
+        # --node-monitor-grace-period: kwok renews the fake nodes' heartbeats, and on a starved 2-core machine it can
+        # fall behind the default 50 s; the node controller then marks the node NotReady and every pod on it
+        # unready at once, which a rollout check reads as the workload dropping both replicas (seen once in CI
+        # under load: readyReplicas 0 during an in-place rollout that a quiet run passes). The tier checks the
+        # workload's rollouts, not node failure detection.
         extra = ([f"--service-account-private-key-file={service_accounts.key}", f"--root-ca-file={ca}",
-                  "--use-service-account-credentials=true", f"--cluster-cidr={POD_CIDR}"]
+                  "--use-service-account-credentials=true", f"--cluster-cidr={POD_CIDR}",
+                  "--node-monitor-grace-period=10m"]
                  if component == "kube-controller-manager" else [])
         processes.start(component, [
             str(bin_dir / component), f"--kubeconfig={config}", f"--authentication-kubeconfig={config}",
