@@ -370,6 +370,13 @@ class Machine:
                       f"Environment=AWS_ENDPOINT_URL_S3=http://127.0.0.1:{S3_PORT}",
                       "Environment=AWS_ACCESS_KEY_ID=rehearsal AWS_SECRET_ACCESS_KEY=rehearsal"]
         (dropin / "50-rehearsal.conf").write_text("\n".join(lines) + "\n")
+        if _buckets(declared):
+            # vLLM streams the weights from the artefact store itself (Run:ai's streamer): its clients at the same
+            # stand-in, as the instance's identity would let them reach the real store.
+            store = self.root / f"etc/systemd/system/{SERVER_UNIT}.d"
+            store.mkdir(parents=True, exist_ok=True)
+            (store / "60-rehearsal-store.conf").write_text("\n".join(["[Service]", *STREAMER_EDGE[declared.cloud](
+                f"http://127.0.0.1:{S3_PORT}", declared.location)]) + "\n")
 
     def _spawn(self, name: str, command: list[str], state: MachineState, netns: bool = True) -> None:
         state.commands[name] = (["ip", "netns", "exec", state.netns] if netns else []) + command
@@ -663,6 +670,21 @@ def _gpu_of(declared: Declared) -> tuple[str, int]:
     known = MACHINE_TYPES[names]
     count = int(settings.get("pixtral:acceleratorCount", known.gpu_count))
     return known.gpu, count
+
+
+# The environment that points Run:ai's streamer at the rehearsal's store (tests/rehearsal/s3.py) instead of the
+# cloud's: on AWS its C++ client reads AWS_ENDPOINT_URL (the AWS API stand-in's for every other unit, so set for the
+# server alone) and its Python side boto3; path-style, as the stand-in serves. On GCP google-cloud-cpp reads
+# CLOUD_STORAGE_EMULATOR_ENDPOINT and google-cloud-storage STORAGE_EMULATOR_HOST, both against the stand-in's JSON API,
+# anonymously (a real VM's come from the metadata server, with its project).
+STREAMER_EDGE = {
+    "aws": lambda url, _location: [f"Environment=AWS_ENDPOINT_URL={url}",
+                                   "Environment=RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING=0"],
+    "gcp": lambda url, project: [f"Environment=CLOUD_STORAGE_EMULATOR_ENDPOINT={url}",
+                                 f"Environment=STORAGE_EMULATOR_HOST={url}",
+                                 "Environment=RUNAI_STREAMER_GCS_USE_ANONYMOUS_CREDENTIALS=true",
+                                 f"Environment=GOOGLE_CLOUD_PROJECT={project}"],
+}
 
 
 def _buckets(declared: Declared) -> list[str]:

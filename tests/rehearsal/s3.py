@@ -6,7 +6,9 @@ RSS), so this one writes to disk. What it serves, path-style (`/BUCKET/KEY`):
 - PutObject, with `If-None-Match: *` refused by 412 PreconditionFailed when the key exists (created with a hard
   link, so of two racing writers exactly one wins, as S3's conditional write);
 - CreateMultipartUpload, UploadPart, CompleteMultipartUpload (also with `If-None-Match`), AbortMultipartUpload;
-- GetObject (with `Range`, which the CLI uses for parallel reads) and HeadObject; ListObjectsV2 (prefix only).
+- GetObject (with `Range`, which the CLI uses for parallel reads) and HeadObject; ListObjectsV2 (prefix only);
+- GCS's JSON API for reads (`/storage/v1/b/...`, `/download/storage/v1/b/...`: bucket, listing, object metadata,
+  media with `Range`), which Run:ai's streamer uses in vLLM on GCP machines, over the same objects.
 Bodies may come `aws-chunked` (the CLI's streamed checksums); they are decoded. Every request is appended to
 `--log` as {"time", "service", "method", "path"} (service "s3", or `--service`'s name: on GCP machines this store
 stands behind the rehearsal's `gcloud storage`, tests/rehearsal/machine.py).
@@ -224,6 +226,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.command == "GET":
             self._log()
+        if self.command == "GET" and self.path.startswith(GCS_JSON_PATHS):
+            self._gcs_json()
+            return
         bucket, key, query = self._target()
         if not self._exists(bucket):
             return
@@ -235,6 +240,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, b"" if self.command == "HEAD" else _error("NoSuchKey", "The specified key does not "
                                                                        "exist."))
             return
+        self._object_data(bucket, key, path)
+
+    def _object_data(self, bucket: str, key: str, path: Path) -> None:
+        """The object's bytes, or the `Range` of them asked for (206), as S3 and GCS's media downloads answer."""
         size = path.stat().st_size
         start, end = 0, size - 1
         status = 200
@@ -276,6 +285,57 @@ class Handler(BaseHTTPRequestHandler):
                          f"<Name>{escape(bucket)}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>"
                          f"{contents.count('<Contents>')}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false"
                          f"</IsTruncated>{contents}</ListBucketResult>").encode())
+
+
+    # -- GCS's JSON API, for the clients that skip `gcloud` ---------------------------------------------------
+    def _gcs_json(self) -> None:
+        """What Run:ai's streamer asks of GCS (its Python side through google-cloud-storage at STORAGE_EMULATOR_HOST,
+        its C++ side through google-cloud-cpp at CLOUD_STORAGE_EMULATOR_ENDPOINT): a bucket's metadata, a listing by
+        prefix, an object's metadata, and its media (`alt=media`, with `Range`), from the same files as S3's."""
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        match = re.fullmatch(r"(?:/download)?/storage/v1/b/([^/]+)(?:/o(?:/(.+))?)?", url.path)
+        if not match:
+            self._send(404, _gcs_error(404, f"not served here: {url.path}"), content_type="application/json")
+            return
+        bucket, key = urllib.parse.unquote(match[1]), urllib.parse.unquote(match[2] or "")
+        if not self.store.bucket(bucket).is_dir():
+            self._send(404, _gcs_error(404, "The specified bucket does not exist."), content_type="application/json")
+            return
+        if "/o" not in url.path:
+            self._send(200, json.dumps({"kind": "storage#bucket", "id": bucket, "name": bucket}).encode(),
+                       content_type="application/json")
+            return
+        if not key:
+            prefix = query.get("prefix", [""])[0]
+            root = self.store.bucket(bucket) / "objects"
+            keys = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+            items = [self._gcs_object(bucket, k, root / k) for k in keys if k.startswith(prefix)]
+            self._send(200, json.dumps({"kind": "storage#objects", "items": items}).encode(),
+                       content_type="application/json")
+            return
+        path = self.store.object_path(bucket, key)
+        if not path.is_file():
+            self._send(404, _gcs_error(404, f"No such object: {bucket}/{key}"), content_type="application/json")
+        elif query.get("alt") == ["media"]:
+            self._object_data(bucket, key, path)
+        else:
+            self._send(200, json.dumps(self._gcs_object(bucket, key, path)).encode(), content_type="application/json")
+
+    def _gcs_object(self, bucket: str, key: str, path: Path) -> dict:
+        stat = path.stat()
+        updated = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(stat.st_mtime))
+        return {"kind": "storage#object", "id": f"{bucket}/{key}/1", "name": key, "bucket": bucket,
+                "generation": "1", "metageneration": "1", "contentType": "application/octet-stream",
+                "size": str(stat.st_size), "timeCreated": updated, "updated": updated,
+                "etag": self.store.etag_path(bucket, key).read_text().strip('"')}
+
+
+GCS_JSON_PATHS = ("/storage/v1/b/", "/download/storage/v1/b/")
+
+
+def _gcs_error(code: int, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message, "errors": [{"message": message}]}}).encode()
 
 
 def object_file(data: Path, bucket: str, key: str) -> Path:
