@@ -37,7 +37,31 @@ SERVICE = "pixtral"
 NO_TLS_OR_RANDOM = {"pixtral:tls": "false"}
 
 
+# .ci/run builds the binaries beside the other tests and names the file the build's exit status goes to: the tier
+# waits for it. A cold build takes ~25 minutes on a quiet 2-core machine (docs/development.md); an hour is a hang.
+BUILD_STATUS_ENV = "PIXTRAL_CLUSTER_BUILD_STATUS"
+BUILD_WAIT_S = 3600
+
+
+def _await_build() -> None:
+    status = os.environ.get(BUILD_STATUS_ENV)
+    if not status:
+        return
+    deadline = time.monotonic() + BUILD_WAIT_S
+    while not os.path.exists(status):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the cluster binaries' build ({install_hint(cluster_dir())}) has not ended within "
+                        f"{BUILD_WAIT_S} s")
+        time.sleep(10)
+    code = Path(status).read_text().strip()
+    if code != "0":
+        log = Path(status).with_suffix(".log")
+        tail = "\n".join(log.read_text().splitlines()[-40:]) if log.exists() else "(no log)"
+        pytest.fail(f"the cluster binaries' build ({install_hint(cluster_dir())}) failed (exit {code}):\n{tail}")
+
+
 def _require_binaries() -> Path:
+    _await_build()
     dir_ = cluster_dir()
     missing = plane.binaries_missing(dir_ / "bin")
     if missing:
