@@ -24,6 +24,7 @@ from typing import Any
 from .artefacts import IDENTITY_ALLOWED, identity_scheme, store_url_problem, user_store_url
 from .catalog import DEFAULT_MODEL, GPUS
 from .errors import ConfigError
+from .locations import AWS_REGION_SHAPE
 from .parsers import (
     Boolean,
     Choice,
@@ -74,7 +75,6 @@ FIRST_UNPRIVILEGED_PORT = 1024
 
 
 _RELEASE = r"\d+\.\d+\.\d+(\.post\d+)?"
-_AWS_REGION = r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+"
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
 _MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9._/-]*"
@@ -133,7 +133,7 @@ _NO_DNS_ON_AN_EXISTING_CLUSTER = ("the program knows no DNS service of an existi
 
 # The program makes the stack's own store where it has a cloud account (pixtral:warmStarts); only a cluster reached
 # through a kubeconfig alone takes a bucket of the user's.
-_OWN_STORE_THERE = "the program makes the stack's own artefact store there (pixtral:warmStarts)"
+_OWN_STORE_THERE = "the program makes the stack's own artefact store on that target: pixtral:warmStarts"
 
 
 def artefact_store(value: str) -> str:
@@ -298,7 +298,7 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "`gs://BUCKET[/PREFIX]` (no credentials: the pods act as `artefactStoreIdentity` or the nodes' own identity; "
         "[docs/kubernetes.md](docs/kubernetes.md#warm-starts-on-kubernetes-a-bucket-of-yours) says what to grant).",
         targets=USERS_STORE, shown_default="unset (no store)", elsewhere=_OWN_STORE_THERE),
-    Key("artefactStoreRegion", Text(_AWS_REGION, "an AWS region such as us-east-1"), None, "Region of the "
+    Key("artefactStoreRegion", Text(AWS_REGION_SHAPE.pattern, "an AWS region such as us-east-1"), None, "Region of the "
         "`s3://` bucket of `artefactStore` (required with one; the AWS CLI signs for it).", targets=USERS_STORE,
         shown_default="(required with `s3://`)", elsewhere=_OWN_STORE_THERE),
     Key("artefactStoreIdentity", artefact_store_identity, None, "Cloud identity the pods' ServiceAccount "

@@ -259,11 +259,10 @@ def test_a_refused_store_declares_nothing():
 @pytest.mark.parametrize("key", ["artefactStore", "artefactStoreRegion", "artefactStoreIdentity"])
 def test_clusters_the_program_makes_refuse_a_users_store_naming_their_own(target, key):
     value = {"artefactStore": "s3://team-models", "artefactStoreRegion": "us-east-1", "artefactStoreIdentity": ROLE}
-    stack = {"eks": "eks", "gke": "gke"}[target]
-    run = run_stack(stack, {f"pixtral:{key}": value[key]})
+    run = run_stack(target, {f"pixtral:{key}": value[key]})
     assert run["error"] == (f"pixtral:{key} only applies to target kubernetes, not to pixtral:target {target} (the "
-                            "program makes the stack's own artefact store there (pixtral:warmStarts)); remove it from "
-                            "this stack")
+                            "program makes the stack's own artefact store on that target: pixtral:warmStarts); "
+                            "remove it from this stack")
 
 
 def _docs_block(after: str, language: str) -> str:
