@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import pod_controller, resources_of, run_stack
+from manifest_schemas import validate
 
 from components.aws_artefact_store import pod_rights
 from components.gcp_artefact_store import pod_conditions
 from components.pod_artefacts import BUNDLED_PYTHONS, SCRIPTS_MOUNT, SERVICE_ACCOUNT, STORE_IMAGES
+from pixtral_deploy.manifests import manifests
 from pixtral_deploy.spec import ConfigError, load_spec
 
 DOCS = Path(__file__).resolve().parent.parent / "docs/kubernetes.md"
@@ -99,6 +101,14 @@ def test_a_users_bucket_declares_no_cloud_resource_and_the_pods_wait_for_their_s
     assert not clouds, f"the program has no cloud account on target kubernetes: {clouds}"
     (account,) = [r for r in run["resources"] if r["type"] == "kubernetes:core/v1:ServiceAccount"]
     assert f"{account['type']}::{account['name']}" in pod_controller(run)["depends_on"]
+
+
+@pytest.mark.parametrize("settings", [S3, GS], ids=["s3", "gs"])
+def test_the_manifests_with_a_users_bucket_pass_kubernetes_schema_validation(settings):
+    documents = manifests(_ok(settings)["resources"])
+    for document in documents:
+        validate(document)  # strict: an unknown field is an error, not pruned by the API server
+    assert {"ServiceAccount", "ConfigMap", "StatefulSet"} <= {d["kind"] for d in documents}
 
 
 @pytest.mark.parametrize("settings", [S3, GS], ids=["s3", "gs"])
