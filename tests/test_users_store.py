@@ -87,6 +87,15 @@ def test_the_pods_service_account_carries_the_users_identity_and_is_named_in_the
     assert pod_controller(run)["inputs"]["metadata"]["namespace"] == namespace
 
 
+@pytest.mark.parametrize("settings", [S3, GS], ids=["s3", "gs"])
+def test_pulumi_up_says_which_service_account_needs_which_rights_on_the_bucket(settings):
+    (line,) = [line for line in _ok(settings)["log"] if "pixtral:artefactStore" in line]
+    namespace = settings.get("pixtral:namespace", "pixtral")
+    assert line.startswith(f"info: pixtral:artefactStore {settings['pixtral:artefactStore']}: the pods read and "
+                           f"publish the model there as {settings['pixtral:artefactStoreIdentity']} (ServiceAccount "
+                           f"{namespace}/{SERVICE_ACCOUNT}); grant it read under model/"), line
+
+
 def test_without_an_identity_the_service_account_is_not_annotated():
     # EKS Pod Identity, Workload Identity Federation or the nodes' own identity: nothing to annotate.
     run = _ok({"pixtral:artefactStore": "s3://team-models", "pixtral:artefactStoreRegion": "us-east-1"})

@@ -414,9 +414,17 @@ class Kubernetes(KubernetesTarget):
         """The user's bucket, reached as the identity the ServiceAccount's annotation binds (or the one the cluster
         hands the pods without it): the program declares no cloud resource here, so the pods wait for nothing but
         their ServiceAccount."""
-        from components.pod_artefacts import PodArtefactStore
+        import pulumi
+
+        from components.pod_artefacts import SERVICE_ACCOUNT, PodArtefactStore
 
         store = stack.spec.kubernetes.users_store
+        bound = f"as {store.identity}" if store.identity else "as whatever identity the cluster gives them"
+        # The rights are the user's to grant, outside the stack: say so where `pulumi up` is watched.
+        pulumi.log.info(f"pixtral:artefactStore {store.url}: the pods read and publish the model there {bound} "
+                        f"(ServiceAccount {stack.spec.kubernetes.namespace}/{SERVICE_ACCOUNT}); grant it read under "
+                        "model/ and create under model/ and claims/model/ (docs/kubernetes.md, \"Warm starts on "
+                        "kubernetes\"), or every pod downloads from Hugging Face")
         return PodArtefactStore(url=store.url, scheme=store.scheme,
                                 env={"PIXTRAL_AWS_REGION": store.region} if store.region else {},
                                 service_account_annotations=store.service_account_annotations)
