@@ -41,17 +41,18 @@ def replica_rights(bucket_arn: str) -> dict:
     ]}
 
 
-def pod_rights(bucket_arn: str) -> dict:
+def pod_rights(bucket_arn: str, under: str = "") -> dict:
     """The pods' rights on the store: the VMs' rights narrowed to the model's files and their claims
-    (artefacts.POD_ARTEFACT_PREFIXES says why the pods need no other). Listing stays bucket-wide, as for the VMs: S3
-    answers a missing manifest with 404 only to a caller that may list the bucket, and 403 would read as a broken
-    store rather than "not published yet"; it shows key names, never data."""
+    (artefacts.POD_ARTEFACT_PREFIXES says why the pods need no other), under `under` (a user's bucket's prefix,
+    "PREFIX/"; docs/kubernetes.md prints these rights for it). Listing stays bucket-wide, as for the VMs: S3 answers a
+    missing manifest with 404 only to a caller that may list the bucket, and 403 would read as a broken store rather
+    than "not published yet"; it shows key names, never data."""
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadModel", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": [f"{bucket_arn}/{prefix}*" for prefix in POD_ARTEFACT_PREFIXES]},
+         "Resource": [f"{bucket_arn}/{under}{prefix}*" for prefix in POD_ARTEFACT_PREFIXES]},
         {"Sid": "MissingIsNotFound", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
         {"Sid": "PublishModel", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
-         "Resource": [f"{bucket_arn}/{prefix}*" for prefix in POD_WRITABLE_PREFIXES]},
+         "Resource": [f"{bucket_arn}/{under}{prefix}*" for prefix in POD_WRITABLE_PREFIXES]},
     ]}
 
 

@@ -29,13 +29,15 @@ from pixtral_deploy.artefacts import (
 REPLICA_ROLES = ("roles/storage.objectViewer", "roles/storage.objectCreator")
 
 
-def pod_conditions(bucket: str) -> dict[str, str]:
+def pod_conditions(bucket: str, within: str = "") -> dict[str, str]:
     """CEL conditions that narrow REPLICA_ROLES to the pods' prefixes (artefacts.POD_ARTEFACT_PREFIXES says why no
-    other), by role. An object's resource name is `projects/_/buckets/BUCKET/objects/KEY`
+    other), under `within` (a user's bucket's prefix, "PREFIX/"; docs/kubernetes.md prints them for it), by role. An
+    object's resource name is `projects/_/buckets/BUCKET/objects/KEY`
     (https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name); the viewer also keeps the bucket
     itself, for objects.list: as on S3, a missing manifest is then "not found", not "forbidden"."""
     def under(prefixes: tuple[str, ...]) -> list[str]:
-        return [f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/{prefix}")' for prefix in prefixes]
+        return [f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/{within}{prefix}")'
+                for prefix in prefixes]
 
     return {"roles/storage.objectViewer": " || ".join([f'resource.name == "projects/_/buckets/{bucket}"',
                                                        *under(POD_ARTEFACT_PREFIXES)]),

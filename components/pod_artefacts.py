@@ -1,5 +1,5 @@
-"""Warm starts for pods (pixtral:warmStarts on eks and gke): what the workload adds to its pods when the stack keeps
-an artefact store.
+"""Warm starts for pods (pixtral:warmStarts on eks and gke, pixtral:artefactStore on kubernetes): what the workload
+adds to its pods when the stack keeps an artefact store.
 
 - An init container fills the cache claim from the store (userdata/pod-fill-cache.sh) when the claim does not hold
   the model complete and an earlier pod published it; else vLLM downloads it from Hugging Face as before.
@@ -13,7 +13,7 @@ an artefact store.
   ConfigMap, in an image of the store's cloud CLI, as the workload's unprivileged user.
 
 The cloud side (the bucket, and the identity the pods' service account acts as) is the target's: Eks / Gke
-`pod_artefact_store`.
+`pod_artefact_store` make their own; Kubernetes's names the user's bucket and identity.
 """
 
 from __future__ import annotations

@@ -110,8 +110,8 @@ class VllmWorkloadArgs:
     instance: str = "pixtral"
     # The stack CA that signs the server's certificate; None serves plain HTTP (pixtral:tls false).
     ca: StackCa | None = None
-    # The stack's artefact store (pixtral:warmStarts on eks and gke): pods fill their cache claim from it and the
-    # first one publishes the model there (components/pod_artefacts.py). None: every pod downloads from the Hub.
+    # The stack's artefact store (eks and gke: their own; kubernetes: the user's): pods fill their cache claim from it
+    # and the first one publishes the model there (components/pod_artefacts.py). None: every pod downloads from the Hub.
     artefacts: PodArtefactStore | None = None
 
 

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .artefacts import IDENTITY_ALLOWED, identity_scheme, store_url_problem, user_store_url
 from .catalog import DEFAULT_MODEL, GPUS
 from .errors import ConfigError
+from .locations import AWS_REGION_SHAPE
 from .parsers import (
     Boolean,
     Choice,
@@ -48,7 +50,9 @@ from .targets import (
     NEW_CLUSTER_NODES,
     OWN_PROMETHEUS,
     PODS,
+    USERS_STORE,
     VMS,
+    WARM_STARTS,
     Scope,
     all_targets,
     built_in_targets,
@@ -127,11 +131,27 @@ class Key:
 _NO_DNS_ON_AN_EXISTING_CLUSTER = ("the program knows no DNS service of an existing cluster's cloud; point a record "
                                   "of your own at the endpoint's address")
 
-# The store's bucket and the identity that reads it are made in the cloud account of a stack that creates machines;
-# a cluster reached through a kubeconfig alone comes with no cloud account to make them in.
-_NO_ARTEFACT_STORE_ON_AN_EXISTING_CLUSTER = ("the program knows no cloud account of an existing cluster to make the "
-                                             "store's bucket and the pods' identity in; pods keep the weights in "
-                                             "their cache volume (pixtral:cacheSizeGb, pixtral:sharedCache)")
+# The program makes the stack's own store where it has a cloud account (pixtral:warmStarts); only a cluster reached
+# through a kubeconfig alone takes a bucket of the user's.
+_OWN_STORE_THERE = "the program makes the stack's own artefact store on that target: pixtral:warmStarts"
+
+
+def artefact_store(value: str) -> str:
+    """pixtral:artefactStore: `s3://BUCKET[/PREFIX]` or `gs://BUCKET[/PREFIX]` (pixtral_deploy/artefacts.py)."""
+    Text()(value)  # no control characters
+    problem = store_url_problem(value)
+    if problem is not None:
+        allowed, shown_as = problem
+        raise Refused(allowed, shown_as=shown_as)
+    return user_store_url(value)
+
+
+def artefact_store_identity(value: str) -> str:
+    """pixtral:artefactStoreIdentity: an IAM role ARN or a Google service account's email, by shape."""
+    if identity_scheme(value) is None:
+        raise Refused(f"{IDENTITY_ALLOWED['s3']}, or {IDENTITY_ALLOWED['gs']}")
+    return value
+
 
 AWS, AWS_VMS = on_cloud("aws"), on_cloud("aws", "vm")
 GCP, GCP_VMS = on_cloud("gcp"), on_cloud("gcp", "vm")
@@ -268,11 +288,24 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("warmPool", Whole(0, MAX_REPLICAS), 0, "Fleet: stopped instances that already hold vLLM and the weights, "
         "resumed on scale-out instead of a cold boot (on-demand only, one instance type; the weights stay on the "
         "EBS root disk).", targets=AWS_VMS),
-    Key("warmStarts", Boolean(), True, "The stack's own artefact store (an S3 bucket on `aws` and `eks`, a GCS "
-        "bucket on `gcp` and `gke`, deleted with the stack): the first VM publishes vLLM, its compile cache and the "
-        "weights there, every later boot fetches them instead of PyPI and Hugging Face; on `eks` and `gke` the first "
-        "pod publishes the weights and later pods fill their cache volume from it; `false`: no bucket, every boot "
-        "installs and downloads.", targets=MACHINES_MADE, elsewhere=_NO_ARTEFACT_STORE_ON_AN_EXISTING_CLUSTER),
+    Key("warmStarts", Boolean(), True, "The stack's artefact store: on `aws`, `gcp`, `eks` and `gke` a bucket of the "
+        "stack's own (S3 on `aws` and `eks`, GCS on `gcp` and `gke`, deleted with the stack), on `kubernetes` the one "
+        "`artefactStore` names. The first VM publishes vLLM, its compile cache and the weights there, every later boot "
+        "fetches them instead of PyPI and Hugging Face; the first pod publishes the weights and later pods fill their "
+        "cache volume from it; `false`: no store, every boot installs and downloads.", targets=WARM_STARTS,
+        shown_default="`true`; on `kubernetes`, whether `artefactStore` is set"),
+    Key("artefactStore", artefact_store, None, "A bucket of yours for the pods' warm starts, `s3://BUCKET[/PREFIX]` or "
+        "`gs://BUCKET[/PREFIX]` (no credentials: the pods act as `artefactStoreIdentity` or the nodes' own identity; "
+        "[docs/kubernetes.md](docs/kubernetes.md#warm-starts-on-kubernetes-a-bucket-of-yours) says what to grant).",
+        targets=USERS_STORE, shown_default="unset (no store)", elsewhere=_OWN_STORE_THERE),
+    Key("artefactStoreRegion", Text(AWS_REGION_SHAPE.pattern, "an AWS region such as us-east-1"), None, "Region of the "
+        "`s3://` bucket of `artefactStore` (required with one; the AWS CLI signs for it).", targets=USERS_STORE,
+        shown_default="(required with `s3://`)", elsewhere=_OWN_STORE_THERE),
+    Key("artefactStoreIdentity", artefact_store_identity, None, "Cloud identity the pods' ServiceAccount "
+        "`pixtral-server` is annotated with: an IAM role ARN (IRSA, `s3://`) or a Google service account's email (GKE "
+        "Workload Identity, `gs://`).", targets=USERS_STORE,
+        shown_default="unset (EKS Pod Identity, Workload Identity Federation or the nodes' identity)",
+        elsewhere=_OWN_STORE_THERE),
     Key("autoscaler", Choice(AUTOSCALERS), None, "What scales the pods with `autoscale`: `keda` (a KEDA "
         "ScaledObject on a Prometheus query) or `hpa` (a HorizontalPodAutoscaler on the custom metrics API). On `gke` "
         "the program installs KEDA and reads GKE's managed Prometheus; on a cluster `eks` creates it installs KEDA, "

@@ -12,7 +12,7 @@ import re
 
 from .catalog import AWS_REGIONS, GPU_ZONES, gpu_zones, region_of
 
-_AWS_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+")
+AWS_REGION_SHAPE = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+")
 _GCP_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
 _GCP_ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
 
@@ -40,7 +40,7 @@ def aws_region_problems(region: str | None) -> tuple[list[str], list[str]]:
         return [], []
     close = difflib.get_close_matches(region, AWS_REGIONS, n=2, cutoff=0.8)
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-    if not _AWS_REGION.fullmatch(region):
+    if not AWS_REGION_SHAPE.fullmatch(region):
         return [f"aws:region: {region!r} is not an AWS region name; expected one such as us-east-1{hint}"], []
     return [], [f"aws:region: {region} is not among the AWS regions the program knows{hint}; if it is a new "
                 "region, check that it offers the instance type (aws ec2 describe-instance-type-offerings)"]

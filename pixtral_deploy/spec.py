@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import targets
 from .catalog import MODELS, machine_types_for
 from .errors import ConfigError
-from .keys import CONFIG_KEYS, KEYS, NAMESPACE, SECRET_SET, Settings, parse_settings
+from .keys import CONFIG_KEYS, NAMESPACE, SECRET_SET, Settings, parse_settings
 from .network import by_ip_family, covers_a_whole_family
 from .parsers import setting_error
 from .scaling import Scaling
@@ -244,8 +244,8 @@ def load_spec(raw: Mapping[str, Any], other_errors: list[str] | None = None) -> 
     plan, warnings = _plan_candidates(settings, candidates)
     cidrs = settings["allowedCidrs"]
     tls = TlsSettings(enabled=settings["tls"], domain=settings["domain"], dns_zone=settings["dnsZone"])
-    # The key's default is on, but only where it applies: a target outside its scope has no store.
-    warm_starts = settings["warmStarts"] and KEYS["warmStarts"].targets(target)
+    # The target decides: its own store on by default, or the user's bucket when one is named.
+    warm_starts = target.warm_starts(settings)
     spec = StackSpec(
         target=target.name,
         server=_server(settings, plan, settings["tls"] and not balancer_terminates_tls(target, scaling)),

@@ -199,18 +199,18 @@ def test_gcp_service_account_reads_and_creates_in_its_stacks_bucket_only(stack):
 
 
 @pytest.mark.parametrize("target", [t.name for t in all_targets() if PODS(t) and not t.creates_machines])
-def test_an_existing_cluster_target_refuses_warm_starts_by_name(target):
+def test_an_existing_cluster_target_refuses_warm_starts_without_a_bucket_of_the_users(target):
     raw = {"target": target, "warmStarts": "true", "gpuType": "nvidia-l40s"}
     with pytest.raises(ConfigError) as refused:
         load_spec(raw)
-    assert f"pixtral:warmStarts only applies to target aws, gcp, eks or gke, not to pixtral:target {target} (the " \
-        "program knows no cloud account of an existing cluster" in str(refused.value), str(refused.value)
+    assert str(refused.value).startswith("pixtral:warmStarts: true is not allowed without pixtral:artefactStore on "
+                                         f"target {target}; expected pixtral:artefactStore set to a bucket of yours"), \
+        str(refused.value)
 
 
-def test_a_kubernetes_stack_setting_warm_starts_declares_nothing():
-    run = run_stack("k8s", OFF)
-    assert run["error"] and "pixtral:warmStarts only applies to target" in run["error"], run["error"]
-    assert run["resources"] == []
+def test_a_kubernetes_stack_without_warm_starts_declares_no_store():
+    run = _ok("k8s", OFF)
+    assert not any(r["type"] in BUCKETS for r in run["resources"]) and "artefacts" not in run["outputs"]
 
 
 @pytest.mark.parametrize("stack", stacks_of("kubernetes"))

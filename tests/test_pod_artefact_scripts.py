@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -263,3 +264,47 @@ def test_a_corrupt_artefact_falls_back_to_the_hub_and_says_so(store, tmp_path):
     assert "vLLM downloads it from Hugging Face" in done.stdout
     assert not (pod / "cache/hf/hub").exists(), "nothing of a corrupt artefact stays on the claim"
     assert not list((pod / "cache/hf").glob(".*")), "no unpacking leftovers"
+
+
+# A bucket of the user's (pixtral:artefactStore on `kubernetes`) shared with other data: the store's layout under a
+# prefix of it.
+USERS_PREFIX = "teams/vision/pixtral"
+
+
+def _key_of(request: dict, bucket: str) -> str:
+    """The object key a request names, or the prefix a listing asks for."""
+    url = urllib.parse.urlsplit(request["path"])
+    named_bucket, _, key = url.path.lstrip("/").partition("/")
+    assert urllib.parse.unquote(named_bucket) == bucket, request
+    return urllib.parse.unquote(key) or urllib.parse.parse_qs(url.query).get("prefix", [""])[0]
+
+
+@pytest.fixture(scope="module")
+def users_store(store) -> dict:
+    """The stand-in's bucket as a `kubernetes` stack names it with a prefix: the fill's and the publish's environment
+    as the program renders them for that stack."""
+    url = f"s3://{store['bucket']}/{USERS_PREFIX}/"
+    run = run_stack("k8s", {"pixtral:artefactStore": url, "pixtral:artefactStoreRegion": "eu-west-1"})
+    assert run["error"] is None, run["error"]
+    spec = pod_controller(run)["inputs"]["spec"]["template"]["spec"]
+    fill, publish = ({v["name"]: v["value"] for v in c["env"]} for c in spec["initContainers"])
+    assert fill["PIXTRAL_ARTEFACTS"] == url.removesuffix("/")
+    return {**store, "fill": fill, "publish": publish}
+
+
+@pytest.mark.parametrize("with_tar", [True, False], ids=["tar", "tarfile"])
+def test_a_users_bucket_with_a_prefix_keeps_every_object_of_the_store_under_it(users_store, tmp_path, with_tar):
+    model = f"prefixed-org-{with_tar:d}/tiny-pixtral"
+    before = len(_requests(users_store))
+    repo = _downloaded_by_vllm(tmp_path / "pod-0", model)
+    lines = _publish(users_store, tmp_path / "pod-0", model, with_tar)
+    assert any(line.startswith(f"artefact model/{model.replace('/', '--')}: published (") for line in lines), lines
+    done = _fill(users_store, tmp_path / "pod-1", model, with_tar)
+    assert f"fetched from s3://{users_store['bucket']}/{USERS_PREFIX} " in done.stdout, done.stdout
+    assert _tree(tmp_path / "pod-1/cache/hf/hub" / repo.name) == _tree(repo)
+    keys = [_key_of(r, users_store["bucket"]) for r in _requests(users_store)[before:]]
+    model_key = f"{USERS_PREFIX}/model/{model.replace('/', '--')}"
+    assert f"{USERS_PREFIX}/claims/model/{model.replace('/', '--')}" in keys, "the claim is under the prefix too"
+    assert f"{model_key}/manifest.json" in keys and f"{model_key}/hub.tar" in keys, keys
+    outside = [key for key in keys if not key.startswith(f"{USERS_PREFIX}/")]
+    assert not outside, f"the store wrote or read outside its prefix: {outside}"

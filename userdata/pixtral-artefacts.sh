@@ -1,5 +1,5 @@
 # Sourced by the install, download and publish scripts: the stack's artefact store ($PIXTRAL_ARTEFACTS, s3://BUCKET
-# or gs://BUCKET; empty: none). The first boot that installs vLLM and downloads the model itself publishes them
+# or gs://BUCKET, or a user's s3://BUCKET/PREFIX or gs://BUCKET/PREFIX with the same layout under PREFIX; empty: none). The first boot that installs vLLM and downloads the model itself publishes them
 # there once; every later boot of the stack takes them from it instead of PyPI and Hugging Face.
 # Layout and rights: docs/cold-start.md "Warm starts". Each artefact is one tar (weights do not compress, and the
 # network outruns gzip) beside a manifest of its checksum, written last: a manifest means the data is complete.
@@ -56,9 +56,12 @@ store_claim() {
   local note
   note=$(mktemp)
   printf '%s claimed at %s\n' "$(hostname)" "$(date -u +%FT%TZ)" >"$note"
+  local location=${PIXTRAL_ARTEFACTS#s3://}
   case $PIXTRAL_ARTEFACTS in
-    s3://*) s3 s3api put-object --bucket "${PIXTRAL_ARTEFACTS#s3://}" --key "$1" --if-none-match '*' \
-              --body "$note" >/dev/null ;;
+    # s3api takes the bucket and the whole key apart: a PREFIX goes before the key.
+    s3://*/*) s3 s3api put-object --bucket "${location%%/*}" --key "${location#*/}/$1" --if-none-match '*' \
+                --body "$note" >/dev/null ;;
+    s3://*) s3 s3api put-object --bucket "$location" --key "$1" --if-none-match '*' --body "$note" >/dev/null ;;
     gs://*) gcloud storage cp --quiet --if-generation-match=0 "$note" "$PIXTRAL_ARTEFACTS/$1" ;;
   esac
   local claimed=$?

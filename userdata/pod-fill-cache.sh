@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A pod's init container (pixtral:warmStarts on eks and gke): the model from the stack's artefact store into the
-# cache claim, when the claim does not hold it complete and an earlier pod published it there. Otherwise vLLM
+# A pod's init container (pixtral:warmStarts on eks, gke and kubernetes): the model from the stack's artefact store
+# into the cache claim, when the claim does not hold it complete and an earlier pod published it there. Otherwise vLLM
 # downloads it from Hugging Face, as without a store: an empty, unreachable or corrupt store is a cold start, said
 # in this container's log, never a failed pod.
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A pod's publishing sidecar (pixtral:warmStarts on eks and gke): once vLLM answers /health in this pod, the model
-# it loaded is complete on the cache claim; it goes to the stack's artefact store once for the whole stack (the
+# A pod's publishing sidecar (pixtral:warmStarts on eks, gke and kubernetes): once vLLM answers /health in this pod,
+# the model it loaded is complete on the cache claim; it goes to the stack's artefact store once for the whole stack (the
 # conditional claim, as a VM's publish), then the sidecar idles until the pod stops. A failed publish is said and
 # not retried: a later pod publishes once the claim has expired.
 set -euo pipefail

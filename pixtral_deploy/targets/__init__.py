@@ -61,6 +61,10 @@ class Target:
     provider_namespaces: ClassVar[tuple[str, ...]] = ()
     # The program creates the GPU machines (disk size, spot and GPU count apply to them).
     creates_machines: ClassVar[bool] = False
+    # Where the stack's artefact store (pixtral:warmStarts) comes from: "own", a bucket the program makes in the
+    # target's cloud account; "user", a bucket the user names (pixtral:artefactStore), on a cluster that comes with no
+    # cloud account; None, no store.
+    artefact_store: ClassVar[str | None] = None
     # The program sets up the metrics the autoscaler reads (GKE's managed Prometheus), so no Prometheus URL is taken.
     managed_metrics: ClassVar[bool] = False
     secret_store: ClassVar[SecretStore]
@@ -87,6 +91,11 @@ class Target:
     def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:
         """The spec's fields the pods' platform fills (`kubernetes=KubernetesSettings(...)`); none on VMs."""
         return {}
+
+    def warm_starts(self, settings: Settings) -> bool:
+        """Whether the stack keeps an artefact store: pixtral:warmStarts (on by default) where the program makes
+        one."""
+        return self.artefact_store == "own" and settings["warmStarts"]
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         """The GPUs one replica gets on each candidate type, and those of one node the program creates (EKS, GKE)."""
@@ -216,6 +225,8 @@ MACHINES_MADE = Scope("machines the program creates", lambda t: t.creates_machin
 EXISTING_CLUSTER = Scope("an existing cluster", lambda t: t.platform == "kubernetes" and not t.creates_machines)
 NEW_CLUSTER_NODES = Scope("clusters the program creates nodes in",
                           lambda t: t.platform == "kubernetes" and t.creates_machines)
+WARM_STARTS = Scope("targets that keep an artefact store", lambda t: t.artefact_store is not None)
+USERS_STORE = Scope("a store the user names", lambda t: t.artefact_store == "user")
 OWN_PROMETHEUS = Scope("pods scaled on the user's Prometheus", lambda t: t.platform == "kubernetes"
                        and not t.managed_metrics)
 

@@ -60,6 +60,7 @@ def aws_region() -> Any:
 class _OnAws:
     provider_namespaces = (CLOUD,)
     creates_machines = True
+    artefact_store = "own"
 
     def cloud_settings(self, settings: Settings) -> dict[str, Any]:
         return {"aws": aws_machines(settings)}

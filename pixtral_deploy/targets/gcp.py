@@ -150,6 +150,7 @@ def _machines(settings: Settings, gcp: GcpMachines) -> list[Hardware]:
 class _OnGcp:
     provider_namespaces = (CLOUD,)
     creates_machines = True
+    artefact_store = "own"
     secret_store = SECRET_MANAGER
     cidr_limit = FIREWALL_SOURCE_RANGES
     load_balancer_publishes = "ip"

@@ -6,9 +6,10 @@ workload component and what scales it), and `kubernetes` itself: an existing clu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..artefacts import IDENTITY_ALLOWED, IDENTITY_ANNOTATIONS, identity_scheme, split_store_url
 from ..catalog import GPUS
 from ..errors import ConfigError
 from ..keys import RESERVED_NAMESPACES, SECRET_SET
@@ -30,6 +31,47 @@ _LINUX_MAX_ARG_STRLEN = 131_072
 POD_SECRET_STORE = SecretStore(_LINUX_MAX_ARG_STRLEN - len("VLLM_API_KEY=") - 1,
                                "the pod gets it as an environment variable, and Linux takes at most 128 KiB per "
                                "variable")
+
+
+@dataclass(frozen=True)
+class UsersStore:
+    """pixtral:artefactStore on `kubernetes`: a bucket of the user's, the AWS region its CLI signs for (S3), and the
+    cloud identity the pods' ServiceAccount is annotated with (None: the cluster hands the pods one without it)."""
+
+    url: str
+    region: str | None = None
+    identity: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return split_store_url(self.url)[0]
+
+    @property
+    def service_account_annotations(self) -> dict[str, str]:
+        return {IDENTITY_ANNOTATIONS[self.scheme]: self.identity} if self.identity else {}
+
+
+def users_store(settings: Settings) -> UsersStore | None:
+    """pixtral:artefactStore with what its scheme needs beside it, each setting only where it does something."""
+    url, region, identity = (settings["artefactStore"], settings["artefactStoreRegion"],
+                             settings["artefactStoreIdentity"])
+    if url is None:
+        for key, value in (("artefactStoreRegion", region), ("artefactStoreIdentity", identity)):
+            if value is not None:
+                raise setting_error(key, value, "no value without pixtral:artefactStore, the bucket it belongs to")
+        return None
+    scheme = split_store_url(url)[0]
+    if scheme == "s3" and region is None:
+        raise ConfigError(f"pixtral:artefactStoreRegion is not set; pixtral:artefactStore {url} is an S3 bucket, and "
+                          "the AWS CLI in the pods signs its requests for the bucket's region: set it (e.g. "
+                          "`pulumi config set pixtral:artefactStoreRegion us-east-1`)")
+    if scheme != "s3" and region is not None:
+        raise setting_error("artefactStoreRegion", region, f"no value with pixtral:artefactStore {url}: a region "
+                            "is for an s3:// bucket; gcloud finds a GCS bucket's location itself")
+    if identity is not None and identity_scheme(identity) != scheme:
+        raise setting_error("artefactStoreIdentity", identity, f"{IDENTITY_ALLOWED[scheme]} with pixtral:artefactStore "
+                            f"{url}: the identity must be of the bucket's cloud")
+    return UsersStore(url=url, region=region, identity=identity)
 
 
 @dataclass(frozen=True)
@@ -57,6 +99,8 @@ class KubernetesSettings:
     rollout: str = "surge"
     # How KEDA signs in to prometheus_url: "basic" or "bearer" (the credentials are Pulumi secrets, not here).
     prometheus_auth: str | None = None
+    # `kubernetes`: the user's bucket the pods fill from and publish to (pixtral:artefactStore).
+    users_store: UsersStore | None = None
 
     def __post_init__(self) -> None:
         if self.namespace in RESERVED_NAMESPACES:
@@ -282,7 +326,15 @@ def deploy_workload(stack: Any, api_key: Any, ca: Any, cluster: Any) -> dict[str
         cluster.endpoint_record(spec.tls.domain, spec.tls.dns_zone, address)
     return {"endpoint": endpoint, "namespace": workload.namespace, "service": workload.service_name,
             "podSelector": ",".join(f"{k}={v}" for k, v in workload.selector.items()),
-            **({"artefacts": store.url} if store else {})}
+            **(_store_outputs(store, spec.kubernetes.namespace) if store else {})}
+
+
+def _store_outputs(store: Any, namespace: str) -> dict[str, Any]:
+    """The store's URL, and the ServiceAccount its rights are bound to (`NAMESPACE/NAME`): what a user of
+    `kubernetes` names in an IRSA trust policy or a Workload Identity binding (docs/kubernetes.md)."""
+    from components.pod_artefacts import SERVICE_ACCOUNT
+
+    return {"artefacts": store.url, "serviceAccount": f"{namespace}/{SERVICE_ACCOUNT}"}
 
 
 def _autoscaler(stack: Any, workload: Any, ca: Any, on_cluster: Any) -> Any:
@@ -335,6 +387,47 @@ class Kubernetes(KubernetesTarget):
     name = "kubernetes"
     listed = 3
     summary = "any existing cluster, reached through a kubeconfig"
+    # A kubeconfig comes with no cloud account to make a bucket in: the user names one (pixtral:artefactStore).
+    artefact_store = "user"
+
+    def workload_fields(self, settings: Settings, node: Hardware | None) -> dict[str, Any]:
+        return {"kubernetes": replace(kubernetes_settings(settings, node), users_store=users_store(settings))}
+
+    def warm_starts(self, settings: Settings) -> bool:
+        """On exactly when pixtral:artefactStore names the bucket: warmStarts alone has no bucket to use, and
+        `false` beside a bucket would leave the bucket unused."""
+        store = settings["artefactStore"]
+        if not settings.is_set("warmStarts"):
+            return store is not None
+        if settings["warmStarts"] and store is None:
+            raise ConfigError("pixtral:warmStarts: true is not allowed without pixtral:artefactStore on target "
+                              "kubernetes; expected pixtral:artefactStore set to a bucket of yours "
+                              "(s3://BUCKET[/PREFIX] or gs://BUCKET[/PREFIX]), which turns warm starts on: the program "
+                              "has no cloud account here to make the stack's own")
+        if not settings["warmStarts"] and store is not None:
+            raise ConfigError(f"pixtral:warmStarts: false is not allowed with pixtral:artefactStore {store}; expected "
+                              "one of the two: remove pixtral:artefactStore for no store, or remove pixtral:warmStarts "
+                              "to use it")
+        return store is not None
+
+    def pod_artefact_store(self, stack: Any, cluster: Any) -> Any:
+        """The user's bucket, reached as the identity the ServiceAccount's annotation binds (or the one the cluster
+        hands the pods without it): the program declares no cloud resource here, so the pods wait for nothing but
+        their ServiceAccount."""
+        import pulumi
+
+        from components.pod_artefacts import SERVICE_ACCOUNT, PodArtefactStore
+
+        store = stack.spec.kubernetes.users_store
+        bound = f"as {store.identity}" if store.identity else "as whatever identity the cluster gives them"
+        # The rights are the user's to grant, outside the stack: say so where `pulumi up` is watched.
+        pulumi.log.info(f"pixtral:artefactStore {store.url}: the pods read and publish the model there {bound} "
+                        f"(ServiceAccount {stack.spec.kubernetes.namespace}/{SERVICE_ACCOUNT}); grant it read under "
+                        "model/ and create under model/ and claims/model/ (docs/kubernetes.md, \"Warm starts on "
+                        "kubernetes\"), or every pod downloads from Hugging Face")
+        return PodArtefactStore(url=store.url, scheme=store.scheme,
+                                env={"PIXTRAL_AWS_REGION": store.region} if store.region else {},
+                                service_account_annotations=store.service_account_annotations)
 
     def hardware(self, settings: Settings, spec_fields: dict[str, Any]) -> tuple[list[Hardware], Hardware | None]:
         """An existing cluster: the GPU comes from pixtral:gpuType or pixtral:gpuMemoryGb."""
