@@ -270,7 +270,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
         "EBS root disk).", targets=AWS_VMS),
     Key("warmStarts", Boolean(), True, "The stack's own artefact store (an S3 bucket on `aws` and `eks`, a GCS "
         "bucket on `gcp` and `gke`, deleted with the stack): the first VM publishes vLLM, its compile cache and the "
-        "weights there, every later boot fetches them instead of PyPI and Hugging Face; on `eks` and `gke` the first "
+        "weights there, every later boot fetches vLLM and the compile cache from it and vLLM streams the weights from "
+        "it (Run:ai's streamer) instead of PyPI and Hugging Face; on `eks` and `gke` the first "
         "pod publishes the weights and later pods fill their cache volume from it; `false`: no bucket, every boot "
         "installs and downloads.", targets=MACHINES_MADE, elsewhere=_NO_ARTEFACT_STORE_ON_AN_EXISTING_CLUSTER),
     Key("autoscaler", Choice(AUTOSCALERS), None, "What scales the pods with `autoscale`: `keda` (a KEDA "
