@@ -321,3 +321,12 @@ def test_a_second_publisher_leaves_the_published_weights_alone(store, first):
     done = _run(first["env"], "publish-artefacts.sh")
     assert f"artefact {WEIGHTS}: already in the store" in done.stdout
     assert manifest.stat().st_mtime_ns == written
+
+
+def test_without_a_store_the_boot_downloads_from_the_hub_and_says_why(store, tmp_path):
+    env = _vm(store, tmp_path)
+    del env["PIXTRAL_ARTEFACTS"]
+    done = _run(env, "download-weights.sh")
+    assert "weights: no artefact store (pixtral:warmStarts is off); downloading" in done.stdout, done.stdout
+    assert (tmp_path / "hub-calls").exists() and _start_source(tmp_path, "download") == "hub"
+    assert _flag(_launch(tmp_path, env), "--model") == MODEL
