@@ -32,7 +32,10 @@ SSE_ALGORITHM = "AES256"
 def replica_rights(bucket_arn: str) -> dict:
     """The replicas' rights on the store: read any object; list the bucket, so that a missing manifest answers 404
     (a cold path) rather than 403; write (and abort their own multipart uploads) under the artefact and claim prefixes
-    only. No delete and no bucket-level write: an artefact leaves by the lifecycle rules alone."""
+    only. No delete and no bucket-level write: an artefact leaves by the lifecycle rules alone. vLLM streaming the
+    weights needs no more: runai-model-streamer-s3 0.17.0 lists them (ListObjectsV2: s3:ListBucket), downloads the
+    small files (HeadObject and GetObject: s3:GetObject) and streams the safetensors with ranged GetObject; the boot's
+    check that they match their manifest is the same listing."""
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadArtefacts", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/*"},
         {"Sid": "MissingIsNotFound", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},

@@ -25,7 +25,9 @@ from pixtral_deploy.artefacts import (
 )
 
 # Read (objects.get and list: a missing manifest is a 404) and create-only (objects.create, multipart uploads): the
-# creator role cannot overwrite or delete an object, which is what the claims' conditional creates rely on.
+# creator role cannot overwrite or delete an object, which is what the claims' conditional creates rely on. vLLM
+# streaming the weights needs no more: runai-model-streamer-gcs 0.17.0 lists them (list_blobs: objects.list) and
+# reads them (objects.get), with the VM's service account from the metadata server.
 REPLICA_ROLES = ("roles/storage.objectViewer", "roles/storage.objectCreator")
 
 

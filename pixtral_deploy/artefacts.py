@@ -14,8 +14,10 @@ import re
 
 # The variable of the boot's environment file that names the store (no trailing slash).
 ENV_VAR = "PIXTRAL_ARTEFACTS"
-# What the boot publishes, each under its own prefix: `vllm/<version>/py<python>/venv.tar`,
-# `compile/<version>/<gpu>/cache.tar`, `model/<org>--<name>/hub.tar`, each with a manifest.json beside it.
+# What the boot publishes, each under its own prefix: `vllm/<version>-<extra>/py<python>/venv.tar`,
+# `compile/<version>/<gpu>/<weights>/cache.tar`, each with a manifest.json beside it; a VM's model as plain objects,
+# every file of its Hugging Face snapshot under `model/<org>--<name>/weights/` (WEIGHTS_DIR) with the manifest
+# written last, which vLLM streams from (pods keep `model/<org>--<name>/hub.tar`, the cache they mount).
 ARTEFACT_PREFIXES = ("vllm/", "compile/", "model/")
 # The locks: a publisher writes `claims/<artefact>` with a conditional create before it uploads, so that replicas
 # booting together publish each artefact once.
@@ -43,6 +45,23 @@ ARTEFACT_RETENTION_DAYS = 30
 # The longest URL the environment file can carry (bucket names are at most 63 characters on S3 and GCS alike), for
 # the user-data size check that runs before the real name exists.
 LONGEST_STORE_URL = "s3://" + "b" * 63
+
+
+# Where a VM stack keeps the model's files, under the model's prefix, and what lists them (path and bytes, and the
+# sha256 as published), written after every file.
+WEIGHTS_DIR = "weights"
+WEIGHTS_MANIFEST = "manifest.json"
+
+
+def model_key(model: str) -> str:
+    """The model's folder in the store: `mistralai/Pixtral-12B-2409` -> `mistralai--Pixtral-12B-2409` (the same as
+    userdata/pixtral-artefacts.sh's model_prefix)."""
+    return model.replace("/", "--")
+
+
+def weights_url(store: str, model: str) -> str:
+    """What a streamed boot gives vLLM as its model: the folder of the model's files in the store."""
+    return f"{store}/model/{model_key(model)}/{WEIGHTS_DIR}"
 
 
 def store_url(scheme: str, bucket: str) -> str:

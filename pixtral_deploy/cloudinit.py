@@ -17,9 +17,19 @@ from typing import Any
 import yaml
 
 from .artefacts import ENV_VAR as ARTEFACTS_ENV_VAR
-from .artefacts import LONGEST_STORE_URL
+from .artefacts import LONGEST_STORE_URL, weights_url
 from .fleetboot import FleetBoot, metric_files
-from .server import GUARD_FILE, TLS_CA_FILE, TLS_CERT_FILE, TLS_DIR, TLS_KEY_FILE, VLLM_MODULE, ServerSpec, vllm_args
+from .server import (
+    GUARD_FILE,
+    TLS_CA_FILE,
+    TLS_CERT_FILE,
+    TLS_DIR,
+    TLS_KEY_FILE,
+    VLLM_MODULE,
+    VLLM_STREAMER_EXTRA,
+    ServerSpec,
+    vllm_args,
+)
 
 USERDATA_DIR = Path(__file__).resolve().parent.parent / "userdata"
 LIB_DIR = "/usr/local/lib/pixtral"
@@ -35,6 +45,10 @@ CACHE_DIR = f"{STATE_DIR}/cache"
 # this one); `pixtralctl timeline` reads it through SSM / IAP.
 TIMELINE_FILE = f"{STATE_DIR}/timeline.jsonl"
 SERVICE = "pixtral-vllm.service"
+# vLLM's arguments, one per line (launch-vllm.sh): the first boot's, from the Hugging Face cache; and with an artefact
+# store, a later boot's, the weights streamed from the store (download-weights.sh decides which a boot takes).
+ARGS_FILE = f"{CONFIG_DIR}/vllm.args"
+STREAMED_ARGS_FILE = f"{CONFIG_DIR}/vllm-streamed.args"
 # Sourced by the scripts, not run.
 LIBRARIES = ("pixtral-lib.sh", "pixtral-artefacts.sh")
 SCRIPTS = (*LIBRARIES, "prepare-storage.sh", "install-vllm.sh", "download-weights.sh", "fetch-secrets.sh",
@@ -99,6 +113,7 @@ def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False
         "PIXTRAL_MODEL": server.model,
         "PIXTRAL_PORT": str(server.port),
         "PIXTRAL_VLLM_VERSION": server.vllm_version,
+        "PIXTRAL_VLLM_EXTRA": VLLM_STREAMER_EXTRA,
         "PIXTRAL_VLLM_PYTHON": f"/opt/pixtral/vllm-{server.vllm_version}/bin/python",
         "PIXTRAL_VLLM_MODULE": VLLM_MODULE,
         "PIXTRAL_PYTHON_VERSION": PYTHON_VERSION,
@@ -125,7 +140,21 @@ def environment(server: ServerSpec, store: SecretStore, local_nvme: bool = False
         # Where vLLM imports the key-guard middleware from (--middleware in vllm.args).
         "PYTHONPATH": f"{LIB_DIR}/python",
         **({ARTEFACTS_ENV_VAR: artefacts} if artefacts else {}),
+        **_streamer_region(artefacts, store),
     }
+
+
+def _streamer_region(artefacts: str | None, store: SecretStore) -> dict[str, str]:
+    """The region Run:ai's S3 client needs to stream the weights from an S3 store (its credentials are the instance
+    role's, from IMDS, as the AWS CLI's; on GCS the metadata server gives both)."""
+    region = store.settings.get("PIXTRAL_AWS_REGION")
+    if not (artefacts and artefacts.startswith("s3://") and region):
+        return {}
+    return {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+
+
+def args_file(args: list[str]) -> str:
+    return "".join(f"{arg}\n" for arg in args)
 
 
 # Values systemd's EnvironmentFile= parser keeps exactly as written without quotes (model ids, paths, versions,
@@ -185,8 +214,11 @@ def cloud_config(server: ServerSpec, store: SecretStore, local_nvme: bool = Fals
     units = UNITS + (fleet.units if fleet else ())
     files = [
         _file(f"{CONFIG_DIR}/pixtral.env", env_file(settings), "0644"),
-        _file(f"{CONFIG_DIR}/vllm.args", "".join(f"{arg}\n" for arg in vllm_args(server)), "0644"),
+        _file(ARGS_FILE, args_file(vllm_args(server)), "0644"),
     ]
+    if artefacts:
+        files.append(_file(STREAMED_ARGS_FILE, args_file(vllm_args(server, weights_url(artefacts, server.model))),
+                           "0644"))
     if fleet and fleet.queue_metrics:
         files += [_file(path, content, "0644") for path, content in metric_files(server.port, fleet.fleet_id,
                                                                                 METRICS_TOKEN_FILE).items()]

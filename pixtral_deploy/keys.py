@@ -291,7 +291,8 @@ CONFIG_KEYS: tuple[Key, ...] = (
     Key("warmStarts", Boolean(), True, "The stack's artefact store: on `aws`, `gcp`, `eks` and `gke` a bucket of the "
         "stack's own (S3 on `aws` and `eks`, GCS on `gcp` and `gke`, deleted with the stack), on `kubernetes` the one "
         "`artefactStore` names. The first VM publishes vLLM, its compile cache and the weights there, every later boot "
-        "fetches them instead of PyPI and Hugging Face; the first pod publishes the weights and later pods fill their "
+        "fetches vLLM and the compile cache from it and vLLM streams the weights from it (Run:ai's streamer) instead "
+        "of PyPI and Hugging Face; the first pod publishes the weights and later pods fill their "
         "cache volume from it; `false`: no store, every boot installs and downloads.", targets=WARM_STARTS,
         shown_default="`true`; on `kubernetes`, whether `artefactStore` is set"),
     Key("artefactStore", artefact_store, None, "A bucket of yours for the pods' warm starts, `s3://BUCKET[/PREFIX]` or "

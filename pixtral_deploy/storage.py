@@ -85,7 +85,8 @@ def vm_storage(machine: MachineType, disk_size_gb: int, keep_across_stop: bool =
 
 
 def root_disk(machine: MachineType, disk_size_gb: int) -> Storage:
-    """The root disk the program provisions: it holds /opt/pixtral (vLLM's venv and its Python) on every VM."""
+    """The root disk the program provisions: it holds /opt/pixtral (vLLM's venv and its Python) on a VM without local
+    NVMe (with it, userdata/prepare-storage.sh puts /opt/pixtral on the local disks beside the cache)."""
     return gp3(AWS_ROOT_THROUGHPUT_MIBS) if machine.cloud == "aws" else pd_ssd(disk_size_gb)
 
 

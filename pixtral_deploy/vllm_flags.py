@@ -31,6 +31,7 @@ MANAGED_FLAGS: dict[str, str] = {
     "--tokenizer-mode": "model",
     "--config-format": "model",
     "--load-format": "model",
+    "--model-loader-extra-config": "the program",
     "--limit-mm-per-prompt": "maxImagesPerPrompt",
     "--max-model-len": "maxModelLen",
     "--tensor-parallel-size": "tensorParallelSize",
@@ -48,6 +49,8 @@ _PROGRAM_REASONS = {
     "--host": "vLLM listens on every address of its VM or pod; who may reach it is pixtral:allowedCidrs",
     "--middleware": "it loads the API key guard (pixtral_guard.RequireApiKey), and another middleware could "
                     "answer requests before the guard sees them",
+    "--model-loader-extra-config": "a VM that streams the weights from the stack's artefact store on several GPUs "
+                                   "reads them once for all of them (the streamer's distributed mode)",
     "--shutdown-timeout": "a replica that is scaled in or replaced drains its requests for as long as its "
                           "termination grace period allows; 0 would abort them",
 }

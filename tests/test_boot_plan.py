@@ -72,6 +72,7 @@ def _boot_environment(root: Path, files: dict[str, str], wheels: Path, hub: Fake
     env = environment_file(files)
     bin_dir = root / "opt/pixtral/bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
+    (root / "run").mkdir(exist_ok=True)
     for tool in ("uv", "uvx"):
         target = bin_dir / tool
         if not target.exists():
@@ -81,6 +82,7 @@ def _boot_environment(root: Path, files: dict[str, str], wheels: Path, hub: Fake
         "PIXTRAL_LIB": str(root / "usr/local/lib/pixtral"),
         "PIXTRAL_BIN": str(bin_dir),
         "PIXTRAL_STATE_DIR": str(root / "var/lib/pixtral"),
+        "PIXTRAL_RUN_DIR": str(root / "run"),
         "PIXTRAL_CACHE_DIR": str(root / "var/lib/pixtral/cache"),
         "HF_HOME": str(root / "var/lib/pixtral/cache/hf"),
         "VLLM_CACHE_ROOT": str(root / "var/lib/pixtral/cache/vllm"),

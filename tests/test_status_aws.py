@@ -173,7 +173,7 @@ def test_a_fleet_at_zero_is_idle_with_the_wake_estimate_and_exits_0(tmp_path, mo
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-2:] == [
         "0 replica(s)",
-        "idle: scaled to zero, the first request wakes it (about 212 s: 120 s wake detection + 92 s start estimate "
+        "idle: scaled to zero, the first request wakes it (about 204 s: 120 s wake detection + 84 s start estimate "
         "(a boot from the stack's artefact store))"]
 
 
@@ -183,7 +183,7 @@ def test_a_fleet_at_zero_reads_as_idle_in_json_too(tmp_path, monkeypatch):
     done = _status("--json")
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
-    assert (shown["replicas"], shown["state"]) == ([], "idle") and "about 212 s" in shown["message"]
+    assert (shown["replicas"], shown["state"]) == ([], "idle") and "about 204 s" in shown["message"]
 
 
 def test_a_fleet_at_zero_that_a_request_has_woken_is_waking(tmp_path, monkeypatch):

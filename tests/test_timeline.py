@@ -39,17 +39,19 @@ def test_table_shows_each_phase_from_boot():
         "boot", "secrets", "install", "download", "load", "graphs", "ready"]
 
 
-# A later boot, as the boot scripts record it (docs/vms.md): vLLM, its compile cache and the weights' files from the
-# stack's artefact store, each start naming its source; a first boot publishes after it is ready.
+# A later boot, as the boot scripts record it (docs/vms.md): vLLM and its compile cache from the stack's artefact
+# store, the weights streamed from it by vLLM (the download fetches nothing), each start naming its source; a first
+# boot publishes after it is ready.
 LATER_BOOT = [
     {"phase": "boot", "event": "start", "time": 2000.0}, {"phase": "boot", "event": "end", "time": 2044.0},
     {"phase": "secrets", "event": "end", "time": 2045.0},
     {"phase": "install", "event": "start", "time": 2045.5, "source": "artefacts"},
-    {"phase": "compile-cache", "event": "start", "time": 2045.6, "source": "artefacts"},
-    {"phase": "download", "event": "start", "time": 2045.7, "source": "artefacts"},
-    {"phase": "compile-cache", "event": "end", "time": 2046.5},
-    {"phase": "download", "event": "end", "time": 2046.9}, {"phase": "install", "event": "end", "time": 2055.0},
-    {"phase": "load", "event": "start", "time": 2055.2}, {"phase": "load", "event": "end", "time": 2074.0},
+    {"phase": "download", "event": "start", "time": 2045.6, "source": "artefacts"},
+    {"phase": "download", "event": "end", "time": 2045.9},
+    {"phase": "compile-cache", "event": "start", "time": 2046.0, "source": "artefacts"},
+    {"phase": "compile-cache", "event": "end", "time": 2046.5}, {"phase": "install", "event": "end", "time": 2055.0},
+    {"phase": "load", "event": "start", "time": 2055.2, "source": "stream"},
+    {"phase": "load", "event": "end", "time": 2074.0},
     {"phase": "graphs", "event": "start", "time": 2074.0}, {"phase": "graphs", "event": "end", "time": 2088.0},
     {"phase": "ready", "event": "end", "time": 2089.0},
 ]
@@ -69,11 +71,11 @@ def test_the_table_shows_the_source_each_phase_used():
     assert text.splitlines()[0].split() == ["phase", "start", "end", "took", "source"]
     rows = _rows(text)
     assert rows["install"] == ["45.5s", "55.0s", "9.5s", "artefacts"]
-    assert rows["compile-cache"] == ["45.6s", "46.5s", "0.9s", "artefacts"]
+    assert rows["compile-cache"] == ["46.0s", "46.5s", "0.5s", "artefacts"]
     assert rows["download"][-1] == "artefacts"
-    assert rows["load"][-1] == "-" and rows["ready"] == ["-", "89.0s", "-", "-"]
+    assert rows["load"][-1] == "stream" and rows["ready"] == ["-", "89.0s", "-", "-"]
     assert [line.split()[0] for line in text.splitlines()[1:]] == [
-        "boot", "secrets", "install", "compile-cache", "download", "load", "graphs", "ready"]
+        "boot", "secrets", "install", "download", "compile-cache", "load", "graphs", "ready"]
 
 
 def test_a_first_boot_shows_pypi_and_the_hub_and_publishes_after_ready():

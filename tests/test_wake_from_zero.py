@@ -24,7 +24,7 @@ from pixtralctl.__main__ import main
 KEY = "sk-fake-pixtral-key-1234"
 GROUP = "pixtral-fleet-0a1b2c3"
 WAKING = ("the fleet is at zero (Auto Scaling Group pixtral-fleet-0a1b2c3: autoscale.minReplicas 0, no replica): "
-          "waking it with a request to its endpoint; first answer in about 212 s: 120 s wake detection + 92 s start "
+          "waking it with a request to its endpoint; first answer in about 204 s: 120 s wake detection + 84 s start "
           "estimate (a boot from the stack's artefact store); waiting up to 720 s")
 
 

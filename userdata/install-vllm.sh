@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned vLLM into its own venv: from the stack's artefact store when an earlier boot published it
 # there (no PyPI), else with uv (several times faster than pip for vLLM's wheels). A marker inside the venv makes
-# every later boot of this disk skip this step. vLLM's compile cache for this GPU comes from the store too.
+# every later boot of this disk skip this step. With vLLM's streamer extra ($PIXTRAL_VLLM_EXTRA, server.py
+# VLLM_STREAMER_EXTRA), with which a later boot streams the weights from the store.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
@@ -24,16 +25,7 @@ if ! from_store install pypi "$(venv_prefix)" venv.tar "$opt" "$venv/.pixtral-in
   export UV_COMPILE_BYTECODE=1
   rm -rf "$venv"
   "$PIXTRAL_BIN/uv" venv --python "$PIXTRAL_PYTHON_VERSION" "$venv"
-  retry "$PIXTRAL_BIN/uv" pip install --python "$venv/bin/python" "vllm==$PIXTRAL_VLLM_VERSION"
+  retry "$PIXTRAL_BIN/uv" pip install --python "$venv/bin/python" "vllm[$PIXTRAL_VLLM_EXTRA]==$PIXTRAL_VLLM_VERSION"
   touch "$venv/.pixtral-installed"
 fi
 phase install end
-# torch.compile's cache for this vLLM on this GPU: a warm-up that loads kernels instead of compiling them.
-if [ -n "${PIXTRAL_ARTEFACTS:-}" ] && [ ! -d "$VLLM_CACHE_ROOT/torch_compile_cache" ] && prefix=$(compile_prefix); then
-  started=$(date +%s.%N)
-  if fetch_artefact "$prefix" cache.tar "$VLLM_CACHE_ROOT"; then
-    chown -R "${PIXTRAL_USER:-vllm}:" "$VLLM_CACHE_ROOT"
-    phase compile-cache start "$started" artefacts
-    phase compile-cache end
-  fi
-fi

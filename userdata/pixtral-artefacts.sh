@@ -1,8 +1,9 @@
 # Sourced by the install, download and publish scripts: the stack's artefact store ($PIXTRAL_ARTEFACTS, s3://BUCKET
 # or gs://BUCKET, or a user's s3://BUCKET/PREFIX or gs://BUCKET/PREFIX with the same layout under PREFIX; empty: none). The first boot that installs vLLM and downloads the model itself publishes them
 # there once; every later boot of the stack takes them from it instead of PyPI and Hugging Face.
-# Layout and rights: docs/cold-start.md "Warm starts". Each artefact is one tar (weights do not compress, and the
-# network outruns gzip) beside a manifest of its checksum, written last: a manifest means the data is complete.
+# Layout and rights: docs/vms.md "Warm starts". Each artefact is one tar (weights do not compress, and the
+# network outruns gzip) beside a manifest of its checksum, written last: a manifest means the data is complete. A VM's
+# weights are plain objects instead (publish_weights), which vLLM streams from the store into GPU memory.
 # shellcheck shell=bash
 
 # s3 ARGS...: the AWS CLI with more parallel requests than its default (10 of 8 MiB, a fraction of a GPU instance's
@@ -35,6 +36,18 @@ store_stream() {
       rm -f "$file"
       return $read ;;
     *) store_read "$1" ;;
+  esac
+}
+
+# store_list PREFIX: "BYTES KEY" for each object under PREFIX (keys from the store's root), from one listing: the
+# identity's ListBucket (S3) or storage.objects.list (GCS) on the store, as vLLM's streamer needs too.
+store_list() {
+  case $PIXTRAL_ARTEFACTS in
+    s3://*) s3 s3api list-objects-v2 --bucket "${PIXTRAL_ARTEFACTS#s3://}" --prefix "$1" --output text \
+              --query 'Contents[].[Size,Key]' | awk -F '\t' 'NF == 2 { print $1, $2 }' ;;
+    gs://*) gcloud storage ls --long "$PIXTRAL_ARTEFACTS/$1**" |
+              awk -v store="$PIXTRAL_ARTEFACTS/" 'index($3, store) == 1 { print $1, substr($3, length(store) + 1) }' ;;
+    *) echo "unknown artefact store '$PIXTRAL_ARTEFACTS'" >&2; return 1 ;;
   esac
 }
 
@@ -85,14 +98,22 @@ open(sys.argv[1], "w").write(f"{digest.hexdigest()} {size}\n")' "$1"
 
 # The artefacts' keys: a venv serves one vLLM and Python version, a compile cache one vLLM version on one GPU model
 # and count, the weights one model.
-venv_prefix() { echo "vllm/$PIXTRAL_VLLM_VERSION/py$PIXTRAL_PYTHON_VERSION"; }
+# The venv's key names the extra it was installed with: a venv.tar published before the streamer was part of the
+# install would not start a streamed boot.
+venv_prefix() { echo "vllm/$PIXTRAL_VLLM_VERSION-$PIXTRAL_VLLM_EXTRA/py$PIXTRAL_PYTHON_VERSION"; }
 model_prefix() { echo "model/${PIXTRAL_MODEL//\//--}"; }
+# A VM's weights as plain objects (pixtral_deploy/artefacts.py WEIGHTS_DIR).
+weights_prefix() { echo "$(model_prefix)/weights"; }
 model_marker() { echo ".pixtral-downloaded-${PIXTRAL_MODEL//\//--}"; }
+# compile_prefix WAY: vLLM hashes its model argument and load format into its compile cache's key (ModelConfig's
+# compute_hash at 0.32.0, which the default AOT compile's cache folder follows whatever compilation_config.cache_dir
+# says), so a boot that streams the weights (WAY `stream`) cannot use the cache of one that read them from the Hugging
+# Face cache (`hub`): each keeps its own.
 compile_prefix() {
   local gpus name
   gpus=$(nvidia-smi -L) || return 1
   name=$(sed -n '1s/^GPU [0-9]*: \(.*\) (UUID.*/\1/p' <<<"$gpus" | tr '[:upper:]' '[:lower:]' | tr -cs 'a-z0-9' '-')
-  echo "compile/$PIXTRAL_VLLM_VERSION/${name%-}-x$(grep -c '^GPU ' <<<"$gpus")"
+  echo "compile/$PIXTRAL_VLLM_VERSION/${name%-}-x$(grep -c '^GPU ' <<<"$gpus")/$1"
 }
 
 # fetch_artefact PREFIX FILE DIR: the artefact unpacked into DIR, its entries moved into place only once its checksum
@@ -170,4 +191,87 @@ from_store() {
   fi
   phase "$1" start "$started" "$2"
   return 1
+}
+
+# weights_in_store: whether vLLM can stream the model from the store: its weights' manifest is there and every file
+# it lists is an object of the size it says, from one listing. Sizes, not the sha256: hashing would read the 25 GB the
+# stream is there to read once; the manifest is written after the last object, and a missing or truncated object
+# (a publisher stopped half-way, a lifecycle rule) shows in its size. Else one line saying why, and a failure.
+weights_in_store() {
+  local prefix errors manifest listing
+  if [ -z "${PIXTRAL_ARTEFACTS:-}" ]; then
+    echo "weights: no artefact store (pixtral:warmStarts is off)"
+    return 1
+  fi
+  prefix=$(weights_prefix)
+  errors=$(mktemp)
+  if ! manifest=$(store_read "$prefix/manifest.json" 2>"$errors"); then
+    echo "weights $PIXTRAL_ARTEFACTS/$prefix: not published yet ($(tail -n 1 "$errors"))"
+    rm -f "$errors"
+    return 1
+  fi
+  if ! listing=$(store_list "$prefix/" 2>"$errors"); then
+    echo "weights $PIXTRAL_ARTEFACTS/$prefix: cannot list the objects ($(tail -n 1 "$errors"))"
+    rm -f "$errors"
+    return 1
+  fi
+  rm -f "$errors"
+  python3 -c '
+import json, sys
+manifest, listing, prefix, url = sys.argv[1:]
+try:
+    files = json.loads(manifest)["files"]
+    want = {name: int(entry["bytes"]) for name, entry in files.items()}
+except (ValueError, KeyError, TypeError, AttributeError):
+    sys.exit(f"weights {url}: unreadable manifest")
+if not want:
+    sys.exit(f"weights {url}: the manifest lists no file")
+have = {}
+for line in listing.splitlines():
+    size, _, key = line.partition(" ")
+    if key.startswith(prefix + "/") and size.isdigit():
+        have[key[len(prefix) + 1:]] = int(size)
+for name, size in sorted(want.items()):
+    if name not in have:
+        sys.exit(f"weights {url}: {name} is in the manifest but not in the store")
+    if have[name] != size:
+        sys.exit(f"weights {url}: {name} has {have[name]} bytes, the manifest says {size}")' \
+    "$manifest" "$listing" "$prefix" "$PIXTRAL_ARTEFACTS/$prefix" 2>&1
+}
+
+# publish_weights SNAPSHOT: every file of the model's Hugging Face snapshot (its links followed) as one object under
+# weights_prefix, unless the store has them or another boot claimed them first; the manifest, each file's sha256 and
+# bytes, goes last, so a manifest means every object is complete.
+publish_weights() {
+  local snapshot=$1 prefix work rel
+  prefix=$(weights_prefix)
+  if store_read "$prefix/manifest.json" >/dev/null 2>&1; then
+    echo "artefact $prefix: already in the store"
+    return 0
+  fi
+  if ! store_claim "claims/$prefix" 2>/dev/null; then
+    echo "artefact $prefix: another boot is publishing it"
+    return 0
+  fi
+  work=$(mktemp -d)
+  if ! (cd "$snapshot" && find -L . -type f -printf '%P\n' | sort) >"$work/files" || [ ! -s "$work/files" ]; then
+    echo "artefact $prefix: no files in $snapshot"
+    rm -rf "$work"
+    return 1
+  fi
+  while IFS= read -r rel; do
+    counted "$work/sum" <"$snapshot/$rel" | store_write "$prefix/$rel" || { rm -rf "$work"; return 1; }
+    printf '%s %s\n' "$(cat "$work/sum")" "$rel" >>"$work/sums"
+  done <"$work/files"
+  python3 -c '
+import json, sys, time
+prefix, model, sums = sys.argv[1:]
+files = {}
+for line in open(sums):
+    sha, size, name = line.rstrip("\n").split(" ", 2)
+    files[name] = {"sha256": sha, "bytes": int(size)}
+print(json.dumps({"artefact": prefix, "model": model, "files": files, "published": round(time.time())}))' \
+    "$prefix" "$PIXTRAL_MODEL" "$work/sums" | store_write "$prefix/manifest.json" || { rm -rf "$work"; return 1; }
+  echo "artefact $prefix: published ($(wc -l <"$work/files") files)"
+  rm -rf "$work"
 }

@@ -5,6 +5,9 @@ PIXTRAL_STATE_DIR=${PIXTRAL_STATE_DIR:-/var/lib/pixtral}
 PIXTRAL_BIN=${PIXTRAL_BIN:-/opt/pixtral/bin}
 # The boot timeline; tests/test_boot_plan.py keeps it equal to pixtral_deploy/cloudinit.py TIMELINE_FILE.
 PIXTRAL_TIMELINE=${PIXTRAL_TIMELINE:-$PIXTRAL_STATE_DIR/timeline.jsonl}
+# How this boot's vLLM reads the weights, decided by download-weights.sh: `stream` (from the artefact store, with
+# vllm-streamed.args) or `hub` (the Hugging Face cache on disk, vllm.args). On tmpfs: every boot decides anew.
+PIXTRAL_WEIGHTS_WAY=${PIXTRAL_WEIGHTS_WAY:-${PIXTRAL_RUN_DIR:-/run}/pixtral-weights}
 
 # phase NAME start|end [EPOCH [SOURCE]]: one line in the journal and one JSON object in the timeline
 # ($PIXTRAL_TIMELINE: {"phase": "download", "event": "start", "time": 1764000000.12, "source": "hub"}), so users

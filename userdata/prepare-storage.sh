@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every boot, first: records the boot and puts the model cache on local NVMe (instance store / local SSD) if
-# any: blank after a stop/start (the download runs again), kept across a reboot. Else it stays on the root disk.
+# Runs every boot, first: records the boot and puts the model cache and vLLM's venv (/opt/pixtral) on local NVMe
+# (instance store / local SSD) if any: blank after a stop/start (the install and download run again), kept across a
+# reboot. Else they stay on the root disk.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
@@ -34,7 +35,7 @@ striped_array() {
   echo "$array"
 }
 
-cache=$PIXTRAL_CACHE_DIR
+cache=$PIXTRAL_CACHE_DIR opt=${PIXTRAL_OPT_DIR:-/opt/pixtral}
 mkdir -p "$cache"
 if [ "${PIXTRAL_LOCAL_NVME:-0}" = 1 ] && ! mountpoint -q "$cache"; then
   mapfile -t disks < <(local_nvme_devices)
@@ -50,6 +51,12 @@ if [ "${PIXTRAL_LOCAL_NVME:-0}" = 1 ] && ! mountpoint -q "$cache"; then
     blkid "$device" >/dev/null 2>&1 || mkfs.ext4 -q -L pixtral-cache "$device"
     mount -o noatime "$device" "$cache"
     echo "model cache on local NVMe $device"
+    # vLLM's venv too (/opt/pixtral): a later boot unpacks its 8.7 GB there from the artefact store, at the array's
+    # speed rather than the root disk's (GCP's pd-ssd bounds a streamed later boot at 147 s, 103 s from the array).
+    # Blank with the array after a stop/start, so the install's marker goes with it and the venv is fetched again.
+    mkdir -p "$cache/opt" "$opt"
+    mountpoint -q "$opt" || mount --bind "$cache/opt" "$opt"
+    echo "vLLM's venv on local NVMe $device ($opt)"
   else
     echo "no local NVMe disk found; the model cache stays on the root disk" >&2
   fi

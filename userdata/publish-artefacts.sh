@@ -19,9 +19,14 @@ phase publish start
 entries=("${venv##*/}")
 [ -d "$opt/python" ] && entries+=(python)
 publish_artefact "$(venv_prefix)" venv.tar "$opt" "${entries[@]}"
-publish_artefact "$(model_prefix)" hub.tar "$HF_HOME" "hub/$model" ".pixtral-downloaded-${PIXTRAL_MODEL//\//--}"
-# Only what vLLM compiled on this GPU (none with --enforce-eager).
-if [ -d "$VLLM_CACHE_ROOT/torch_compile_cache" ] && prefix=$(compile_prefix); then
+weights=$(cat "$PIXTRAL_WEIGHTS_WAY" 2>/dev/null || echo hub)
+if [ "$weights" = stream ]; then
+  echo "artefact $(weights_prefix): this boot streamed the weights from the store"
+else
+  publish_weights "$HF_HOME/hub/$model/snapshots/$(cat "$HF_HOME/hub/$model/refs/main")"
+fi
+# Only what vLLM compiled on this GPU (none with --enforce-eager), for the way this boot read the weights.
+if [ -d "$VLLM_CACHE_ROOT/torch_compile_cache" ] && prefix=$(compile_prefix "$weights"); then
   publish_artefact "$prefix" cache.tar "$VLLM_CACHE_ROOT" torch_compile_cache
 fi
 phase publish end

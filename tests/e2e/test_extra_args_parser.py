@@ -39,6 +39,7 @@ VALUES = {
     "--tokenizer-mode": "auto",
     "--config-format": "hf",
     "--load-format": "safetensors",
+    "--model-loader-extra-config": '{"distributed":false}',
     "--limit-mm-per-prompt": '{"image":64}',
     "--max-model-len": "1048576",
     "--tensor-parallel-size": "8",

@@ -1,0 +1,332 @@
+"""Later VM boots stream the weights from the stack's artefact store (issue #26, Run:ai's streamer): the two command
+lines the program renders, and the boot scripts run for real in a temporary root (download-weights.sh deciding,
+launch-vllm.sh taking the arguments it decided, publish-artefacts.sh publishing the model as plain objects) against
+a real AWS CLI and the rehearsal's S3 stand-in on loopback (tests/rehearsal/s3.py), where S3 would be.
+
+Stand-ins at the edge only: `uvx` (the Hugging Face download the hub path runs: it writes the snapshot and says it
+was asked), `nvidia-smi` (the GPU) and vLLM's python (it records the arguments it was started with). The GCS path
+(`gcloud storage`) is not run here: Google's CLI cannot be pointed at a stand-in as the AWS CLI can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_DIR, environment_file, required_tool, run_stack, vm_files
+
+from pixtral_deploy.artefacts import ENV_VAR, WEIGHTS_DIR, model_key, weights_url
+from pixtral_deploy.server import STREAMED_LOAD_FORMAT, VLLM_STREAMER_EXTRA, VLLM_VERSION
+
+ARGS = "/etc/pixtral/vllm.args"
+STREAMED_ARGS = "/etc/pixtral/vllm-streamed.args"
+MODEL = "mistralai/Pixtral-12B-2409"
+MODEL_FILES = {"consolidated.safetensors": b"\1" * 300_000, "params.json": b'{"dim": 5120}', "tekken.json": b"{}"}
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args else None
+
+
+@pytest.mark.parametrize("stack", ["aws", "aws-fleet", "gcp", "gcp-fleet"])
+def test_a_streamed_boot_differs_from_a_first_boot_only_in_where_and_how_it_reads_the_weights(stack):
+    files = vm_files(run_stack(stack))
+    first, streamed = _lines(files[ARGS]), _lines(files[STREAMED_ARGS])
+    store = environment_file(files)[ENV_VAR]
+    assert _flag(first, "--model") == MODEL
+    assert _flag(streamed, "--model") == f"{store}/model/{model_key(MODEL)}/{WEIGHTS_DIR}"
+    assert _flag(first, "--load-format") == "mistral"
+    assert _flag(streamed, "--load-format") == STREAMED_LOAD_FORMAT
+    assert _flag(streamed, "--served-model-name") == _flag(first, "--served-model-name")
+
+    def without_weights(args: list[str]) -> list[str]:
+        kept, skip = [], False
+        for arg in args:
+            if skip:
+                skip = False
+            elif arg in ("--model", "--load-format", "--model-loader-extra-config"):
+                skip = True
+            else:
+                kept.append(arg)
+        return kept
+
+    assert without_weights(streamed) == without_weights(first), "only the weights' flags may differ"
+
+
+def test_several_gpus_read_the_streamed_weights_once_for_all():
+    files = vm_files(run_stack("aws", {"pixtral:instanceType": "g6e.12xlarge", "pixtral:tensorParallelSize": "4"}))
+    streamed, first = _lines(files[STREAMED_ARGS]), _lines(files[ARGS])
+    assert json.loads(_flag(streamed, "--model-loader-extra-config")) == {"distributed": True}
+    assert "--model-loader-extra-config" not in first
+
+
+@pytest.mark.parametrize("stack", ["aws", "gcp"])
+def test_without_a_store_there_is_no_streamed_command_line(stack):
+    files = vm_files(run_stack(stack, {"pixtral:warmStarts": "false"}))
+    assert STREAMED_ARGS not in files
+    assert _flag(_lines(files[ARGS]), "--load-format") == "mistral"
+
+
+def test_the_streamer_on_s3_is_told_the_region_and_every_vm_installs_it():
+    aws = environment_file(vm_files(run_stack("aws")))
+    assert aws["AWS_REGION"] == aws["AWS_DEFAULT_REGION"] == aws["PIXTRAL_AWS_REGION"]
+    assert "AWS_REGION" not in environment_file(vm_files(run_stack("gcp")))
+    for stack in ("aws", "gcp"):
+        assert environment_file(vm_files(run_stack(stack, {"pixtral:warmStarts": "false"})))[
+            "PIXTRAL_VLLM_EXTRA"] == VLLM_STREAMER_EXTRA
+
+
+def test_weights_url_is_under_the_model_prefix():
+    assert weights_url("gs://b", "org/name") == "gs://b/model/org--name/weights"
+
+
+# --- The boot scripts, for real ---
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Iterator[dict]:
+    aws = required_tool("aws", "python3 -m venv .venv-awscli && .venv-awscli/bin/pip install awscli==1.46.3",
+                        (str(PROJECT_DIR / ".venv-awscli" / "bin" / "aws"),))
+    files = vm_files(run_stack("aws"))
+    env = environment_file(files)
+    bucket = env[ENV_VAR].removeprefix("s3://")
+    root = tmp_path_factory.mktemp("store")
+    port = _free_port()
+    log = root / "requests.jsonl"
+    server = subprocess.Popen([sys.executable, "-m", "tests.rehearsal.s3", "--port", str(port), "--data",
+                               str(root / "data"), "--bucket", bucket, "--log", str(log)], cwd=PROJECT_DIR,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port)
+        yield {"aws": aws, "files": files, "env": env, "bucket": bucket, "port": port, "log": log,
+               "data": root / "data" / bucket}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _env(store: dict, root: Path) -> dict[str, str]:
+    """The environment of the VM's units (pixtral.env as rendered), its paths moved into `root`, S3 the stand-in."""
+    bins = root / "bin"
+    return {**store["env"],
+            "PIXTRAL_LIB": str(root / "usr/local/lib/pixtral"), "PIXTRAL_BIN": str(bins),
+            "PIXTRAL_STATE_DIR": str(root / "var/lib/pixtral"), "PIXTRAL_RUN_DIR": str(root / "run"),
+            "HF_HOME": str(root / "var/lib/pixtral/cache/hf"),
+            "VLLM_CACHE_ROOT": str(root / "var/lib/pixtral/cache/vllm"),
+            "PIXTRAL_VLLM_PYTHON": str(root / f"opt/pixtral/vllm-{VLLM_VERSION}/bin/python"),
+            "PIXTRAL_USER": "root", "PIXTRAL_RETRY_SECONDS": "0",
+            "PIXTRAL_ARGS_FILE": str(root / ARGS.lstrip("/")),
+            "PIXTRAL_STREAMED_ARGS_FILE": str(root / STREAMED_ARGS.lstrip("/")), "VLLM_API_KEY": "sk-test",
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{store['port']}", "AWS_ACCESS_KEY_ID": "instance-role",
+            "AWS_SECRET_ACCESS_KEY": "instance-role", "AWS_EC2_METADATA_DISABLED": "true",
+            "PATH": f"{bins}:/usr/bin:/bin", "HOME": str(root)}
+
+
+def _hub_download(origin: Path, repo: Path, calls: Path) -> str:
+    """A stand-in for huggingface_hub's `hf download` (run through uvx): the snapshot of links into blobs it leaves,
+    copied from `origin`, and a line in `calls` saying it was asked."""
+    origin.mkdir(parents=True)
+    lines = ["#!/bin/bash", f"echo \"$*\" >>'{calls}'",
+             f"mkdir -p '{repo}/blobs' '{repo}/snapshots/{COMMIT}' '{repo}/refs'",
+             f"printf {COMMIT} >'{repo}/refs/main'"]
+    for index, (name, data) in enumerate(MODEL_FILES.items()):
+        (origin / name).write_bytes(data)
+        lines += [f"cp '{origin / name}' '{repo}/blobs/b{index}'",
+                  f"ln -sf ../../blobs/b{index} '{repo}/snapshots/{COMMIT}/{name}'"]
+    return "\n".join(lines) + "\n"
+
+
+def _vm(store: dict, root: Path) -> dict[str, str]:
+    """A blank VM in `root`: the user data's scripts and args files, a venv already installed, stand-ins for the
+    GPU, the Hugging Face download and vLLM. Returns its units' environment."""
+    for path, content in store["files"].items():
+        if path.startswith(("/usr/local/lib/pixtral/", "/etc/pixtral/")):
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+    bins = root / "bin"
+    bins.mkdir()
+    (bins / "aws").symlink_to(store["aws"])
+    stand_ins = {
+        "nvidia-smi": "#!/bin/sh\necho 'GPU 0: NVIDIA L40S (UUID: GPU-1)'\n",
+        "uvx": _hub_download(root / "hub-origin", root / "var/lib/pixtral/cache/hf/hub" / f"models--{model_key(MODEL)}",
+                             root / "hub-calls"),
+        "uv": "#!/bin/sh\nexit 0\n",
+        "vllm-python": f"#!/bin/bash\nprintf '%s\\n' \"$@\" >'{root}/vllm-started-with'\n",
+    }
+    for name, text in stand_ins.items():
+        (bins / name).write_text(text)
+        (bins / name).chmod(0o755)
+    (root / "run").mkdir()
+    (root / "var/lib/pixtral/cache/hf").mkdir(parents=True)
+    return _env(store, root)
+
+
+def _run(env: dict[str, str], script: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(["bash", f"{env['PIXTRAL_LIB']}/{script}"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def _timeline(root: Path) -> list[dict]:
+    path = root / "var/lib/pixtral/timeline.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _start_source(root: Path, phase: str) -> str | None:
+    (event,) = [e for e in _timeline(root) if e["phase"] == phase and e["event"] == "start"]
+    return event.get("source")
+
+
+def _launch(root: Path, env: dict[str, str]) -> list[str]:
+    """launch-vllm.sh with the vLLM stand-in: the arguments vLLM was started with."""
+    _run({**env, "PIXTRAL_VLLM_PYTHON": env["PIXTRAL_BIN"] + "/vllm-python"}, "launch-vllm.sh")
+    return (root / "vllm-started-with").read_text().splitlines()[2:]
+
+
+def _requests(store: dict) -> list[dict]:
+    return [json.loads(line) for line in store["log"].read_text().splitlines()] if store["log"].exists() else []
+
+
+def _object(store: dict, key: str) -> Path:
+    return store["data"] / "objects" / key
+
+
+WEIGHTS = f"model/{model_key(MODEL)}/{WEIGHTS_DIR}"
+
+
+@pytest.fixture(scope="module")
+def first(store, tmp_path_factory) -> dict:
+    """The stack's first VM: the store empty, the model from the hub, vLLM started, then the publish."""
+    root = tmp_path_factory.mktemp("first-vm")
+    env = _vm(store, root)
+    venv = Path(env["PIXTRAL_VLLM_PYTHON"]).parent.parent
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".pixtral-installed").touch()
+    download = _run(env, "download-weights.sh")
+    args = _launch(root, env)
+    before = len(_requests(store))
+    publish = _run(env, "publish-artefacts.sh")
+    return {"root": root, "env": env, "download": download, "args": args, "publish": publish,
+            "requests": _requests(store)[before:]}
+
+
+@pytest.fixture(scope="module")
+def later(store, first, tmp_path_factory) -> dict:
+    """A later VM of the same stack, on a blank disk, once the first published."""
+    root = tmp_path_factory.mktemp("later-vm")
+    env = _vm(store, root)
+    download = _run(env, "download-weights.sh")
+    return {"root": root, "env": env, "download": download, "args": _launch(root, env)}
+
+
+def test_a_first_boot_with_an_empty_store_downloads_from_the_hub_and_says_why(first):
+    assert (first["root"] / "hub-calls").read_text().count("hf download") == 1
+    assert _start_source(first["root"], "download") == "hub"
+    assert f"weights s3://{first['env']['PIXTRAL_ARTEFACTS'].removeprefix('s3://')}/{WEIGHTS}: not published yet" \
+        in first["download"].stdout, first["download"].stdout
+
+
+def test_a_first_boot_starts_vllm_from_the_hugging_face_cache(first):
+    assert first["args"] == (first["root"] / ARGS.lstrip("/")).read_text().splitlines()
+    assert _flag(first["args"], "--model") == MODEL
+    assert _start_source(first["root"], "load") is None
+
+
+def test_the_first_boot_publishes_every_file_as_an_object_and_the_manifest_last(store, first):
+    manifest = json.loads(_object(store, f"{WEIGHTS}/manifest.json").read_text())
+    assert {name: entry["bytes"] for name, entry in manifest["files"].items()} == {
+        name: len(data) for name, data in MODEL_FILES.items()}
+    for name, data in MODEL_FILES.items():
+        assert _object(store, f"{WEIGHTS}/{name}").read_bytes() == data, f"{name} is not the snapshot's file"
+        assert manifest["files"][name]["sha256"] == hashlib.sha256(data).hexdigest()
+    writes = [r["path"] for r in first["requests"] if r["method"] in ("PUT", "POST") and WEIGHTS in r["path"]]
+    assert writes[-1].split("?")[0].endswith(f"{WEIGHTS}/manifest.json"), writes
+    assert not list(store["data"].glob(f"objects/model/{model_key(MODEL)}/hub.tar")), "a VM publishes no hub.tar"
+
+
+def test_a_later_boot_downloads_nothing_and_starts_vllm_streaming_from_the_store(store, later):
+    root = later["root"]
+    assert not (root / "hub-calls").exists(), "the later boot asked Hugging Face"
+    assert _start_source(root, "download") == "artefacts"
+    assert _start_source(root, "load") == "stream"
+    assert later["args"] == (root / STREAMED_ARGS.lstrip("/")).read_text().splitlines()
+    assert _flag(later["args"], "--model") == f"s3://{store['bucket']}/{WEIGHTS}"
+    assert "nothing to download" in later["download"].stdout
+
+
+def test_a_later_boot_publishes_no_weights_and_its_compile_cache_under_the_streamed_key(store, later):
+    cache = Path(later["env"]["VLLM_CACHE_ROOT"]) / "torch_compile_cache/abc"
+    cache.mkdir(parents=True)
+    (cache / "graph.py").write_text("compiled")
+    done = _run(later["env"], "publish-artefacts.sh")
+    assert "this boot streamed the weights from the store" in done.stdout
+    assert _object(store, f"compile/{VLLM_VERSION}/nvidia-l40s-x1/stream/manifest.json").exists(), done.stdout
+    assert not _object(store, f"compile/{VLLM_VERSION}/nvidia-l40s-x1/hub/manifest.json").exists()
+
+
+@pytest.mark.parametrize(("damage", "why"), [
+    (lambda path: path.write_bytes(path.read_bytes()[:-1]), "consolidated.safetensors has 299999 bytes, "
+                                                            "the manifest says 300000"),
+    (lambda path: path.unlink(), "consolidated.safetensors is in the manifest but not in the store"),
+], ids=["truncated", "missing"])
+def test_a_store_that_does_not_match_its_manifest_sends_the_boot_to_the_hub_and_says_why(
+        store, first, tmp_path, damage, why):
+    path = _object(store, f"{WEIGHTS}/consolidated.safetensors")
+    kept = path.read_bytes()
+    damage(path)
+    try:
+        env = _vm(store, tmp_path)
+        done = _run(env, "download-weights.sh")
+        args = _launch(tmp_path, env)
+    finally:
+        path.write_bytes(kept)
+    assert f"{WEIGHTS}: {why}; downloading {MODEL} from Hugging Face" in done.stdout, done.stdout
+    assert (tmp_path / "hub-calls").exists()
+    assert _start_source(tmp_path, "download") == "hub"
+    assert _flag(args, "--model") == MODEL
+
+
+def test_a_second_publisher_leaves_the_published_weights_alone(store, first):
+    manifest = _object(store, f"{WEIGHTS}/manifest.json")
+    written = manifest.stat().st_mtime_ns
+    done = _run(first["env"], "publish-artefacts.sh")
+    assert f"artefact {WEIGHTS}: already in the store" in done.stdout
+    assert manifest.stat().st_mtime_ns == written
+
+
+def test_without_a_store_the_boot_downloads_from_the_hub_and_says_why(store, tmp_path):
+    env = _vm(store, tmp_path)
+    del env["PIXTRAL_ARTEFACTS"]
+    done = _run(env, "download-weights.sh")
+    assert "weights: no artefact store (pixtral:warmStarts is off); downloading" in done.stdout, done.stdout
+    assert (tmp_path / "hub-calls").exists() and _start_source(tmp_path, "download") == "hub"
+    assert _flag(_launch(tmp_path, env), "--model") == MODEL
