@@ -143,10 +143,11 @@ GCLOUD_STANDIN = """#!/usr/bin/python3
 # Stand-in for the Google Cloud CLI the GCE images carry, for the calls the user data makes:
 # - `gcloud secrets versions access VERSION --secret NAME --project PROJECT` against the rehearsal's Secret Manager
 #   stand-in, with gcloud's error shape;
-# - `gcloud storage cat URL` and `gcloud storage cp [--quiet] [--if-generation-match=0] SRC DST` (SRC and DST a gs://
-#   URL, a file or -) against the rehearsal's object store (tests/rehearsal/s3.py, logging as "gcs"), carried by the
-#   image's AWS CLI, which this machine has; generation 0 is S3's If-None-Match: *. What real gcloud does with these
-#   flags is not shown here (Debian does not package it).
+# - `gcloud storage cat URL`, `gcloud storage cp [--quiet] [--if-generation-match=0] SRC DST` (SRC and DST a gs://
+#   URL, a file or -) and `gcloud storage ls --long gs://BUCKET/PREFIX**` against the rehearsal's object store
+#   (tests/rehearsal/s3.py, logging as "gcs"), carried by the image's AWS CLI, which this machine has; generation 0
+#   is S3's If-None-Match: *; the listing in gsutil's documented `ls -l` form. What real gcloud does with these flags
+#   is not shown here (Debian does not package it).
 import argparse, base64, json, os, subprocess, sys, tempfile, urllib.error, urllib.request
 
 
@@ -168,13 +169,30 @@ def secrets(argv):
                  f"{{error}}")
 
 
-def aws(command, *args):
+def aws(command, *args, capture=False):
     env = {{**os.environ, "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "rehearsal",
            "AWS_SECRET_ACCESS_KEY": "rehearsal", "AWS_DEFAULT_REGION": "us-east-1"}}
-    done = subprocess.run(["aws", command, *args], env=env, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(["aws", command, *args], env=env, stderr=subprocess.PIPE, text=True,
+                          stdout=subprocess.PIPE if capture else None)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["failed"]
         sys.exit(f"ERROR: (gcloud.storage) {{lines[-1]}}")
+    return done.stdout
+
+
+def long_listing(url):
+    # `ls --long gs://BUCKET/PREFIX**`: gsutil's `ls -l` lines (size, creation time, URL), then the TOTAL line.
+    if not url.endswith("**"):
+        sys.exit("gcloud stand-in: only `storage ls --long gs://BUCKET/PREFIX**` is served here")
+    bucket, _, prefix = url[len("gs://"):-2].partition("/")
+    listed = json.loads(aws("s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--output", "json",
+                            capture=True) or "{{}}")
+    objects = listed.get("Contents") or []
+    if not objects:
+        sys.exit("ERROR: (gcloud.storage.ls) One or more URLs matched no objects.")
+    for item in objects:
+        print(f"{{item['Size']:>10}}  {{item['LastModified'][:19]}}Z  gs://{{bucket}}/{{item['Key']}}")
+    print(f"TOTAL: {{len(objects)}} objects, {{sum(item['Size'] for item in objects)}} bytes")
 
 
 def s3_url(url):
@@ -186,6 +204,9 @@ def s3_url(url):
 def storage(argv):
     if argv[:1] == ["cat"] and len(argv) == 2:
         aws("s3", "cp", "--only-show-errors", s3_url(argv[1]), "-")
+        return
+    if argv[:2] == ["ls", "--long"] and len(argv) == 3:
+        long_listing(argv[2])
         return
     if argv[:1] != ["cp"]:
         sys.exit(f"gcloud stand-in: `storage {{' '.join(argv[:1])}}` is not served here")
@@ -213,7 +234,7 @@ if sys.argv[1:4] == ["secrets", "versions", "access"]:
 elif sys.argv[1:2] == ["storage"]:
     storage(sys.argv[2:])
 else:
-    sys.exit("gcloud stand-in: only `secrets versions access` and `storage cat|cp` are served here")
+    sys.exit("gcloud stand-in: only `secrets versions access` and `storage cat|cp|ls` are served here")
 """
 
 NVIDIA_SMI_STANDIN = """#!/bin/sh
