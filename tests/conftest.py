@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import json
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
@@ -194,6 +197,33 @@ def e2e_python() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return python
+
+
+def read_by_vllm(command_lines: dict[str, list[str]], fields: tuple[str, ...]) -> dict[str, dict]:
+    """What the pinned vLLM's own parser (the e2e venv's, tests/e2e/vllm_parser.py `read`) reads each whole command
+    line as, checked as the server checks it: the named fields, per line."""
+    done = subprocess.run([e2e_python(), str(PROJECT_DIR / "tests/e2e/vllm_parser.py"), "read"],
+                          input=json.dumps({"lines": command_lines, "fields": list(fields)}), capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (for a stand-in the test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    """Returns once something listens on 127.0.0.1:PORT; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"nothing listens on 127.0.0.1:{port}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

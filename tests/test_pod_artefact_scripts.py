@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, pod_controller, required_tool, run_stack
+from conftest import PROJECT_DIR, free_port, pod_controller, required_tool, run_stack, wait_port
 
 from components.pod_artefacts import scripts
 
@@ -35,21 +34,6 @@ from components.pod_artefacts import scripts
 TOOLS = ("bash", "mktemp", "date", "rm", "cat", "tail", "mkdir", "mv", "touch", "sleep", "dirname", "env")
 MODEL_FILES = {"consolidated.safetensors": b"\1" * 300_000, "params.json": b'{"dim": 5120}', "tekken.json": b"{}"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.1)
-    pytest.fail(f"nothing listens on 127.0.0.1:{port}")
 
 
 def _rendered_env() -> tuple[dict[str, str], dict[str, str]]:
@@ -66,13 +50,13 @@ def store(tmp_path_factory) -> Iterator[dict]:
     fill_env, publish_env = _rendered_env()
     bucket = fill_env["PIXTRAL_ARTEFACTS"].removeprefix("s3://")
     root = tmp_path_factory.mktemp("store")
-    port = _free_port()
+    port = free_port()
     log = root / "requests.jsonl"
     server = subprocess.Popen([sys.executable, "-m", "tests.rehearsal.s3", "--port", str(port), "--data",
                                str(root / "data"), "--bucket", bucket, "--log", str(log)], cwd=PROJECT_DIR,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_port(port)
+        wait_port(port)
         lib = root / "lib"
         lib.mkdir()
         for name, text in scripts().items():
@@ -166,7 +150,7 @@ def _vllm_answering(port: int) -> Iterator[None]:
 def _publish(store: dict, pod: Path, model: str, with_tar: bool, vllm_after: float = 0.0) -> list[str]:
     """The sidecar until it says what it did with the model, then stopped as the kubelet stops it (SIGTERM);
     returns its lines. vLLM answers only `vllm_after` seconds after the sidecar started."""
-    port = _free_port()
+    port = free_port()
     env = _pod_env(store, store["publish"], pod, model, with_tar)
     env.update(PIXTRAL_HEALTH_URL=f"http://127.0.0.1:{port}/health", PIXTRAL_HEALTH_POLL_SECONDS="0.2")
     before = len(_requests(store))

@@ -10,18 +10,15 @@ was asked), `nvidia-smi` (the GPU) and vLLM's python (it records the arguments i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, environment_file, required_tool, run_stack, vm_files
+from conftest import PROJECT_DIR, environment_file, free_port, required_tool, run_stack, vm_files, wait_port
 
 from pixtral_deploy.artefacts import ENV_VAR, WEIGHTS_DIR, model_key, weights_url
 from pixtral_deploy.server import STREAMED_LOAD_FORMAT, VLLM_STREAMER_EXTRA, VLLM_VERSION
@@ -95,21 +92,6 @@ def test_weights_url_is_under_the_model_prefix():
 
 # --- The boot scripts, for real ---
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.1)
-    pytest.fail(f"nothing listens on 127.0.0.1:{port}")
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Iterator[dict]:
     aws = required_tool("aws", "python3 -m venv .venv-awscli && .venv-awscli/bin/pip install awscli==1.46.3",
@@ -118,13 +100,13 @@ def store(tmp_path_factory) -> Iterator[dict]:
     env = environment_file(files)
     bucket = env[ENV_VAR].removeprefix("s3://")
     root = tmp_path_factory.mktemp("store")
-    port = _free_port()
+    port = free_port()
     log = root / "requests.jsonl"
     server = subprocess.Popen([sys.executable, "-m", "tests.rehearsal.s3", "--port", str(port), "--data",
                                str(root / "data"), "--bucket", bucket, "--log", str(log)], cwd=PROJECT_DIR,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_port(port)
+        wait_port(port)
         yield {"aws": aws, "files": files, "env": env, "bucket": bucket, "port": port, "log": log,
                "data": root / "data" / bucket}
     finally:

@@ -151,19 +151,25 @@ print(f["sha256"], f["bytes"])' "$manifest" "$file") ||
   return 1
 }
 
+# publishes_here PREFIX: whether this boot publishes the artefact under PREFIX: not when the store has its manifest
+# already, nor when another boot claimed it first (each said in one line).
+publishes_here() {
+  if store_read "$1/manifest.json" >/dev/null 2>&1; then
+    echo "artefact $1: already in the store"
+    return 1
+  fi
+  if ! store_claim "claims/$1" 2>/dev/null; then
+    echo "artefact $1: another boot is publishing it"
+    return 1
+  fi
+}
+
 # publish_artefact PREFIX FILE DIR ENTRY...: DIR's ENTRYs as one tar under PREFIX, unless the store has them or
 # another boot claimed them first; the manifest goes last.
 publish_artefact() {
   local prefix=$1 file=$2 dir=$3 sums sha bytes
   shift 3
-  if store_read "$prefix/manifest.json" >/dev/null 2>&1; then
-    echo "artefact $prefix: already in the store"
-    return 0
-  fi
-  if ! store_claim "claims/$prefix" 2>/dev/null; then
-    echo "artefact $prefix: another boot is publishing it"
-    return 0
-  fi
+  publishes_here "$prefix" || return 0
   sums=$(mktemp)
   tar -C "$dir" -cf - "$@" | counted "$sums" | store_write "$prefix/$file" || { rm -f "$sums"; return 1; }
   read -r sha bytes <"$sums"
@@ -245,14 +251,7 @@ for name, size in sorted(want.items()):
 publish_weights() {
   local snapshot=$1 prefix work rel
   prefix=$(weights_prefix)
-  if store_read "$prefix/manifest.json" >/dev/null 2>&1; then
-    echo "artefact $prefix: already in the store"
-    return 0
-  fi
-  if ! store_claim "claims/$prefix" 2>/dev/null; then
-    echo "artefact $prefix: another boot is publishing it"
-    return 0
-  fi
+  publishes_here "$prefix" || return 0
   work=$(mktemp -d)
   if ! (cd "$snapshot" && find -L . -type f -printf '%P\n' | sort) >"$work/files" || [ ! -s "$work/files" ]; then
     echo "artefact $prefix: no files in $snapshot"

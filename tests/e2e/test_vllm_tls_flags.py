@@ -6,33 +6,15 @@ HTTPS tests in test_served_api.py start the server with them.
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
-from conftest import e2e_python, pod_controller, run_stack, vm_files
+from conftest import pod_controller, read_by_vllm, run_stack, vm_files
 
 pytestmark = pytest.mark.e2e
 
-PARSE = r'''
-import json, sys
-from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
-from vllm.utils.argparse_utils import FlexibleArgumentParser
-
-parsed = {}
-for name, argv in json.loads(sys.stdin.read()).items():
-    args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
-    validate_parsed_serve_args(args)
-    parsed[name] = {"ssl_keyfile": args.ssl_keyfile, "ssl_certfile": args.ssl_certfile}
-print(json.dumps(parsed))
-'''
 
 
 def _parsed_by_vllm(command_lines: dict[str, list[str]]) -> dict[str, dict]:
-    done = subprocess.run([e2e_python(), "-c", PARSE], input=json.dumps(command_lines),
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return read_by_vllm(command_lines, ("ssl_keyfile", "ssl_certfile"))
 
 
 def _value(args: list[str], flag: str) -> str:

@@ -7,6 +7,8 @@ starts): `make_arg_parser(FlexibleArgumentParser(...))`. Two commands, JSON on s
   resolve    stdin {"base": [...], "cases": [[...], ...]}: for each case, parse base + case and report the
              destinations the case's arguments were read as (beyond what base alone is read as) and the error,
              if the parse failed (and, so one start of vLLM's import serves both, what describe says)
+  read       stdin {"lines": {NAME: [...]}, "fields": [...]}: each whole command line parsed and checked as the
+             server checks it (`validate_parsed_serve_args`), and the named fields of what it was read as
 
 `resolve` records what argparse resolves each argument string to (its `_parse_optional`), so a form counts as
 "read as --port" even when its value would then fail --port's type check: the parser has taken it as --port.
@@ -21,7 +23,7 @@ import json
 import sys
 from collections import Counter
 
-from vllm.entrypoints.launchers.cli_args import make_arg_parser
+from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 
 
@@ -99,14 +101,25 @@ def resolve(request: dict) -> dict:
     }
 
 
+def read(request: dict) -> dict:
+    parsed = {}
+    for name, argv in request["lines"].items():
+        args = _parser().parse_args(argv)
+        validate_parsed_serve_args(args)
+        parsed[name] = {field: getattr(args, field) for field in request["fields"]}
+    return parsed
+
+
 def main() -> None:
     command = sys.argv[1]
     if command == "describe":
         out = describe()
     elif command == "resolve":
         out = resolve(json.load(sys.stdin))
+    elif command == "read":
+        out = read(json.load(sys.stdin))
     else:
-        raise SystemExit(f"unknown command {command!r}: describe or resolve")
+        raise SystemExit(f"unknown command {command!r}: describe, resolve or read")
     # vLLM may log to stdout while importing: the answer is the last line.
     print()
     print(json.dumps(out))

@@ -70,7 +70,9 @@ def _replace(booted, durations: str) -> list[dict]:
     done = rehearsal("replace", str(booted.machine.dir))
     assert done.returncode == 0, done.stderr[-6000:]
     # The later boot's phase durations, for the measured column beside the first boot's.
-    (booted.machine.dir / durations).write_text(rehearsal("durations", str(booted.machine.dir)).stdout)
+    measured = rehearsal("durations", str(booted.machine.dir))
+    assert measured.returncode == 0, measured.stderr[-3000:]
+    (booted.machine.dir / durations).write_text(measured.stdout)
     return _requests_since(booted, started)
 
 
