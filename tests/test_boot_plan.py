@@ -266,10 +266,6 @@ def _record_as_service_user(tmp_path: Path) -> None:
     assert [e["phase"] for e in _timeline_at(state)] == ["boot", "boot", "load"]
 
 
-def _timeline_at(state: Path) -> list[dict]:
-    return [json.loads(line) for line in (state / "timeline.jsonl").read_text().splitlines()]
-
-
 def test_tests_use_the_uv_release_the_vms_install():
     from pixtral_deploy.cloudinit import UV_VERSION
 
@@ -313,6 +309,29 @@ def test_systemd_waits_for_vllm_to_drain_before_killing_it():
     unit = (USERDATA_DIR / "pixtral-vllm.service").read_text()
     (timeout,) = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("TimeoutStopSec=")]
     assert int(timeout) > MAX_DRAIN_SECONDS, f"TimeoutStopSec={timeout} kills vLLM before a {MAX_DRAIN_SECONDS} s drain"
+
+
+@pytest.mark.parametrize("loaded", [
+    # vLLM 0.32.0's default loader (model_loader/default_loader.py), each tensor-parallel worker saying it.
+    ["(Worker_TP0 pid=7) INFO [default_loader.py:502] Loading weights took 11.52 seconds",
+     "(Worker_TP1 pid=8) INFO [default_loader.py:502] Loading weights took 11.60 seconds"],
+    # Run:ai's streamer (a later boot's `--load-format runai_streamer`): no such line, its progress bar instead, as the
+    # pinned CPU build printed it streaming the tiny Pixtral from the rehearsal's store.
+    ["Loading safetensors using Runai Model Streamer:   0% Completed | 0/36 [00:00<?, ?it/s]",
+     "Loading safetensors using Runai Model Streamer: 100% Completed | 36/36 [00:00<00:00, 714.89it/s]",
+     "Loading safetensors using Runai Model Streamer: 100% Completed | 36/36 [00:00<00:00, 702.10it/s]"],
+], ids=["default-loader", "runai-streamer"])
+def test_the_load_ends_once_whichever_loader_read_the_weights(tmp_path, loaded):
+    log = "\n".join([*loaded, "(EngineCore pid=9) INFO [core.py:402] init engine (profile, create kv cache, warmup "
+                      "model) took 1.55 s"]) + "\n"
+    env = {"PATH": "/usr/bin:/bin", "PIXTRAL_LIB": str(USERDATA_DIR), "PIXTRAL_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", f'. "{USERDATA_DIR}/pixtral-lib.sh" && watch_phases'], input=log, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    passed = [line for line in done.stdout.splitlines() if not line.startswith("pixtral phase=")]
+    assert passed == log.splitlines(), "the log must pass through unchanged"
+    events = [(e["phase"], e["event"]) for e in _timeline_at(tmp_path)]
+    assert events == [("load", "end"), ("graphs", "start"), ("graphs", "end")], events
 
 
 def test_the_server_dying_ends_the_launcher_while_its_engine_processes_live_on(tmp_path):

@@ -31,11 +31,14 @@ boot_time() {
 # watch_phases: pass vLLM's log through unchanged, recording the phases it announces (weights loaded; engine
 # warm-up, i.e. torch.compile and CUDA graph capture, finished).
 watch_phases() {
-  local line
+  local line loaded=
   while IFS= read -r line; do
     printf '%s\n' "$line"
     case "$line" in
-      *"Loading weights took"*) phase load end && phase graphs start ;;
+      # The weights are in: vLLM's default loader says how long they took; Run:ai's streamer (a later boot's) says
+      # nothing of the kind, and its progress bar reaching 100% is the end. Once, whichever worker says it first.
+      *"Loading weights took"* | *"Runai Model Streamer: 100%"*)
+        [ -n "$loaded" ] || { loaded=1 && phase load end && phase graphs start; } ;;
       *"init engine"*"took"*) phase graphs end ;;
     esac
   done
