@@ -22,9 +22,12 @@ from . import status_codes
 from .target import TargetError, stack_outputs
 
 TIMELINE_PATH = TIMELINE_FILE
-# The boot plan's phases in the order they happen: `compile-cache` only on a boot that fetched vLLM's compile cache
-# from the artefact store, `publish` after `ready` (the first boot's upload to the store, not part of the cold start).
-PHASES = ("boot", "secrets", "install", "download", "compile-cache", "load", "graphs", "ready", "publish")
+# The boot plan's phases in the order they happen: `publish-weights` only on a boot that downloaded the weights with a
+# store to put them in (the stack's first boot uploads them before vLLM starts, to stream them as every later boot
+# does), `compile-cache` only on a boot that fetched vLLM's compile cache from the artefact store, `publish` after
+# `ready` (the first boot's upload of the rest, not part of the cold start).
+PHASES = ("boot", "secrets", "install", "download", "publish-weights", "compile-cache", "load", "graphs", "ready",
+          "publish")
 
 EXIT_CODES = {
     status_codes.SUCCESS: "the timeline was read (an empty one too: the VM has not run its boot plan yet)",

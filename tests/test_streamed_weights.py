@@ -10,6 +10,7 @@ was asked), `nvidia-smi` (the GPU) and vLLM's python (it records the arguments i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
@@ -92,14 +93,14 @@ def test_weights_url_is_under_the_model_prefix():
 
 # --- The boot scripts, for real ---
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Iterator[dict]:
+@contextlib.contextmanager
+def _serving_store(root: Path) -> Iterator[dict]:
+    """The S3 stand-in on loopback holding the `aws` stack's bucket in `root`, and what a VM of the stack needs."""
     aws = required_tool("aws", "python3 -m venv .venv-awscli && .venv-awscli/bin/pip install awscli==1.46.3",
                         (str(PROJECT_DIR / ".venv-awscli" / "bin" / "aws"),))
     files = vm_files(run_stack("aws"))
     env = environment_file(files)
     bucket = env[ENV_VAR].removeprefix("s3://")
-    root = tmp_path_factory.mktemp("store")
     port = free_port()
     log = root / "requests.jsonl"
     server = subprocess.Popen([sys.executable, "-m", "tests.rehearsal.s3", "--port", str(port), "--data",
@@ -112,6 +113,19 @@ def store(tmp_path_factory) -> Iterator[dict]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Iterator[dict]:
+    with _serving_store(tmp_path_factory.mktemp("store")) as serving:
+        yield serving
+
+
+@pytest.fixture
+def empty_store(tmp_path) -> Iterator[dict]:
+    """A store of the test's own, empty (for a boot that must find no weights in it)."""
+    with _serving_store(tmp_path / "store") as serving:
+        yield serving
 
 
 def _env(store: dict, root: Path) -> dict[str, str]:
@@ -205,20 +219,28 @@ def _object(store: dict, key: str) -> Path:
 WEIGHTS = f"model/{model_key(MODEL)}/{WEIGHTS_DIR}"
 
 
-@pytest.fixture(scope="module")
-def first(store, tmp_path_factory) -> dict:
-    """The stack's first VM: the store empty, the model from the hub, vLLM started, then the publish."""
-    root = tmp_path_factory.mktemp("first-vm")
-    env = _vm(store, root)
+def _installed(env: dict[str, str]) -> None:
     venv = Path(env["PIXTRAL_VLLM_PYTHON"]).parent.parent
     (venv / "bin").mkdir(parents=True)
     (venv / ".pixtral-installed").touch()
-    download = _run(env, "download-weights.sh")
-    args = _launch(root, env)
+
+
+@pytest.fixture(scope="module")
+def first(store, tmp_path_factory) -> dict:
+    """The stack's first VM: the store empty, the model from the hub and into the store, vLLM started, then the
+    publish of the rest."""
+    root = tmp_path_factory.mktemp("first-vm")
+    env = _vm(store, root)
+    _installed(env)
     before = len(_requests(store))
+    download = _run(env, "download-weights.sh")
+    requests = _requests(store)[before:]
+    stored_before_load = sorted(str(p.relative_to(store["data"] / "objects")) for p in
+                                (store["data"] / "objects").rglob("*") if p.is_file())
+    args = _launch(root, env)
     publish = _run(env, "publish-artefacts.sh")
     return {"root": root, "env": env, "download": download, "args": args, "publish": publish,
-            "requests": _requests(store)[before:]}
+            "requests": requests, "stored_before_load": stored_before_load}
 
 
 @pytest.fixture(scope="module")
@@ -237,10 +259,24 @@ def test_a_first_boot_with_an_empty_store_downloads_from_the_hub_and_says_why(fi
         in first["download"].stdout, first["download"].stdout
 
 
-def test_a_first_boot_starts_vllm_from_the_hugging_face_cache(first):
-    assert first["args"] == (first["root"] / ARGS.lstrip("/")).read_text().splitlines()
-    assert _flag(first["args"], "--model") == MODEL
-    assert _start_source(first["root"], "load") is None
+def test_a_first_boot_publishes_the_weights_before_vllm_starts_and_streams_them(store, first):
+    root = first["root"]
+    # Every file and the manifest were in the store before launch-vllm.sh ran.
+    assert {f"{WEIGHTS}/{name}" for name in (*MODEL_FILES, "manifest.json")} <= set(first["stored_before_load"]), \
+        first["stored_before_load"]
+    assert first["args"] == (root / STREAMED_ARGS.lstrip("/")).read_text().splitlines()
+    assert _flag(first["args"], "--model") == f"s3://{store['bucket']}/{WEIGHTS}"
+    assert _start_source(root, "load") == "stream"
+    assert (root / "run/pixtral-weights").read_text().strip() == "stream"
+    assert (f"artefact {WEIGHTS}: published ({len(MODEL_FILES)} files); vLLM streams them from "
+            f"s3://{store['bucket']}/{WEIGHTS}") in first["download"].stdout, first["download"].stdout
+
+
+def test_the_first_boots_upload_is_a_phase_of_its_own_between_the_download_and_the_load(first):
+    order = [(e["phase"], e["event"]) for e in _timeline(first["root"])]
+    assert order[:order.index(("load", "start")) + 1] == [
+        ("download", "start"), ("download", "end"), ("publish-weights", "start"), ("publish-weights", "end"),
+        ("load", "start")], order
 
 
 def test_the_first_boot_publishes_every_file_as_an_object_and_the_manifest_last(store, first):
@@ -253,6 +289,10 @@ def test_the_first_boot_publishes_every_file_as_an_object_and_the_manifest_last(
     writes = [r["path"] for r in first["requests"] if r["method"] in ("PUT", "POST") and WEIGHTS in r["path"]]
     assert writes[-1].split("?")[0].endswith(f"{WEIGHTS}/manifest.json"), writes
     assert not list(store["data"].glob(f"objects/model/{model_key(MODEL)}/hub.tar")), "a VM publishes no hub.tar"
+
+
+def test_the_first_boots_publish_after_ready_leaves_the_weights_it_published_alone(first):
+    assert "this boot streamed the weights from the store" in first["publish"].stdout, first["publish"].stdout
 
 
 def test_a_later_boot_downloads_nothing_and_starts_vllm_streaming_from_the_store(store, later):
@@ -292,14 +332,94 @@ def test_a_store_that_does_not_match_its_manifest_sends_the_boot_to_the_hub_and_
     finally:
         path.write_bytes(kept)
     assert f"{WEIGHTS}: {why}; downloading {MODEL} from Hugging Face" in done.stdout, done.stdout
+    # The damaged weights' manifest is there: this boot does not publish over it.
+    assert f"artefact {WEIGHTS}: already in the store; vLLM reads the weights from {env['HF_HOME']}" in done.stdout
     assert (tmp_path / "hub-calls").exists()
     assert _start_source(tmp_path, "download") == "hub"
     assert _flag(args, "--model") == MODEL
 
 
+def _hub_boot_says(done: subprocess.CompletedProcess, root: Path, env: dict[str, str], why: str) -> None:
+    """The boot downloaded from the hub, did not publish the weights, says why in one line, and vLLM reads them from
+    the disk with the first boot's arguments."""
+    assert f"{why}; vLLM reads the weights from {env['HF_HOME']}" in done.stdout.splitlines(), done.stdout
+    assert (root / "hub-calls").read_text().count("hf download") == 1
+    assert (root / "run/pixtral-weights").read_text().strip() == "hub"
+    args = _launch(root, env)
+    assert _flag(args, "--model") == MODEL and _start_source(root, "load") is None
+
+
+def test_a_first_boot_whose_claim_another_replica_holds_reads_the_weights_from_the_disk(empty_store, tmp_path):
+    env = _vm(empty_store, tmp_path / "vm")
+    # A replica booting at the same time claimed the weights (the claim's key, pixtral-artefacts.sh publishes_here).
+    note = tmp_path / "claim"
+    note.write_text("another-replica claimed at 2026-12-07T05:00:00Z\n")
+    claimed = subprocess.run([empty_store["aws"], "s3api", "put-object", "--bucket", empty_store["bucket"], "--key",
+                              f"claims/{WEIGHTS}", "--body", str(note), "--if-none-match", "*"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert claimed.returncode == 0, claimed.stderr
+    done = _run(env, "download-weights.sh")
+    _hub_boot_says(done, tmp_path / "vm", env, f"artefact {WEIGHTS}: another boot is publishing it")
+    assert not _object(empty_store, f"{WEIGHTS}/manifest.json").exists()
+
+
+def test_a_first_boot_whose_upload_fails_reads_the_weights_from_the_disk_and_says_why(empty_store, tmp_path):
+    env = _vm(empty_store, tmp_path / "vm")
+    # The store cannot keep the first object (a folder where it would go): its PUT gets no answer.
+    _object(empty_store, f"{WEIGHTS}/consolidated.safetensors").mkdir(parents=True)
+    done = _run({**env, "AWS_MAX_ATTEMPTS": "1"}, "download-weights.sh")
+    (line,) = [line for line in done.stdout.splitlines() if "vLLM reads the weights from" in line]
+    assert line.startswith(f"artefact {WEIGHTS}: the upload of consolidated.safetensors failed ("), line
+    _hub_boot_says(done, tmp_path / "vm", env, line.removesuffix(f"; vLLM reads the weights from {env['HF_HOME']}"))
+    assert not _object(empty_store, f"{WEIGHTS}/manifest.json").exists()
+
+
+def test_a_first_boot_that_cannot_reach_the_store_reads_the_weights_from_the_disk_and_says_why(store, tmp_path):
+    env = {**_vm(store, tmp_path), "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+    done = _run(env, "download-weights.sh")
+    (line,) = [line for line in done.stdout.splitlines() if "vLLM reads the weights from" in line]
+    assert line.startswith(f"artefact {WEIGHTS}: cannot claim it ("), line
+    _hub_boot_says(done, tmp_path, env, line.removesuffix(f"; vLLM reads the weights from {env['HF_HOME']}"))
+
+
+def _reboot(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The same VM booted again: its disk kept (model, marker, compile cache), /run blank."""
+    (root / "run/pixtral-weights").unlink()
+    return _run(env, "download-weights.sh")
+
+
+def test_a_reboot_of_the_first_vm_streams_the_weights_as_every_other_boot_of_the_stack(store, first):
+    root, env = first["root"], first["env"]
+    cache = Path(env["VLLM_CACHE_ROOT"]) / "torch_compile_cache/stream-hash"
+    cache.mkdir(parents=True, exist_ok=True)
+    before = len(_timeline(root))
+    done = _reboot(root, env)
+    assert "nothing to download" in done.stdout, done.stdout
+    assert (root / "hub-calls").read_text().count("hf download") == 1, "the reboot asked Hugging Face again"
+    events = _timeline(root)[before:]
+    assert [(e["phase"], e["event"], e.get("source")) for e in events] == [
+        ("download", "start", "artefacts"), ("download", "end", None)], events
+    # The compile cache vLLM built from the streamed weights stays in use: the reboot streams them again.
+    assert _launch(root, env) == (root / STREAMED_ARGS.lstrip("/")).read_text().splitlines()
+    assert cache.is_dir()
+
+
+def test_a_reboot_that_cannot_reach_the_store_reads_the_weights_from_its_disk(first, tmp_path):
+    root = first["root"]
+    env = {**first["env"], "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+    done = _reboot(root, env)
+    (line,) = [line for line in done.stdout.splitlines() if "is already in" in line]
+    assert line.startswith(f"weights s3://{first['env']['PIXTRAL_ARTEFACTS'].removeprefix('s3://')}/{WEIGHTS}: "
+                           "not published yet") and line.endswith(f"; {MODEL} is already in {env['HF_HOME']}"), line
+    assert (root / "hub-calls").read_text().count("hf download") == 1
+    assert _flag(_launch(root, env), "--model") == MODEL
+
+
 def test_a_second_publisher_leaves_the_published_weights_alone(store, first):
     manifest = _object(store, f"{WEIGHTS}/manifest.json")
     written = manifest.stat().st_mtime_ns
+    # A boot of the stack that read the weights from its disk publishes them after it serves, unless they are there.
+    (first["root"] / "run/pixtral-weights").write_text("hub\n")
     done = _run(first["env"], "publish-artefacts.sh")
     assert f"artefact {WEIGHTS}: already in the store" in done.stdout
     assert manifest.stat().st_mtime_ns == written

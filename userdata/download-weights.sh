@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
 # Decides how vLLM reads the weights, while vLLM installs (the two are independent, so the slower of them, not their
-# sum, sets the cold start). When an earlier boot published the model's files to the stack's artefact store, vLLM
-# streams them from there into GPU memory (launch-vllm.sh takes vllm-streamed.args) and nothing is downloaded; else
-# the model goes from Hugging Face into the cache vLLM reads, skipped once it is complete on disk. Then vLLM's
-# compile cache for this GPU and this way of reading the weights, from the store.
+# sum, sets the cold start). When the stack's artefact store has the model's files, vLLM streams them from there into
+# GPU memory (launch-vllm.sh takes vllm-streamed.args) and nothing is downloaded. Else the model goes from Hugging
+# Face into the cache on disk (skipped once it is complete there), and with a store this boot publishes it there
+# before vLLM starts, still beside the install, then streams it too: so the stack's first boot already compiles, and
+# publishes, the one compile cache every later boot uses (vLLM keys it by where the weights are read from). Then
+# vLLM's compile cache for this GPU and this way of reading the weights, from the store.
 set -euo pipefail
 # shellcheck source=userdata/pixtral-lib.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-lib.sh"
 # shellcheck source=userdata/pixtral-artefacts.sh
 . "${PIXTRAL_LIB:-/usr/local/lib/pixtral}/pixtral-artefacts.sh"
 
+# publish_then_stream: the weights just downloaded go to the store; `weights` becomes `stream` when the store then
+# has them whole, else stays `hub`, with one line saying why vLLM reads them from the disk.
+publish_then_stream() {
+  local model="models--${PIXTRAL_MODEL//\//--}" published=0 said why
+  phase publish-weights start
+  said=$(publish_weights "$HF_HOME/hub/$model/snapshots/$(cat "$HF_HOME/hub/$model/refs/main")") || published=$?
+  phase publish-weights end
+  if [ "$published" -ne 0 ]; then
+    echo "${said##*$'\n'}; vLLM reads the weights from $HF_HOME"
+  elif why=$(weights_in_store); then
+    echo "$said; vLLM streams them from $PIXTRAL_ARTEFACTS/$(weights_prefix)"
+    weights=stream
+  else
+    echo "$said, but $why; vLLM reads the weights from $HF_HOME"
+  fi
+}
+
 marker="$HF_HOME/$(model_marker)"
 started=$(date +%s.%N)
-if [ -e "$marker" ]; then
-  echo "$PIXTRAL_MODEL is already in $HF_HOME"
-  weights=hub started=
-elif why=$(weights_in_store); then
+# The store first, the disk second: a reboot of the stack's first VM, which has the model on disk too, streams it as
+# every other boot of the stack does, so it warms up from the `stream` compile cache it built (docs/vms.md).
+if why=$(weights_in_store); then
   phase download start "$started" artefacts
   echo "$PIXTRAL_MODEL: vLLM streams it from $PIXTRAL_ARTEFACTS/$(weights_prefix), nothing to download"
   weights=stream
+elif [ -e "$marker" ]; then
+  echo "$why; $PIXTRAL_MODEL is already in $HF_HOME"
+  weights=hub started=
 else
   echo "$why; downloading $PIXTRAL_MODEL from Hugging Face"
   phase download start "$started" hub
@@ -32,9 +53,12 @@ else
 fi
 mkdir -p "$HF_HOME"
 chown -R "${PIXTRAL_USER:-vllm}:" "$HF_HOME"
-echo "$weights" >"$PIXTRAL_WEIGHTS_WAY"
 # A reboot that found the model on disk started no download phase.
 [ -z "$started" ] || phase download end
+if [ "$weights" = hub ] && [ -n "$started" ] && [ -n "${PIXTRAL_ARTEFACTS:-}" ]; then
+  publish_then_stream
+fi
+echo "$weights" >"$PIXTRAL_WEIGHTS_WAY"
 # torch.compile's cache for this vLLM on this GPU: a warm-up that loads kernels instead of compiling them.
 if [ -n "${PIXTRAL_ARTEFACTS:-}" ] && [ ! -d "$VLLM_CACHE_ROOT/torch_compile_cache" ] &&
   prefix=$(compile_prefix "$weights"); then

@@ -151,25 +151,39 @@ print(f["sha256"], f["bytes"])' "$manifest" "$file") ||
   return 1
 }
 
-# publishes_here PREFIX: whether this boot publishes the artefact under PREFIX: not when the store has its manifest
-# already, nor when another boot claimed it first (each said in one line).
+# publishes_here PREFIX: whether this boot publishes the artefact under PREFIX (0). Not when the store has its
+# manifest already, nor when another boot claimed it first (2: skipped), nor when the claim cannot be written (1:
+# failed); each said in one line.
 publishes_here() {
+  local errors
   if store_read "$1/manifest.json" >/dev/null 2>&1; then
     echo "artefact $1: already in the store"
+    return 2
+  fi
+  errors=$(mktemp)
+  if ! store_claim "claims/$1" 2>"$errors"; then
+    # A claim that exists is refused with 412 (S3's PreconditionFailed, GCS's precondition); anything else (the store
+    # unreachable, no right to write) is a failure, not another publisher.
+    if grep -qiE 'PreconditionFailed|pre-?conditions?|412' "$errors"; then
+      echo "artefact $1: another boot is publishing it"
+      rm -f "$errors"
+      return 2
+    fi
+    echo "artefact $1: cannot claim it ($(tail -n 1 "$errors"))"
+    rm -f "$errors"
     return 1
   fi
-  if ! store_claim "claims/$1" 2>/dev/null; then
-    echo "artefact $1: another boot is publishing it"
-    return 1
-  fi
+  rm -f "$errors"
 }
 
 # publish_artefact PREFIX FILE DIR ENTRY...: DIR's ENTRYs as one tar under PREFIX, unless the store has them or
-# another boot claimed them first; the manifest goes last.
+# another boot claimed them first (both a success); the manifest goes last.
 publish_artefact() {
-  local prefix=$1 file=$2 dir=$3 sums sha bytes
+  local prefix=$1 file=$2 dir=$3 sums sha bytes here=0
   shift 3
-  publishes_here "$prefix" || return 0
+  publishes_here "$prefix" || here=$?
+  [ "$here" -ne 2 ] || return 0
+  [ "$here" -eq 0 ] || return 1
   sums=$(mktemp)
   tar -C "$dir" -cf - "$@" | counted "$sums" | store_write "$prefix/$file" || { rm -f "$sums"; return 1; }
   read -r sha bytes <"$sums"
@@ -246,23 +260,29 @@ for name, size in sorted(want.items()):
 }
 
 # publish_weights SNAPSHOT: every file of the model's Hugging Face snapshot (its links followed) as one object under
-# weights_prefix, unless the store has them or another boot claimed them first; the manifest, each file's sha256 and
-# bytes, goes last, so a manifest means every object is complete.
+# weights_prefix; the manifest, each file's sha256 and bytes, goes last, so a manifest means every object is complete.
+# Returns 0 once published, 2 when skipped (the store has them, or another boot claimed them first), 1 when it failed;
+# the last line it prints says which and why.
 publish_weights() {
-  local snapshot=$1 prefix work rel
+  local snapshot=$1 prefix work rel here=0
   prefix=$(weights_prefix)
-  publishes_here "$prefix" || return 0
-  work=$(mktemp -d)
+  publishes_here "$prefix" || here=$?
+  [ "$here" -eq 0 ] || return "$here"
+  work=$(mktemp -d) || { echo "artefact $prefix: no scratch folder"; return 1; }
   if ! (cd "$snapshot" && find -L . -type f -printf '%P\n' | sort) >"$work/files" || [ ! -s "$work/files" ]; then
     echo "artefact $prefix: no files in $snapshot"
     rm -rf "$work"
     return 1
   fi
   while IFS= read -r rel; do
-    counted "$work/sum" <"$snapshot/$rel" | store_write "$prefix/$rel" || { rm -rf "$work"; return 1; }
+    if ! counted "$work/sum" <"$snapshot/$rel" | store_write "$prefix/$rel" 2>"$work/errors"; then
+      echo "artefact $prefix: the upload of $rel failed ($(tail -n 1 "$work/errors"))"
+      rm -rf "$work"
+      return 1
+    fi
     printf '%s %s\n' "$(cat "$work/sum")" "$rel" >>"$work/sums"
   done <"$work/files"
-  python3 -c '
+  if ! python3 -c '
 import json, sys, time
 prefix, model, sums = sys.argv[1:]
 files = {}
@@ -270,7 +290,11 @@ for line in open(sums):
     sha, size, name = line.rstrip("\n").split(" ", 2)
     files[name] = {"sha256": sha, "bytes": int(size)}
 print(json.dumps({"artefact": prefix, "model": model, "files": files, "published": round(time.time())}))' \
-    "$prefix" "$PIXTRAL_MODEL" "$work/sums" | store_write "$prefix/manifest.json" || { rm -rf "$work"; return 1; }
+    "$prefix" "$PIXTRAL_MODEL" "$work/sums" | store_write "$prefix/manifest.json" 2>"$work/errors"; then
+    echo "artefact $prefix: the upload of manifest.json failed ($(tail -n 1 "$work/errors"))"
+    rm -rf "$work"
+    return 1
+  fi
   echo "artefact $prefix: published ($(wc -l <"$work/files") files)"
   rm -rf "$work"
 }

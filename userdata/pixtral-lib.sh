@@ -12,7 +12,8 @@ PIXTRAL_WEIGHTS_WAY=${PIXTRAL_WEIGHTS_WAY:-${PIXTRAL_RUN_DIR:-/run}/pixtral-weig
 # phase NAME start|end [EPOCH [SOURCE]]: one line in the journal and one JSON object in the timeline
 # ($PIXTRAL_TIMELINE: {"phase": "download", "event": "start", "time": 1764000000.12, "source": "hub"}), so users
 # and `pixtralctl` can see where a cold start spends its time and where each piece came from. Phases: boot,
-# install, compile-cache, download, secrets, load, graphs, ready, then publish.
+# install, download, publish-weights (a first boot's upload of the weights before vLLM starts), compile-cache,
+# secrets, load, graphs, ready, then publish.
 # A record that cannot be written must not stop the boot: the journal line is there either way.
 phase() {
   local now=${3:-$(date +%s.%N)} source=${4:+,\"source\":\"$4\"}

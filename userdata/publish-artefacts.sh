@@ -23,7 +23,11 @@ weights=$(cat "$PIXTRAL_WEIGHTS_WAY" 2>/dev/null || echo hub)
 if [ "$weights" = stream ]; then
   echo "artefact $(weights_prefix): this boot streamed the weights from the store"
 else
-  publish_weights "$HF_HOME/hub/$model/snapshots/$(cat "$HF_HOME/hub/$model/refs/main")"
+  # The fallback for a boot that read them from the disk: skipped (2) when its own download step published them, or
+  # another boot did.
+  published=0
+  publish_weights "$HF_HOME/hub/$model/snapshots/$(cat "$HF_HOME/hub/$model/refs/main")" || published=$?
+  [ "$published" -ne 1 ] || exit 1
 fi
 # Only what vLLM compiled on this GPU (none with --enforce-eager), for the way this boot read the weights.
 if [ -d "$VLLM_CACHE_ROOT/torch_compile_cache" ] && prefix=$(compile_prefix "$weights"); then
