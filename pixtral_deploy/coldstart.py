@@ -1,10 +1,12 @@
 """Cold-start estimate: from a VM's boot to the first answer, from the catalog's network and storage numbers.
 
 A stack's VMs boot one of two ways. The first boot (and every boot with pixtral:warmStarts false) runs the vLLM
-install from PyPI and the weight download from Hugging Face side by side (systemd starts both units at once), puts
-the weights on the fastest storage the machine has, loads them from there and compiles; it then publishes the venv,
-the compile cache and the weights to the stack's artefact store. Every later boot (scale-out, replacement, wake,
-rollout) fetches those from the store instead and warms up from the cached compile. The SkyPilot recipe's path
+install from PyPI and the weight download from Hugging Face side by side (systemd starts both units at once) and puts
+the weights on the fastest storage the machine has. Without a store it loads them from there; with one it first
+uploads them to the store (still beside the install) and vLLM streams them from the store, as every later boot does,
+so that the compile cache it builds is the one later boots can use. It compiles, then publishes the venv and the
+compile cache. Every later boot (scale-out, replacement, wake, rollout) fetches those from the store instead and warms
+up from the cached compile. The SkyPilot recipe's path
 installs with pip, then downloads to the root disk, then loads: each step waits for the one before. These are
 estimates, not measurements: the constants below say where each number comes from.
 """
@@ -76,10 +78,15 @@ class ColdStart:
     load: float
     warmup: float
     parallel: bool
+    # With an artefact store: the upload of the weights after the download, before vLLM starts (upload_seconds), and
+    # the store's name; vLLM then streams the weights from it (`load` is streamed_load_seconds).
+    upload: float = 0.0
+    store: str | None = None
 
     @property
     def total(self) -> float:
-        fetch = max(self.install, self.download) if self.parallel else self.install + self.download
+        weights = self.download + self.upload
+        fetch = max(self.install, weights) if self.parallel else self.install + weights
         return self.boot + fetch + self.load + self.warmup
 
     @property
@@ -88,9 +95,14 @@ class ColdStart:
 
     def describe(self) -> str:
         joint = "alongside" if self.parallel else "then"
+        if self.store:
+            weights = (f"download {self.download:.0f} s then upload to the stack's {self.store} bucket "
+                       f"{self.upload:.0f} s, weights streamed from the bucket {self.load:.0f} s")
+        else:
+            weights = f"download {self.download:.0f} s, load {self.load:.0f} s"
         return (f"{self.machine}: about {self.total:.0f} s from boot to first answer; boot {self.boot:.0f} s, "
-                f"install {self.install:.0f} s {joint} download {self.download:.0f} s, load {self.load:.0f} s, "
-                f"warm-up {self.warmup:.0f} s (weights on {self.storage}); {NOT_A_MEASUREMENT}")
+                f"install {self.install:.0f} s {joint} {weights}, warm-up {self.warmup:.0f} s (weights on "
+                f"{self.storage}); {NOT_A_MEASUREMENT}")
 
 
 NOT_A_MEASUREMENT = ("an estimate from the catalogue's network and disk speeds, not a measurement (`pixtralctl "
@@ -124,18 +136,10 @@ class LaterBoot:
     warmup: float
     weights: str
     other_total: float
-    # The first boot that takes the weights this way finds no compile cache for it (vLLM keys its cache by the model
-    # argument and load format, userdata/pixtral-artefacts.sh compile_prefix): it compiles, WARMUP_SECONDS.
-    first_warmup: float = WARMUP_SECONDS
 
     @property
     def total(self) -> float:
         return self.boot + self.fetch + self.load + self.warmup
-
-    @property
-    def first_total(self) -> float:
-        """The stack's first boot that takes the weights this way, which then publishes its compile cache."""
-        return self.total - self.warmup + self.first_warmup
 
     @property
     def kind(self) -> str:
@@ -150,9 +154,9 @@ class LaterBoot:
             steps = (f"vLLM's venv, compile cache and the weights' hub.tar from the stack's {self.store} bucket "
                      f"{self.fetch:.0f} s, load {self.load:.0f} s from {self.storage}")
         return (f"{self.machine}: about {self.total:.0f} s from boot to first answer; boot {self.boot:.0f} s, "
-                f"{steps}, warm-up {self.warmup:.0f} s from the cached compile ({self.first_total:.0f} s for the "
-                f"first of them, which compiles and publishes the cache; weights by {other} instead: "
-                f"{self.other_total:.0f} s); neither PyPI nor Hugging Face is asked; {NOT_A_MEASUREMENT}")
+                f"{steps}, warm-up {self.warmup:.0f} s from the cached compile the first boot published (weights by "
+                f"{other} instead: {self.other_total:.0f} s); neither PyPI nor Hugging Face is asked; "
+                f"{NOT_A_MEASUREMENT}")
 
 
 def download_seconds(model_gb: float, network_gbps: float, storage: Storage) -> float:
@@ -193,6 +197,16 @@ def fetch_seconds(machine: MachineType, root: Storage, cache: Storage, weights_g
     return max(install, download, shared)
 
 
+def upload_seconds(model_gb: float, machine: MachineType, storage: Storage) -> float:
+    """The first boot's upload of the weights to the store (userdata/pixtral-artefacts.sh publish_weights): each file
+    read from the cache disk through a SHA-256 (the manifest's) into the CLI's upload, the slowest of the three
+    setting the pace, the network at the object store's share as for reads. The AWS CLI uploads a stream in parallel
+    parts; `gcloud storage cp -` uploads one object as one stream (parallel composite uploads stay off: their parts
+    must be deleted, which the VM may not), which this share may overstate (docs/vms.md)."""
+    return model_gb * 1e9 / min(object_store_bytes_per_second(machine.network_gbps), storage.read_mibs * MIB,
+                                sha256_bytes_per_second(machine))
+
+
 def streamed_load_seconds(model_gb: float, network_gbps: float) -> float:
     """The weights from the bucket straight into GPU memory. With tensor parallelism the streamer's distributed mode
     (`--model-loader-extra-config '{"distributed": true}'`) reads each byte once for all GPUs."""
@@ -204,11 +218,17 @@ def install_seconds(machine: MachineType) -> float:
     return UV_INSTALL_SECONDS + BYTECODE_CPU_SECONDS / machine.vcpus
 
 
-def estimate_cold_start(machine: MachineType, model_gb: float, storage: Storage) -> ColdStart:
-    """This project's boot plan: uv install alongside the download, weights on `storage`."""
-    return ColdStart(machine.name, storage.name, BOOT_SECONDS, install_seconds(machine),
-                     download_seconds(model_gb, machine.network_gbps, storage), load_seconds(model_gb, storage),
-                     WARMUP_SECONDS, parallel=True)
+def estimate_cold_start(machine: MachineType, model_gb: float, storage: Storage, store: bool = False) -> ColdStart:
+    """This project's boot plan: uv install alongside the download, weights on `storage`. With an artefact `store`
+    (the stack's first boot), the download is followed by the upload to the store, and vLLM streams the weights from
+    there; it compiles either way (no cache for it yet)."""
+    download = download_seconds(model_gb, machine.network_gbps, storage)
+    if not store:
+        return ColdStart(machine.name, storage.name, BOOT_SECONDS, install_seconds(machine), download,
+                         load_seconds(model_gb, storage), WARMUP_SECONDS, parallel=True)
+    return ColdStart(machine.name, storage.name, BOOT_SECONDS, install_seconds(machine), download,
+                     streamed_load_seconds(model_gb, machine.network_gbps), WARMUP_SECONDS, parallel=True,
+                     upload=upload_seconds(model_gb, machine, storage), store=OBJECT_STORES[machine.cloud])
 
 
 # How a later boot takes the weights: vLLM streams them from the store (userdata/download-weights.sh decides,
@@ -221,9 +241,8 @@ BUILT_WEIGHTS_PATH = STREAMED
 def estimate_later_boot(machine: MachineType, model_gb: float, storage: Storage, root: Storage) -> LaterBoot:
     """A boot from the stack's artefact store (the cache on `storage`, /opt/pixtral on `root`), the weights the way
     the boot takes them (BUILT_WEIGHTS_PATH), the other way's whole boot beside it. Both warm up from the cached
-    compile, each from its own: vLLM hashes its model argument (the bucket's URL when streaming) into the compile
-    cache's key, so the first boot's cache does not serve a streamed boot, and the first streamed boot compiles
-    (LaterBoot.first_total)."""
+    compile: vLLM hashes its model argument (the bucket's URL when streaming) into the compile cache's key, and the
+    stack's first boot streams the weights too (estimate_cold_start with a store), so its cache serves them."""
     ways = {STREAMED: (fetch_seconds(machine, root, storage), streamed_load_seconds(model_gb, machine.network_gbps)),
             THROUGH_THE_DISK: (fetch_seconds(machine, root, storage, model_gb), load_seconds(model_gb, storage))}
     fixed = BOOT_SECONDS + CACHED_WARMUP_SECONDS
@@ -247,11 +266,15 @@ RECIPE_DISK_GB = 256
 
 
 def readme_row(stack: str, machine: MachineType, disk_size_gb: int, model: str) -> str:
-    """One row of docs/vms.md's cold-start table (tests/test_coldstart.py keeps the table equal to this)."""
-    ours = estimate_cold_start(machine, model_download_gb(model), vm_storage(machine, disk_size_gb))
+    """One row of docs/vms.md's cold-start table: the stack's first boot with its artefact store, and without one
+    (pixtral:warmStarts false), against the recipe's (tests/test_coldstart.py keeps the table equal to this)."""
+    storage = vm_storage(machine, disk_size_gb)
+    first = estimate_cold_start(machine, model_download_gb(model), storage, store=True)
+    alone = estimate_cold_start(machine, model_download_gb(model), storage)
     recipe = estimate_recipe_path(machine, model_download_gb(model), default_root_disk(machine, RECIPE_DISK_GB))
-    return (f"| `{stack}` | {machine.name} | {ours.total:.0f} s ({ours.storage}; install {ours.install:.0f} s "
-            f"alongside download {ours.download:.0f} s, load {ours.load:.0f} s) | {recipe.total:.0f} s "
+    return (f"| `{stack}` | {machine.name} | {first.total:.0f} s ({first.storage}; install {first.install:.0f} s "
+            f"alongside download {first.download:.0f} s then upload {first.upload:.0f} s, streamed load "
+            f"{first.load:.0f} s) | {alone.total:.0f} s (load {alone.load:.0f} s from the disk) | {recipe.total:.0f} s "
             f"({recipe.storage}; pip {recipe.install:.0f} s, then download {recipe.download:.0f} s, load "
             f"{recipe.load:.0f} s) |")
 
@@ -260,7 +283,7 @@ def later_boot_row(stack: str, machine: MachineType, disk_size_gb: int, model: s
     """One row of docs/vms.md's later-boots table, without its last cell (the rehearsal's measurement, filled by
     hand); tests/test_coldstart.py keeps the table's rows starting with this."""
     storage = vm_storage(machine, disk_size_gb)
-    first = estimate_cold_start(machine, model_download_gb(model), storage)
+    first = estimate_cold_start(machine, model_download_gb(model), storage, store=True)
     later = estimate_later_boot(machine, model_download_gb(model), storage, storage)
     streamed, through_disk = ((later.total, later.other_total) if later.weights == STREAMED
                               else (later.other_total, later.total))
@@ -288,14 +311,16 @@ def keeps_weights_across_stop(spec) -> bool:
 
 
 def cold_start(spec) -> ColdStart | None:
-    """The estimate for a VM spec: for a fleet, its slowest candidate type (what a health-check grace period
-    must cover); None for Kubernetes targets (node provisioning is the cluster's) and types outside the catalog."""
+    """The estimate for a VM spec's first boot (with its artefact store, when it has one): for a fleet, its slowest
+    candidate type (what a health-check grace period must cover); None for Kubernetes targets (node provisioning is
+    the cluster's) and types outside the catalog."""
     machines = [MACHINE_TYPES[name] for name in candidate_types(spec) if name in MACHINE_TYPES]
     if not machines:
         return None
     model_gb = model_download_gb(spec.server.model)
     keep = keeps_weights_across_stop(spec)
-    return max((estimate_cold_start(machine, model_gb, vm_storage(machine, spec.disk_size_gb, keep))
+    return max((estimate_cold_start(machine, model_gb, vm_storage(machine, spec.disk_size_gb, keep),
+                                    store=warm_starts(spec))
                 for machine in machines), key=lambda estimate: estimate.total)
 
 
@@ -329,7 +354,7 @@ def boot_paths(spec) -> list[str]:
         return [f"every boot installs from PyPI and downloads from Hugging Face (pixtral:warmStarts is false: no "
                 f"artefact store): {first.describe()}"]
     return [f"first boot (the stack's first VM, and any boot while its artefact store is empty), from PyPI and "
-            f"Hugging Face, then publishing to the store: {first.describe()}",
+            f"Hugging Face, the weights published to the store before vLLM streams them from it: {first.describe()}",
             f"later boots (scale-out, replacement, wake, rollout), from the stack's artefact store: "
             f"{later.describe()}"]
 

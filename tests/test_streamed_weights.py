@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -369,7 +370,9 @@ def test_a_first_boot_whose_upload_fails_reads_the_weights_from_the_disk_and_say
     _object(empty_store, f"{WEIGHTS}/consolidated.safetensors").mkdir(parents=True)
     done = _run({**env, "AWS_MAX_ATTEMPTS": "1"}, "download-weights.sh")
     (line,) = [line for line in done.stdout.splitlines() if "vLLM reads the weights from" in line]
-    assert line.startswith(f"artefact {WEIGHTS}: the upload of consolidated.safetensors failed ("), line
+    # The CLI's own last error line, and nothing else, says why.
+    assert re.fullmatch(rf"artefact {WEIGHTS}: the upload of consolidated\.safetensors failed \([^()]+\); vLLM reads "
+                        rf"the weights from {re.escape(env['HF_HOME'])}", line), line
     _hub_boot_says(done, tmp_path / "vm", env, line.removesuffix(f"; vLLM reads the weights from {env['HF_HOME']}"))
     assert not _object(empty_store, f"{WEIGHTS}/manifest.json").exists()
 
@@ -378,7 +381,8 @@ def test_a_first_boot_that_cannot_reach_the_store_reads_the_weights_from_the_dis
     env = {**_vm(store, tmp_path), "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
     done = _run(env, "download-weights.sh")
     (line,) = [line for line in done.stdout.splitlines() if "vLLM reads the weights from" in line]
-    assert line.startswith(f"artefact {WEIGHTS}: cannot claim it ("), line
+    assert re.fullmatch(rf"artefact {WEIGHTS}: cannot claim it \([^()]+\); vLLM reads the weights from "
+                        rf"{re.escape(env['HF_HOME'])}", line), line
     _hub_boot_says(done, tmp_path, env, line.removesuffix(f"; vLLM reads the weights from {env['HF_HOME']}"))
 
 

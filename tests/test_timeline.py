@@ -62,6 +62,21 @@ FIRST_BOOT_THAT_PUBLISHES = [
 ]
 
 
+# The stack's first boot with an artefact store: the weights from the hub, uploaded to the store beside the install,
+# then streamed by vLLM (docs/vms.md, "The first boot publishes the weights before vLLM starts").
+FIRST_BOOT_WITH_A_STORE = [
+    *EVENTS[:3],
+    {"phase": "install", "event": "start", "time": 1042.5, "source": "pypi"},
+    {"phase": "download", "event": "start", "time": 1043.0, "source": "hub"},
+    {"phase": "download", "event": "end", "time": 1064.0},
+    {"phase": "publish-weights", "event": "start", "time": 1064.1},
+    {"phase": "publish-weights", "event": "end", "time": 1078.0},
+    {"phase": "install", "event": "end", "time": 1101.0},
+    {"phase": "load", "event": "start", "time": 1101.5, "source": "stream"},
+    *EVENTS[8:],
+]
+
+
 def _rows(text: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:]}
 
@@ -85,6 +100,17 @@ def test_a_first_boot_shows_pypi_and_the_hub_and_publishes_after_ready():
     assert rows["publish"] == ["144.0s", "190.0s", "46.0s", "-"]
     assert text.splitlines()[-1].startswith("publish"), "publishing comes after the server is ready"
     assert timeline.sources(FIRST_BOOT_THAT_PUBLISHES) == {"install": "pypi", "download": "hub"}
+
+
+def test_a_first_boot_with_a_store_shows_its_upload_between_the_download_and_the_streamed_load():
+    text = timeline.table(FIRST_BOOT_WITH_A_STORE)
+    rows = _rows(text)
+    assert rows["publish-weights"] == ["64.1s", "78.0s", "13.9s", "-"]
+    assert rows["download"][-1] == "hub" and rows["load"][-1] == "stream"
+    assert [line.split()[0] for line in text.splitlines()[1:]] == [
+        "boot", "secrets", "install", "download", "publish-weights", "load", "graphs", "ready"]
+    # While the weights go up, the install still runs beside them.
+    assert timeline.current_phase(FIRST_BOOT_WITH_A_STORE[:7]) == "install + publish-weights"
 
 
 def test_an_old_timeline_without_sources_renders_as_before():

@@ -282,7 +282,7 @@ class Machine:
             if (event["phase"], event["event"]) == ("ready", "end"):
                 break
         spans = {phase: first[phase, "end"] - first[phase, "start"]
-                 for phase in ("install", "download", "load", "graphs") if (phase, "start") in first}
+                 for phase in ("install", "download", "publish-weights", "load", "graphs") if (phase, "start") in first}
         return {"boot": first["boot", "end"] - start, **spans,
                 "secrets": first["secrets", "end"] - first["boot", "end"], "ready": first["ready", "end"] - start}
 

@@ -10,7 +10,7 @@ import json
 import time
 import urllib.parse
 
-from .checks import smoke, timeline_events
+from .checks import first_boot, smoke, timeline_events
 from .conftest import rehearsal
 from .machine import artefact_file
 
@@ -23,6 +23,19 @@ class WarmStarts:
     reverse MRO), since `replace` takes the first replica away."""
 
     STORE: str
+
+    def test_the_first_replica_uploads_the_weights_before_its_load_and_streams_them(self, booted):
+        events = first_boot(timeline_events(booted))
+        at = {(e["phase"], e["event"]): e["time"] for e in events}
+        sources = {e["phase"]: e.get("source") for e in events if e["event"] == "start"}
+        assert (sources["download"], sources["load"]) == ("hub", "stream"), sources
+        assert at["download", "end"] <= at["publish-weights", "start"] <= at["publish-weights", "end"] <= \
+            at["load", "start"], events
+        log = booted.machine.edge / "requests.jsonl"
+        uploads = [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines()))
+                   if r["service"] == self.STORE and r["method"] in ("PUT", "POST")
+                   and "/weights/" in urllib.parse.unquote(r["path"])]
+        assert uploads and all(r["time"] <= at["load", "start"] for r in uploads), uploads[-3:]
 
     def test_a_new_replica_boots_from_the_artefacts_without_pypi_or_hugging_face(self, booted):
         for key in ("vllm", "model"):
