@@ -15,9 +15,9 @@ import re
 # The variable of the boot's environment file that names the store (no trailing slash).
 ENV_VAR = "PIXTRAL_ARTEFACTS"
 # What the boot publishes, each under its own prefix: `vllm/<version>-<extra>/py<python>/venv.tar`,
-# `compile/<version>/<gpu>/<weights>/cache.tar`, each with a manifest.json beside it; a VM's model as plain objects,
-# every file of its Hugging Face snapshot under `model/<org>--<name>/weights/` (WEIGHTS_DIR) with the manifest
-# written last, which vLLM streams from (pods keep `model/<org>--<name>/hub.tar`, the cache they mount).
+# `compile/<version>/<gpu>/<weights>/<args digest>/cache.tar`, each with a manifest.json beside it; a VM's model as
+# plain objects, every file of its Hugging Face snapshot under `model/<org>--<name>/weights/` (WEIGHTS_DIR) with the
+# manifest written last, which vLLM streams from (pods keep `model/<org>--<name>/hub.tar`, the cache they mount).
 ARTEFACT_PREFIXES = ("vllm/", "compile/", "model/")
 # The locks: a publisher writes `claims/<artefact>` with a conditional create before it uploads, so that replicas
 # booting together publish each artefact once.

@@ -312,8 +312,45 @@ def test_a_later_boot_publishes_no_weights_and_its_compile_cache_under_the_strea
     (cache / "graph.py").write_text("compiled")
     done = _run(later["env"], "publish-artefacts.sh")
     assert "this boot streamed the weights from the store" in done.stdout
-    assert _object(store, f"compile/{VLLM_VERSION}/nvidia-l40s-x1/stream/manifest.json").exists(), done.stdout
-    assert not _object(store, f"compile/{VLLM_VERSION}/nvidia-l40s-x1/hub/manifest.json").exists()
+    assert _compile_manifests(store, "stream"), done.stdout
+    assert not _compile_manifests(store, "hub")
+
+
+def _compile_manifests(store: dict, way: str) -> list[Path]:
+    return sorted(store["data"].glob(f"objects/compile/{VLLM_VERSION}/nvidia-l40s-x1/{way}/*/manifest.json"))
+
+
+def _boot_and_publish_a_compile_cache(store: dict, root: Path, change_args: bool = False) -> dict:
+    """A later VM of the stack: the weights' decision, which fetches vLLM's compile cache when the store has one for
+    this GPU and these arguments; then, as if vLLM had compiled, the publish. `change_args`: the stack's serving
+    arguments changed since (a new --max-model-len), as after a `pulumi up` that rolls the fleet."""
+    env = _vm(store, root)
+    if change_args:
+        args = root / STREAMED_ARGS.lstrip("/")
+        lines = args.read_text().splitlines()
+        lines[lines.index("--max-model-len") + 1] = "4096"
+        args.write_text("\n".join(lines) + "\n")
+    _run(env, "download-weights.sh")
+    cache = Path(env["VLLM_CACHE_ROOT"]) / "torch_compile_cache"
+    fetched = cache.is_dir()
+    if not fetched:
+        (cache / "aot").mkdir(parents=True)
+        (cache / "aot/graph.py").write_text(f"compiled for {root.name}")
+    _run(env, "publish-artefacts.sh")
+    return {"fetched": fetched, "phases": {e["phase"] for e in _timeline(root)}}
+
+
+def test_a_compile_cache_serves_later_boots_with_the_same_arguments_only(store, first, tmp_path):
+    # vLLM keys its compile cache by every graph-shaping argument: a cache published for other arguments would be
+    # fetched for nothing, and its key, taken, would stop the new arguments' cache from ever being published.
+    _boot_and_publish_a_compile_cache(store, tmp_path / "a")
+    published = _compile_manifests(store, "stream")
+    assert len(published) == 1, published
+    same = _boot_and_publish_a_compile_cache(store, tmp_path / "b")
+    assert same["fetched"] and "compile-cache" in same["phases"], same
+    changed = _boot_and_publish_a_compile_cache(store, tmp_path / "c", change_args=True)
+    assert not changed["fetched"] and "compile-cache" not in changed["phases"], changed
+    assert len(_compile_manifests(store, "stream")) == 2, "the new arguments' cache was not published"
 
 
 @pytest.mark.parametrize(("damage", "why"), [

@@ -13,11 +13,9 @@ if ! gpus=$(nvidia-smi -L 2>&1) || [ -z "$gpus" ]; then
 fi
 # The weights from the artefact store when download-weights.sh found them there: the streamed boot's arguments, which
 # differ from the first boot's only in the model's location and load format (server.py vllm_args).
-args_file=${PIXTRAL_ARGS_FILE:-/etc/pixtral/vllm.args} source=
-if [ "$(cat "$PIXTRAL_WEIGHTS_WAY" 2>/dev/null)" = stream ]; then
-  args_file=${PIXTRAL_STREAMED_ARGS_FILE:-/etc/pixtral/vllm-streamed.args} source=stream
-fi
-mapfile -t args <"$args_file"
+source=
+[ "$(cat "$PIXTRAL_WEIGHTS_WAY" 2>/dev/null)" = stream ] && source=stream
+mapfile -t args <"$(vllm_args_file "$source")"
 phase load start "" "$source"
 # exec: its death must end the unit (a pipe would wait for the engine processes).
 exec "$PIXTRAL_VLLM_PYTHON" -m "$PIXTRAL_VLLM_MODULE" "${args[@]}" > >(watch_phases) 2>&1

@@ -105,15 +105,19 @@ model_prefix() { echo "model/${PIXTRAL_MODEL//\//--}"; }
 # A VM's weights as plain objects (pixtral_deploy/artefacts.py WEIGHTS_DIR).
 weights_prefix() { echo "$(model_prefix)/weights"; }
 model_marker() { echo ".pixtral-downloaded-${PIXTRAL_MODEL//\//--}"; }
-# compile_prefix WAY: vLLM hashes its model argument and load format into its compile cache's key (ModelConfig's
-# compute_hash at 0.32.0, which the default AOT compile's cache folder follows whatever compilation_config.cache_dir
-# says), so a boot that streams the weights (WAY `stream`) cannot use the cache of one that read them from the Hugging
-# Face cache (`hub`): each keeps its own.
+# compile_prefix WAY: vLLM hashes its configuration into its compile cache's key (VllmConfig.compute_hash at 0.32.0,
+# which the default AOT compile's cache folder follows whatever compilation_config.cache_dir says): the model argument
+# and every setting that shapes the graph (--max-model-len, --dtype, --quantization, ...). A cache published under a
+# key that names less is never used by a boot whose arguments differ, and the key, taken, is never published again:
+# after a change of serving arguments every later boot would compile. So the key names the vLLM version, the GPU model
+# and count, the way the weights are read (`stream` from the store, `hub` from the disk: different model arguments)
+# and a digest of that way's argument file, exactly what vLLM is started with.
 compile_prefix() {
-  local gpus name
+  local gpus name digest
   gpus=$(nvidia-smi -L) || return 1
   name=$(sed -n '1s/^GPU [0-9]*: \(.*\) (UUID.*/\1/p' <<<"$gpus" | tr '[:upper:]' '[:lower:]' | tr -cs 'a-z0-9' '-')
-  echo "compile/$PIXTRAL_VLLM_VERSION/${name%-}-x$(grep -c '^GPU ' <<<"$gpus")/$1"
+  digest=$(sha256sum <"$(vllm_args_file "$1")") || return 1
+  echo "compile/$PIXTRAL_VLLM_VERSION/${name%-}-x$(grep -c '^GPU ' <<<"$gpus")/$1/${digest:0:16}"
 }
 
 # fetch_artefact PREFIX FILE DIR: the artefact unpacked into DIR, its entries moved into place only once its checksum

@@ -9,6 +9,16 @@ PIXTRAL_TIMELINE=${PIXTRAL_TIMELINE:-$PIXTRAL_STATE_DIR/timeline.jsonl}
 # vllm-streamed.args) or `hub` (the Hugging Face cache on disk, vllm.args). On tmpfs: every boot decides anew.
 PIXTRAL_WEIGHTS_WAY=${PIXTRAL_WEIGHTS_WAY:-${PIXTRAL_RUN_DIR:-/run}/pixtral-weights}
 
+# vllm_args_file WAY: the file of arguments vLLM starts with for a way of reading the weights (server.py vllm_args
+# rendered both): vllm-streamed.args for `stream`, vllm.args for `hub`.
+vllm_args_file() {
+  if [ "$1" = stream ]; then
+    echo "${PIXTRAL_STREAMED_ARGS_FILE:-/etc/pixtral/vllm-streamed.args}"
+  else
+    echo "${PIXTRAL_ARGS_FILE:-/etc/pixtral/vllm.args}"
+  fi
+}
+
 # phase NAME start|end [EPOCH [SOURCE]]: one line in the journal and one JSON object in the timeline
 # ($PIXTRAL_TIMELINE: {"phase": "download", "event": "start", "time": 1764000000.12, "source": "hub"}), so users
 # and `pixtralctl` can see where a cold start spends its time and where each piece came from. Phases: boot,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -724,13 +725,19 @@ def artefact_file(machine: Machine, key: str) -> Path:
 
 
 def tiny_model() -> Path:
-    """The tiny Mistral-format Pixtral (tests/e2e/tiny_pixtral.py), made once with the e2e venv's torch."""
-    if (TINY_MODEL / "consolidated.safetensors").exists():
-        return TINY_MODEL
-    python = os.environ.get("PIXTRAL_E2E_PYTHON", str(PROJECT_DIR / ".venv-e2e/bin/python"))
-    if not Path(python).exists():
-        raise RehearsalError(f"no e2e venv at {python} to make the tiny Pixtral: bash .ci/install-e2e .venv-e2e")
-    tmp = TINY_MODEL.with_suffix(".tmp")
-    subprocess.run([python, str(PROJECT_DIR / "tests/e2e/tiny_pixtral.py"), str(tmp)], check=True)
-    tmp.rename(TINY_MODEL)
+    """The tiny Mistral-format Pixtral (tests/e2e/tiny_pixtral.py), made once with the e2e venv's torch. The tier's
+    workers boot machines side by side: on a cold cache the first to ask makes it under a lock, the others wait for
+    it (two makers into one folder failed a fresh machine's CI)."""
+    TINY_MODEL.parent.mkdir(parents=True, exist_ok=True)
+    with open(TINY_MODEL.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (TINY_MODEL / "consolidated.safetensors").exists():
+            return TINY_MODEL
+        python = os.environ.get("PIXTRAL_E2E_PYTHON", str(PROJECT_DIR / ".venv-e2e/bin/python"))
+        if not Path(python).exists():
+            raise RehearsalError(f"no e2e venv at {python} to make the tiny Pixtral: bash .ci/install-e2e .venv-e2e")
+        tmp = TINY_MODEL.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run([python, str(PROJECT_DIR / "tests/e2e/tiny_pixtral.py"), str(tmp)], check=True)
+        tmp.rename(TINY_MODEL)
     return TINY_MODEL
