@@ -1,6 +1,7 @@
-"""Later VM boots stream the weights from the stack's artefact store (issue #26, Run:ai's streamer): the two command
-lines the program renders, and the boot scripts run for real in a temporary root (download-weights.sh deciding,
-launch-vllm.sh taking the arguments it decided, publish-artefacts.sh publishing the model as plain objects) against
+"""VM boots stream the weights from the stack's artefact store (issue #26, Run:ai's streamer), the first boot too once
+it has published them there: the two command lines the program renders, and the boot scripts run for real in a
+temporary root (download-weights.sh deciding, and on a first boot publishing the model as plain objects before vLLM
+starts; launch-vllm.sh taking the arguments it decided; publish-artefacts.sh publishing the rest) against
 a real AWS CLI and the rehearsal's S3 stand-in on loopback (tests/rehearsal/s3.py), where S3 would be.
 
 Stand-ins at the edge only: `uvx` (the Hugging Face download the hub path runs: it writes the snapshot and says it
@@ -375,6 +376,27 @@ def test_a_store_that_does_not_match_its_manifest_sends_the_boot_to_the_hub_and_
     assert (tmp_path / "hub-calls").exists()
     assert _start_source(tmp_path, "download") == "hub"
     assert _flag(args, "--model") == MODEL
+
+
+def test_the_first_boots_compile_cache_serves_the_first_later_boot(empty_store, tmp_path):
+    # The first boot streams the weights, so the cache vLLM compiles on it is keyed as a later boot's is: the first
+    # later boot fetches it and warms up from it instead of compiling.
+    first_env = _vm(empty_store, tmp_path / "first")
+    _installed(first_env)
+    _run(first_env, "download-weights.sh")
+    _launch(tmp_path / "first", first_env)
+    cache = Path(first_env["VLLM_CACHE_ROOT"]) / "torch_compile_cache/aot"
+    cache.mkdir(parents=True)
+    (cache / "graph.py").write_text("compiled on the first boot")
+    _run(first_env, "publish-artefacts.sh")
+    assert _compile_manifests(empty_store, "stream") and not _compile_manifests(empty_store, "hub")
+    later_env = _vm(empty_store, tmp_path / "later")
+    _run(later_env, "download-weights.sh")
+    assert _start_source(tmp_path / "later", "compile-cache") == "artefacts"
+    assert (Path(later_env["VLLM_CACHE_ROOT"]) / "torch_compile_cache/aot/graph.py").read_text() == \
+        "compiled on the first boot"
+    assert _launch(tmp_path / "later", later_env) == \
+        (tmp_path / "later" / STREAMED_ARGS.lstrip("/")).read_text().splitlines()
 
 
 def _hub_boot_says(done: subprocess.CompletedProcess, root: Path, env: dict[str, str], why: str) -> None:
