@@ -1,7 +1,8 @@
-"""Warm starts (issue #26), rehearsed on a fleet stack: its first replica publishes its vLLM install and the weights
-to the stack's artefact store; a new replica on a blank disk (`replace`) boots from them without one request to the
-PyPI or Hugging Face stand-ins, its vLLM streaming the weights from the store (Run:ai's streamer), and one whose
-weights in the store are damaged falls back to the origin and says so. The store is the disk-backed object store of
+"""Warm starts (issue #26), rehearsed on a fleet stack: its first replica uploads the weights to the stack's artefact
+store before its vLLM starts, streams them from there, and publishes its vLLM install once it serves; a new replica on
+a blank disk (`replace`) boots from them without one request to the PyPI or Hugging Face stand-ins, its vLLM
+streaming the weights from the store (Run:ai's streamer), and one whose weights in the store are damaged falls back
+to the origin and says so. The store is the disk-backed object store of
 tests/rehearsal/s3.py, reached as S3 by the AWS CLI and the streamer, or as GCS through the gcloud stand-in and the
 streamer's GCS clients (tests/rehearsal/machine.py); `STORE` is the name its requests are logged under.
 """
