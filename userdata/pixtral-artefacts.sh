@@ -165,19 +165,23 @@ publishes_here() {
     return 2
   fi
   errors=$(mktemp)
-  if ! store_claim "claims/$1" 2>"$errors"; then
-    # A claim that exists is refused with 412 (S3's PreconditionFailed, GCS's precondition); anything else (the store
-    # unreachable, no right to write) is a failure, not another publisher.
-    if grep -qiE 'PreconditionFailed|pre-?conditions?|412' "$errors"; then
-      echo "artefact $1: another boot is publishing it"
-      rm -f "$errors"
-      return 2
-    fi
-    echo "artefact $1: cannot claim it ($(tail -n 1 "$errors"))"
+  if store_claim "claims/$1" 2>"$errors"; then
     rm -f "$errors"
-    return 1
+    return 0
   fi
+  local said
+  said=$(cat "$errors")
   rm -f "$errors"
+  # A claim that exists is refused with 412 (S3's PreconditionFailed, GCS's precondition); anything else (the store
+  # unreachable, no right to write) is a failure, not another publisher. Bash's own matching: a pod's image may
+  # have no grep.
+  case ${said,,} in
+    *preconditionfailed* | *precondition* | *pre-condition* | *412*)
+      echo "artefact $1: another boot is publishing it"
+      return 2 ;;
+  esac
+  echo "artefact $1: cannot claim it (${said##*$'\n'})"
+  return 1
 }
 
 # publish_artefact PREFIX FILE DIR ENTRY...: DIR's ENTRYs as one tar under PREFIX, unless the store has them or
