@@ -172,11 +172,11 @@ publishes_here() {
   local said
   said=$(cat "$errors")
   rm -f "$errors"
-  # A claim that exists is refused with 412 (S3's PreconditionFailed, GCS's precondition); anything else (the store
-  # unreachable, no right to write) is a failure, not another publisher. Bash's own matching: a pod's image may
-  # have no grep.
+  # A claim that exists is refused with 412, which both CLIs report with its name (S3's PreconditionFailed; GCS's "At
+  # least one of the pre-conditions you specified did not hold"); anything else (the store unreachable, no right to
+  # write) is a failure, not another publisher. Bash's own matching: a pod's image may have no grep.
   case ${said,,} in
-    *preconditionfailed* | *precondition* | *pre-condition* | *412*)
+    *precondition* | *pre-condition*)
       echo "artefact $1: another boot is publishing it"
       return 2 ;;
   esac
