@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -224,6 +225,31 @@ def wait_port(port: int, timeout: float = 30) -> None:
             return
         time.sleep(0.1)
     pytest.fail(f"nothing listens on 127.0.0.1:{port}")
+
+
+AWS_CLI_INSTALL = "python3 -m venv .venv-awscli && .venv-awscli/bin/pip install awscli==1.46.3"
+
+
+def aws_cli() -> str:
+    """The real AWS CLI the store scripts run against the S3 stand-in (its own venv: it pins botocore exactly)."""
+    return required_tool("aws", AWS_CLI_INSTALL, (str(PROJECT_DIR / ".venv-awscli" / "bin" / "aws"),))
+
+
+@contextlib.contextmanager
+def s3_stand_in(root: Path, bucket: str) -> Iterator[tuple[int, Path]]:
+    """The rehearsal's S3 stand-in (tests/rehearsal/s3.py) serving `bucket` on a free loopback port, its objects
+    under root/data, each request a JSON line of root/requests.jsonl; stopped on exit. Yields (port, log)."""
+    port = free_port()
+    log = root / "requests.jsonl"
+    server = subprocess.Popen([sys.executable, "-m", "tests.rehearsal.s3", "--port", str(port), "--data",
+                               str(root / "data"), "--bucket", bucket, "--log", str(log)], cwd=PROJECT_DIR,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield port, log
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, free_port, pod_controller, required_tool, run_stack, wait_port
+from conftest import aws_cli, free_port, pod_controller, run_stack, s3_stand_in
 
 from components.pod_artefacts import scripts
 
@@ -45,18 +45,11 @@ def _rendered_env() -> tuple[dict[str, str], dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Iterator[dict]:
-    aws = required_tool("aws", "python3 -m venv .venv-awscli && .venv-awscli/bin/pip install awscli==1.46.3",
-                        (str(PROJECT_DIR / ".venv-awscli" / "bin" / "aws"),))
+    aws = aws_cli()
     fill_env, publish_env = _rendered_env()
     bucket = fill_env["PIXTRAL_ARTEFACTS"].removeprefix("s3://")
     root = tmp_path_factory.mktemp("store")
-    port = free_port()
-    log = root / "requests.jsonl"
-    server = subprocess.Popen([sys.executable, "-m", "tests.rehearsal.s3", "--port", str(port), "--data",
-                               str(root / "data"), "--bucket", bucket, "--log", str(log)], cwd=PROJECT_DIR,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
+    with s3_stand_in(root, bucket) as (port, log):
         lib = root / "lib"
         lib.mkdir()
         for name, text in scripts().items():
@@ -76,9 +69,6 @@ def store(tmp_path_factory) -> Iterator[dict]:
                  "AWS_SECRET_ACCESS_KEY": "pod-identity"}
         yield {"root": root, "lib": lib, "bins": bins, "cloud": cloud, "log": log, "bucket": bucket,
                "fill": fill_env, "publish": publish_env, "aws": aws}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _pod_env(store: dict, base: dict[str, str], pod: Path, model: str, with_tar: bool) -> dict[str, str]:

@@ -16,12 +16,11 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, environment_file, free_port, required_tool, run_stack, vm_files, wait_port
+from conftest import aws_cli, environment_file, free_port, run_stack, s3_stand_in, vm_files
 
 from pixtral_deploy.artefacts import ENV_VAR, WEIGHTS_DIR, model_key, weights_url
 from pixtral_deploy.server import STREAMED_LOAD_FORMAT, VLLM_STREAMER_EXTRA, VLLM_VERSION
@@ -98,23 +97,13 @@ def test_weights_url_is_under_the_model_prefix():
 @contextlib.contextmanager
 def _serving_store(root: Path) -> Iterator[dict]:
     """The S3 stand-in on loopback holding the `aws` stack's bucket in `root`, and what a VM of the stack needs."""
-    aws = required_tool("aws", "python3 -m venv .venv-awscli && .venv-awscli/bin/pip install awscli==1.46.3",
-                        (str(PROJECT_DIR / ".venv-awscli" / "bin" / "aws"),))
+    aws = aws_cli()
     files = vm_files(run_stack("aws"))
     env = environment_file(files)
     bucket = env[ENV_VAR].removeprefix("s3://")
-    port = free_port()
-    log = root / "requests.jsonl"
-    server = subprocess.Popen([sys.executable, "-m", "tests.rehearsal.s3", "--port", str(port), "--data",
-                               str(root / "data"), "--bucket", bucket, "--log", str(log)], cwd=PROJECT_DIR,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
+    with s3_stand_in(root, bucket) as (port, log):
         yield {"aws": aws, "files": files, "env": env, "bucket": bucket, "port": port, "log": log,
                "data": root / "data" / bucket}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

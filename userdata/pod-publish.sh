@@ -42,6 +42,6 @@ fi
 touch "$HF_HOME/$(model_marker)"
 phase publish start
 publish_artefact "$(model_prefix)" hub.tar "$HF_HOME" "$model" "$(model_marker)" ||
-  echo "artefact $(model_prefix): publishing failed; a later pod publishes it once the claim has expired"
+  echo "artefact $(model_prefix): publishing failed; a later pod tries again (after the claim expires, if one was made)"
 phase publish end
 idle
