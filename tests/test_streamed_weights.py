@@ -138,9 +138,12 @@ def _env(store: dict, root: Path) -> dict[str, str]:
 
 def _hub_download(origin: Path, repo: Path, calls: Path) -> str:
     """A stand-in for huggingface_hub's `hf download` (run through uvx): the snapshot of links into blobs it leaves,
-    copied from `origin`, and a line in `calls` saying it was asked."""
+    copied from `origin`, and a line in `calls` saying it was asked. In offline mode it refuses, as the Hub's client
+    does (the server's unit sets HF_HUB_OFFLINE)."""
     origin.mkdir(parents=True)
-    lines = ["#!/bin/bash", f"echo \"$*\" >>'{calls}'",
+    lines = ["#!/bin/bash",
+             '[ "${HF_HUB_OFFLINE:-}" != 1 ] || { echo "Cannot reach the Hub: offline mode is enabled" >&2; exit 1; }',
+             f"echo \"$*\" >>'{calls}'",
              f"mkdir -p '{repo}/blobs' '{repo}/snapshots/{COMMIT}' '{repo}/refs'",
              f"printf {COMMIT} >'{repo}/refs/main'"]
     for index, (name, data) in enumerate(MODEL_FILES.items()):
@@ -484,3 +487,45 @@ def test_without_a_store_the_boot_downloads_from_the_hub_and_says_why(store, tmp
     assert "weights: no artefact store (pixtral:warmStarts is off); downloading" in done.stdout, done.stdout
     assert (tmp_path / "hub-calls").exists() and _start_source(tmp_path, "download") == "hub"
     assert _flag(_launch(tmp_path, env), "--model") == MODEL
+
+
+# --- A restart of a streaming server (pixtral-vllm.service's ExecStartPre, recheck-weights.sh) ---
+
+def _start_vllm_unit(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """What pixtral-vllm.service runs before each start of the server, in the server's environment."""
+    return _run({**env, "HF_HUB_OFFLINE": "1"}, "recheck-weights.sh")
+
+
+@pytest.fixture
+def streaming_vm(empty_store, tmp_path) -> dict:
+    """A later VM of a stack whose first boot published the weights: it streams them, its server started once."""
+    _run(_vm(empty_store, tmp_path / "first"), "download-weights.sh")
+    root = tmp_path / "later"
+    env = _vm(empty_store, root)
+    _run(env, "download-weights.sh")
+    before = len(_requests(empty_store))
+    _start_vllm_unit(env)
+    assert len(_requests(empty_store)) == before, "the boot's first start asked the store again"
+    return {"root": root, "env": env, "store": empty_store}
+
+
+def test_a_restart_whose_streamed_weights_are_still_in_the_store_streams_them_again(streaming_vm):
+    root = streaming_vm["root"]
+    done = _start_vllm_unit(streaming_vm["env"])
+    assert not (root / "hub-calls").exists(), done.stdout
+    assert (root / "run/pixtral-weights").read_text().strip() == "stream"
+
+
+def test_a_restart_whose_streamed_weights_left_the_store_takes_them_again_and_streams_them(streaming_vm):
+    # The store's lifecycle rules expired the weights 30 days after their upload (their publisher's claim after a
+    # day), the server running all along.
+    root, env, store = streaming_vm["root"], streaming_vm["env"], streaming_vm["store"]
+    for path in (*(store["data"] / "objects" / WEIGHTS).iterdir(), _object(store, f"claims/{WEIGHTS}")):
+        path.unlink()
+    done = _start_vllm_unit(env)
+    assert f"{WEIGHTS}: not published yet" in done.stdout and "vLLM restarts without the weights it streamed: " \
+        "taking them again" in done.stdout, done.stdout
+    assert (root / "hub-calls").read_text().count("hf download") == 1
+    assert _object(store, f"{WEIGHTS}/manifest.json").exists(), "the weights were not published again"
+    assert (root / "run/pixtral-weights").read_text().strip() == "stream"
+    assert _launch(root, env) == (root / STREAMED_ARGS.lstrip("/")).read_text().splitlines()
