@@ -28,6 +28,7 @@ from pathlib import Path
 from solid_png import solid_png
 
 from .conftest import SERVER_UNIT, Booted, rehearsal, serving_units, wait_for_units
+from .machine import artefact_file
 from .program import PROJECT_DIR
 
 CLOUD_CLI = Path(__file__).resolve().parent / "cloud_cli"
@@ -296,3 +297,37 @@ class ServerFaults:
             nvidia_smi.with_suffix(".aside").rename(nvidia_smi)
         assert "no NVIDIA GPU found" in journal, journal[-3000:]
         assert "phase=load event=start" not in journal, journal
+
+
+def requests_since(booted: Booted, started: float) -> list[dict]:
+    """What the stand-ins were asked since `started` (their shared log)."""
+    log = booted.machine.edge / "requests.jsonl"
+    return [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines())) if r["time"] >= started]
+
+
+def restart_takes_the_weights_again_once_they_left_the_store(serving: Booted) -> None:
+    """A server that streams its weights restarts after they left the store: it takes them again
+    (recheck-weights.sh)."""
+    # The store's lifecycle rules expire the weights 30 days after their upload (their claim after a day) while
+    # the server runs; a server that streamed them has no copy on disk, so its next start must take them again.
+    machine = serving.machine
+    # As on a replica that streamed them: no copy on disk, whatever an earlier check left there.
+    machine.run("sh", "-c", '. /etc/pixtral/pixtral.env && rm -rf "$HF_HOME"/hub "$HF_HOME"/.pixtral-* '
+                            "&& echo stream >/run/pixtral-weights")
+    (weights,) = artefact_file(machine, "model").glob("*/weights")
+    (claim,) = artefact_file(machine, "claims/model").glob("*/weights")
+    for path in (*weights.iterdir(), claim):
+        path.unlink()
+    before = int(machine.units()[SERVER_UNIT]["NRestarts"])
+    started, since = time.time(), _now(serving)
+    killed = machine.run("pkill", "-KILL", "-f", "vllm[.]entrypoints[.]openai[.]api_server")
+    assert killed.returncode == 0, killed.stderr
+    wait_for_units(serving, "vLLM restarted", lambda units: int(units[SERVER_UNIT]["NRestarts"]) > before)
+    wait_for_units(serving, "serving again after the restart", serving_units)
+    done = smoke(serving)
+    assert done.returncode == 0, done.stdout + done.stderr
+    journal = _journal_since(serving, since, SERVER_UNIT)
+    assert "vLLM restarts without the weights it streamed: taking them again" in journal, journal[-3000:]
+    assert any(r["service"] == "hub" for r in requests_since(serving, started)), "the hub was not asked"
+    assert (weights / "manifest.json").exists(), "the weights were not published again"
+    assert machine.run("cat", "/run/pixtral-weights").stdout.strip() == "stream"

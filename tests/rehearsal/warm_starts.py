@@ -11,7 +11,13 @@ import json
 import time
 import urllib.parse
 
-from .checks import first_boot, smoke, timeline_events
+from .checks import (
+    first_boot,
+    requests_since,
+    restart_takes_the_weights_again_once_they_left_the_store,
+    smoke,
+    timeline_events,
+)
 from .conftest import rehearsal
 from .machine import artefact_file
 
@@ -71,11 +77,14 @@ class WarmStarts:
         journal = booted.machine.journal("pixtral-refetch.service", lines=200)
         assert done.returncode == 0, done.stderr + journal
         assert "consolidated.safetensors has" in journal and "the manifest says" in journal, journal
-        assert any(r["service"] == "hub" for r in _requests_since(booted, started)), "the download did not take the hub"
+        assert any(r["service"] == "hub" for r in requests_since(booted, started)), "the download did not take the hub"
         downloads = [e for e in timeline_events(booted) if (e["phase"], e["event"]) == ("download", "start")]
         assert downloads[-1]["source"] == "hub", downloads
         # The next start of vLLM reads the weights from the disk, with the first boot's arguments.
         assert booted.machine.run("cat", "/run/pixtral-weights").stdout.strip() == "hub"
+
+    def test_a_restart_after_the_streamed_weights_left_the_store_takes_them_again(self, serving):
+        restart_takes_the_weights_again_once_they_left_the_store(serving)
 
 
 def _replace(booted, durations: str) -> list[dict]:
@@ -87,12 +96,7 @@ def _replace(booted, durations: str) -> list[dict]:
     measured = rehearsal("durations", str(booted.machine.dir))
     assert measured.returncode == 0, measured.stderr[-3000:]
     (booted.machine.dir / durations).write_text(measured.stdout)
-    return _requests_since(booted, started)
-
-
-def _requests_since(booted, started: float) -> list[dict]:
-    log = booted.machine.edge / "requests.jsonl"
-    return [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines())) if r["time"] >= started]
+    return requests_since(booted, started)
 
 
 def _sources(booted) -> dict[str, str | None]:
