@@ -15,9 +15,9 @@ set -euo pipefail
 # publish_then_stream: the weights just downloaded go to the store; `weights` becomes `stream` when the store then
 # has them whole, else stays `hub`, with one line saying why vLLM reads them from the disk.
 publish_then_stream() {
-  local model="models--${PIXTRAL_MODEL//\//--}" published=0 said why
+  local published=0 said why
   phase publish-weights start
-  said=$(publish_weights "$HF_HOME/hub/$model/snapshots/$(cat "$HF_HOME/hub/$model/refs/main")") || published=$?
+  said=$(publish_weights "$(hub_snapshot)") || published=$?
   phase publish-weights end
   if [ "$published" -ne 0 ]; then
     echo "${said##*$'\n'}; vLLM reads the weights from $HF_HOME"

@@ -105,6 +105,10 @@ model_prefix() { echo "model/${PIXTRAL_MODEL//\//--}"; }
 # A VM's weights as plain objects (pixtral_deploy/artefacts.py WEIGHTS_DIR).
 weights_prefix() { echo "$(model_prefix)/weights"; }
 model_marker() { echo ".pixtral-downloaded-${PIXTRAL_MODEL//\//--}"; }
+# The model's folder in the Hugging Face cache, under $HF_HOME, as `hf download` lays it out; its snapshot, the folder
+# of the files themselves, is the one refs/main names.
+hub_model() { echo "hub/models--${PIXTRAL_MODEL//\//--}"; }
+hub_snapshot() { echo "$HF_HOME/$(hub_model)/snapshots/$(cat "$HF_HOME/$(hub_model)/refs/main")"; }
 # compile_prefix WAY: vLLM hashes its configuration into its compile cache's key (VllmConfig.compute_hash at 0.32.0,
 # which the default AOT compile's cache folder follows whatever compilation_config.cache_dir says): the model argument
 # and every setting that shapes the graph (--max-model-len, --dtype, --quantization, ...). A cache published under a

@@ -34,7 +34,7 @@ except Exception:
 until healthy; do
   sleep "${PIXTRAL_HEALTH_POLL_SECONDS:-10}"
 done
-model="hub/models--${PIXTRAL_MODEL//\//--}"
+model=$(hub_model)
 if [ ! -d "$HF_HOME/$model" ]; then
   echo "$PIXTRAL_MODEL is not in $HF_HOME (vLLM loaded it from elsewhere): nothing to publish"
   idle

@@ -14,7 +14,6 @@ if [ -z "${PIXTRAL_ARTEFACTS:-}" ]; then
 fi
 venv=$(dirname "$(dirname "$PIXTRAL_VLLM_PYTHON")")
 opt=$(dirname "$venv")
-model="models--${PIXTRAL_MODEL//\//--}"
 phase publish start
 entries=("${venv##*/}")
 [ -d "$opt/python" ] && entries+=(python)
@@ -26,7 +25,7 @@ else
   # The fallback for a boot that read them from the disk: skipped (2) when its own download step published them, or
   # another boot did.
   published=0
-  publish_weights "$HF_HOME/hub/$model/snapshots/$(cat "$HF_HOME/hub/$model/refs/main")" || published=$?
+  publish_weights "$(hub_snapshot)" || published=$?
   [ "$published" -ne 1 ] || exit 1
 fi
 # Only what vLLM compiled on this GPU (none with --enforce-eager), for the way this boot read the weights.
