@@ -410,6 +410,8 @@ class Machine:
         process = subprocess.Popen(state.commands[name], stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=PROJECT_DIR, start_new_session=True)
         state.pids[name] = process.pid
+        # Saved at once: a boot that fails before the next stand-in starts leaves `stop` every process to end.
+        self._save(state)
 
     def _start_edge(self, declared: Declared, state: MachineState) -> None:
         python = sys.executable
@@ -573,7 +575,6 @@ class Machine:
     def store_reachable(self) -> None:
         state = self.state
         self._launch(self._store_service(), state)
-        self._save(state)
         _wait_port(state.netns, AWS_API_PORT if state.cloud == "aws" else SECRETS_PORT)
 
     def _store_service(self) -> str:
