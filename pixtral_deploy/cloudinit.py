@@ -52,7 +52,8 @@ STREAMED_ARGS_FILE = f"{CONFIG_DIR}/vllm-streamed.args"
 # Sourced by the scripts, not run.
 LIBRARIES = ("pixtral-lib.sh", "pixtral-artefacts.sh")
 SCRIPTS = (*LIBRARIES, "prepare-storage.sh", "install-vllm.sh", "download-weights.sh", "fetch-secrets.sh",
-           "recheck-weights.sh", "launch-vllm.sh", "await-ready.sh", "publish-artefacts.sh")
+           "recheck-weights.sh", "launch-vllm.sh", "await-ready.sh", "await-vllm.sh",
+           "publish-artefacts.sh")
 # Publishing to the stack's artefact store starts once the server answers; it does nothing without a store.
 PUBLISH_UNIT = "pixtral-publish.service"
 UNITS = ("pixtral-storage.service", "pixtral-install.service", "pixtral-download.service", "pixtral-secrets.service",

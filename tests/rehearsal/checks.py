@@ -79,11 +79,12 @@ def timeline_events(booted: Booted) -> list[dict]:
     return [json.loads(line) for line in booted.timeline.read_text().splitlines() if line.strip()]
 
 
-def _now(booted: Booted) -> str:
+def machine_time(booted: Booted) -> str:
+    """The machine's clock, for `journalctl --since`."""
     return booted.machine.run("date", "+%s.%N").stdout.strip()
 
 
-def _journal_since(booted: Booted, since: str, *units: str) -> str:
+def journal_since(booted: Booted, since: str, *units: str) -> str:
     return booted.machine.run("journalctl", "--no-pager", "-o", "cat", f"--since=@{since}",
                               *(f"--unit={u}" for u in units)).stdout
 
@@ -212,13 +213,13 @@ def _secrets_unit_fails_naming_the_secret(booted: Booted, refuse: Callable[[], N
     store = "aws-ssm" if machine.state.cloud == "aws" else "gcp-secret-manager"
     with _fast_retries(booted, "pixtral-secrets.service"):
         machine.run("systemctl", "stop", SERVER_UNIT, "pixtral-secrets.service")
-        since = _now(booted)
+        since = machine_time(booted)
         refuse()
         try:
             machine.run("systemctl", "start", "--no-block", SERVER_UNIT)
             wait_for_units(booted, "the secrets unit failed",
                       lambda u: u["pixtral-secrets.service"]["ActiveState"] == "failed", timeout=300)
-            journal = _journal_since(booted, since, "pixtral-secrets.service", SERVER_UNIT)
+            journal = journal_since(booted, since, "pixtral-secrets.service", SERVER_UNIT)
             server = machine.units()[SERVER_UNIT]
         finally:
             mend()
@@ -266,11 +267,11 @@ class ServerFaults:
             machine.run("mv", marker, f"{marker}.aside")
             machine.run("mount", "-t", "tmpfs", "-o", "size=256k", "full-disk", hf_home)
             try:
-                since = _now(booted)
+                since = machine_time(booted)
                 machine.run("systemctl", "start", "--no-block", "pixtral-download.service")
                 wait_for_units(booted, "the download failed",
                           lambda u: u["pixtral-download.service"]["ActiveState"] == "failed", timeout=300)
-                journal = _journal_since(booted, since, "pixtral-download.service")
+                journal = journal_since(booted, since, "pixtral-download.service")
             finally:
                 machine.run("umount", hf_home)
                 machine.run("mv", f"{marker}.aside", marker)
@@ -283,14 +284,14 @@ class ServerFaults:
         # The stand-in for the driver's tool gone, as on a VM whose GPU or driver is missing.
         nvidia_smi.rename(nvidia_smi.with_suffix(".aside"))
         try:
-            since = _now(booted)
+            since = machine_time(booted)
             machine.run("systemctl", "reset-failed")
             machine.run("systemctl", "start", "--no-block", SERVER_UNIT)
             deadline = time.monotonic() + 300
-            while "no NVIDIA GPU found" not in _journal_since(booted, since, SERVER_UNIT) \
+            while "no NVIDIA GPU found" not in journal_since(booted, since, SERVER_UNIT) \
                     and time.monotonic() < deadline:
                 time.sleep(2)
-            journal = _journal_since(booted, since, SERVER_UNIT)
+            journal = journal_since(booted, since, SERVER_UNIT)
         finally:
             # Stopped before the restart that would find the GPU again: the next test that needs it starts vLLM.
             machine.run("systemctl", "stop", SERVER_UNIT)
@@ -319,14 +320,14 @@ def restart_takes_the_weights_again_once_they_left_the_store(serving: Booted) ->
     for path in (*weights.iterdir(), claim):
         path.unlink()
     before = int(machine.units()[SERVER_UNIT]["NRestarts"])
-    started, since = time.time(), _now(serving)
+    started, since = time.time(), machine_time(serving)
     killed = machine.run("pkill", "-KILL", "-f", "vllm[.]entrypoints[.]openai[.]api_server")
     assert killed.returncode == 0, killed.stderr
     wait_for_units(serving, "vLLM restarted", lambda units: int(units[SERVER_UNIT]["NRestarts"]) > before)
     wait_for_units(serving, "serving again after the restart", serving_units)
     done = smoke(serving)
     assert done.returncode == 0, done.stdout + done.stderr
-    journal = _journal_since(serving, since, SERVER_UNIT)
+    journal = journal_since(serving, since, SERVER_UNIT)
     assert "vLLM restarts without the weights it streamed: taking them again" in journal, journal[-3000:]
     assert any(r["service"] == "hub" for r in requests_since(serving, started)), "the hub was not asked"
     assert (weights / "manifest.json").exists(), "the weights were not published again"

@@ -86,8 +86,12 @@ def wait_for_units(booted: Booted, what: str, predicate: Callable[[dict], bool],
         if predicate(units):
             return units
         time.sleep(2)
+    units = booted.machine.units()
+    # The journal of each unit not active, and of vLLM: what went wrong is seldom in the states alone.
+    journals = "\n".join(f"--- {name}:\n{booted.machine.journal(name, lines=40)}" for name, unit in units.items()
+                         if unit["ActiveState"] != "active" or name == SERVER_UNIT)
     raise AssertionError(f"{what} within {timeout:.0f} s; units: "
-                         f"{ {n: (u['ActiveState'], u['SubState']) for n, u in booted.machine.units().items()} }")
+                         f"{ {n: (u['ActiveState'], u['SubState']) for n, u in units.items()} }\n{journals}")
 
 
 def serving_units(units: dict) -> bool:
