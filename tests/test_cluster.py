@@ -38,7 +38,8 @@ NO_TLS_OR_RANDOM = {"pixtral:tls": "false"}
 
 
 # .ci/run builds the binaries beside the other tests and names the file the build's exit status goes to: the tier
-# waits for it. A cold build takes ~25 minutes on a quiet 2-core machine (docs/development.md); an hour is a hang.
+# waits for it. A cold build takes ~21 minutes on a 2-core machine beside the tests (docs/development.md); an hour
+# is a hang.
 BUILD_STATUS_ENV = "PIXTRAL_CLUSTER_BUILD_STATUS"
 BUILD_WAIT_S = 3600
 
