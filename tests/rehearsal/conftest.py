@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -67,6 +68,11 @@ def booted(request, tmp_path_factory):
     # The first boot's phase durations, kept beside the machine's folder for the README's measured column.
     (folder / "durations.json").write_text(rehearsal("durations", str(folder)).stdout)
     yield machine
+    # Our units' journal, kept beside the durations: the disk that holds it goes below, and a check that passed may
+    # still have seen a unit retry (a cold CI run's vLLM restart failed once, its cause lost with the disk).
+    with contextlib.suppress(Exception):
+        (folder / "journal.txt").write_text(machine.machine.run(
+            "journalctl", "--no-pager", "-o", "short-precise", "--unit=pixtral-*", timeout=60).stdout)
     started = time.monotonic()
     rehearsal("stop", str(folder))
     stopped = time.monotonic()
